@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# make setup: idempotent installation of everything lblab needs on Debian 12 / Ubuntu 22.04+.
+#  1. Debian/Ubuntu packages (only the missing ones are installed)
+#  2. .venv from the distribution's /usr/bin/python3 with --system-site-packages (Mininet is a
+#     Debian package for that Python), the project installed editable with its test extras
+#  3. Open vSwitch running (systemd where it runs, else ovs-ctl directly, as in containers/CI)
+#  4. a self-signed lab TLS certificate in .lab/tls/ for the L7 proxy's TLS termination
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "lblab setup needs root (it installs packages and starts Open vSwitch): run 'sudo make setup' (as root: 'make setup')."
+command -v apt-get >/dev/null || die "apt-get not found: lblab's setup supports Debian 12 and Ubuntu 22.04/24.04 (or use the Vagrant VM: 'vagrant up')."
+
+# --- 1. packages -------------------------------------------------------------------------
+PACKAGES=(mininet openvswitch-switch openvswitch-common iperf3 haproxy wrk ethtool curl
+          python3-venv python3-pip iproute2 iputils-ping openssl procps psmisc)
+# Debian 12 / Ubuntu ship the small nginx as nginx-light; newer releases only have nginx.
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v nginx >/dev/null; then missing+=(NGINX); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  if [[ " ${missing[*]} " == *" NGINX "* ]]; then
+    missing=("${missing[@]/NGINX/}")
+    if apt-cache show nginx-light >/dev/null 2>&1; then missing+=(nginx-light); else missing+=(nginx); fi
+  fi
+  apt-get install -y -q --no-install-recommends ${missing[*]}
+else
+  say "packages: all present"
+fi
+
+# --- 2. virtualenv -----------------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv from /usr/bin/python3 (--system-site-packages, for Debian's Mininet)"
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+stamp=.venv/.lblab-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c "import experiments.cli" 2>/dev/null; then
+  say "installing lblab (editable) and its Python dependencies into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "$want" > "$stamp"
+else
+  say ".venv: up to date"
+fi
+.venv/bin/python -c "import mininet.net" || die ".venv cannot import mininet: is the 'mininet' package installed for /usr/bin/python3?"
+
+# --- 3. Open vSwitch ---------------------------------------------------------------------
+if ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
+  say "Open vSwitch: running"
+else
+  say "starting Open vSwitch"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl start openvswitch-switch
+  else
+    # No systemd (containers, CI): ovs-ctl starts ovsdb-server and ovs-vswitchd itself. It
+    # loads the kernel module where one exists; otherwise lblab uses the userspace datapath.
+    /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random >/dev/null 2>&1 || true
+  fi
+  ovs-vsctl --timeout=10 show >/dev/null || die "Open vSwitch did not start: see /var/log/openvswitch/"
+fi
+
+# --- 4. lab TLS certificate --------------------------------------------------------------
+if [ ! -f .lab/tls/lab.crt ]; then
+  say "generating the self-signed lab certificate .lab/tls/lab.crt"
+  mkdir -p .lab/tls
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=lblab" \
+    -addext "subjectAltName=DNS:lblab,DNS:localhost,IP:127.0.0.1,IP:10.0.0.100" \
+    -keyout .lab/tls/lab.key -out .lab/tls/lab.crt >/dev/null 2>&1
+  cat .lab/tls/lab.crt .lab/tls/lab.key > .lab/tls/lab.pem
+fi
+say "ready ($(.venv/bin/lblab --version))"

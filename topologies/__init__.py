@@ -1,0 +1,1 @@
+"""Topology generators (pure networkx graphs), the Mininet builder and drawing."""
