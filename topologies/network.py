@@ -1,0 +1,265 @@
+"""Topology graph -> a running Mininet network on Open vSwitch; the only module that imports Mininet.
+
+``LabNetwork`` is a context manager: whatever happens inside (or while building), the network is
+stopped and every interface, namespace, bridge and process it created is gone afterwards, checked
+against the registry record written *before* anything was created (``topologies.registry``).
+"""
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+from topologies import forwarding, graphs, registry
+from topologies.capabilities import detect_datapath, missing_link_features
+
+OFFLOADS = ("tx", "rx", "tso", "gso", "gro")
+STOP_GRACE_SEC = 3.0
+
+
+class NetworkError(RuntimeError):
+    """The network cannot be built as asked; the message says which part and why."""
+
+
+def _mininet():
+    """Import Mininet lazily: pure callers (graphs, CLI help) never need it."""
+    try:
+        from mininet import link, log, net, node, topo
+    except ImportError as exc:
+        raise NetworkError(
+            f"Mininet is not importable ({exc}); run 'make setup' (it installs Debian's "
+            f"'mininet' package and makes .venv see it)") from None
+    return link, log, net, node, topo
+
+
+def root_interfaces(graph):
+    """Return the names of the root-namespace interfaces Mininet will create for ``graph``.
+
+    Switches live in the root namespace, so every switch port is there: ``s1-eth1``… Host ends
+    (``h1-eth0``) live in the hosts' namespaces and vanish with them.
+    """
+    names = []
+    for a, b, data in graph.edges(data=True):
+        for node in (a, b):
+            if graph.nodes[node]["kind"] == "switch":
+                names.append(f"{node}-eth{data['ports'][node]}")
+    names += graphs.switches(graph)  # userspace bridges' local ports
+    return sorted(names)
+
+
+def link_options(data):
+    """Return TCLink keyword arguments for an edge's parameters (empty when unshaped)."""
+    opts = {}
+    if data.get("bw") is not None:
+        opts["bw"] = data["bw"]
+    if data.get("delay") is not None:
+        opts["delay"] = data["delay"]
+    if data.get("loss") is not None:
+        opts["loss"] = data["loss"]
+    if data.get("max_queue") is not None:
+        opts["max_queue_size"] = data["max_queue"]
+    return opts
+
+
+class LabNetwork:
+    """A topology graph running in Mininet on Open vSwitch.
+
+    Args:
+        graph (networkx.Graph): from ``topologies.graphs``.
+        controller (tuple|None): ``(ip, port)`` of a remote OpenFlow 1.3 controller, or None for
+            no controller: loop-free graphs then use standalone (learning) switches, graphs with
+            loops get static shortest-path flows from ``topologies.forwarding``.
+        datapath (str): ``auto`` (kernel if the openvswitch module is loaded, else userspace),
+            ``kernel`` or ``netdev``.
+        wait_sec (float): how long to wait for another lab on this machine to finish.
+        run_id (str|None): registry id (default: timestamp + random suffix).
+    """
+
+    def __init__(self, graph, controller=None, datapath="auto", wait_sec=600.0, run_id=None):
+        if datapath not in ("auto", "kernel", "netdev"):
+            raise NetworkError(f"datapath must be auto, kernel or netdev, got {datapath!r}")
+        self.graph = graph
+        self.controller = controller
+        self.requested_datapath = datapath
+        self.wait_sec = wait_sec
+        self.run_id = run_id
+        self.datapath = None
+        self.net = None
+        self.record = None
+        self._lock = None
+        self._procs = []
+        self.static_flows = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self):
+        self._lock = registry.NetworkLock(self.wait_sec).acquire()
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self._stop()
+        return False
+
+    def _check(self):
+        if os.geteuid() != 0:
+            raise NetworkError("building a network needs root: run as root or with sudo")
+        for tool in ("ovs-vsctl", "ovs-ofctl", "mnexec", "tc", "ip"):
+            if shutil.which(tool) is None:
+                raise NetworkError(f"{tool} not found: run 'make setup'")
+        if subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True).returncode:
+            raise NetworkError("Open vSwitch is not running: run 'make setup' (it starts it)")
+        problems = missing_link_features(self.graph)
+        if problems:
+            raise NetworkError("; ".join(problems))
+
+    def _start(self):
+        self._check()
+        self.datapath = (detect_datapath() if self.requested_datapath == "auto"
+                         else self.requested_datapath)
+        link, log, net, node, topo = _mininet()
+        log.setLogLevel(os.environ.get("LBLAB_MININET_LOG", "warning"))
+        self.record = registry.RunRecord.create(
+            switches=graphs.switches(self.graph), root_intfs=root_interfaces(self.graph),
+            run_id=self.run_id)
+        self.run_id = self.record.run_id
+        registry.set_current(self.record)
+
+        loops = graphs.has_loops(self.graph)
+        self.static_flows = self.controller is None and loops
+        fail_mode = "standalone" if self.controller is None and not loops else "secure"
+        run_id = self.run_id
+        datapath = "user" if self.datapath == "netdev" else "kernel"
+
+        class LabSwitch(node.OVSSwitch):
+            """OVS bridge tagged with the run id, so `lblab clean` knows it is lblab's."""
+
+            def __init__(self, name, **params):
+                params.setdefault("failMode", fail_mode)
+                params.setdefault("datapath", datapath)
+                params.setdefault("protocols", "OpenFlow13")
+                super().__init__(name, **params)
+
+            def bridgeOpts(self):
+                return super().bridgeOpts() + f" external_ids:{registry.BRIDGE_TAG}={run_id}"
+
+        shaped = any(link_options(d) for _, _, d in self.graph.edges(data=True))
+        mn_topo = topo.Topo()
+        for name in graphs.switches(self.graph):
+            mn_topo.addSwitch(name, dpid=self.graph.nodes[name]["dpid"])
+        for name in graphs.hosts(self.graph):
+            data = self.graph.nodes[name]
+            mn_topo.addHost(name, ip=f"{data['ip']}/{data['prefixlen']}", mac=data["mac"])
+        for a, b, data in sorted(self.graph.edges(data=True),
+                                 key=lambda e: (graphs._node_key(e[0]), graphs._node_key(e[1]))):
+            mn_topo.addLink(a, b, port1=data["ports"][a], port2=data["ports"][b],
+                            **link_options(data))
+        self.net = net.Mininet(topo=mn_topo, switch=LabSwitch, controller=None,
+                               link=link.TCLink if shaped else link.Link, build=False,
+                               autoSetMacs=False, waitConnected=False)
+        if self.controller is not None:
+            ip, port = self.controller
+            self.net.addController("c0", controller=node.RemoteController, ip=ip, port=port)
+        self.net.build()
+        for mn_node in self.net.hosts + self.net.switches:
+            self.record.add_host(mn_node.name, mn_node.pid)
+        self.record.save()
+        self.net.start()
+        if self.datapath == "netdev":
+            self._disable_offloads()
+        if self.static_flows:
+            self._install_static_flows()
+
+    def _disable_offloads(self):
+        # On the userspace datapath, veth checksum/segmentation offloads leave packets with
+        # partial checksums that nobody completes: TCP stalls at 0 bit/s (DESIGN.md).
+        flags = " ".join(f"{o} off" for o in OFFLOADS)
+        for host in self.net.hosts:
+            cmds = "; ".join(f"ethtool -K {intf} {flags} >/dev/null 2>&1"
+                             for intf in host.intfNames() if intf != "lo")
+            host.cmd(cmds)
+
+    def _install_static_flows(self):
+        for switch, lines in forwarding.ovs_flows(self.graph).items():
+            proc = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flows", switch, "-"],
+                                  input="\n".join(lines) + "\n", text=True,
+                                  capture_output=True)
+            if proc.returncode:
+                raise NetworkError(f"ovs-ofctl add-flows {switch} failed: {proc.stderr.strip()}")
+
+    def _stop(self):
+        try:
+            for proc in reversed(self._procs):
+                _terminate(proc)
+            if self.net is not None:
+                try:
+                    self.net.stop()
+                except Exception:  # noqa: BLE001 - the registry sweep below finishes the job
+                    pass
+            if self.record is not None:
+                registry.clean_record(self.record)
+                self.record.remove()
+        finally:
+            registry.set_current(None)
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    # -- use -----------------------------------------------------------------------------------
+    def host(self, name):
+        """Return the Mininet host (or switch) called ``name``."""
+        try:
+            return self.net[name]
+        except KeyError:
+            raise NetworkError(f"no node {name!r} in this network") from None
+
+    def popen(self, host_name, args, **kwargs):
+        """Start a process on a host; it is stopped (SIGTERM, then SIGKILL) when the lab stops.
+
+        Args:
+            host_name (str): e.g. ``"h6"``.
+            args (list[str]): the command.
+            **kwargs: passed to ``Host.popen`` (``stdout``, ``stderr``, ``cwd``, ``env``…).
+        Returns:
+            subprocess.Popen: the process.
+        """
+        proc = self.host(host_name).popen(args, **kwargs)
+        self._procs.append(proc)
+        self.record.add_process(proc.pid, f"{host_name}:{os.path.basename(args[0])}")
+        return proc
+
+    def stop_process(self, proc, grace_sec=STOP_GRACE_SEC):
+        """Stop one process started with ``popen`` now (SIGTERM, wait, SIGKILL)."""
+        _terminate(proc, grace_sec)
+        if proc in self._procs:
+            self._procs.remove(proc)
+
+    def ips(self, role=None):
+        """Return ``{host: ip}`` for hosts (optionally only those with ``role``)."""
+        return {h: self.graph.nodes[h]["ip"] for h in graphs.hosts(self.graph, role)}
+
+
+def _terminate(proc, grace_sec=STOP_GRACE_SEC):
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace_sec)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace_sec)
+    except ProcessLookupError:
+        pass
+
+
+def wait_for(predicate, timeout_sec, interval_sec=0.1):
+    """Poll ``predicate`` until it is true or ``timeout_sec`` passes; return its last value."""
+    deadline = time.monotonic() + timeout_sec
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval_sec)
