@@ -9,6 +9,7 @@ import importlib
 import sys
 
 from experiments import __version__
+from experiments.errors import UsageError  # noqa: F401 - re-exported for commands
 
 # command -> (module, one-line help). Modules are imported only when their command runs, so
 # `lblab --help` stays fast and a command's heavy imports (os-ken, Mininet) stay in its own shell.
@@ -28,10 +29,6 @@ COMMANDS = {
     "loadgen": ("lb_apps.loadgen", "run the HTTP load generator"),
     "engine": ("lb_apps.engines", "render HAProxy/nginx configs from an L7 spec"),
 }
-
-
-class UsageError(Exception):
-    """A user error: printed as ``lblab: error: <message>`` and exit status 2."""
 
 
 def _usage():

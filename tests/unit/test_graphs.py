@@ -1,0 +1,161 @@
+"""Topology generators: counts, roles, determinism and parameter errors (no root)."""
+import networkx as nx
+import pytest
+
+from topologies import forwarding, graphs
+
+
+def counts(graph):
+    return (len(graphs.switches(graph)), len(graphs.hosts(graph)), graph.number_of_edges())
+
+
+@pytest.mark.parametrize("name, params, expected", [
+    ("single", dict(n=5), (1, 5, 5)),
+    ("linear", dict(n=3), (3, 3, 5)),
+    ("linear", dict(n=3, hosts_per_switch=2), (3, 6, 8)),
+    ("tree", dict(depth=2, fanout=3), (4, 9, 12)),
+    ("tree", dict(depth=2, fanout=16), (17, 256, 272)),
+    ("fat_tree", dict(k=4), (20, 16, 48)),
+    ("fat_tree", dict(k=6), (45, 54, 162)),
+    ("leaf_spine", dict(spines=2, leaves=4, hosts_per_leaf=4), (6, 16, 24)),
+    ("dumbbell", dict(hosts_per_side=3, bottleneck_bw=10), (2, 6, 7)),
+    ("lb_lab", dict(), (1, 9, 9)),
+    ("lb_lab", dict(clients=2, backends=3, switches=3), (3, 6, 8)),
+])
+def test_counts(name, params, expected):
+    assert counts(graphs.build(name, params)) == expected
+
+
+def test_lb_lab_roles_and_addresses():
+    g = graphs.lb_lab(clients=4, backends=4)
+    assert graphs.hosts(g, "client") == ["h1", "h2", "h3", "h4"]
+    assert graphs.hosts(g, "lb") == ["h5"]
+    assert graphs.hosts(g, "backend") == ["h6", "h7", "h8", "h9"]
+    assert g.nodes["h6"]["ip"] == "10.0.0.6"
+    assert g.nodes["h6"]["mac"] == "00:00:00:00:00:06"
+    assert g.nodes["s1"]["dpid"] == "0000000000000001"
+    assert g.nodes["s1"]["role"] == "switch"
+
+
+def test_lb_lab_chain_places_roles():
+    g = graphs.lb_lab(clients=2, backends=2, switches=3)
+    assert set(g.neighbors("h1")) == {"s1"}
+    assert set(g.neighbors("h3")) == {"s2"}  # lb on the middle switch
+    assert set(g.neighbors("h5")) == {"s3"}
+
+
+def test_dumbbell_bottleneck_and_roles():
+    g = graphs.dumbbell(hosts_per_side=2, bottleneck_bw=20, bw=100)
+    assert g.edges["s1", "s2"]["bw"] == 20.0
+    assert g.edges["h1", "s1"]["bw"] == 100.0
+    assert graphs.hosts(g, "client") == ["h1", "h2"]
+    assert graphs.hosts(g, "backend") == ["h3", "h4"]
+
+
+def test_ports_are_unique_per_node_and_hosts_use_eth0():
+    g = graphs.fat_tree(k=4)
+    for node in g.nodes:
+        ports = [g.edges[node, n]["ports"][node] for n in g.neighbors(node)]
+        assert len(ports) == len(set(ports))
+        if g.nodes[node]["kind"] == "host":
+            assert ports == [0]
+        else:
+            assert min(ports) == 1
+
+
+@pytest.mark.parametrize("name", list(graphs.GENERATORS))
+def test_deterministic(name):
+    a, b = graphs.build(name, {}), graphs.build(name, {})
+    assert nx.node_link_data(a, edges="links") == nx.node_link_data(b, edges="links")
+
+
+def test_tree_names_match_mininet_treetopo():
+    # mininet.topolib.TreeTopo numbers switches in pre-order: s1 root, s2 first child...
+    g = graphs.tree(depth=2, fanout=2)
+    assert set(g.neighbors("s1")) == {"s2", "s3"}
+    assert set(g.neighbors("s2")) == {"s1", "h1", "h2"}
+
+
+def test_loops_detected():
+    assert graphs.has_loops(graphs.fat_tree(k=4))
+    assert graphs.has_loops(graphs.leaf_spine(spines=2, leaves=2, hosts_per_leaf=1))
+    assert not graphs.has_loops(graphs.tree(depth=3, fanout=2))
+    assert not graphs.has_loops(graphs.leaf_spine(spines=1, leaves=3, hosts_per_leaf=1))
+
+
+@pytest.mark.parametrize("name, params, message", [
+    ("fat_tree", dict(k=3), "fat_tree: parameter 'k' must be even, got 3"),
+    ("fat_tree", dict(k=0), "fat_tree: parameter 'k' must be an integer >= 2, got 0"),
+    ("single", dict(n=0), "single: parameter 'n' must be an integer >= 1, got 0"),
+    ("single", dict(n="4"), "single: parameter 'n' must be an integer >= 1, got '4' (str)"),
+    ("lb_lab", dict(backends=0), "lb_lab: parameter 'backends' must be an integer >= 1, got 0"),
+    ("single", dict(bw=-1), "single: parameter 'bw' must be a rate in Mbit/s > 0, got -1"),
+    ("single", dict(loss=101), "single: parameter 'loss' must be a percentage in 0..100, got 101"),
+    ("single", dict(delay="fast"), "single: parameter 'delay': a delay must look like"),
+    ("single", dict(max_queue=0), "single: parameter 'max_queue' must be an integer >= 1, got 0"),
+    ("dumbbell", dict(bottleneck_bw=0),
+     "dumbbell: parameter 'bottleneck_bw' must be a rate in Mbit/s > 0, got 0"),
+    ("leaf_spine", dict(spines=0), "leaf_spine: parameter 'spines' must be an integer >= 1"),
+    ("tree", dict(fanout=True), "tree: parameter 'fanout' must be an integer >= 1, got True"),
+    ("single", dict(hosts=3), "single: unknown parameter 'hosts'; expected one of n, bw"),
+    ("torus", dict(), "unknown topology 'torus'; expected one of single, linear"),
+])
+def test_invalid_parameters(name, params, message):
+    with pytest.raises(graphs.TopologyError) as info:
+        graphs.build(name, params)
+    assert message in str(info.value)
+
+
+def test_delay_normalised():
+    g = graphs.single(n=1, delay="0.5s")
+    assert g.edges["h1", "s1"]["delay"] == "500ms"
+    assert graphs.parse_delay_ms("200us") == pytest.approx(0.2)
+
+
+def test_summary():
+    info = graphs.summary(graphs.lb_lab(bw=100))
+    assert info["switches"] == 1 and info["hosts"] == 9 and info["links"] == 9
+    assert info["roles"]["lb"] == ["h5"]
+    assert info["link_features"] == ["bw"]
+
+
+@pytest.mark.parametrize("name, params", [
+    ("fat_tree", dict(k=4)), ("leaf_spine", dict()), ("tree", dict(depth=3, fanout=2)),
+    ("linear", dict(n=5)), ("lb_lab", dict(switches=3)),
+])
+def test_forwarding_reaches_every_host_on_shortest_paths(name, params):
+    g = graphs.build(name, params)
+    hosts = graphs.hosts(g)
+    for src in hosts[:4]:
+        for dst in hosts:
+            if src == dst:
+                continue
+            hops = forwarding.shortest_path(g, src, dst)
+            assert len(hops) == nx.shortest_path_length(g, src, dst) - 1
+
+
+def test_flood_tree_reaches_every_host_once():
+    g = graphs.fat_tree(k=4)
+    flood = forwarding.flood_ports(g)
+    loc = forwarding.host_location(g)
+    # simulate a broadcast from h1 along the flood rules
+    switch, port = loc["h1"]
+    reached, frontier, visits = [], [(switch, port)], 0
+    while frontier:
+        sw, in_port = frontier.pop()
+        visits += 1
+        assert visits < 500, "broadcast loops"
+        for out in flood[sw][in_port]:
+            neigh = forwarding._neighbour_on_port(g, sw, out)
+            if g.nodes[neigh]["kind"] == "host":
+                reached.append(neigh)
+            else:
+                frontier.append((neigh, g.edges[sw, neigh]["ports"][neigh]))
+    assert sorted(reached, key=graphs._node_key) == graphs.hosts(g)[1:]
+
+
+def test_ovs_flow_lines():
+    flows = forwarding.ovs_flows(graphs.single(n=2))
+    assert "priority=100,dl_dst=00:00:00:00:00:01,actions=output:1" in flows["s1"]
+    assert ("priority=90,in_port=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=output:2"
+            in flows["s1"])
