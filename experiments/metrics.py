@@ -328,7 +328,7 @@ def timeseries(records, window, names, bin_s=1.0):
         else:
             errors[i] += 1
     scale = 1.0 / bin_s
-    return {"t": [i * bin_s for i in range(nbins)],
+    return {"t": [i * bin_s for i in range(nbins)], "bin_s": bin_s,
             "backends": {n: [c * scale for c in v] for n, v in series.items()},
             "errors": [c * scale for c in errors]}
 

@@ -1,0 +1,93 @@
+"""lblab report / compare on the committed raw fixture tests/unit/fixtures/run_tiny."""
+import os
+import shutil
+
+import pytest
+
+from experiments import compare, report
+from experiments.cli import UsageError
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run_tiny")
+EXPECTED_CSV = os.path.join(os.path.dirname(__file__), "fixtures", "run_tiny_summary.csv")
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    target = tmp_path / "tiny-20261128T090000"
+    shutil.copytree(FIXTURE, target)
+    return str(target)
+
+
+def _read(path):
+    with open(path, "rb") as fp:
+        return fp.read()
+
+
+def test_summary_csv_is_rebuilt_byte_identically(run_dir):
+    report.build(run_dir, plots=False)
+    first = _read(os.path.join(run_dir, "summary.csv"))
+    first_json = _read(os.path.join(run_dir, "summary.json"))
+    os.remove(os.path.join(run_dir, "summary.csv"))
+    report.build(run_dir, plots=False)
+    assert _read(os.path.join(run_dir, "summary.csv")) == first
+    assert _read(os.path.join(run_dir, "summary.json")) == first_json
+    # and equal to the committed expectation: a change in the numbers is a visible diff
+    assert first == _read(EXPECTED_CSV)
+
+
+def test_summary_counts_add_up(run_dir):
+    summary = report.build(run_dir, plots=False)["summary"]
+    assert [c["config"] for c in summary["configs"]] == ["l4_rr", "l7_rr"]
+    for run in summary["runs"]:
+        m = run["metrics"]
+        assert m["sent"] == m["ok"] + m["errors"]
+        assert sum(m["backend_share"].values()) == pytest.approx(1.0)
+    killed = next(r for r in summary["runs"] if r["meta"]["run"] == "l7_rr-r1")["metrics"]
+    assert killed["errors_by_kind"] == {"connect_refused": 3}
+
+
+def test_report_renders_with_every_section_and_embedded_figures(run_dir):
+    result = report.build(run_dir)
+    html = open(result["report"], encoding="utf-8").read()
+    for section in ("The question", "The setup", "Results", "Figures", "Fidelity warnings",
+                    "Manifest"):
+        assert f"<h2>{section}</h2>" in html
+    assert "Does L4 or L7 round robin share two backends evenly?" in html
+    assert html.count("data:image/png;base64,") >= 6
+    assert 'src="plots/' not in html          # self-contained
+    plots = os.listdir(os.path.join(run_dir, "plots"))
+    for stem in ("throughput", "latency_cdf", "backend_share", "fairness",
+                 "timeseries-l7_rr"):
+        assert f"{stem}.png" in plots and f"{stem}.svg" in plots
+
+
+def test_fidelity_warnings_name_unexpected_errors(run_dir):
+    summary, _ = report.collect(run_dir)
+    run = next(r for r in summary["runs"] if r["meta"]["run"] == "l4_rr-r2")
+    run["meta"]["fidelity"]["warnings"] = ["host CPU saturated (99%)"]
+    run["metrics"].update(errors=2, errors_by_kind={"timeout": 2})
+    warnings = report.fidelity_warnings(summary)
+    assert "l4_rr-r2: host CPU saturated (99%)" in warnings
+    assert any(w.startswith("l4_rr-r2: 2 of 40 requests failed without an injected fault")
+               for w in warnings)
+    # the killed backend in l7_rr-r1 was an injected fault: no warning for it
+    assert not any(w.startswith("l7_rr-r1") for w in warnings)
+
+
+def test_report_command_errors(tmp_path):
+    with pytest.raises(UsageError, match="is not a folder"):
+        report.main([str(tmp_path / "nope")])
+    with pytest.raises(UsageError, match="no raw runs"):
+        report.main([str(tmp_path)])
+
+
+def test_compare_side_by_side(run_dir, capsys):
+    report.build(run_dir, plots=False)
+    summary = report.load_json(os.path.join(run_dir, "summary.json"))
+    rows = compare.compare_rows([("a", summary), ("b", summary)], ["goodput_rps"])
+    assert rows[0] == ["config", "a: goodput_rps", "b: goodput_rps"]
+    assert rows[1] == ["l4_rr", "20 ± 0", "20 ± 0"]
+    assert compare.main([run_dir, run_dir, "--csv"]) == 0
+    assert capsys.readouterr().out.startswith("config,")
+    with pytest.raises(UsageError, match="not a metric"):
+        compare.main([run_dir, "--metric", "speed"])
