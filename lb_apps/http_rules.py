@@ -1,0 +1,325 @@
+"""HTTP/1.1 protocol hygiene for the L7 proxy (RFC 9110/9112): request checks, hop-by-hop
+stripping, forwarding headers and message framing. Pure: headers in, bytes/decisions out.
+
+Message boundaries and byte-level syntax (bare CR, NUL, obs-fold, whitespace before colon,
+CL+TE, duplicate or malformed Content-Length, bad chunk sizes) are enforced by httptools (llhttp,
+strict mode); this module adds the checks llhttp leaves to the application: Host presence and
+uniqueness, Transfer-Encoding on HTTP/1.0 and codings other than ``chunked``, and maps parser
+errors to a status (400/501) the way h11's ``error_status_hint`` does.
+"""
+from http import HTTPStatus
+
+# RFC 9110 7.6.1 connection-specific fields, plus the de-facto Proxy-Connection and the
+# proxy-auth pair (hop-by-hop in RFC 2616 13.5.1). Transfer-Encoding is re-framed by the proxy.
+HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer",
+                        b"transfer-encoding", b"upgrade", b"proxy-authorization",
+                        b"proxy-authenticate"))
+# Requests a server must not see twice on the wire if a retry happens (RFC 9110 9.2.2).
+IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
+VIA_NAME = b"lblab"
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_HOST_FORBIDDEN = frozenset(b" \t/\\@?#,")
+
+
+class RequestError(Exception):
+    """A request the proxy refuses; ``status`` is the response status (then close)."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class RequestHead:
+    """Facts about one request head, gathered in one pass over its headers.
+
+    Attributes:
+        host (bytes|None): the Host value.
+        chunked (bool): Transfer-Encoding: chunked.
+        content_length (int|None): the Content-Length value.
+        forward (list[bytes]): header lines (``name: value\\r\\n``) to pass upstream unchanged.
+        xff (bytes|None), forwarded (bytes|None), via (bytes|None): existing values to append to.
+        cookie (bytes|None), authorization (bytes|None): for stickiness/routing and auth.
+        conn_close (bool): the client asked to close (``Connection: close``).
+        conn_keep_alive (bool): ``Connection: keep-alive`` (HTTP/1.0).
+        expect_continue (bool): ``Expect: 100-continue``.
+    """
+
+    __slots__ = ("host", "chunked", "content_length", "forward", "xff", "forwarded", "via",
+                 "cookie", "authorization", "conn_close", "conn_keep_alive", "expect_continue",
+                 "cache_control", "pragma")
+
+    def __init__(self):
+        self.host = self.content_length = self.xff = self.forwarded = self.via = None
+        self.cookie = self.authorization = self.cache_control = self.pragma = None
+        self.chunked = self.conn_close = self.conn_keep_alive = self.expect_continue = False
+        self.forward = []
+
+
+def _connection_tokens(values):
+    out = set()
+    for value in values:
+        for token in value.split(b","):
+            token = token.strip().lower()
+            if token:
+                out.add(token)
+    return out
+
+
+def analyze_request(headers, http_minor):
+    """Check a request's headers and split them into what to forward and what the proxy uses.
+
+    Args:
+        headers (list[tuple[bytes, bytes]]): (name, value) as httptools reported them.
+        http_minor (int): 0 for HTTP/1.0, 1 for HTTP/1.1.
+    Returns:
+        RequestHead: the facts; ``forward`` excludes hop-by-hop and forwarding headers.
+    Raises:
+        RequestError: 400 for missing/duplicate/invalid Host or TE on HTTP/1.0, 501 for a
+            transfer coding other than chunked.
+    """
+    head = RequestHead()
+    forward = head.forward
+    connection = None
+    hosts = 0
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"host":
+            hosts += 1
+            head.host = value
+            forward.append(b"Host: " + value + b"\r\n")
+        elif lname in HOP_BY_HOP:
+            if lname == b"connection":
+                connection = [value] if connection is None else connection + [value]
+            elif lname == b"transfer-encoding":
+                if head.chunked or value.strip().lower() != b"chunked":
+                    raise RequestError(501, f"Transfer-Encoding {value!r} not implemented "
+                                            f"(only a single 'chunked' is)")
+                head.chunked = True
+        elif lname == b"content-length":
+            head.content_length = int(value)
+            forward.append(name + b": " + value + b"\r\n")
+        elif lname == b"x-forwarded-for":
+            head.xff = value if head.xff is None else head.xff + b", " + value
+        elif lname == b"forwarded":
+            head.forwarded = value if head.forwarded is None else head.forwarded + b", " + value
+        elif lname == b"via":
+            head.via = value if head.via is None else head.via + b", " + value
+        else:
+            if lname == b"cookie":
+                head.cookie = value if head.cookie is None else head.cookie + b"; " + value
+            elif lname == b"authorization":
+                head.authorization = value
+            elif lname == b"expect":
+                head.expect_continue = value.strip().lower() == b"100-continue"
+            elif lname == b"cache-control":
+                head.cache_control = value
+            elif lname == b"pragma":
+                head.pragma = value
+            forward.append(name + b": " + value + b"\r\n")
+    if hosts > 1:
+        raise RequestError(400, "more than one Host header")
+    if hosts == 0 and http_minor >= 1:
+        raise RequestError(400, "missing Host header (required in HTTP/1.1)")
+    if head.host is not None and not _valid_host(head.host):
+        raise RequestError(400, f"invalid Host {head.host!r}")
+    if head.chunked and http_minor == 0:
+        raise RequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
+    if connection is not None:
+        tokens = _connection_tokens(connection)
+        head.conn_close = b"close" in tokens
+        head.conn_keep_alive = b"keep-alive" in tokens
+        named = tokens - {b"close", b"keep-alive"}
+        if named:
+            head.forward = [line for line in forward
+                            if line.split(b":", 1)[0].lower() not in named]
+            for attr, key in (("cookie", b"cookie"), ("authorization", b"authorization")):
+                if key in named:
+                    setattr(head, attr, None)
+    return head
+
+
+def _valid_host(host):
+    if not host or len(host) > 255:
+        return False
+    return not any(c in _HOST_FORBIDDEN or c < 0x21 or c > 0x7e for c in host)
+
+
+def parser_error_status(message):
+    """Map an httptools parser error message to a response status.
+
+    Args:
+        message (str): ``str(exc)`` of an ``httptools.HttpParserError``.
+    Returns:
+        int: 501 for an unknown transfer coding, else 400.
+    """
+    if "invalid `Transfer-Encoding`" in message and "header value" not in message:
+        return 501
+    return 400
+
+
+def forwarding_lines(head, client_ip, proto, http_minor):
+    """Return the Via, X-Forwarded-For, X-Forwarded-Proto and Forwarded lines for a request.
+
+    Args:
+        head (RequestHead): the analysed request.
+        client_ip (str): the socket peer address.
+        proto (bytes): b"http" or b"https".
+        http_minor (int): the client's HTTP minor version (for Via).
+    Returns:
+        bytes: header lines, each ending in CRLF.
+    """
+    ip = client_ip.encode()
+    via = b"1.%d " % http_minor + VIA_NAME
+    xff = ip if head.xff is None else head.xff + b", " + ip
+    node = b'"[' + ip + b']"' if b":" in ip else ip
+    fwd = b"for=" + node + b";proto=" + proto
+    if head.host is not None:
+        fwd += b';host="' + head.host + b'"'
+    if head.forwarded is not None:
+        fwd = head.forwarded + b", " + fwd
+    return (b"Via: " + (via if head.via is None else head.via + b", " + via) + b"\r\n"
+            b"X-Forwarded-For: " + xff + b"\r\nX-Forwarded-Proto: " + proto + b"\r\n"
+            b"Forwarded: " + fwd + b"\r\n")
+
+
+def build_request_head(method, url, head, extra):
+    """Encode the upstream request head (always HTTP/1.1, keep-alive, re-framed body).
+
+    Args:
+        method (bytes): request method.
+        url (bytes): request target as received.
+        head (RequestHead): analysed request.
+        extra (bytes): additional header lines (forwarding headers, Host for HTTP/1.0).
+    Returns:
+        bytes: the head, ending in an empty line.
+    """
+    framing = b"Transfer-Encoding: chunked\r\n" if head.chunked else b""
+    return b"".join((method, b" ", url, b" HTTP/1.1\r\n", *head.forward, extra, framing, b"\r\n"))
+
+
+class ResponseHead:
+    """Facts about an upstream response head, and the lines to forward to the client.
+
+    Attributes:
+        forward (list[bytes]): end-to-end header lines, CRLF-terminated.
+        content_length (int|None), chunked (bool): upstream framing.
+        upstream_close (bool): upstream said Connection: close.
+        cache_control (bytes|None), vary (bytes|None), has_set_cookie (bool): for caching.
+    """
+
+    __slots__ = ("forward", "content_length", "chunked", "upstream_close", "cache_control",
+                 "vary", "has_set_cookie", "expires", "age")
+
+    def __init__(self):
+        self.forward = []
+        self.content_length = self.cache_control = self.vary = self.expires = self.age = None
+        self.chunked = self.upstream_close = self.has_set_cookie = False
+
+
+def analyze_response(headers):
+    """Split upstream response headers into end-to-end lines and framing facts.
+
+    Args:
+        headers (list[tuple[bytes, bytes]]): (name, value) as httptools reported them.
+    Returns:
+        ResponseHead: the facts; ``forward`` excludes hop-by-hop headers and those named in
+        Connection.
+    """
+    resp = ResponseHead()
+    forward = resp.forward
+    connection = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname in HOP_BY_HOP:
+            if lname == b"connection":
+                connection = [value] if connection is None else connection + [value]
+            elif lname == b"transfer-encoding":
+                resp.chunked = value.strip().lower().endswith(b"chunked")
+            continue
+        if lname == b"content-length":
+            resp.content_length = int(value)
+        elif lname == b"cache-control":
+            resp.cache_control = value if resp.cache_control is None else \
+                resp.cache_control + b", " + value
+        elif lname == b"vary":
+            resp.vary = value if resp.vary is None else resp.vary + b", " + value
+        elif lname == b"set-cookie":
+            resp.has_set_cookie = True
+        elif lname == b"expires":
+            resp.expires = value
+        elif lname == b"age":
+            resp.age = value
+        forward.append(name + b": " + value + b"\r\n")
+    if connection is not None:
+        tokens = _connection_tokens(connection)
+        resp.upstream_close = b"close" in tokens
+        named = tokens - {b"close", b"keep-alive"}
+        if named:
+            resp.forward = [line for line in forward
+                            if line.split(b":", 1)[0].lower() not in named]
+    return resp
+
+
+def reason(status):
+    """Return the standard reason phrase for a status code (b"" if unknown)."""
+    return _REASONS.get(status, b"")
+
+
+def error_response(status, message="", close=True, extra=b""):
+    """Encode a small text/plain response generated by the proxy.
+
+    Args:
+        status (int): status code.
+        message (str): body text (the reason phrase if empty).
+        close (bool): add ``Connection: close``.
+        extra (bytes): additional header lines, CRLF-terminated.
+    Returns:
+        bytes: the whole response.
+    """
+    body = (message or reason(status).decode()).encode("utf-8", "replace") + b"\n"
+    return b"".join((b"HTTP/1.1 %d " % status, reason(status), b"\r\n",
+                     b"Content-Type: text/plain; charset=utf-8\r\n",
+                     b"Content-Length: %d\r\n" % len(body), extra,
+                     b"Connection: close\r\n" if close else b"", b"Via: 1.1 " + VIA_NAME + b"\r\n",
+                     b"\r\n", body))
+
+
+def parse_cookies(value):
+    """Parse a Cookie header value into name -> value (first occurrence wins).
+
+    Args:
+        value (bytes|None): the Cookie header.
+    Returns:
+        dict[str, str]: cookies.
+    """
+    out = {}
+    if not value:
+        return out
+    for part in value.decode("latin-1").split(";"):
+        name, sep, val = part.strip().partition("=")
+        if sep and name and name not in out:
+            out[name] = val.strip().strip('"')
+    return out
+
+
+def split_target(url):
+    """Split a request target into (path, query), both str; absolute-form keeps only the path.
+
+    Args:
+        url (bytes): the request target.
+    Returns:
+        tuple[str, str]: path (``/`` if empty) and query (without ``?``, ``""`` if none).
+    """
+    text = url.decode("latin-1")
+    if not text.startswith("/"):
+        scheme, sep, rest = text.partition("://")
+        if sep:
+            slash = rest.find("/")
+            text = rest[slash:] if slash >= 0 else "/"
+    path, _, query = text.partition("?")
+    return path or "/", query
+
+
+def is_idempotent(method):
+    """Return True for methods that may be retried once they reached a backend (RFC 9110 9.2.2)."""
+    return method in IDEMPOTENT_METHODS

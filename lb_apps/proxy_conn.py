@@ -1,0 +1,787 @@
+"""The L7 proxy's connection protocols: client side and upstream side (asyncio.Protocol callbacks).
+
+httptools finds message boundaries and headers; heads are rebuilt (hop-by-hop stripped,
+forwarding headers added) and bodies forwarded as the bytes arrive, re-framed only when chunked.
+Writes made while handling one read are joined into one ``transport.write``. Timeouts are
+checked by the server's periodic sweep (``ClientConnection.tick``), not by a timer per request.
+"""
+import asyncio
+import time
+
+import httptools
+
+from lb_apps import http_rules
+from lb_apps.cache import CacheEntry, request_lookup_policy, response_ttl
+from lb_apps.http_rules import RequestError, analyze_request, analyze_response
+from lb_apps.routing import challenge, check_auth
+from lb_apps.sticky import set_cookie_line, verify
+
+# Client read states.
+IDLE, HEAD, BODY, DONE = 0, 1, 2, 3
+# Response body framing towards the client.
+RAW, CHUNK = 0, 1
+MAX_PIPELINED = 16  # queued requests per client before we stop reading
+REPLAY_MAX_BYTES = 64 * 1024  # request bytes kept to retry an idempotent request
+HEAD_SLACK_BYTES = 1024  # request line/CRLF overhead allowed beyond max_uri + max_header_bytes
+_perf = time.perf_counter
+
+
+class _Refuse(Exception):
+    def __init__(self, status, message=""):
+        super().__init__(message)
+        self.status = status
+
+
+class Request:
+    """One client request in flight through the proxy."""
+
+    __slots__ = ("method", "url", "headers", "head", "minor", "keep", "complete", "out",
+                 "replay", "replay_bytes", "body_bytes", "up", "backend", "group", "tried",
+                 "attempts", "upstream_head", "responded", "mode", "t0", "set_cookie",
+                 "cache_key", "cache_store", "capture", "capture_bytes", "cache_meta",
+                 "connecting", "connect_deadline", "method_str", "x_cache")
+
+    def __init__(self, method, url, headers, head, minor, keep):
+        self.method = method
+        self.method_str = method.decode("latin-1")
+        self.url = url
+        self.headers = headers
+        self.head = head
+        self.minor = minor
+        self.keep = keep
+        self.complete = False
+        self.out = []
+        self.replay = [] if http_rules.is_idempotent(self.method_str) else None
+        self.replay_bytes = self.body_bytes = self.attempts = 0
+        self.up = self.backend = self.group = self.upstream_head = None
+        self.tried = set()
+        self.responded = False
+        self.mode = RAW
+        self.t0 = 0.0
+        self.set_cookie = None
+        self.cache_key = self.capture = self.cache_meta = self.connecting = None
+        self.cache_store = False
+        self.capture_bytes = 0
+        self.connect_deadline = 0.0
+        self.x_cache = b""
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection: parse requests, route, balance, forward, answer."""
+
+    def __init__(self, server):
+        self.server = server
+        self.loop = server.loop
+        self.transport = None
+        self.parser = None
+        self.closed = False
+        self.state = IDLE
+        self.deadline = 0.0
+        self.active = None
+        self.cur = None
+        self.queue = []
+        self.wbuf = []
+        self.close_after_flush = False
+        self.pending_error = None
+        self.url = b""
+        self.headers = []
+        self.header_bytes = 0
+        self.head_bytes = 0
+        self.paused_by_upstream = False
+
+    # -- connection lifecycle ---------------------------------------------------------
+
+    def connection_made(self, transport):
+        self.transport = transport
+        server = self.server
+        peer = transport.get_extra_info("peername")
+        self.peer = peer if peer else ("0.0.0.0", 0)
+        sock = transport.get_extra_info("sockname")
+        self.local = sock if sock else ("0.0.0.0", 0)
+        rt = server.rt
+        if len(server.conns) >= rt.limits.max_connections or server.draining:
+            rt.local_responses[503] += 1
+            transport.write(http_rules.error_response(503, "too many connections"))
+            transport.close()
+            self.closed = True
+            return
+        server.conns.add(self)
+        self.parser = httptools.HttpRequestParser(self)
+        self.deadline = server.now + rt.timeouts.keepalive_idle
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.server.conns.discard(self)
+        req = self.active
+        if req is not None:
+            self.active = None
+            if req.connecting is not None:
+                req.connecting.cancel()
+            up = req.up
+            if up is not None:
+                # the client left mid-response: the upstream state is unknown, do not pool it
+                up.detach()
+                up.close()
+            self._release_backend(req, ok=True)
+
+    def pause_writing(self):
+        up = self.active.up if self.active is not None else None
+        if up is not None and up.transport is not None:
+            up.transport.pause_reading()
+            up.paused = True
+
+    def resume_writing(self):
+        up = self.active.up if self.active is not None else None
+        if up is not None and up.paused and up.transport is not None:
+            up.paused = False
+            up.transport.resume_reading()
+
+    def tick(self, now):
+        """Enforce client and upstream deadlines (called by the server's sweep)."""
+        if self.closed:
+            return
+        req = self.active
+        if req is not None:
+            if req.connecting is not None and now >= req.connect_deadline:
+                req.connecting.cancel()  # its done-callback reports the connect failure
+            elif req.up is not None and now >= req.up.deadline:
+                self.upstream_failed(req, 504, "upstream response timeout")
+                self.flush()
+                return
+        if now < self.deadline:
+            return
+        if self.state in (HEAD, BODY):
+            if req is None or (req is self.cur and not req.responded):
+                self.refuse(408, "request not received in time")
+            elif req is self.cur:
+                self.abort()  # answered, but the rest of its body never came
+            # else an earlier request is still being answered: look again later
+        elif self.state == IDLE and req is None and not self.queue:
+            self.abort()  # idle keep-alive connection: close quietly
+        self.flush()
+
+    def close_if_idle(self):
+        """For a graceful drain: close now if nothing is in progress on this connection."""
+        if self.active is None and not self.queue and self.state == IDLE:
+            self.abort()
+
+    def abort(self):
+        """Close the connection (pending writes are flushed by the transport)."""
+        if not self.closed:
+            self.closed = True
+            self.server.conns.discard(self)
+            self.flush()
+            self.transport.close()
+
+    def flush(self):
+        """Write what was produced while handling one event, as one write each way."""
+        if self.wbuf and not self.transport.is_closing():
+            self.transport.write(b"".join(self.wbuf) if len(self.wbuf) > 1 else self.wbuf[0])
+        self.wbuf.clear()
+        req = self.active
+        if req is not None and req.up is not None and req.out:
+            req.up.send(req)
+        if self.close_after_flush and not self.closed:
+            self.abort()
+
+    # -- reading requests -------------------------------------------------------------
+
+    def data_received(self, data):
+        if self.closed or self.state == DONE:
+            return
+        if self.state == IDLE:
+            self.state = HEAD
+            self.deadline = self.server.now + self.server.rt.timeouts.client_header
+            self.head_bytes = 0
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._after_upgrade(data, exc.args[0])
+        except httptools.HttpParserError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _Refuse):
+                self.refuse(cause.status, str(cause))
+            else:
+                self.refuse(http_rules.parser_error_status(str(exc)), f"bad request: {exc}")
+        if self.state == HEAD:
+            self.head_bytes += len(data)
+            limits = self.server.rt.limits
+            if self.head_bytes > limits.max_header_bytes + limits.max_uri + HEAD_SLACK_BYTES:
+                self.refuse(431, "request header block too large")
+        self.flush()
+
+    def _after_upgrade(self, data, offset):
+        # llhttp stops after an Upgrade/CONNECT head. on_headers_complete refused CONNECT and
+        # bodies; an Upgrade was stripped (hop-by-hop), so parse the rest as plain HTTP.
+        if self.closed or self.state == DONE:
+            return
+        self.parser = httptools.HttpRequestParser(self)
+        rest = data[offset:]
+        if rest:
+            self.data_received(rest)
+
+    def on_message_begin(self):
+        if self.state != HEAD:
+            self.state = HEAD
+            self.deadline = self.server.now + self.server.rt.timeouts.client_header
+            self.head_bytes = 0
+        self.url = b""
+        self.headers = []
+        self.header_bytes = 0
+
+    def on_url(self, url):
+        self.url += url
+        if len(self.url) > self.server.rt.limits.max_uri:
+            raise _Refuse(414, "request target too long")
+
+    def on_header(self, name, value):
+        self.headers.append((name, value))
+        self.header_bytes += len(name) + len(value) + 4
+        limits = self.server.rt.limits
+        if self.header_bytes > limits.max_header_bytes:
+            raise _Refuse(431, "request header fields too large")
+        if len(self.headers) > limits.max_headers:
+            raise _Refuse(431, "too many request header fields")
+
+    def on_headers_complete(self):
+        parser = self.parser
+        version = parser.get_http_version()
+        if version == "1.1":
+            minor = 1
+        elif version == "1.0":
+            minor = 0
+        else:
+            raise _Refuse(505, f"HTTP version {version} not supported")
+        method = parser.get_method()
+        if method == b"CONNECT":
+            raise _Refuse(501, "CONNECT is not supported")
+        try:
+            head = analyze_request(self.headers, minor)
+        except RequestError as exc:
+            raise _Refuse(exc.status, str(exc)) from None
+        if parser.should_upgrade() and (head.chunked or head.content_length):
+            raise _Refuse(501, "Upgrade is not supported (and not with a request body)")
+        if head.content_length is not None and head.content_length > self.server.rt.limits.max_body:
+            raise _Refuse(413, "request body too large")
+        keep = minor == 1 and not head.conn_close and parser.should_keep_alive()
+        req = Request(method, self.url, self.headers, head, minor, keep)
+        self.cur = req
+        self.state = BODY
+        if self.active is None:
+            self.start(req)
+        else:
+            self.queue.append(req)
+            if len(self.queue) >= MAX_PIPELINED:
+                self.transport.pause_reading()
+
+    def on_body(self, data):
+        req = self.cur
+        req.body_bytes += len(data)
+        if req.body_bytes > self.server.rt.limits.max_body:
+            raise _Refuse(413, "request body too large")
+        self.deadline = self.server.now + self.server.rt.timeouts.client_header
+        if req.head.chunked:
+            req.out.append(b"%x\r\n" % len(data))
+            req.out.append(data)
+            req.out.append(b"\r\n")
+        else:
+            req.out.append(data)
+
+    def on_message_complete(self):
+        req = self.cur
+        if req is None:
+            return
+        if req.head.chunked:
+            req.out.append(b"0\r\n\r\n")
+        req.complete = True
+        self.cur = None
+        if req.keep:
+            self.state = IDLE
+            self.deadline = self.server.now + self.server.rt.timeouts.keepalive_idle
+        else:
+            self.state = DONE  # no further requests are read on this connection
+
+    def refuse(self, status, message):
+        """Answer a request the proxy will not forward, then close the connection."""
+        if self.closed:
+            return
+        self.state = DONE
+        req = self.active
+        self.queue.clear()
+        if req is not None and req is not self.cur and req.complete:
+            # an earlier request is still being answered: send the error after it
+            self.pending_error = (status, message)
+            self.transport.pause_reading()
+            return
+        if req is not None:
+            self.active = None
+            self._drop_upstream(req, ok=True)
+            if req.responded:
+                self.abort()
+                return
+        self.server.rt.local_responses[status] += 1
+        self.wbuf.append(http_rules.error_response(status, message))
+        self.close_after_flush = True
+
+    # -- dispatching ------------------------------------------------------------------
+
+    def start(self, req):
+        """Route, authenticate, look up the cache, choose a backend and send the request."""
+        rt = self.server.rt
+        self.active = req
+        req.t0 = _perf()
+        group = rt.default
+        route = None
+        if rt.router.rules:
+            path, query = http_rules.split_target(req.url)
+            route = rt.router.match(req.method_str, path, query, req.head.host, req.headers,
+                                    req.head.cookie)
+        if route is None:
+            rt.default_hits += 1
+        else:
+            rt.route_hits[route.index] += 1
+            group = rt.groups[route.group]
+            if route.auth is not None and not check_auth(route.auth, req.head.authorization):
+                self.respond_local(req, 401, "authentication required", challenge(route.auth))
+                return
+        req.group = group
+        cache = rt.cache
+        if cache is not None:
+            serve, store = request_lookup_policy(req.method_str, req.head.cache_control,
+                                                 req.head.pragma, req.head.authorization)
+            req.x_cache = b"X-Cache: MISS\r\n"
+            if serve or store:
+                req.cache_key = (req.head.host, req.url)
+                req.cache_store = store
+            if serve:
+                entry = cache.get(req.cache_key, req.headers, self.server.now)
+                if entry is not None:
+                    self.respond_cached(req, entry)
+                    return
+        backend = None
+        if rt.sticky is not None:
+            name = verify(_cookie_value(req.head.cookie, rt.sticky.cookie), rt.sticky.secret)
+            member = group.members.get(name) if name is not None else None
+            if member is not None and member.health.serving() and member.conf.weight > 0:
+                backend = member
+        if backend is None:
+            backend = group.choose(self._hash_key(group, req))
+            if backend is None:
+                self.respond_local(req, 503, f"no backend available in group {group.name!r}")
+                return
+            if rt.sticky is not None:
+                req.set_cookie = set_cookie_line(rt.sticky.cookie, backend.name,
+                                                 rt.sticky.secret, self.server.tls)
+        self.dispatch(req, backend)
+
+    def _hash_key(self, group, req):
+        kind = group.hash_type
+        if kind is None:
+            return None
+        if kind == "client_ip":
+            return self.peer[0]
+        if kind == "uri":
+            return req.url
+        if kind == "five_tuple":
+            return ("tcp", self.peer[0], self.peer[1], self.local[0], self.local[1])
+        if kind == "cookie":
+            return _cookie_value(req.head.cookie, group.conf.hash_key.name)
+        for name, value in req.headers:
+            if name.lower() == group.hash_name:
+                return value
+        return None
+
+    def dispatch(self, req, backend):
+        """Send ``req`` to ``backend`` over a pooled or new connection."""
+        req.backend = backend
+        req.tried.add(backend.name)
+        req.attempts += 1
+        backend.in_flight += 1
+        req.group.balancer.on_open(backend.name)
+        if req.upstream_head is None:
+            extra = http_rules.forwarding_lines(req.head, self.peer[0], self.server.proto,
+                                                req.minor)
+            if req.head.host is None:
+                extra += b"Host: %s:%d\r\n" % (backend.address.encode(), backend.port)
+            req.upstream_head = http_rules.build_request_head(req.method, req.url, req.head, extra)
+            req.out.insert(0, req.upstream_head)
+        up = backend.acquire()
+        if up is not None:
+            up.attach(self, req)
+            return
+        server = self.server
+        req.connect_deadline = server.now + server.rt.timeouts.connect
+        fut = asyncio.ensure_future(server.loop.create_connection(
+            lambda: UpstreamConnection(backend, server), backend.address, backend.port,
+            ssl=backend.ssl, server_hostname=backend.address if backend.ssl else None))
+        req.connecting = fut
+        fut.add_done_callback(lambda f, req=req: self._connected(req, f))
+
+    def _connected(self, req, fut):
+        req.connecting = None
+        if fut.cancelled():
+            exc = TimeoutError("connect timeout")
+        else:
+            exc = fut.exception()
+        if req is not self.active or self.closed:
+            if exc is None:
+                fut.result()[1].close()
+            return
+        if exc is not None:
+            self.connect_failed(req, exc)
+        else:
+            fut.result()[1].attach(self, req)
+        self.flush()
+
+    def connect_failed(self, req, exc):
+        """A backend could not be reached: nothing was sent, so retry elsewhere (any method)."""
+        backend = req.backend
+        self._release_backend(req, ok=False)
+        nxt = req.group.choose(self._hash_key(req.group, req), req.tried)
+        if nxt is not None:
+            self.dispatch(req, nxt)
+            return
+        self.respond_local(req, 502, f"cannot connect to backend {backend.name!r}: {exc}")
+
+    def upstream_failed(self, req, status, message):
+        """The backend failed after the request was sent: retry if safe, else answer ``status``."""
+        up = req.up
+        if up is not None:
+            up.detach()
+            up.close()
+        self._release_backend(req, ok=False)
+        if req.responded:
+            self.abort()
+            return
+        if (req.replay is not None and req.attempts <= self.server.rt.retries):
+            nxt = req.group.choose(self._hash_key(req.group, req), req.tried) or \
+                req.group.choose(None)
+            if nxt is not None:
+                req.out[:0] = req.replay
+                req.replay = []
+                req.replay_bytes = 0
+                self.dispatch(req, nxt)
+                return
+        self.respond_local(req, status, message)
+
+    def _release_backend(self, req, ok):
+        backend = req.backend
+        if backend is None:
+            return
+        req.backend = None
+        backend.in_flight -= 1
+        if backend.name in req.group.members:
+            req.group.balancer.on_close(backend.name)
+        if not ok:
+            backend.errors += 1
+        if backend.health.on_request(ok, self.server.now):
+            backend.set_serving_in_balancers()
+
+    def _drop_upstream(self, req, ok):
+        if req.connecting is not None:
+            req.connecting.cancel()
+            req.connecting = None
+        up = req.up
+        if up is not None:
+            up.detach()
+            up.close()
+        self._release_backend(req, ok)
+
+    # -- answering --------------------------------------------------------------------
+
+    def respond_local(self, req, status, message, extra=b""):
+        """Answer ``req`` without a backend (401, 503, 502, ...)."""
+        self.server.rt.local_responses[status] += 1
+        close = not req.keep or not req.complete or self.server.draining
+        self.wbuf.append(http_rules.error_response(status, message, close=close, extra=extra))
+        req.responded = True
+        self._finish(req, close)
+
+    def respond_cached(self, req, entry):
+        """Answer ``req`` from the cache."""
+        close = not req.keep or not req.complete or self.server.draining
+        age = entry.age(self.server.now)
+        parts = [entry.head, b"Age: %d\r\nX-Cache: HIT\r\nContent-Length: %d\r\n"
+                 % (age, len(entry.body))]
+        if close:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        if req.method != b"HEAD":
+            parts.append(entry.body)
+        self.wbuf.append(b"".join(parts))
+        req.responded = True
+        self._finish(req, close)
+
+    def upstream_head(self, up, status, reason, headers):
+        """The upstream response head arrived: rebuild it for the client."""
+        req = self.active
+        if status < 200:
+            if status == 101:
+                self.upstream_failed(req, 502, "backend switched protocols (not supported)")
+                return
+            if req.minor == 1:
+                self.wbuf.append(b"HTTP/1.1 %d %s\r\n\r\n" % (status, reason))
+            up.interim = True
+            return
+        resp = analyze_response(headers)
+        keep = req.keep and not self.server.draining
+        framing = b""
+        if req.method == b"HEAD" or status == 204 or status == 304:
+            req.mode = RAW
+        elif resp.content_length is not None:
+            req.mode = RAW
+        elif resp.chunked and req.minor == 1:
+            req.mode = CHUNK
+            framing = b"Transfer-Encoding: chunked\r\n"
+        else:
+            req.mode = RAW
+            keep = False
+            if not resp.chunked:
+                up.until_close = True
+        req.keep = keep
+        parts = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+        parts += resp.forward
+        parts.append(framing)
+        parts.append(b"Via: 1.1 lblab\r\n")
+        parts.append(req.x_cache)
+        if req.set_cookie is not None:
+            parts.append(req.set_cookie)
+        if not keep:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        self.wbuf.append(b"".join(parts))
+        req.responded = True
+        if req.cache_store and req.method == b"GET":
+            ttl = response_ttl(status, resp.cache_control, resp.vary, resp.has_set_cookie,
+                               resp.age)
+            if ttl is not None:
+                head = b"".join([b"HTTP/1.1 %d " % status, reason, b"\r\n"] +
+                                [h for h in resp.forward
+                                 if not h[:15].lower().startswith(b"content-length:")
+                                 and not h[:4].lower() == b"age:"] + [b"Via: 1.1 lblab\r\n"])
+                req.capture = []
+                req.cache_meta = (status, head, ttl, resp.vary)
+        if req.method == b"HEAD":
+            up.head_only = True
+            self.upstream_complete(up)
+
+    def upstream_body(self, data):
+        """A piece of the upstream response body: forward it as is (or as one chunk)."""
+        req = self.active
+        if req.mode == CHUNK:
+            self.wbuf.append(b"%x\r\n" % len(data))
+            self.wbuf.append(data)
+            self.wbuf.append(b"\r\n")
+        else:
+            self.wbuf.append(data)
+        if req.capture is not None:
+            req.capture_bytes += len(data)
+            if req.capture_bytes > self.server.rt.cache.max_object_bytes:
+                req.capture = None
+            else:
+                req.capture.append(data)
+
+    def upstream_complete(self, up):
+        """The upstream response ended: pool the connection, finish the request."""
+        req = self.active
+        if req.mode == CHUNK:
+            self.wbuf.append(b"0\r\n\r\n")
+        up.detach()
+        backend = req.backend
+        if up.reusable():
+            backend.release(up)
+        else:
+            up.close()
+        backend.requests += 1
+        backend.latency.append(_perf() - req.t0)
+        self._release_backend(req, ok=True)
+        if req.capture is not None:
+            status, head, ttl, vary = req.cache_meta
+            self.server.rt.cache.put(req.cache_key, req.headers, vary,
+                                     CacheEntry(status, head, b"".join(req.capture),
+                                                self.server.now, ttl))
+        self._finish(req, not req.keep or not req.complete or self.server.draining)
+
+    def upstream_lost(self, up, exc):
+        """The upstream connection closed while a request was on it."""
+        req = self.active
+        if up.until_close and req.responded and exc is None:
+            self.upstream_complete(up)
+        elif up.reused and not up.got_bytes and req.replay is not None:
+            # a pooled keep-alive connection the backend had just closed: resend (idempotent)
+            up.detach()
+            self._release_backend(req, ok=True)
+            req.attempts -= 1
+            req.out[:0] = req.replay
+            req.replay = []
+            req.replay_bytes = 0
+            nxt = req.group.choose(self._hash_key(req.group, req), set())
+            if nxt is None:
+                self.respond_local(req, 503, "no backend available")
+            else:
+                self.dispatch(req, nxt)
+        else:
+            self.upstream_failed(req, 502, "backend closed the connection before responding"
+                                 if not req.responded else "backend closed mid-response")
+        self.flush()
+
+    def _finish(self, req, close):
+        self.active = None
+        if close:
+            self.close_after_flush = True
+            if not req.complete:
+                self.state = DONE
+            return
+        if self.pending_error is not None:
+            status, message = self.pending_error
+            self.pending_error = None
+            self.server.rt.local_responses[status] += 1
+            self.wbuf.append(http_rules.error_response(status, message))
+            self.close_after_flush = True
+        elif self.queue:
+            self.loop.call_soon(self._next)
+
+    def _next(self):
+        if self.closed or self.active is not None or not self.queue:
+            return
+        req = self.queue.pop(0)
+        if len(self.queue) == MAX_PIPELINED - 1:
+            self.transport.resume_reading()
+        self.start(req)
+        self.flush()
+
+
+def _cookie_value(cookie, name):
+    if cookie is None:
+        return None
+    return http_rules.parse_cookies(cookie).get(name)
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One keep-alive connection to a backend, serving one request at a time."""
+
+    def __init__(self, backend, server):
+        self.backend = backend
+        self.server = server
+        self.transport = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.client = None
+        self.req = None
+        self.closed = False
+        self.headers = []
+        self.reason = b""
+        self.deadline = 0.0
+        self.until_close = self.head_only = self.interim = self.paused = False
+        self.reused = self.got_bytes = self.client_paused = False
+        self.uses = 0
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def pause_writing(self):
+        if self.client is not None and not self.client.closed:
+            self.client.transport.pause_reading()
+            self.client_paused = True
+
+    def resume_writing(self):
+        if self.client_paused and self.client is not None and not self.client.closed:
+            self.client.transport.resume_reading()
+        self.client_paused = False
+
+    def is_usable(self):
+        """Return True if the pooled connection can carry another request."""
+        return not self.closed and not self.transport.is_closing()
+
+    def reusable(self):
+        """Return True if the connection may go back to the pool after a response."""
+        return (not self.closed and not self.until_close and self.parser.should_keep_alive()
+                and not self.transport.is_closing())
+
+    def attach(self, client, req):
+        """Carry ``req`` for ``client``; the request bytes go out at the client's flush."""
+        self.client = client
+        self.req = req
+        req.up = self
+        self.headers = []
+        self.reused = self.uses > 0
+        self.uses += 1
+        self.got_bytes = self.until_close = self.head_only = self.interim = False
+        self.deadline = self.server.now + self.server.rt.timeouts.response
+        if self.paused:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def send(self, req):
+        """Write the request bytes produced so far (keeping a copy for an idempotent retry)."""
+        out = req.out
+        data = b"".join(out) if len(out) > 1 else out[0]
+        out.clear()
+        if req.replay is not None:
+            req.replay_bytes += len(data)
+            if req.replay_bytes > REPLAY_MAX_BYTES:
+                req.replay = None
+            else:
+                req.replay.append(data)
+        self.transport.write(data)
+
+    def detach(self):
+        """Stop carrying the current request."""
+        if self.req is not None:
+            self.req.up = None
+        self.client = None
+        self.req = None
+
+    def close(self):
+        """Close the connection."""
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+
+    def data_received(self, data):
+        client = self.client
+        if client is None:
+            self.close()  # bytes on an idle connection: the backend is confused
+            return
+        self.got_bytes = True
+        self.deadline = self.server.now + self.server.rt.timeouts.response
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if self.client is not None:
+                self.client.upstream_failed(self.req, 502, f"invalid response from backend: {exc}")
+            self.close()
+        if self.head_only:
+            self.head_only = False
+            self.parser = httptools.HttpResponseParser(self)
+        client.flush()
+
+    def connection_lost(self, exc):
+        self.closed = True
+        if self.client is not None:
+            self.client.upstream_lost(self, exc)
+        else:
+            self.backend.forget(self)
+
+    def on_status(self, status):
+        self.reason = status
+
+    def on_header(self, name, value):
+        self.headers.append((name, value))
+
+    def on_headers_complete(self):
+        if self.client is not None:
+            self.client.upstream_head(self, self.parser.get_status_code(), self.reason,
+                                      self.headers)
+
+    def on_body(self, data):
+        if self.client is not None:
+            self.client.upstream_body(data)
+
+    def on_message_complete(self):
+        if self.interim:
+            self.interim = False
+            self.headers = []
+            return
+        if self.client is not None:
+            self.client.upstream_complete(self)
