@@ -8,6 +8,7 @@ sockets) live in a run directory; :mod:`lb_apps.engine_proc` writes them and run
 ``docs/engines.md``.
 """
 import argparse
+import functools
 import hashlib
 import hmac
 import math
@@ -51,6 +52,7 @@ class EngineError(Exception):
     """A config the engine cannot express, or an engine that failed to check, start or stop."""
 
 
+@functools.lru_cache(maxsize=1)
 def _env():
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
