@@ -561,7 +561,7 @@ def _balancers(ck, raw, algorithms, l7_parser, backends):
     seen = set()
     for i, item in enumerate(raw):
         p = path + (i,)
-        if ck.mapping(p, item, BALANCER_KEYS, required=("name", "layer", "algorithm")) is None:
+        if ck.mapping(p, item, BALANCER_KEYS, required=("name", "layer")) is None:
             out.append(_BAD)
             continue
         name = ck.name(p + ("name",), item.get("name"))
@@ -569,29 +569,68 @@ def _balancers(ck, raw, algorithms, l7_parser, backends):
             ck.fail(p + ("name",), f"duplicate balancer name {name!r}")
         seen.add(name)
         layer = ck.choice(p + ("layer",), item.get("layer"), LAYERS)
-        algorithm = ck.choice(p + ("algorithm",), item.get("algorithm"), algorithms)
         mode = engine = l7 = None
+        algorithm = _BAD
         if layer == "l4":
             for key in ("engine", "l7"):
                 if key in item:
                     ck.fail(p + (key,), f"{key!r} applies to layer: l7 only; an l4 balancer "
                                         f"takes mode and algorithm")
-            mode = ck.choice(p + ("mode",), item.get("mode", "proactive"), L4_MODES)
+            mode = ck.choice(p + ("mode",), item.get("mode", "l4"), L4_MODES)
+            if mode is not _BAD:
+                choices, default = l4_algorithms(mode, algorithms)
+                algorithm = item.get("algorithm", default)
+                if algorithm not in choices and algorithm in algorithms:
+                    algorithm = ck.fail(p + ("algorithm",), f"mode {mode} cannot balance by "
+                                                            f"{algorithm!r}; expected one of "
+                                                            f"{', '.join(choices)}")
+                else:
+                    algorithm = ck.choice(p + ("algorithm",), algorithm, choices)
         elif layer == "l7":
             if "mode" in item:
                 ck.fail(p + ("mode",), "'mode' applies to layer: l4 only; an l7 balancer "
                                        "takes engine, algorithm and l7")
+            algorithm = ck.choice(p + ("algorithm",), item.get("algorithm", "round_robin"),
+                                  algorithms)
             engine = ck.choice(p + ("engine",), item.get("engine", "builtin"), L7_ENGINES)
             l7 = item.get("l7", {})
             if l7 is None:
                 l7 = {}
             l7 = _check_l7(ck, p + ("l7",), l7, algorithm, l7_parser, backends)
+            if _ok(l7, engine, algorithm) and engine != "builtin":
+                _check_engine(ck, p + ("engine",), engine, l7, algorithm, backends)
         if _ok(name, layer, algorithm, mode, engine, l7):
             out.append(Balancer(name=name, layer=layer, algorithm=algorithm, mode=mode,
                                 engine=engine, l7=l7))
         else:
             out.append(_BAD)
     return tuple(out) if _ok(*out) else _BAD
+
+
+def l4_algorithms(mode, algorithms):
+    """Return ``(choices, default)`` of L4 ``mode``: what the controller can do in that mode.
+
+    The controller's data path decides: reactive modes (l2, l3, l4) take any algorithm; the
+    conntrack modes take one each (``group``: five_tuple_hash, ``proactive``: ip_prefix).
+    """
+    try:
+        from controllers.config import DEFAULT_ALGORITHM, MODE_ALGORITHMS
+    except ImportError:
+        return tuple(algorithms), "round_robin"
+    return tuple(MODE_ALGORITHMS[mode]), DEFAULT_ALGORITHM[mode]
+
+
+def _check_engine(ck, path, engine, l7, algorithm, backends):
+    """HAProxy and nginx cannot express every L7 feature: say which, before anything starts."""
+    try:
+        from lb_apps.engines import check_support
+        from lb_apps.l7config import parse_l7_config
+    except ImportError:
+        return
+    addresses = {b.name: (f"10.255.0.{i + 1}", b.weight) for i, b in enumerate(backends)}
+    problems = check_support(engine, parse_l7_config(resolve_l7(l7, addresses, algorithm)))
+    if problems:
+        ck.fail(path, f"{engine} cannot express {'; '.join(problems)}; use engine builtin")
 
 
 def resolve_l7(l7, addresses, algorithm=None, port=80):

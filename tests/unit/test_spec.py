@@ -17,7 +17,7 @@ backends:
   - {capacity: 1, service: {dist: exponential, mean_ms: 2}}
   - {capacity: 2, response_size: 2048}
 balancers:
-  - {name: rr, layer: l4, mode: proactive, algorithm: round_robin}
+  - {name: rr, layer: l4, mode: l4, algorithm: round_robin}
   - {name: px, layer: l7, engine: builtin, algorithm: least_connections}
 workload: {type: http, mode: closed, users: 4}
 duration_s: 5
@@ -71,7 +71,7 @@ def test_unknown_algorithm_names_file_line_path_choices_and_suggestion():
                                          "lognormal"),
     ("capacity: 2,", "capacity: 2.5,", "quick.yaml:8: backends[1].capacity: expected an "
                                        "integer >= 1, got 2.5 (float)"),
-    ("mode: proactive", "mode: l5", "quick.yaml:10: balancers[0].mode: unknown 'l5'; "
+    ("mode: l4,", "mode: l5,", "quick.yaml:10: balancers[0].mode: unknown 'l5'; "
                                     "expected one of l2, l3, l4, group, proactive"),
     ("layer: l4,", "layer: l3,", "quick.yaml:10: balancers[0].layer: unknown 'l3'; "
                                  "expected one of l4, l7"),
@@ -241,3 +241,12 @@ def test_l7_groups_name_spec_backends():
     assert resolved["backends"] == [{"name": "b1", "address": "10.0.0.4", "port": 80, "weight": 1},
                                     {"name": "b2", "address": "10.0.0.5", "port": 80, "weight": 2}]
     assert resolved["groups"]["api"]["backends"][0]["address"] == "10.0.0.5"
+
+
+def test_l4_algorithm_must_suit_the_mode():
+    (err,) = errors_of(GOOD.replace("mode: l4,", "mode: group,"))
+    assert err == ("quick.yaml:10: balancers[0].algorithm: mode group cannot balance by "
+                   "'round_robin'; expected one of five_tuple_hash")
+    spec = S.loads_spec(GOOD.replace("mode: l4, algorithm: round_robin", "mode: proactive"),
+                        "quick.yaml")
+    assert spec.balancers[0].algorithm == "ip_prefix"
