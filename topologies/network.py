@@ -196,7 +196,7 @@ class LabNetwork:
                 _terminate(proc)
             if self.net is not None:
                 try:
-                    self.net.stop()
+                    self._stop_mininet()
                 except Exception:  # noqa: BLE001 - the registry sweep below finishes the job
                     pass
             if self.record is not None:
@@ -207,6 +207,34 @@ class LabNetwork:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+
+    def _stop_mininet(self):
+        """Stop the network faster than ``Mininet.stop`` and just as completely.
+
+        ``Mininet.stop`` deletes every link with its own ``ip link del`` through a node's shell
+        and waits for each host in turn: ~13 s for a 256-host tree here. Killing every host shell
+        first makes the kernel delete their namespaces and the veth pairs in them at once; the
+        bridges go in one ``ovs-vsctl`` call and the interfaces left in the root namespace
+        (switch-to-switch links, userspace bridge ports) in one ``ip -batch``.
+        """
+        net = self.net
+        for controller in net.controllers:
+            controller.stop()
+        for host in net.hosts:
+            if host.shell is not None and host.shell.poll() is None:
+                try:
+                    os.killpg(host.shell.pid, signal.SIGHUP)
+                except ProcessLookupError:
+                    pass
+        if net.switches:
+            type(net.switches[0]).batchShutdown(net.switches)
+        for host in net.hosts:
+            host.terminate()
+        present = registry.existing_links()
+        leftover = [i for i in root_interfaces(self.graph) if i in present]
+        if leftover:
+            subprocess.run(["ip", "-force", "-batch", "-"], capture_output=True, text=True,
+                           input="".join(f"link del {i}\n" for i in leftover))
 
     # -- use -----------------------------------------------------------------------------------
     def host(self, name):
