@@ -515,13 +515,22 @@ class BackendThread:
             raise RuntimeError(f"backend {self.cfg.name} did not start: {self.error!r}")
         return self
 
-    def call(self, func, *args):
-        """Run ``func(*args)`` on the backend's loop (e.g. ``backend.set_fault``)."""
-        self._loop.call_soon_threadsafe(func, *args)
+    def call(self, func, *args, timeout=5.0):
+        """Run ``func(*args)`` on the backend's loop and wait for it; returns its result."""
+        import concurrent.futures
+        done = concurrent.futures.Future()
+
+        def invoke():
+            try:
+                done.set_result(func(*args))
+            except BaseException as exc:
+                done.set_exception(exc)
+        self._loop.call_soon_threadsafe(invoke)
+        return done.result(timeout)
 
     def stop(self, timeout=5.0):
-        """Stop the backend, flush its records and join the thread."""
-        if self._loop is not None and self._stop is not None:
+        """Stop the backend, flush its records and join the thread (again: no-op)."""
+        if self._thread.is_alive() and self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
 

@@ -1,0 +1,507 @@
+"""HTTP load generator: open loop (Poisson/constant, latency from the planned send time) or closed loop.
+
+uvloop, ``asyncio.Protocol`` callbacks and httptools' response parser; a request is a small
+object moved between callbacks, never a coroutine. Workload decisions come from
+``lb_apps.workload``. Every run ends by itself: the send window is bounded by warm-up + duration
+(and ``max_requests``), and every request by its timeout.
+"""
+import argparse
+import asyncio
+import collections
+import json
+import ssl
+import sys
+import time
+
+import httptools
+
+from lb_apps import workload as wl
+from lb_apps.records import RecordWriter
+
+FLUSH_RECORDS_AT = 5000
+SWEEP_PERIOD_SEC = 0.05     # request timeouts are checked this often
+# Timestamps come from time.monotonic (ns resolution): uvloop's loop.time() is cached with
+# millisecond resolution, too coarse for sub-millisecond latencies. Both read CLOCK_MONOTONIC,
+# so the loop's timers (call_at, sleep) and these stamps share one time base.
+_now = time.monotonic
+
+
+class Request:
+    """One request in flight (plain slots object: cheap to create, no coroutine)."""
+    __slots__ = ("rid", "scheduled", "start", "entry", "data", "user", "conn", "status",
+                 "nbytes", "backend", "cache", "warmup", "timer", "done", "on_done")
+    # timer: the monotonic time at which the request times out
+
+    def __init__(self, rid, scheduled, entry, data, user, warmup, on_done):
+        self.rid, self.scheduled, self.entry, self.data = rid, scheduled, entry, data
+        self.user, self.warmup, self.on_done = user, warmup, on_done
+        self.start = None
+        self.conn = None
+        self.status = None
+        self.nbytes = 0
+        self.backend = None
+        self.cache = None
+        self.timer = None
+        self.done = False
+
+
+class ClientConnection(asyncio.Protocol):
+    """One pooled connection carrying one request at a time."""
+
+    def __init__(self, gen):
+        self.gen = gen
+        self.transport = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.req = None
+        self.closed = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def send(self, req, kind):
+        """Write ``req`` on this connection (``kind`` is "new" or "reused")."""
+        self.req = req
+        req.conn = kind
+        req.start = _now()
+        self.transport.write(req.data)
+
+    def data_received(self, data):
+        req = self.req
+        if req is None:                        # bytes nobody asked for: drop the connection
+            self.transport.abort()
+            return
+        req.nbytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.req = None
+            self.transport.abort()
+            self.gen.fail(req, "bad_response")
+
+    def on_header(self, name, value):
+        if len(name) == 9 and name.lower() == b"x-backend":
+            self.req.backend = value.decode("latin-1")
+        elif len(name) == 7 and name.lower() == b"x-cache":
+            self.req.cache = value.decode("latin-1")
+        elif len(name) == 10 and self.gen.jars is not None and name.lower() == b"set-cookie":
+            pair = wl.parse_set_cookie(value.decode("latin-1"))
+            if pair is not None:
+                self.gen.jars[self.req.user][pair[0]] = pair[1]
+
+    def on_message_complete(self):
+        req, self.req = self.req, None
+        req.status = self.parser.get_status_code()
+        self.gen.complete(self, req, self.parser.should_keep_alive())
+
+    def connection_lost(self, exc):
+        self.closed = True
+        req, self.req = self.req, None
+        if req is not None and not req.done:
+            self.gen.fail(req, "reset" if isinstance(exc, ConnectionResetError) else "closed")
+        self.gen.connection_lost(self)
+
+
+class LoadGenerator:
+    """Runs one workload against one target and writes records.
+
+    Args:
+        cfg (workload.LoadgenConfig): settings.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.loop = None
+        arrival_rng, mix_rng, think_rng = wl.seeded_rngs(cfg.seed)
+        self.arrival_rng = arrival_rng
+        self.mix = wl.RequestMix(cfg.mix, mix_rng)
+        self.templates = [wl.compile_request(e, cfg.target.host_header, cfg.keepalive)
+                          for e in cfg.mix]
+        self.think = wl.make_think(cfg.think_dist, cfg.think, think_rng)
+        self.jars = collections.defaultdict(dict) if cfg.session else None
+        self.ssl = None
+        if cfg.target.scheme == "https":
+            # The lab's certificate is self-signed: encrypt, do not verify.
+            self.ssl = ssl.create_default_context()
+            self.ssl.check_hostname = False
+            self.ssl.verify_mode = ssl.CERT_NONE
+        self.idle = []
+        self.open = 0
+        self.waiters = collections.deque()
+        self.connecting = set()
+        self._sweeper = None
+        self.outstanding = 0
+        self.created = 0
+        self.limit = cfg.max_requests
+        self.sending = True
+        self.summary = wl.SummaryBuilder()
+        self.writer = None
+        self._finished = None
+        self._window_over = None
+        self.window_end = None
+        self._connections = set()
+
+    # ----- clock -------------------------------------------------------------------------
+
+    def _start_clock(self):
+        self.loop = asyncio.get_running_loop()
+        mono, wall = _now(), time.time()
+        self.epoch_offset = wall - mono
+        self.t0 = mono
+        self.warmup_end = self.t0 + self.cfg.warmup
+        self.deadline = self.warmup_end + self.cfg.duration
+
+    # ----- requests ----------------------------------------------------------------------
+
+    def new_request(self, scheduled, user, on_done=None):
+        """Create (and count) the next request; None once ``max_requests`` were created."""
+        if self.limit is not None and self.created >= self.limit:
+            self._end_window(_now())
+            return None
+        self.created += 1
+        index = self.mix.choose_index()
+        rid = f"{self.cfg.name}-{self.created}"
+        jar = self.jars[user] if self.jars is not None else None
+        data = wl.render_request(self.templates[index], rid, jar)
+        return Request(rid, scheduled, self.mix.entries[index], data, user,
+                       scheduled < self.warmup_end, on_done)
+
+    def submit(self, req):
+        """Send ``req`` on an idle connection, a new one, or queue it for the next free one."""
+        self.outstanding += 1
+        req.timer = _now() + self.cfg.timeout
+        self._dispatch(req)
+
+    def _dispatch(self, req):
+        while self.idle:
+            conn = self.idle.pop()
+            if not conn.closed:
+                conn.send(req, "reused")
+                return
+        if self.open < self.cfg.connections:
+            self.open += 1
+            self.connecting.add(req)
+            self.loop.create_task(self._connect(req))
+        else:
+            self.waiters.append(req)
+
+    async def _connect(self, req):
+        target = self.cfg.target
+        error = None
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: ClientConnection(self), target.host, target.port, ssl=self.ssl,
+                    server_hostname=target.host if self.ssl else None),
+                self.cfg.connect_timeout)
+        except asyncio.TimeoutError:
+            error = "connect_timeout"
+        except ConnectionRefusedError:
+            error = "connect_refused"
+        except ssl.SSLError:
+            error = "tls_error"
+        except OSError:
+            error = "connect_error"
+        self.connecting.discard(req)
+        if error is not None:
+            self.open -= 1
+            if not req.done:
+                req.start = _now()
+                self.fail(req, error)
+            self._next_waiter()
+            return
+        self._connections.add(conn)
+        if req.done:                           # timed out while connecting
+            self._release(conn)
+        else:
+            conn.send(req, "new")
+
+    def _next_waiter(self):
+        while self.waiters:
+            req = self.waiters.popleft()
+            if not req.done:
+                self._dispatch(req)
+                return
+
+    def _release(self, conn):
+        """A connection is free: give it to a waiting request or park it."""
+        while self.waiters:
+            req = self.waiters.popleft()
+            if not req.done:
+                conn.send(req, "reused")
+                return
+        if self.sending:
+            self.idle.append(conn)
+        else:
+            conn.transport.close()
+
+    def complete(self, conn, req, keep):
+        """A full response arrived."""
+        if req.done:
+            return
+        # free the connection first: the closed-loop user's next request (started from
+        # _finish) then reuses it instead of opening another
+        if keep and self.cfg.keepalive:
+            self._release(conn)
+        else:
+            conn.transport.close()
+        self._finish(req, None)
+
+    def fail(self, req, error):
+        """The request ended without a full response (``error`` is a workload.ERROR_KINDS)."""
+        if not req.done:
+            self._finish(req, error)
+
+    def _sweep(self):
+        """Time out overdue requests (one periodic sweep instead of a timer per request)."""
+        now = _now()
+        for conn in list(self._connections):
+            req = conn.req
+            if req is not None and not req.done and req.timer <= now:
+                conn.req = None
+                conn.transport.abort()
+                self._finish(req, "timeout")
+        for req in list(self.waiters):
+            if not req.done and req.timer <= now:
+                self._finish(req, "timeout")
+        for req in list(self.connecting):
+            if not req.done and req.timer <= now:
+                self._finish(req, "timeout")
+        self._sweeper = self.loop.call_later(SWEEP_PERIOD_SEC, self._sweep)
+
+    def connection_lost(self, conn):
+        self._connections.discard(conn)
+        self.open -= 1
+        if conn in self.idle:
+            self.idle.remove(conn)
+        self._next_waiter()
+
+    def _finish(self, req, error):
+        req.done = True
+        end = _now()
+        self.outstanding -= 1
+        off = self.epoch_offset
+        if not req.warmup:
+            self.summary.add(req.scheduled, end, req.status, error)
+        if self.writer is not None and not (req.warmup and self.cfg.warmup_records == "drop"):
+            entry = req.entry
+            self.writer.add((req.rid, self.cfg.name, req.scheduled + off,
+                             None if req.start is None else req.start + off, end + off,
+                             req.status, req.nbytes, req.backend, error, entry.method,
+                             entry.path, req.conn, req.cache, req.warmup))
+            if len(self.writer) >= FLUSH_RECORDS_AT:
+                self.writer.flush()
+        if req.on_done is not None:
+            req.on_done(req)
+        self._check_finished()
+
+    def _end_window(self, when):
+        """Close the send window (deadline, schedule exhausted, max_requests or stop)."""
+        if self.window_end is None:
+            self.window_end = when
+            self._window_over.set()
+
+    def _check_finished(self):
+        if not self.sending and self.outstanding == 0 and self._finished is not None \
+                and not self._finished.done():
+            self._finished.set_result(None)
+
+    # ----- the two loops -----------------------------------------------------------------
+
+    async def _open_loop(self):
+        cfg = self.cfg
+        t0, now = self.t0, _now
+        offsets = wl.arrival_offsets(cfg.arrival, cfg.rate, cfg.warmup + cfg.duration,
+                                     self.arrival_rng, cfg.max_requests)
+        user = 0
+        for offset in offsets:
+            when = t0 + offset
+            delay = when - now()
+            while delay > 0:        # never send early: uvloop timers round to milliseconds
+                await asyncio.sleep(delay)
+                delay = when - now()
+            if not self.sending:
+                break
+            req = self.new_request(when, user)
+            if req is None:
+                break
+            user = (user + 1) % cfg.users
+            self.submit(req)
+
+    def _user_next(self, user):
+        if not self.sending:
+            return
+        now = _now()
+        if now >= self.deadline:
+            return
+        req = self.new_request(now, user, self._user_done)
+        if req is not None:
+            self.submit(req)
+
+    def _user_done(self, req):
+        think = self.think()
+        if think > 0:
+            self.loop.call_later(think, self._user_next, req.user)
+        else:
+            self._user_next(req.user)     # safe: sending never completes a request inline
+
+    async def run(self, stop=None):
+        """Run the whole workload; returns the summary dict.
+
+        Args:
+            stop (asyncio.Event|None): set it to end the send window early (SIGINT/SIGTERM).
+        """
+        cfg = self.cfg
+        self._start_clock()
+        self._finished = self.loop.create_future()
+        self._window_over = asyncio.Event()
+        if cfg.record:
+            self.writer = RecordWriter(cfg.record, encode=wl.encode_record_line)
+        flush_timer = None
+
+        def periodic_flush():
+            nonlocal flush_timer
+            self.writer.flush()
+            flush_timer = self.loop.call_later(cfg.flush_period, periodic_flush)
+        if self.writer is not None:
+            flush_timer = self.loop.call_later(cfg.flush_period, periodic_flush)
+        try:
+            if cfg.mode == "open":
+                sender = self.loop.create_task(self._open_loop())
+                sender.add_done_callback(lambda _: self._end_window(self.deadline))
+            else:
+                sender = None
+                for user in range(cfg.users):
+                    self.loop.call_soon(self._user_next, user)
+            timer = self.loop.call_at(self.deadline, self._end_window, self.deadline)
+            self._sweeper = self.loop.call_later(SWEEP_PERIOD_SEC, self._sweep)
+            stopper = None
+            if stop is not None:
+                stopper = self.loop.create_task(stop.wait())
+                stopper.add_done_callback(lambda _: self._end_window(_now()))
+            await self._window_over.wait()
+            self.sending = False
+            timer.cancel()
+            for task in (sender, stopper):
+                if task is not None:
+                    task.cancel()
+            for conn in self.idle:
+                conn.transport.close()
+            self._check_finished()
+            # every outstanding request ends by its own timeout
+            try:
+                await asyncio.wait_for(self._finished, cfg.timeout + cfg.connect_timeout + 1.0)
+            except asyncio.TimeoutError:
+                pass        # cannot happen unless a timer was lost; the summary says what ended
+            measured = min(self.window_end, self.deadline) - self.warmup_end
+            return self.summary.result(round(max(measured, 0.0), 6))
+        finally:
+            self.sending = False
+            if flush_timer is not None:
+                flush_timer.cancel()
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+            for conn in list(self._connections):
+                conn.transport.abort()
+            if self.writer is not None:
+                self.writer.close()
+
+
+def run(cfg, stop=None):
+    """Run a workload on a fresh uvloop event loop (blocking); returns the summary dict."""
+    import uvloop
+
+    async def main():
+        return await LoadGenerator(cfg).run(stop)
+    return uvloop.run(main())
+
+
+# ----- command line ------------------------------------------------------------------------
+
+def build_parser():
+    """Return the argparse parser of ``lblab loadgen``."""
+    p = argparse.ArgumentParser(
+        prog="lblab loadgen", argument_default=argparse.SUPPRESS,
+        description="HTTP load generator: open loop (--mode open --rate R) or closed loop "
+                    "(--mode closed --users N). Flags override the --config file. Prints a "
+                    "summary at exit (JSON with --json).")
+    p.add_argument("--url", help="target, e.g. http://10.0.0.5:80/ (https: certificate not "
+                                 "verified)")
+    p.add_argument("--config", help="JSON or YAML file of settings (same names, underscores; "
+                                    "'mix' is a list of {path, method, weight, headers, cookies, "
+                                    "body_size})")
+    p.add_argument("--mode", choices=wl.MODES, help="open or closed loop (default closed)")
+    p.add_argument("--rate", type=float, help="open loop: requests per second (default 100)")
+    p.add_argument("--arrival", choices=wl.ARRIVALS, help="open loop arrivals (default poisson)")
+    p.add_argument("--users", type=int, help="closed loop: concurrent users (default 1)")
+    p.add_argument("--think", type=float, help="closed loop: mean think time, s (default 0)")
+    p.add_argument("--think-dist", choices=wl.THINK_DISTS, help="fixed (default) or exponential")
+    p.add_argument("--duration", type=float, help="measured seconds (default 10)")
+    p.add_argument("--warmup", type=float, help="seconds before the measured window (default 0)")
+    p.add_argument("--warmup-records", choices=wl.WARMUP_RECORDS,
+                   help="mark warm-up records (default) or drop them")
+    p.add_argument("--max-requests", type=int, help="stop after sending this many")
+    p.add_argument("--keepalive", dest="keepalive", action="store_true",
+                   help="reuse connections (default)")
+    p.add_argument("--no-keepalive", dest="keepalive", action="store_false",
+                   help="one connection per request (Connection: close)")
+    p.add_argument("--pool-size", type=int, help="most open connections (default: users, or "
+                                                 f"{wl.DEFAULT_OPEN_POOL_SIZE} in open loop)")
+    p.add_argument("--seed", type=int, help="seed of arrivals, mix and think times (default 1)")
+    p.add_argument("--session", action="store_true",
+                   help="each virtual user keeps the cookies it receives")
+    p.add_argument("--timeout", type=float, help="seconds per request (default 5)")
+    p.add_argument("--connect-timeout", type=float, help="seconds per connect (default 2)")
+    p.add_argument("--record", help="JSONL file of request records to create")
+    p.add_argument("--name", help="client name in records and request ids (default loadgen)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return p
+
+
+def config_from_argv(argv):
+    """Parse flags (and the --config file) into ``(LoadgenConfig, as_json)``.
+
+    Raises:
+        experiments.cli.UsageError: bad file or setting.
+    """
+    from experiments.cli import UsageError
+    from lb_apps.backend import _load_config_file
+    args = vars(build_parser().parse_args(argv))
+    as_json = args.pop("json", False)
+    data = _load_config_file(args.pop("config")) if "config" in args else {}
+    data.update(args)
+    try:
+        return wl.config_from_dict(data), as_json
+    except wl.LoadgenConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def format_summary(summary):
+    """Return the one-line human summary."""
+    lat = summary["latency_ms"]
+    errors = ", ".join(f"{k} {v}" for k, v in summary["errors"].items()) or "none"
+    return (f"sent {summary['sent']}  ok {summary['ok']}  errors: {errors}  "
+            f"{summary['rps']} req/s over {summary['duration']} s  "
+            f"latency p50 {lat['p50']} ms  p99 {lat['p99']} ms")
+
+
+def main(argv=None):
+    """Run ``lblab loadgen``; SIGINT/SIGTERM end the send window early, records are flushed."""
+    import signal
+    import uvloop
+    from experiments.cli import UsageError
+    cfg, as_json = config_from_argv(sys.argv[1:] if argv is None else argv)
+
+    async def go():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        return await LoadGenerator(cfg).run(stop)
+    try:
+        summary = uvloop.run(go())
+    except FileExistsError as exc:
+        raise UsageError(f"--record {exc.filename} already exists; results are never "
+                         "overwritten") from None
+    print(json.dumps(summary, sort_keys=True) if as_json else format_summary(summary),
+          flush=True)
+    return 0

@@ -1,0 +1,214 @@
+"""Load generator on loopback against lb_apps.backend (127.0.0.1 only): loops, pools, errors, records."""
+import http.server
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from lb_apps import backend_model
+from lb_apps import workload as wl
+from lb_apps.backend import BackendThread
+from lb_apps.loadgen import run
+from lb_apps.records import read_records
+
+pytestmark = pytest.mark.timeout(30)
+LBLAB = os.path.join(os.path.dirname(sys.executable), "lblab")
+
+
+@pytest.fixture
+def backend(tmp_path):
+    bt = BackendThread(backend_model.config_from_dict(
+        {"name": "b1", "host": "127.0.0.1", "port": 0, "response_size": 50,
+         "record": str(tmp_path / "backend.jsonl"), "flush_period": 0.05})).start()
+    yield bt
+    bt.stop()
+
+
+def lg(port, tmp_path, name="lg.jsonl", **data):
+    cfg = wl.config_from_dict({"url": f"http://127.0.0.1:{port}/", "record":
+                               str(tmp_path / name), "duration": 0.5, "timeout": 2.0, **data})
+    summary = run(cfg)
+    return summary, read_records(cfg.record, "loadgen")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_open_loop_constant_rate_counts_and_joins_backend_records(backend, tmp_path):
+    summary, records = lg(backend.port, tmp_path, mode="open", rate=200, arrival="constant",
+                          duration=1.0)
+    assert summary["sent"] == len(records) == 200
+    assert summary["sent"] == summary["ok"] + sum(summary["errors"].values())
+    assert summary["ok"] == 200 and summary["rps"] == 200.0
+    planned = sorted(r["scheduled"] for r in records)    # records are in completion order
+    gaps = [b - a for a, b in zip(planned, planned[1:])]
+    assert all(abs(g - 0.005) < 1e-6 for g in gaps)
+    assert all(r["backend"] == "b1" and r["status"] == 200 and r["error"] is None and
+               r["scheduled"] <= r["start"] <= r["end"] and r["bytes"] > 50 for r in records)
+    backend.stop()
+    served = {r["id"] for r in read_records(str(tmp_path / "backend.jsonl"), "backend")}
+    assert served == {r["id"] for r in records}
+    assert summary["latency_ms"]["p50"] < 50
+
+
+def test_closed_loop_keepalive_reuses_one_connection_per_user(backend, tmp_path):
+    summary, records = lg(backend.port, tmp_path, mode="closed", users=4)
+    assert summary["sent"] == summary["ok"] == len(records) > 100
+    conns = [r["conn"] for r in records]
+    assert conns.count("new") == 4 and conns.count("reused") == len(records) - 4
+    backend.stop()
+    clients = {r["client"] for r in read_records(str(tmp_path / "backend.jsonl"), "backend")}
+    assert len(clients) == 4
+
+
+def test_connection_per_request(backend, tmp_path):
+    summary, records = lg(backend.port, tmp_path, mode="closed", users=2, keepalive=False,
+                          duration=0.3)
+    assert summary["ok"] == len(records) > 10
+    assert {r["conn"] for r in records} == {"new"}
+    backend.stop()
+    server_side = read_records(str(tmp_path / "backend.jsonl"), "backend")
+    assert len({r["client"] for r in server_side}) == len(server_side)
+
+
+def test_closed_loop_think_time_and_max_requests(backend, tmp_path):
+    summary, records = lg(backend.port, tmp_path, mode="closed", users=2, think=0.05,
+                          duration=0.5)
+    assert 12 <= summary["sent"] <= 22      # 2 users x 0.5 s / (50 ms + a little)
+    summary, records = lg(backend.port, tmp_path, "max.jsonl", mode="closed", users=3,
+                          max_requests=40, duration=5.0)
+    assert summary["sent"] == len(records) == 40 and summary["duration"] < 2.0
+
+
+def test_warmup_marked_or_dropped(backend, tmp_path):
+    summary, records = lg(backend.port, tmp_path, mode="open", rate=100, arrival="constant",
+                          warmup=0.2, duration=0.3)
+    assert sum(1 for r in records if r.get("warmup")) == 20
+    assert summary["sent"] == 30 and len(records) == 50
+    summary, records = lg(backend.port, tmp_path, "drop.jsonl", mode="open", rate=100,
+                          arrival="constant", warmup=0.2, duration=0.3, warmup_records="drop")
+    assert summary["sent"] == len(records) == 30
+
+
+def test_refused_connections_are_connect_refused(tmp_path):
+    summary, records = lg(free_port(), tmp_path, mode="open", rate=100, duration=0.3)
+    assert summary["ok"] == 0 and summary["errors"] == {"connect_refused": summary["sent"]}
+    assert all(r["error"] == "connect_refused" and r["status"] is None and r["conn"] is None
+               for r in records)
+
+
+def test_backend_fault_modes_give_error_kinds(backend, tmp_path):
+    backend.call(backend.backend.set_fault, "refuse", None, None)
+    summary, _ = lg(backend.port, tmp_path, "refuse.jsonl", mode="open", rate=50, duration=0.2)
+    assert set(summary["errors"]) == {"connect_refused"}
+    backend.call(backend.backend.set_fault, "close", None, None)
+    summary, _ = lg(backend.port, tmp_path, "close.jsonl", mode="open", rate=50, duration=0.2)
+    assert set(summary["errors"]) == {"closed"} and summary["ok"] == 0
+    backend.call(backend.backend.set_fault, "hang", None, None)
+    summary, records = lg(backend.port, tmp_path, "hang.jsonl", mode="closed", users=2,
+                          duration=0.2, timeout=0.3)
+    assert summary["errors"] == {"timeout": 2} and summary["sent"] == 2, summary
+    assert all(0.25 < r["end"] - r["start"] < 0.6 for r in records)
+
+
+def test_http_errors_are_counted_by_class(tmp_path):
+    with BackendThread(backend_model.config_from_dict(
+            {"host": "127.0.0.1", "port": 0, "error_rate": 1.0})) as bt:
+        summary, _ = lg(bt.port, tmp_path, mode="open", rate=100, duration=0.2)
+    assert summary["ok"] == 0 and summary["errors"] == {"status_5xx": summary["sent"]}
+    assert summary["status"] == {"500": summary["sent"]}
+
+
+def test_request_mix_weights_reach_the_backend(backend, tmp_path):
+    mix = [{"path": "/size/1", "weight": 1}, {"path": "/size/2", "weight": 3},
+           {"path": "/post", "method": "POST", "body_size": 100, "weight": 1}]
+    summary, records = lg(backend.port, tmp_path, mode="open", rate=1000, duration=0.5,
+                          mix=mix, seed=3)
+    assert summary["ok"] == summary["sent"] == 500 or summary["sent"] > 400
+    paths = [r["path"] for r in records]
+    assert 0.65 < paths.count("/size/2") / paths.count("/size/1") / 3 < 1.5
+    assert {r["method"] for r in records if r["path"] == "/post"} == {"POST"}
+
+
+class _CookieHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen = []
+
+    def do_GET(self):
+        self.seen.append(self.headers.get("Cookie"))
+        self.send_response(200)
+        if self.headers.get("Cookie") is None:
+            self.send_header("Set-Cookie", f"SRV=s{len(self.seen)}; Path=/")
+        self.send_header("X-Cache", "MISS")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(server):
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_session_users_keep_their_cookies(tmp_path):
+    _CookieHandler.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CookieHandler)
+    _serve(server)
+    try:
+        summary, records = lg(server.server_address[1], tmp_path, mode="closed", users=2,
+                              session=True, max_requests=10, duration=2.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    seen = _CookieHandler.seen
+    assert summary["ok"] == 10 and seen.count(None) == 2
+    assert len({c for c in seen if c}) == 2                   # one cookie per user, kept
+    assert {r["cache"] for r in records} == {"MISS"} and {r["backend"] for r in records} == {None}
+
+
+def test_https_without_verification(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl command not installed: cannot make a test certificate")
+    cert, key = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=lab"], check=True, capture_output=True)
+    _CookieHandler.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CookieHandler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    _serve(server)
+    try:
+        cfg = wl.config_from_dict({"url": f"https://127.0.0.1:{server.server_address[1]}/",
+                                   "max_requests": 5, "duration": 2.0})
+        summary = run(cfg)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary["ok"] == 5
+
+
+def test_cli_json_summary_and_usage_errors(backend, tmp_path):
+    out = subprocess.run([LBLAB, "loadgen", "--url", f"http://127.0.0.1:{backend.port}/",
+                          "--mode", "open", "--rate", "100", "--duration", "0.3", "--json"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["sent"] == summary["ok"] > 20
+    bad = subprocess.run([LBLAB, "loadgen", "--url", "gopher://x/"], capture_output=True,
+                         text=True, timeout=20)
+    assert bad.returncode == 2 and "'url'" in bad.stderr and "Traceback" not in bad.stderr
