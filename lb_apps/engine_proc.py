@@ -15,6 +15,7 @@ import pwd
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import time
 
@@ -27,6 +28,9 @@ CHECK_TIMEOUT_SEC = 30.0
 READY_TIMEOUT_SEC = 10.0
 STOP_GRACE_SEC = 10.0
 KILL_WAIT_SEC = 5.0
+# An nginx master exits only after its workers, so whatever is left in the session shortly
+# after the master is gone is a stray (e.g. workers of a SIGKILLed master).
+STRAY_SETTLE_SEC = 0.5
 POLL_SEC = 0.05
 HAPROXY_BIN = "haproxy"
 NGINX_BIN = "nginx"
@@ -178,10 +182,26 @@ def check_config(engine, config_path, run_dir, popen=subprocess.Popen):
 
 
 def _ready_path(engine, run_dir):
-    # nginx writes its pid file after binding its listeners; HAProxy creates the stats socket
-    # while binding its listeners.
     name = "nginx.pid" if engine == "nginx" else engines.HAPROXY_SOCKET
     return os.path.join(run_dir, name)
+
+
+def _is_ready(engine, path):
+    """nginx writes its pid file only after binding every listener. HAProxy creates its stats
+    socket while binding, before a later listener may fail; it answers ``show info`` only once
+    its event loop runs, that is, after every listener is bound."""
+    if not os.path.exists(path):
+        return False
+    if engine == "nginx":
+        return True
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect(path)
+            sock.sendall(b"show info\n")
+            return b"Name: HAProxy" in sock.recv(4096)
+    except OSError:
+        return False
 
 
 def start_engine(engine, cfg, run_dir, popen=subprocess.Popen, ulimit_n=None, access_log=True,
@@ -219,7 +239,7 @@ def start_engine(engine, cfg, run_dir, popen=subprocess.Popen, ulimit_n=None, ac
                         stdout=log, stderr=subprocess.STDOUT, **extra)
     handle = EngineProcess(engine, process, run_dir, config_path, log_path)
     deadline = time.monotonic() + ready_timeout
-    while not os.path.exists(ready):
+    while not _is_ready(engine, ready):
         if process.poll() is not None or time.monotonic() > deadline:
             why = (f"exited with status {process.returncode}" if process.poll() is not None
                    else f"was not ready ({ready} missing) after {ready_timeout:g} s")
@@ -291,8 +311,7 @@ def stop_engine(handle, grace=STOP_GRACE_SEC):
         sent.append(sig)
         if _wait(process, wait):
             break
-    # Workers exit just after the master; give them a moment before calling them strays.
-    deadline = time.monotonic() + KILL_WAIT_SEC
+    deadline = time.monotonic() + STRAY_SETTLE_SEC
     left = session_processes(pid)
     while left and time.monotonic() < deadline:
         time.sleep(POLL_SEC)

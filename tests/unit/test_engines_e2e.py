@@ -1,0 +1,237 @@
+"""Loopback end to end: HAProxy and nginx started by lb_apps.engine_proc in front of two tiny
+in-test HTTP backends on 127.0.0.1 high ports; checks who served what, then that nothing of the
+engine is left running. Only processes this test started are ever signalled."""
+import base64
+import http.client
+import http.server
+import os
+import shutil
+import socket
+import threading
+import time
+
+import psutil
+import pytest
+
+from lb_apps import engine_proc
+from lb_apps.l7config import parse_l7_config
+
+pytestmark = pytest.mark.skipif(not (shutil.which("haproxy") and shutil.which("nginx")),
+                                reason="haproxy and nginx are not installed (make setup)")
+
+REQUESTS = 20
+CONNECT_WAIT_SEC = 5.0
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        body = f"{self.server.name} {self.path}\n".encode()
+        self.server.paths.append(self.path)
+        self.send_response(200)
+        self.send_header("X-Backend", self.server.name)
+        if self.path.startswith("/cacheable"):
+            self.send_header("Cache-Control", "max-age=60")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class Backend(http.server.ThreadingHTTPServer):
+    """A keep-alive HTTP server answering every GET with ``X-Backend: <name>``."""
+    daemon_threads = True
+
+    def __init__(self, name):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.name, self.paths = name, []
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+@pytest.fixture
+def backends():
+    started = [Backend("b1"), Backend("b2"), Backend("a1")]
+    yield started
+    for b in started:
+        b.close()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port):
+    deadline = time.monotonic() + CONNECT_WAIT_SEC
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def get(port, path="/", headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status, resp.getheader("X-Backend"), resp
+    finally:
+        conn.close()
+
+
+def l7(port, backends, **extra):
+    b1, b2, a1 = backends
+    data = {"listen": {"host": "127.0.0.1", "port": port}, "passive_health": False,
+            "backends": [{"name": "b1", "address": "127.0.0.1", "port": b1.port},
+                         {"name": "b2", "address": "127.0.0.1", "port": b2.port}],
+            "groups": {"api": {"backends": [{"name": "a1", "address": "127.0.0.1",
+                                             "port": a1.port}]}}}
+    data.update(extra)
+    return parse_l7_config(data)
+
+
+def run_engine(engine, cfg, run_dir, body):
+    """Start the engine, run ``body()``, stop it; assert none of its processes is left."""
+    handle = engine_proc.start_engine(engine, cfg, str(run_dir), access_log=False)
+    pid = handle.process.pid
+    try:
+        wait_listening(cfg.listen.port)
+        children = psutil.Process(pid).children(recursive=True)
+        family = [pid] + [p.pid for p in children]
+        if engine == "nginx":  # plus cache manager/loader when a cache is configured
+            workers = [p for p in children if "worker process" in " ".join(p.cmdline())]
+            assert len(workers) == cfg.workers
+        body()
+    finally:
+        stopped = engine_proc.stop_engine(handle)
+    assert stopped.leftovers_killed == ()
+    assert engine_proc.session_processes(pid) == []
+    for p in family:
+        assert not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE
+    return stopped
+
+
+@pytest.mark.parametrize("engine", ["haproxy", "nginx"])
+def test_round_robin_alternates_then_nothing_is_left(engine, backends, tmp_path):
+    port = free_port()
+    cfg = l7(port, backends, algorithm="round_robin")
+    served = []
+
+    def body():
+        for _ in range(REQUESTS):
+            status, name, _ = get(port)
+            assert status == 200
+            served.append(name)
+
+    stopped = run_engine(engine, cfg, tmp_path / "r", body)
+    assert set(served) == {"b1", "b2"}
+    assert all(a != b for a, b in zip(served, served[1:])), served
+    assert served.count("b1") == served.count("b2") == REQUESTS // 2
+    assert stopped.signals == (("SIGQUIT",) if engine == "nginx" else ("SIGTERM",))
+
+
+@pytest.mark.parametrize("engine", ["haproxy", "nginx"])
+def test_routes_and_auth(engine, backends, tmp_path):
+    port = free_port()
+    basic = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+    cfg = l7(port, backends, routes=[
+        {"match": {"path_prefix": "/api/private"}, "group": "api",
+         "auth": {"type": "basic", "users": {"alice": "s3cret"}}},
+        {"match": {"path_prefix": "/api", "header": {"name": "X-Tier", "value": "gold"}},
+         "group": "api", "auth": {"type": "bearer", "tokens": ["tok1"]}},
+        {"match": {"path_regex": r"^/v\d+/api$"}, "group": "api"},
+        {"match": {"query": {"name": "to", "value": "api"}}, "group": "api"},
+    ])
+
+    def body():
+        assert get(port, "/anything")[:2] == (200, "b1")
+        assert get(port, "/v2/api")[:2] == (200, "a1")
+        assert get(port, "/vx/api")[1] in ("b1", "b2")
+        assert get(port, "/x?to=api")[:2] == (200, "a1")
+        status, _, resp = get(port, "/api/private/x")
+        assert status == 401 and "Basic" in resp.getheader("WWW-Authenticate")
+        assert get(port, "/api/private/x", {"Authorization": basic})[:2] == (200, "a1")
+        bad = "Basic " + base64.b64encode(b"alice:nope").decode()
+        assert get(port, "/api/private/x", {"Authorization": bad})[0] == 401
+        status, _, resp = get(port, "/api/tier", {"X-Tier": "gold"})
+        assert status == 401 and resp.getheader("WWW-Authenticate") == 'Bearer realm="lblab"'
+        assert get(port, "/api/tier", {"X-Tier": "gold",
+                                       "Authorization": "Bearer tok1"})[:2] == (200, "a1")
+        assert get(port, "/api/tier", {"X-Tier": "gold",
+                                       "Authorization": "Bearer tok2"})[0] == 401
+        # Without the header, route 1 does not match: no auth, default group.
+        assert get(port, "/api/tier")[1] in ("b1", "b2")
+
+    run_engine(engine, cfg, tmp_path / "r", body)
+    assert "/api/private/x" in backends[2].paths
+
+
+@pytest.mark.parametrize("engine, why", [("haproxy", "cannot bind"),
+                                         ("nginx", "Address already in use")])
+def test_start_failure_leaves_nothing(engine, why, backends, tmp_path):
+    """A port already taken: the engine exits, start_engine says why and leaves no process."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        cfg = l7(taken.getsockname()[1], backends)
+        before = {p.pid for p in psutil.process_iter()}
+        with pytest.raises(engine_proc.EngineError, match=f"{engine}: exited with status .*{why}"):
+            handle = engine_proc.start_engine(engine, cfg, str(tmp_path / "r"))
+            engine_proc.stop_engine(handle)  # only reached if the test fails
+    new = [p for p in psutil.process_iter() if p.pid not in before
+           and p.name() in ("haproxy", "nginx") and p.ppid() == os.getpid()]
+    assert new == []
+
+
+@pytest.mark.parametrize("engine", ["haproxy", "nginx"])
+def test_cache_hits_are_marked(engine, backends, tmp_path):
+    port = free_port()
+    cfg = l7(port, backends, cache={"max_bytes": 2 * 1024 * 1024})
+
+    def body():
+        marks = [get(port, "/cacheable/1")[2].getheader("X-Cache") for _ in range(3)]
+        assert marks == ["MISS", "HIT", "HIT"]
+        assert get(port, "/plain")[2].getheader("X-Cache") == "MISS"
+
+    run_engine(engine, cfg, tmp_path / "r", body)
+    served = backends[0].paths + backends[1].paths
+    assert served.count("/cacheable/1") == 1
+
+
+def test_stray_nginx_workers_of_a_killed_master_are_found_and_killed(backends, tmp_path):
+    """DESIGN.md: a SIGKILLed nginx master leaves its workers running; stop_engine cleans up."""
+    port = free_port()
+    cfg = l7(port, backends, workers=2)
+    handle = engine_proc.start_engine("nginx", cfg, str(tmp_path / "r"), access_log=False)
+    pid = handle.process.pid
+    try:
+        wait_listening(port)
+        workers = sorted(p.pid for p in psutil.Process(pid).children()
+                         if "worker process" in " ".join(p.cmdline()))
+        assert len(workers) == 2
+        handle.process.kill()  # our own master, killed the way that orphans workers
+        handle.process.wait(timeout=5)
+        assert all(psutil.pid_exists(w) for w in workers)
+    finally:
+        stopped = engine_proc.stop_engine(handle)
+    assert sorted(stopped.leftovers_killed) == workers
+    assert engine_proc.session_processes(pid) == []
