@@ -1,0 +1,653 @@
+"""Pure balancer decisions: packet facts, flow removals, probe results and API changes in;
+flows, group changes and packet-outs out (like faucet/valve.py). No os-ken, no sockets, no clock:
+every entry point takes ``now``.
+
+Reactive modes (l2, l3, l4) take one packet-in per new connection (l2, l4) or per new client
+(l3), ask the :mod:`lb_apps.balancing` balancer, and install a forward flow on the switch that
+saw the packet (idle timeout, ``OFPFF_SEND_FLOW_REM``) plus, for NAT modes, a reverse flow on the
+backend's edge switch. A connection is counted open from its first packet until its forward flow
+is removed (idle timeout, or deleted when its backend goes down), so least-connections counts
+lag the real end of a connection by ``idle_timeout`` seconds.
+
+Conntrack modes (group, proactive) have no per-flow state here: Open vSwitch's connection
+tracker keeps each connection on its backend; pool changes rewrite group buckets or prefix rules.
+"""
+from dataclasses import dataclass, field
+
+from controllers import packets, pipeline
+from controllers.config import MODE_ALGORITHMS, REACTIVE_MODES, parse_weight, ConfigError
+from controllers.health import DOWN, UP, HealthState
+from controllers.pipeline import Flow, GroupMod, PacketOut
+from topologies import forwarding
+
+PROBE_PORT_BASE = 40000
+PROBE_SEQ = 0x10000000
+CONTROLLER_IN_PORT = None
+
+
+class ChangeError(ValueError):
+    """A rejected API change: ``field`` names the bad input (answered with HTTP ``status``)."""
+
+    def __init__(self, field_name, message, status=400):
+        self.field = field_name
+        self.status = status
+        super().__init__(f"{field_name}: {message}")
+
+
+@dataclass
+class TokenBucket:
+    """Packet-in admission per switch: ``rate`` per second, bursts up to ``rate``."""
+    rate: float
+    tokens: float = None
+    last: float = None
+
+    def admit(self, now):
+        """Return True and take a token if one is available at time ``now``."""
+        if self.last is None:
+            self.tokens, self.last = self.rate, now
+        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class Conn:
+    """One balanced connection (l2/l4) or client (l3) of a reactive service."""
+    backend: str
+    client_ip: str
+    client_port: int | None
+    switch: str
+    opened: float
+    packets: int = 0
+    bytes: int = 0
+
+
+@dataclass
+class BackendState:
+    """A backend in a service's pool (kept after removal while it still has connections)."""
+    name: str
+    ip: str
+    mac: str
+    bid: int
+    weight: int
+    removed: bool = False
+    health: HealthState = field(default_factory=HealthState)
+    next_probe: float | None = None
+    flows_total: int = 0
+    closed_packets: int = 0
+    closed_bytes: int = 0
+    polled: dict = field(default_factory=dict)  # switch -> (packets, bytes) of its ct-mode flows
+
+    @property
+    def live(self):
+        """bool: may receive new flows."""
+        return not self.removed and self.health.state == UP and self.weight > 0
+
+
+class ServiceState:
+    """Runtime state of one service: its balancer, backends and (reactive) connections."""
+
+    def __init__(self, sid, svc, make_balancer, seed):
+        self.sid = sid
+        self.svc = svc
+        self.algorithm = svc.algorithm
+        self.backends = {}
+        for bid, b in enumerate(svc.backends, start=1):
+            self.backends[b.name] = BackendState(b.name, b.ip, b.mac, bid, b.weight)
+        self.make_balancer = make_balancer
+        self.seed = seed
+        self.balancer = self._new_balancer(svc.algorithm)
+        self.conns = {}
+        self.prefix_rules = self.effective_weights()  # proactive: weights the rules encode
+
+    @property
+    def reactive(self):
+        """bool: one packet-in per new connection/client."""
+        return self.svc.mode in REACTIVE_MODES
+
+    def _new_balancer(self, algorithm):
+        if algorithm not in MODE_ALGORITHMS["l4"]:
+            return None
+        pool = {b.name: b.weight for b in self.backends.values() if not b.removed}
+        balancer = self.make_balancer(algorithm, pool, seed=self.seed)
+        for b in self.backends.values():
+            if not b.removed and b.health.state == DOWN:
+                balancer.set_up(b.name, False)
+        return balancer
+
+    def by_bid(self, bid):
+        """Return the backend with id ``bid`` or None."""
+        for b in self.backends.values():
+            if b.bid == bid:
+                return b
+        return None
+
+    def effective_weights(self):
+        """Return [(name, weight)] with 0 for down, drained or removed backends."""
+        return [(b.name, b.weight if b.live else 0) for b in self.backends.values()
+                if not b.removed]
+
+
+class Core:
+    """All balancer state and decisions of one controller process.
+
+    Args:
+        config (controllers.config.Config): the parsed config.
+        make_balancer (callable): ``lb_apps.balancing.make_balancer`` (injected for tests).
+    """
+
+    def __init__(self, config, make_balancer):
+        self.config = config
+        self.graph = config.graph
+        self.settings = config.controller
+        self.unicast = forwarding.unicast_ports(self.graph)
+        self.location = forwarding.host_location(self.graph)
+        self.services = [ServiceState(sid, svc, make_balancer, config.controller.seed)
+                         for sid, svc in enumerate(config.services, start=1)]
+        self.by_vip = {ss.svc.vip: ss for ss in self.services}
+        self.connected = set()
+        self.switch_stats = {}
+        self.buckets = {}
+        self.probe_ports = {}
+        port = PROBE_PORT_BASE
+        for ss in self.services:
+            for b in ss.backends.values():
+                self.probe_ports[port] = (ss, b)
+                port += 1
+
+    # -- switches -----------------------------------------------------------------------
+
+    def switch_up(self, switch):
+        """Return every proactive flow and group for a switch that (re)connected."""
+        self.connected.add(switch)
+        self.switch_stats.setdefault(switch, {"packet_ins": 0, "dropped": 0, "errors": 0,
+                                              "flows": None})
+        self.buckets[switch] = TokenBucket(self.settings.packet_in_rate)
+        msgs = []
+        for ss in self.services:
+            if ss.svc.mode == "group":
+                msgs.append(GroupMod(switch, pipeline.group_id(ss.sid), "delete", ()))
+                msgs.append(GroupMod(switch, pipeline.group_id(ss.sid), "add",
+                                     self._buckets(ss)))
+        msgs += pipeline.control_flows(switch, list(self.by_vip), self.settings.probe_ip)
+        msgs += pipeline.forwarding_flows(self.graph, switch)
+        for ss in self.services:
+            msgs += pipeline.service_flows(switch, ss.sid, ss.svc, list(ss.backends.values()))
+            if ss.svc.mode == "proactive":
+                msgs += pipeline.prefix_flows(switch, ss.sid, ss.svc, ss.backends,
+                                              ss.effective_weights())
+        return msgs
+
+    def switch_down(self, switch):
+        """Forget that a switch is connected (its flows stay in it: fail_mode secure)."""
+        self.connected.discard(switch)
+
+    def admit(self, switch, now):
+        """Return whether a packet-in from ``switch`` fits its rate limit (and count it)."""
+        stats = self.switch_stats.setdefault(switch, {"packet_ins": 0, "dropped": 0,
+                                                      "errors": 0, "flows": None})
+        bucket = self.buckets.setdefault(switch, TokenBucket(self.settings.packet_in_rate))
+        if bucket.admit(now):
+            stats["packet_ins"] += 1
+            return True
+        stats["dropped"] += 1
+        return False
+
+    # -- packet-ins ---------------------------------------------------------------------
+
+    def packet_in(self, switch, in_port, data, now):
+        """Return what to do about one packet sent to the controller.
+
+        Args:
+            switch (str): switch name.
+            in_port (int): where the packet entered the switch.
+            data (bytes): the Ethernet frame.
+            now (float): the clock.
+        Returns:
+            list: Flow / GroupMod / PacketOut decisions (empty: drop it).
+        """
+        facts = packets.parse(data)
+        if facts.eth_type == packets.ETH_TYPE_ARP:
+            return self._arp(switch, in_port, facts, now)
+        if facts.eth_type != packets.ETH_TYPE_IPV4 or facts.ip_dst is None:
+            return []
+        if facts.ip_dst == self.settings.probe_ip:
+            return self._probe_reply(facts, now)
+        ss = self.by_vip.get(facts.ip_dst)
+        if (ss is None or not ss.reactive or facts.ip_proto != ss.svc.ip_proto
+                or facts.tp_dst != ss.svc.port):
+            return []
+        return self._reactive(ss, switch, in_port, facts, data, now)
+
+    def _arp(self, switch, in_port, facts, now):
+        if facts.arp_op == packets.ARP_REQUEST:
+            ss = self.by_vip.get(facts.arp_tpa)
+            if ss is not None:
+                mac = ss.svc.vmac
+            elif facts.arp_tpa == self.settings.probe_ip:
+                mac = self.settings.probe_mac
+            else:
+                return []
+            data = packets.arp(packets.ARP_REPLY, mac, facts.arp_tpa, facts.arp_sha,
+                               facts.arp_spa, eth_dst=facts.eth_src)
+            return [PacketOut(switch, CONTROLLER_IN_PORT, (("output", in_port),), data)]
+        if facts.arp_op == packets.ARP_REPLY and facts.arp_tpa == self.settings.probe_ip:
+            msgs = []
+            for ss, b in self.probe_ports.values():
+                if b.ip == facts.arp_spa and ss.svc.health.kind == "arp":
+                    msgs += self._probe_result(ss, b, True, now)
+            return msgs
+        return []
+
+    def _key(self, ss, facts):
+        if ss.svc.mode == "l3":
+            return facts.ip_src
+        return (facts.ip_proto, facts.ip_src, facts.tp_src, facts.ip_dst, facts.tp_dst)
+
+    def _balancer_key(self, ss, facts):
+        algorithm = ss.algorithm
+        if algorithm == "ip_hash" or (algorithm == "consistent_hash" and ss.svc.mode == "l3"):
+            return facts.ip_src
+        if algorithm == "five_tuple_hash" or algorithm == "consistent_hash":
+            tp_src = 0 if ss.svc.mode == "l3" else facts.tp_src
+            return (facts.ip_proto, facts.ip_src, tp_src, facts.ip_dst, facts.tp_dst)
+        return None
+
+    def _reactive(self, ss, switch, in_port, facts, data, now):
+        key = self._key(ss, facts)
+        conn = ss.conns.get(key)
+        if conn is not None and not ss.backends[conn.backend].live:
+            self._close(ss, key)
+            conn = None
+        if conn is None:
+            is_tcp = facts.ip_proto == packets.IP_PROTO_TCP
+            if is_tcp and facts.tcp_flags is not None and facts.tcp_flags & packets.TCP_RST:
+                return []
+            name = ss.balancer.choose(self._balancer_key(ss, facts))
+            if name is None:
+                return []
+            ss.balancer.on_open(name)
+            ss.backends[name].flows_total += 1
+            conn = Conn(name, facts.ip_src, None if ss.svc.mode == "l3" else facts.tp_src,
+                        switch, now)
+            ss.conns[key] = conn
+        backend = ss.backends[conn.backend]
+        msgs = self.connection_flows(ss, conn, backend)
+        out_port = self.unicast.get(switch, {}).get(backend.mac)
+        if out_port is None:
+            return msgs
+        rewrite = self._rewrite(ss, backend)
+        out = pipeline.OFPP_IN_PORT if out_port == in_port else out_port
+        msgs.append(PacketOut(switch, in_port, rewrite + (("output", out),), data))
+        return msgs
+
+    def _rewrite(self, ss, backend):
+        if ss.svc.mode == "l2":
+            return (("set_field", "eth_dst", backend.mac),)
+        return (("set_field", "eth_dst", backend.mac), ("set_field", "ipv4_dst", backend.ip))
+
+    def connection_flows(self, ss, conn, backend):
+        """Return the forward (and reverse-NAT) flows of one reactive connection or client."""
+        svc = ss.svc
+        src, dst = pipeline.tp_fields(svc.protocol)
+        match = pipeline.vip_match(svc, ipv4_src=conn.client_ip)
+        if conn.client_port is not None:
+            match[src] = conn.client_port
+        forward = Flow(conn.switch, pipeline.T_CLASSIFY, pipeline.PRIORITY_CONNECTION, match,
+                       self._rewrite(ss, backend), goto=pipeline.T_L2,
+                       cookie=pipeline.cookie(pipeline.COOKIE_CONNECTION, ss.sid, backend.bid),
+                       idle_timeout=svc.idle_timeout, send_flow_rem=True)
+        if svc.mode == "l2":
+            return [forward]
+        reverse_match = {"eth_type": pipeline.ETH_TYPE_IPV4, "ipv4_src": backend.ip,
+                         "ipv4_dst": conn.client_ip, "ip_proto": svc.ip_proto, src: svc.port}
+        if conn.client_port is not None:
+            reverse_match[dst] = conn.client_port
+        edge = self.location.get(backend.name, (conn.switch, None))[0]
+        reverse = Flow(edge, pipeline.T_CLASSIFY, pipeline.PRIORITY_CONNECTION, reverse_match,
+                       (("set_field", "ipv4_src", svc.vip), ("set_field", "eth_src", svc.vmac)),
+                       goto=pipeline.T_L2,
+                       cookie=pipeline.cookie(pipeline.COOKIE_REVERSE, ss.sid, backend.bid),
+                       idle_timeout=svc.idle_timeout)
+        # The reverse flow goes first so a reply racing the first packet finds it.
+        return [reverse, forward]
+
+    def _close(self, ss, key):
+        conn = ss.conns.pop(key, None)
+        if conn is None:
+            return None
+        b = ss.backends.get(conn.backend)
+        b.closed_packets += conn.packets
+        b.closed_bytes += conn.bytes
+        if not b.removed:
+            ss.balancer.on_close(conn.backend)
+        return conn
+
+    # -- flow removals, stats and re-learning -------------------------------------------
+
+    def _conn_from_flow(self, cookie_value, match):
+        kind, sid, bid = pipeline.cookie_parts(cookie_value)
+        if kind != pipeline.COOKIE_CONNECTION or not 1 <= sid <= len(self.services):
+            return None, None, None
+        ss = self.services[sid - 1]
+        src, dst = pipeline.tp_fields(ss.svc.protocol)
+        client = match.get("ipv4_src")
+        if ss.svc.mode == "l3":
+            key = client
+        else:
+            key = (ss.svc.ip_proto, client, match.get(src), ss.svc.vip, match.get(dst))
+        return ss, key, ss.by_bid(bid)
+
+    def flow_removed(self, switch, cookie_value, match, packets_, bytes_, reason, now):
+        """Account for a removed connection flow (idle timeout, hard timeout or delete).
+
+        Returns:
+            list: the delete of its reverse-NAT partner.
+        """
+        ss, key, backend = self._conn_from_flow(cookie_value, match)
+        if ss is None or backend is None:
+            return []
+        conn = ss.conns.get(key)
+        if conn is None or conn.backend != backend.name:
+            return []
+        conn.packets, conn.bytes = packets_, bytes_
+        self._close(ss, key)
+        msgs = self.connection_flows(ss, conn, backend)
+        return [m._replace(command="delete_strict") for m in msgs[:-1]]
+
+    def learn_flows(self, switch, flows, now):
+        """Re-learn connections from a switch's flow table after a controller restart.
+
+        Args:
+            flows (list[tuple]): (cookie, match dict, packets, bytes) of its flows.
+        Returns:
+            int: connections learnt.
+        """
+        learnt = 0
+        for cookie_value, match, packets_, bytes_ in flows:
+            ss, key, backend = self._conn_from_flow(cookie_value, match)
+            if ss is None or backend is None:
+                continue
+            conn = ss.conns.get(key)
+            if conn is None:
+                port = None if ss.svc.mode == "l3" else key[2]
+                conn = Conn(backend.name, match.get("ipv4_src"), port, switch, now)
+                ss.conns[key] = conn
+                if not backend.removed:
+                    ss.balancer.on_open(backend.name)
+                backend.flows_total += 1
+                learnt += 1
+            conn.packets, conn.bytes = packets_, bytes_
+        return learnt
+
+    def flow_stats(self, switch, flows, table_sizes=None, learn=False):
+        """Take one poll of a switch: connection/backend flow counters and table sizes.
+
+        Args:
+            flows (list[tuple]): (cookie, match dict, packets, bytes).
+            table_sizes (dict|None): table id -> active flows.
+            learn (bool): also adopt connections not known yet (the poll right after a switch
+                connects); periodic polls only update counters, since a reply can carry a flow
+                whose removal was already processed.
+        """
+        if learn:
+            self.learn_flows(switch, flows, None)
+        for cookie_value, match, packets_, bytes_ in flows:
+            ss, key, _backend = self._conn_from_flow(cookie_value, match)
+            conn = ss.conns.get(key) if ss is not None else None
+            if conn is not None:
+                conn.packets, conn.bytes = packets_, bytes_
+        seen = {}
+        for cookie_value, _match, packets_, bytes_ in flows:
+            kind, sid, bid = pipeline.cookie_parts(cookie_value)
+            if kind == pipeline.COOKIE_POST and 1 <= sid <= len(self.services):
+                p, b = seen.get((sid, bid), (0, 0))
+                seen[(sid, bid)] = (p + packets_, b + bytes_)
+        for (sid, bid), counters in seen.items():
+            backend = self.services[sid - 1].by_bid(bid)
+            if backend is not None:
+                backend.polled[switch] = counters
+        if table_sizes is not None:
+            self.switch_stats.setdefault(switch, {"packet_ins": 0, "dropped": 0, "errors": 0,
+                                                  "flows": None})["flows"] = table_sizes
+
+    # -- health ---------------------------------------------------------------------------
+
+    def tick(self, now):
+        """Return the health probes due at ``now`` (a missed answer counts as a failure)."""
+        msgs = []
+        for port, (ss, b) in self.probe_ports.items():
+            health = ss.svc.health
+            if health.kind == "none" or b.removed:
+                continue
+            if b.next_probe is not None and now < b.next_probe:
+                continue
+            if b.health.pending is not None:
+                msgs += self._probe_result(ss, b, False, now)
+            probe = self._probe(ss, b, port)
+            if probe is None:
+                b.next_probe = now + health.interval
+                continue
+            b.health.pending = now
+            b.health.probes_sent += 1
+            b.next_probe = now + health.interval
+            msgs.append(probe)
+        return msgs
+
+    def _probe(self, ss, b, sport):
+        switch, port = self.location.get(b.name, (None, None))
+        if switch not in self.connected:
+            return None
+        s = self.settings
+        if ss.svc.health.kind == "arp":
+            data = packets.arp(packets.ARP_REQUEST, s.probe_mac, s.probe_ip,
+                               "00:00:00:00:00:00", b.ip, eth_dst=b.mac)
+        else:
+            data = packets.tcp(s.probe_mac, b.mac, s.probe_ip, b.ip, sport, ss.svc.port,
+                               PROBE_SEQ, 0, packets.TCP_SYN)
+        return PacketOut(switch, CONTROLLER_IN_PORT, (("output", port),), data)
+
+    def _probe_reply(self, facts, now):
+        entry = self.probe_ports.get(facts.tp_dst)
+        if entry is None or facts.ip_proto != packets.IP_PROTO_TCP or facts.tcp_flags is None:
+            return []
+        ss, b = entry
+        if facts.ip_src != b.ip or b.health.pending is None:
+            return []
+        flags = facts.tcp_flags
+        if flags & packets.TCP_SYN and flags & packets.TCP_ACK:
+            msgs = self._probe_result(ss, b, True, now)
+            switch, port = self.location[b.name]
+            s = self.settings
+            rst = packets.tcp(s.probe_mac, b.mac, s.probe_ip, b.ip, facts.tp_dst, facts.tp_src,
+                              facts.tcp_ack, 0, packets.TCP_RST)
+            return msgs + [PacketOut(switch, CONTROLLER_IN_PORT, (("output", port),), rst)]
+        if flags & packets.TCP_RST:
+            return self._probe_result(ss, b, False, now)
+        return []
+
+    def _probe_result(self, ss, b, ok, now):
+        changed = b.health.record(ok, ss.svc.health.rise, ss.svc.health.fall, now)
+        if changed is None:
+            return []
+        if ss.balancer is not None and not b.removed:
+            ss.balancer.set_up(b.name, changed == UP)
+        msgs = self._pool_changed(ss)
+        if changed == DOWN:
+            msgs += self._remove_backend_flows(ss, b)
+        return msgs
+
+    def _remove_backend_flows(self, ss, b):
+        """Delete a down backend's connection flows everywhere (flow-removed closes them)."""
+        msgs = []
+        if not ss.reactive:
+            return msgs
+        for switch in sorted(self.connected):
+            for kind in (pipeline.COOKIE_CONNECTION, pipeline.COOKIE_REVERSE):
+                msgs.append(Flow(switch, pipeline.T_CLASSIFY, 0, {}, (),
+                                 cookie=pipeline.cookie(kind, ss.sid, b.bid), command="delete",
+                                 cookie_mask=pipeline.COOKIE_BACKEND_MASK))
+        return msgs
+
+    # -- pool changes -------------------------------------------------------------------
+
+    def _buckets(self, ss):
+        pool = [(b.ip, b.weight) for b in ss.backends.values() if b.live]
+        return pipeline.group_buckets(ss.sid, pool)
+
+    def _pool_changed(self, ss):
+        """Return the switch changes after a pool change of a conntrack service."""
+        msgs = []
+        if ss.svc.mode == "group":
+            buckets = self._buckets(ss)
+            for switch in sorted(self.connected):
+                msgs.append(GroupMod(switch, pipeline.group_id(ss.sid), "modify", buckets))
+        elif ss.svc.mode == "proactive":
+            for switch in sorted(self.connected):
+                old = pipeline.prefix_flows(switch, ss.sid, ss.svc, ss.backends,
+                                            ss.prefix_rules)
+                new = pipeline.prefix_flows(switch, ss.sid, ss.svc, ss.backends,
+                                            ss.effective_weights())
+                # Add first (same match and priority replaces), then delete what is gone, so
+                # no new connection ever finds no rule.
+                msgs += new
+                keep = {(f.priority, tuple(sorted(f.match.items()))) for f in new}
+                msgs += [f._replace(command="delete_strict", actions=()) for f in old
+                         if (f.priority, tuple(sorted(f.match.items()))) not in keep]
+            ss.prefix_rules = ss.effective_weights()
+        return msgs
+
+    def _service(self, name):
+        for ss in self.services:
+            if ss.svc.name == name:
+                return ss
+        raise ChangeError("service", f"unknown {name!r}; expected one of "
+                          f"{', '.join(s.svc.name for s in self.services)}", status=404)
+
+    def _backend(self, ss, name):
+        b = ss.backends.get(name)
+        if b is None or b.removed:
+            live = ", ".join(n for n, x in ss.backends.items() if not x.removed)
+            raise ChangeError("backend", f"unknown {name!r} in service {ss.svc.name}; "
+                              f"expected one of {live}", status=404)
+        return b
+
+    def set_weight(self, service, backend, weight):
+        """Change a backend's weight (0 = drain: no new flows, open ones stay)."""
+        ss = self._service(service)
+        b = self._backend(ss, backend)
+        try:
+            weight = parse_weight("weight", weight)
+        except ConfigError as exc:
+            raise ChangeError("weight", exc.problem) from None
+        b.weight = weight
+        if ss.balancer is not None:
+            ss.balancer.set_weight(b.name, weight)
+        return self._pool_changed(ss)
+
+    def add_backend(self, service, host, weight=1):
+        """Add topology host ``host`` to a pool (or bring a removed one back)."""
+        ss = self._service(service)
+        node = self.graph.nodes.get(host) if isinstance(host, str) else None
+        if node is None or node.get("kind") != "host":
+            raise ChangeError("backend", f"unknown host {host!r}; expected a host of the "
+                                         "topology")
+        if host in ss.backends and not ss.backends[host].removed:
+            raise ChangeError("backend", f"{host!r} is already in service {service}")
+        try:
+            weight = parse_weight("weight", weight)
+        except ConfigError as exc:
+            raise ChangeError("weight", exc.problem) from None
+        if host in ss.backends:
+            b = ss.backends[host]
+            b.removed, b.weight, b.health = False, weight, HealthState()
+        else:
+            bid = 1 + max((x.bid for x in ss.backends.values()), default=0)
+            b = BackendState(host, node["ip"], node["mac"].lower(), bid, weight)
+            ss.backends[host] = b
+            self.probe_ports[PROBE_PORT_BASE + len(self.probe_ports)] = (ss, b)
+        if ss.balancer is not None:
+            ss.balancer.add_backend(host, weight)
+            for conn in ss.conns.values():
+                if conn.backend == host:
+                    ss.balancer.on_open(host)
+        msgs = []
+        if not ss.reactive:
+            for switch in sorted(self.connected):
+                msgs += pipeline.service_flows(switch, ss.sid, ss.svc, [b])
+        return msgs + self._pool_changed(ss)
+
+    def remove_backend(self, service, backend):
+        """Take a backend out of the pool; its established connections are left to finish."""
+        ss = self._service(service)
+        b = self._backend(ss, backend)
+        b.removed = True
+        if ss.balancer is not None:
+            ss.balancer.remove_backend(b.name)
+        return self._pool_changed(ss)
+
+    def set_algorithm(self, service, algorithm):
+        """Switch a service to another algorithm; open connections keep their backends."""
+        ss = self._service(service)
+        allowed = MODE_ALGORITHMS[ss.svc.mode]
+        if algorithm not in allowed:
+            raise ChangeError("algorithm", f"unknown {algorithm!r} for mode {ss.svc.mode}; "
+                                           f"expected one of {', '.join(allowed)}")
+        ss.algorithm = algorithm
+        if ss.reactive:
+            ss.balancer = ss._new_balancer(algorithm)
+            for conn in ss.conns.values():
+                if not ss.backends[conn.backend].removed:
+                    ss.balancer.on_open(conn.backend)
+        return []
+
+    # -- views --------------------------------------------------------------------------
+
+    def services_view(self):
+        """Return the JSON-ready pools, weights and states of every service."""
+        out = {}
+        for ss in self.services:
+            svc = ss.svc
+            in_flight = ss.balancer.in_flight() if ss.balancer is not None else {}
+            out[svc.name] = {
+                "vip": svc.vip, "vmac": svc.vmac, "protocol": svc.protocol, "port": svc.port,
+                "mode": svc.mode, "algorithm": ss.algorithm, "idle_timeout": svc.idle_timeout,
+                "health": {"kind": svc.health.kind, "interval": svc.health.interval,
+                           "rise": svc.health.rise, "fall": svc.health.fall},
+                "backends": {b.name: {"ip": b.ip, "mac": b.mac, "weight": b.weight,
+                                      "state": b.health.state,
+                                      "draining": b.weight == 0 and not b.removed,
+                                      "in_flight": in_flight.get(b.name)}
+                             for b in ss.backends.values() if not b.removed},
+            }
+        return out
+
+    def stats_view(self):
+        """Return JSON-ready per-backend flow counters and per-switch counters."""
+        services = {}
+        for ss in self.services:
+            active, packets_, bytes_ = {}, {}, {}
+            for conn in ss.conns.values():
+                active[conn.backend] = active.get(conn.backend, 0) + 1
+                packets_[conn.backend] = packets_.get(conn.backend, 0) + conn.packets
+                bytes_[conn.backend] = bytes_.get(conn.backend, 0) + conn.bytes
+            backends = {}
+            for b in ss.backends.values():
+                polled_p = sum(p for p, _ in b.polled.values())
+                polled_b = sum(x for _, x in b.polled.values())
+                backends[b.name] = {
+                    "state": b.health.state, "removed": b.removed,
+                    "active_flows": active.get(b.name, 0) if ss.reactive else None,
+                    "flows_total": b.flows_total if ss.reactive else None,
+                    "packets": b.closed_packets + packets_.get(b.name, 0) + polled_p,
+                    "bytes": b.closed_bytes + bytes_.get(b.name, 0) + polled_b,
+                    "probes_sent": b.health.probes_sent,
+                }
+            services[ss.svc.name] = {"mode": ss.svc.mode, "backends": backends}
+        return {"services": services,
+                "switches": {s: dict(v, connected=s in self.connected)
+                             for s, v in sorted(self.switch_stats.items())}}
+

@@ -1,0 +1,112 @@
+"""``lblab controller --config FILE``: run the os-ken balancer app (OpenFlow 1.3).
+
+os-ken 4.x ships no ``osken-manager``: this module parses our config, sets os-ken's OpenFlow
+listen address/port (``CONF.ofp_listen_host``/``CONF.ofp_tcp_listen_port``) and starts the app
+with ``AppManager.run_apps``. os-ken runs on native threads (``OSKEN_HUB_TYPE=native``, its
+default); that variable must be set before os-ken is imported, so it is set here first.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("OSKEN_HUB_TYPE", "native")
+
+from controllers.config import ConfigError, load_config  # noqa: E402
+
+APP_MODULE = "controllers.app"
+
+
+def build_parser():
+    """Return the argparse parser of ``lblab controller``."""
+    parser = argparse.ArgumentParser(
+        prog="lblab controller",
+        description="Run the os-ken L2/L3/L4 load balancer (OpenFlow 1.3) for the services "
+                    "and topology in a config file. See docs/controller.md.")
+    parser.add_argument("--config", required=True, metavar="FILE",
+                        help="controller config (YAML or JSON): controller, topology, services")
+    parser.add_argument("--ofp-port", type=int, default=None, metavar="PORT",
+                        help="OpenFlow listen port (overrides controller.ofp_port)")
+    parser.add_argument("--api-port", type=int, default=None, metavar="PORT",
+                        help="JSON API port on controller.api_host (0 = no API)")
+    parser.add_argument("--check", action="store_true",
+                        help="validate the config, print a summary and exit")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    return parser
+
+
+def _usage_error(message):
+    from experiments.cli import UsageError
+    return UsageError(message)
+
+
+def main(argv):
+    """Run the controller until interrupted.
+
+    Args:
+        argv (list[str]): arguments after ``lblab controller``.
+    Returns:
+        int: exit status.
+    Raises:
+        experiments.cli.UsageError: bad arguments or config (one line, exit 2).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        raise _usage_error(f"{args.config}: {exc}") from None
+    settings = config.controller
+    overrides = {}
+    for name, value in (("ofp_port", args.ofp_port), ("api_port", args.api_port)):
+        if value is not None:
+            if not 0 <= value <= 65535 or (name == "ofp_port" and value == 0):
+                raise _usage_error(f"--{name.replace('_', '-')}: must be a port number in "
+                                   f"{1 if name == 'ofp_port' else 0}..65535, got {value}")
+            overrides[name] = value
+    if overrides:
+        settings = settings.__class__(**{**settings.__dict__, **overrides})
+        config = config.__class__(controller=settings, graph=config.graph,
+                                  services=config.services)
+    if args.check:
+        print(json.dumps({
+            "ofp": f"{settings.ofp_host}:{settings.ofp_port}",
+            "api": f"{settings.api_host}:{settings.api_port}" if settings.api_port else None,
+            "switches": sum(1 for _, d in config.graph.nodes(data=True)
+                            if d["kind"] == "switch"),
+            "services": {s.name: f"{s.vip} {s.protocol}/{s.port} {s.mode} {s.algorithm} "
+                                 f"{len(s.backends)} backends" for s in config.services},
+        }, indent=2, sort_keys=True))
+        return 0
+    logging.basicConfig(level=getattr(logging, args.log_level),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run(config)
+    return 0
+
+
+def run(config):
+    """Start os-ken with the balancer app and block until it stops."""
+    from os_ken import cfg
+    from os_ken.base.app_manager import AppManager
+    import os_ken.controller.controller  # noqa: F401 -- registers the ofp_* options
+
+    from controllers import app
+
+    cfg.CONF(args=[], project="os_ken")
+    cfg.CONF.set_override("ofp_listen_host", config.controller.ofp_host)
+    cfg.CONF.set_override("ofp_tcp_listen_port", config.controller.ofp_port)
+    app.configure(config)
+    AppManager.run_apps([APP_MODULE])
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # UsageError without importing the CLI at module import
+        if type(exc).__name__ == "UsageError":
+            print(f"lblab controller: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        raise
