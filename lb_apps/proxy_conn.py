@@ -18,11 +18,16 @@ from lb_apps.sticky import set_cookie_line, verify
 
 # Client read states.
 IDLE, HEAD, BODY, DONE = 0, 1, 2, 3
+# close_after_flush values
+CLOSE, LINGER = 1, 2
 # Response body framing towards the client.
 RAW, CHUNK = 0, 1
 MAX_PIPELINED = 16  # queued requests per client before we stop reading
 REPLAY_MAX_BYTES = 64 * 1024  # request bytes kept to retry an idempotent request
 HEAD_SLACK_BYTES = 1024  # request line/CRLF overhead allowed beyond max_uri + max_header_bytes
+# After an error response the write side is shut and input discarded this long before closing,
+# so the client reads the response instead of losing it to a TCP RST (nginx "lingering close").
+LINGER_SEC = 2.0
 _perf = time.perf_counter
 
 
@@ -39,7 +44,8 @@ class Request:
                  "replay", "replay_bytes", "body_bytes", "up", "backend", "group", "tried",
                  "attempts", "upstream_head", "responded", "mode", "t0", "set_cookie",
                  "cache_key", "cache_store", "capture", "capture_bytes", "cache_meta",
-                 "connecting", "connect_deadline", "method_str", "x_cache")
+                 "connecting", "connect_deadline", "method_str", "x_cache", "sticky_name",
+                 "has_body")
 
     def __init__(self, method, url, headers, head, minor, keep):
         self.method = method
@@ -64,6 +70,8 @@ class Request:
         self.capture_bytes = 0
         self.connect_deadline = 0.0
         self.x_cache = b""
+        self.sticky_name = None
+        self.has_body = head.chunked or bool(head.content_length)
 
 
 class ClientConnection(asyncio.Protocol):
@@ -88,6 +96,7 @@ class ClientConnection(asyncio.Protocol):
         self.header_bytes = 0
         self.head_bytes = 0
         self.paused_by_upstream = False
+        self.lingering = False
 
     # -- connection lifecycle ---------------------------------------------------------
 
@@ -99,14 +108,15 @@ class ClientConnection(asyncio.Protocol):
         sock = transport.get_extra_info("sockname")
         self.local = sock if sock else ("0.0.0.0", 0)
         rt = server.rt
+        self.parser = httptools.HttpRequestParser(self)
         if len(server.conns) >= rt.limits.max_connections or server.draining:
+            server.conns.add(self)
             rt.local_responses[503] += 1
-            transport.write(http_rules.error_response(503, "too many connections"))
-            transport.close()
-            self.closed = True
+            self.wbuf.append(http_rules.error_response(503, "too many connections"))
+            self.close_after_flush = LINGER
+            self.flush()
             return
         server.conns.add(self)
-        self.parser = httptools.HttpRequestParser(self)
         self.deadline = server.now + rt.timeouts.keepalive_idle
 
     def connection_lost(self, exc):
@@ -139,6 +149,10 @@ class ClientConnection(asyncio.Protocol):
     def tick(self, now):
         """Enforce client and upstream deadlines (called by the server's sweep)."""
         if self.closed:
+            return
+        if self.lingering:
+            if now >= self.deadline:
+                self.abort()
             return
         req = self.active
         if req is not None:
@@ -182,7 +196,21 @@ class ClientConnection(asyncio.Protocol):
         if req is not None and req.up is not None and req.out:
             req.up.send(req)
         if self.close_after_flush and not self.closed:
-            self.abort()
+            if self.close_after_flush == LINGER and self.transport.can_write_eof():
+                self.close_after_flush = False
+                self.linger()
+            else:
+                self.abort()
+
+    def linger(self):
+        """Shut the write side, discard input for LINGER_SEC, then close (see LINGER_SEC)."""
+        if self.lingering or self.closed:
+            return
+        self.lingering = True
+        self.state = DONE
+        self.transport.write_eof()
+        self.deadline = self.server.now + LINGER_SEC
+        self.transport.resume_reading()
 
     # -- reading requests -------------------------------------------------------------
 
@@ -321,7 +349,7 @@ class ClientConnection(asyncio.Protocol):
                 return
         self.server.rt.local_responses[status] += 1
         self.wbuf.append(http_rules.error_response(status, message))
-        self.close_after_flush = True
+        self.close_after_flush = LINGER
 
     # -- dispatching ------------------------------------------------------------------
 
@@ -364,14 +392,12 @@ class ClientConnection(asyncio.Protocol):
             member = group.members.get(name) if name is not None else None
             if member is not None and member.health.serving() and member.conf.weight > 0:
                 backend = member
+                req.sticky_name = name
         if backend is None:
             backend = group.choose(self._hash_key(group, req))
             if backend is None:
                 self.respond_local(req, 503, f"no backend available in group {group.name!r}")
                 return
-            if rt.sticky is not None:
-                req.set_cookie = set_cookie_line(rt.sticky.cookie, backend.name,
-                                                 rt.sticky.secret, self.server.tls)
         self.dispatch(req, backend)
 
     def _hash_key(self, group, req):
@@ -394,6 +420,11 @@ class ClientConnection(asyncio.Protocol):
     def dispatch(self, req, backend):
         """Send ``req`` to ``backend`` over a pooled or new connection."""
         req.backend = backend
+        sticky = self.server.rt.sticky
+        if sticky is not None:
+            # a new or re-balanced client (unknown, tampered or dead backend) gets a new cookie
+            req.set_cookie = None if backend.name == req.sticky_name else set_cookie_line(
+                sticky.cookie, backend.name, sticky.secret, self.server.tls)
         req.tried.add(backend.name)
         req.attempts += 1
         backend.in_flight += 1
@@ -492,14 +523,14 @@ class ClientConnection(asyncio.Protocol):
     def respond_local(self, req, status, message, extra=b""):
         """Answer ``req`` without a backend (401, 503, 502, ...)."""
         self.server.rt.local_responses[status] += 1
-        close = not req.keep or not req.complete or self.server.draining
+        close = not req.keep or self.server.draining or (req.has_body and not req.complete)
         self.wbuf.append(http_rules.error_response(status, message, close=close, extra=extra))
         req.responded = True
         self._finish(req, close)
 
     def respond_cached(self, req, entry):
         """Answer ``req`` from the cache."""
-        close = not req.keep or not req.complete or self.server.draining
+        close = not req.keep or self.server.draining
         age = entry.age(self.server.now)
         parts = [entry.head, b"Age: %d\r\nX-Cache: HIT\r\nContent-Length: %d\r\n"
                  % (age, len(entry.body))]
@@ -600,7 +631,8 @@ class ClientConnection(asyncio.Protocol):
             self.server.rt.cache.put(req.cache_key, req.headers, vary,
                                      CacheEntry(status, head, b"".join(req.capture),
                                                 self.server.now, ttl))
-        self._finish(req, not req.keep or not req.complete or self.server.draining)
+        self._finish(req, not req.keep or self.server.draining or
+                     (req.has_body and not req.complete))
 
     def upstream_lost(self, up, exc):
         """The upstream connection closed while a request was on it."""
@@ -628,16 +660,17 @@ class ClientConnection(asyncio.Protocol):
     def _finish(self, req, close):
         self.active = None
         if close:
-            self.close_after_flush = True
-            if not req.complete:
+            self.close_after_flush = CLOSE
+            if req.has_body and not req.complete:
                 self.state = DONE
+                self.close_after_flush = LINGER
             return
         if self.pending_error is not None:
             status, message = self.pending_error
             self.pending_error = None
             self.server.rt.local_responses[status] += 1
             self.wbuf.append(http_rules.error_response(status, message))
-            self.close_after_flush = True
+            self.close_after_flush = LINGER
         elif self.queue:
             self.loop.call_soon(self._next)
 
