@@ -319,10 +319,11 @@ def _hq(text):
 
 def _hap_name_value(kind, nv):
     fetch = {"header": f"req.fhdr({nv.name})", "cookie": f"req.cook({nv.name})",
-             "query": f"urlp({nv.name})"}[kind]
+             # url_dec: the builtin proxy compares decoded query values (parse_qsl).
+             "query": f"urlp({nv.name}),url_dec"}[kind]
     if nv.value is None:
         present = {"header": f"req.fhdr_cnt({nv.name}) gt 0",
-                   "cookie": f"req.cook_cnt({nv.name}) gt 0", "query": f"{fetch} -m found"}
+                   "cookie": f"req.cook_cnt({nv.name}) gt 0", "query": f"urlp({nv.name}) -m found"}
         return "{ " + present[kind] + " }"
     if nv.value == "":
         return "{ " + fetch + " -m len 0 }"

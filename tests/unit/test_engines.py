@@ -250,7 +250,7 @@ def test_haproxy_routes_first_match_wins_with_auth():
     assert "{ path_beg -- '/api' }" in sets[0] and "{ method 'GET' 'POST' }" in sets[0]
     assert "{ req.hdr(host),field(1,:),lower -m end -- '.example.com' }" in sets[1]
     assert "{ req.fhdr(X-Tier) -m str -- 'gold' }" in sets[1]
-    assert "{ req.cook_cnt(c) gt 0 }" in sets[1] and "{ urlp(q) -m str -- '~x' }" in sets[1]
+    assert "{ req.cook_cnt(c) gt 0 }" in sets[1] and "{ urlp(q),url_dec -m str -- '~x' }" in sets[1]
     assert r"{ path_reg -- '^/v\d+/items$' }" in sets[2]
     assert "http-request auth realm 'lblab' if { var(txn.lblab_route) -m int 0 } " \
            "!{ http_auth(lblab_r0) }" in fe

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from lb_apps import engine_proc
+from lb_apps.engines import sticky_cookie_value
 from lb_apps.l7config import parse_l7_config
 
 pytestmark = pytest.mark.skipif(not (shutil.which("haproxy") and shutil.which("nginx")),
@@ -235,3 +236,24 @@ def test_stray_nginx_workers_of_a_killed_master_are_found_and_killed(backends, t
         stopped = engine_proc.stop_engine(handle)
     assert sorted(stopped.leftovers_killed) == workers
     assert engine_proc.session_processes(pid) == []
+
+
+def test_haproxy_sticky_cookie_insert_follow_and_tampered(backends, tmp_path):
+    port = free_port()
+    cfg = l7(port, backends, sticky={"cookie": "LBSRV", "secret": "lab-secret"})
+
+    def body():
+        status, first, resp = get(port)
+        cookie = resp.getheader("Set-Cookie")
+        assert status == 200 and cookie.startswith("LBSRV=") and "HttpOnly" in cookie
+        value = cookie.split(";")[0]
+        assert value == f"LBSRV={sticky_cookie_value(cfg.sticky, first)}"
+        for _ in range(6):  # round robin would alternate; the cookie pins the backend
+            status, name, resp = get(port, headers={"Cookie": value})
+            assert (status, name) == (200, first) and resp.getheader("Set-Cookie") is None
+        status, name, resp = get(port, headers={"Cookie": "LBSRV=tampered"})
+        assert status == 200
+        assert resp.getheader("Set-Cookie").startswith(
+            f"LBSRV={sticky_cookie_value(cfg.sticky, name)}")
+
+    run_engine("haproxy", cfg, tmp_path / "r", body)
