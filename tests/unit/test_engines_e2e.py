@@ -257,3 +257,33 @@ def test_haproxy_sticky_cookie_insert_follow_and_tampered(backends, tmp_path):
             f"LBSRV={sticky_cookie_value(cfg.sticky, name)}")
 
     run_engine("haproxy", cfg, tmp_path / "r", body)
+
+
+def raw_status(port, request):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("engine", ["haproxy", "nginx"])
+def test_limits_status_codes(engine, backends, tmp_path):
+    port = free_port()
+    cfg = l7(port, backends, limits={"max_uri": 1024, "max_body": 100, "max_headers": 10})
+
+    def body():
+        long_uri = b"/" + b"a" * 2000
+        assert raw_status(port, b"GET " + long_uri + b" HTTP/1.1\r\nHost: x\r\n\r\n") == 414
+        assert raw_status(port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n"
+                          + b"x" * 101) == 413
+        many = b"".join(b"X-H%d: 1\r\n" % i for i in range(20))
+        status = raw_status(port, b"GET / HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+        # nginx has no header-count limit (docs/engines.md); HAProxy answers like the builtin.
+        assert status == (431 if engine == "haproxy" else 200)
+
+    run_engine(engine, cfg, tmp_path / "r", body)
