@@ -7,8 +7,11 @@ started through it, so the check runs where the engine will run.
 Stopping follows what was seen here: a SIGKILLed nginx master leaves its workers running. So
 :func:`stop_engine` asks politely (nginx SIGQUIT = graceful, HAProxy SIGTERM = stop now), waits,
 escalates, and then checks that no process of the engine's session is left (each engine is
-started in its own session, so its process group id is the master's pid).
+started in its own session, so its session id is the master's pid).
+
+``main(argv)`` is ``lblab engine render|check`` (``lb_apps.engines.main`` delegates here).
 """
+import argparse
 import dataclasses
 import os
 import pwd
@@ -17,12 +20,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import psutil
 
 from lb_apps import engines
 from lb_apps.engines import EngineError
+from lb_apps.l7config import L7ConfigError, load_l7_config
 
 CHECK_TIMEOUT_SEC = 30.0
 READY_TIMEOUT_SEC = 10.0
@@ -338,3 +343,57 @@ def cleanup_run_dir(run_dir):
         run_dir (str): the directory.
     """
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="lblab engine",
+        description="Render HAProxy/nginx configs from an L7 config, and check them with the "
+                    "engine itself. See docs/engines.md for what each engine can express.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    for name, text in (("render", "print (or write) the engine config"),
+                       ("check", "write the run directory and run the engine's config check")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--engine", required=True, choices=engines.ENGINES)
+        p.add_argument("--config", required=True, help="L7 config file (YAML or JSON)")
+        p.add_argument("--run-dir", default=None,
+                       help="directory for the engine's files (default .lab/engines/<engine>)")
+        if name == "render":
+            p.add_argument("-o", "--output", default=None, help="write here instead of stdout")
+    return parser
+
+
+def main(argv):
+    """Run ``lblab engine render|check``.
+
+    Args:
+        argv (list[str]): arguments after ``engine``.
+    Returns:
+        int: exit status.
+    Raises:
+        experiments.cli.UsageError: bad config, unsupported feature, or a failed engine check.
+    """
+    from experiments.cli import UsageError
+
+    args = _parser().parse_args(argv)
+    run_dir = os.path.abspath(args.run_dir or os.path.join(".lab", "engines", args.engine))
+    try:
+        cfg = load_l7_config(args.config)
+        if args.action == "render":
+            text = engines.render(args.engine, cfg, run_dir, hard_nofile_limit(),
+                                  **render_kwargs(args.engine))
+            if args.output:
+                with open(args.output, "w", encoding="utf-8") as fp:
+                    fp.write(text)
+            else:
+                sys.stdout.write(text)
+            return 0
+        config_path = prepare_run_dir(args.engine, cfg, run_dir)
+        output = check_config(args.engine, config_path, run_dir)
+    except (L7ConfigError, EngineError) as exc:
+        raise UsageError(str(exc)) from None
+    if output.strip():
+        print(output.strip())
+    print(f"{args.engine}: {config_path} is valid")
+    return 0

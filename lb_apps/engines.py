@@ -3,18 +3,16 @@
 Pure core: :func:`check_support` says what an engine cannot express, :func:`render_haproxy` and
 :func:`render_nginx` turn a parsed :class:`lb_apps.l7config.L7Config` into config text with the
 jinja2 templates in ``lb_apps/templates/``. Files the configs refer to (TLS PEM, htpasswd, logs,
-sockets) live in a run directory; :mod:`lb_apps.engine_proc` writes them and runs the engines.
-``main(argv)`` is ``lblab engine render|check``. The feature mapping is documented in
-``docs/engines.md``.
+sockets) live in a run directory; :mod:`lb_apps.engine_proc` writes them, runs the engines and
+implements ``lblab engine render|check`` (``main`` here delegates to it). The feature mapping is
+documented in ``docs/engines.md``.
 """
-import argparse
 import functools
 import hashlib
 import hmac
 import math
 import os
 import re
-import sys
 
 import jinja2
 
@@ -686,58 +684,16 @@ def render(engine, cfg, run_dir, ulimit_n, **kwargs):
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line
+# Command line (the shell lives in lb_apps.engine_proc; experiments/cli.py dispatches here)
 # ---------------------------------------------------------------------------------------------
 
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="lblab engine",
-        description="Render HAProxy/nginx configs from an L7 config, and check them with the "
-                    "engine itself. See docs/engines.md for what each engine can express.")
-    sub = parser.add_subparsers(dest="action", required=True)
-    for name, text in (("render", "print (or write) the engine config"),
-                       ("check", "write the run directory and run the engine's config check")):
-        p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--engine", required=True, choices=ENGINES)
-        p.add_argument("--config", required=True, help="L7 config file (YAML or JSON)")
-        p.add_argument("--run-dir", default=None,
-                       help="directory for the engine's files (default .lab/engines/<engine>)")
-        if name == "render":
-            p.add_argument("-o", "--output", default=None, help="write here instead of stdout")
-    return parser
-
-
 def main(argv):
-    """Run ``lblab engine render|check``.
+    """Run ``lblab engine render|check`` (see :func:`lb_apps.engine_proc.main`).
 
     Args:
         argv (list[str]): arguments after ``engine``.
     Returns:
         int: exit status.
-    Raises:
-        experiments.cli.UsageError: bad config, unsupported feature, or a failed engine check.
     """
-    from experiments.cli import UsageError
     from lb_apps import engine_proc
-    from lb_apps.l7config import L7ConfigError, load_l7_config
-
-    args = _parser().parse_args(argv)
-    run_dir = os.path.abspath(args.run_dir or os.path.join(".lab", "engines", args.engine))
-    try:
-        cfg = load_l7_config(args.config)
-        if args.action == "render":
-            text = render(args.engine, cfg, run_dir, engine_proc.hard_nofile_limit(),
-                          **engine_proc.render_kwargs(args.engine))
-            if args.output:
-                with open(args.output, "w", encoding="utf-8") as fp:
-                    fp.write(text)
-            else:
-                sys.stdout.write(text)
-            return 0
-        config_path = engine_proc.prepare_run_dir(args.engine, cfg, run_dir)
-        output = engine_proc.check_config(args.engine, config_path, run_dir)
-    except (L7ConfigError, EngineError) as exc:
-        raise UsageError(str(exc)) from None
-    print(output.strip() or "ok")
-    print(f"{args.engine}: {config_path} is valid")
-    return 0
+    return engine_proc.main(argv)
