@@ -413,12 +413,24 @@ def _hap_auth_lines(route):
         line = (f"http-request auth realm {_hq(auth.realm)} if {selected} "
                 f"!{{ http_auth({name}) }}")
         return {"name": name, "users": users}, [line]
-    tokens = " ".join(_hq("Bearer " + t) for t in auth.tokens)
     realm = auth.realm.replace("%", "%%")
     line = (f"http-request return status 401 hdr WWW-Authenticate "
             f"{_hq(f'Bearer realm={chr(34)}{realm}{chr(34)}')} if {selected} "
-            f"!{{ req.fhdr(authorization) -m str -- {tokens} }}")
+            f"!{{ req.fhdr(authorization) -m reg -- {_hq(bearer_regex(auth.tokens))} }}")
     return None, [line]
+
+
+def bearer_regex(tokens):
+    """Return a PCRE matching an Authorization value the builtin accepts for these tokens.
+
+    The scheme is case-insensitive and followed by spaces; the token compares exactly.
+
+    Args:
+        tokens (tuple[str]): the accepted bearer tokens.
+    Returns:
+        str: the anchored regex.
+    """
+    return "^(?i:bearer) +(?:" + "|".join(re.escape(t) for t in tokens) + ")$"
 
 
 def render_haproxy(cfg, run_dir, ulimit_n, access_log=True):
@@ -507,6 +519,11 @@ def _nkey(text):
     return _nq(text)
 
 
+def _nexact(text):
+    """A case-sensitive exact-match map key (plain map keys ignore case)."""
+    return _nq("~^" + re.escape(text) + "$")
+
+
 def nginx_worker_connections(max_connections):
     """Return ``worker_connections``: each client connection may hold one upstream connection.
 
@@ -543,8 +560,10 @@ def _ngx_route_maps(route):
         key = (_nq("~" + re.escape(m.host[1:]) + "$") if m.host.startswith("*.")
                else _nkey(m.host))
         add("$host", [(key, "1")], "host")
+    # Plain map keys compare case-insensitively; the builtin compares methods and values
+    # exactly, so those are anchored case-sensitive regexes.
     if m.methods:
-        add("$request_method", [(_nkey(meth), "1") for meth in m.methods], "method")
+        add("$request_method", [(_nexact(meth), "1") for meth in m.methods], "method")
     for kind in ("header", "cookie", "query"):
         nv = getattr(m, kind)
         if nv is None:
@@ -552,7 +571,7 @@ def _ngx_route_maps(route):
         if nv.value is None:
             add(_ngx_var(kind, nv.name), [('""', "0"), ("~.", "1")], kind)
         else:
-            add(_ngx_var(kind, nv.name), [(_nkey(nv.value), "1")], kind)
+            add(_ngx_var(kind, nv.name), [(_nexact(nv.value), "1")], kind)
     return maps, "".join(flags) or "1", "1" * len(flags) or "1"
 
 
@@ -629,8 +648,9 @@ def render_nginx(cfg, run_dir, ulimit_n, user=None, access_log=True):
             file_entries.append((_nq(str(route.index)),
                                  os.path.join(run_dir, f"htpasswd-r{route.index}")))
         elif auth is not None:
-            for token in auth.tokens:
-                bearer_entries.append((_nkey(f"{route.index}:Bearer {token}"), '""'))
+            # Regexes are tried in order: the accepted tokens first, then "any other value".
+            accepted = bearer_regex(auth.tokens).replace("^", f"^{route.index}:", 1)
+            bearer_entries.append((_nq("~" + accepted), '""'))
             bearer_entries.append((_nq(f"~^{route.index}:"), _nq(auth.realm)))
     limits, t = cfg.limits, cfg.timeouts
     header_buffer_kb = max(1, math.ceil(max(limits.max_uri, 1024) / 1024))

@@ -255,7 +255,7 @@ def test_haproxy_routes_first_match_wins_with_auth():
     assert "http-request auth realm 'lblab' if { var(txn.lblab_route) -m int 0 } " \
            "!{ http_auth(lblab_r0) }" in fe
     bearer = next(x for x in fe if x.startswith("http-request return status 401"))
-    assert "'Bearer tok1' \"Bearer it's\"" in bearer
+    assert "-m reg -- \"^(?i:bearer) +(?:tok1|it's)\\$\" }" in bearer
     assert fe.index(sets[2]) < fe.index(bearer)  # a route is chosen before its auth runs
     assert [x for x in fe if x.startswith("use_backend")] == [
         "use_backend g_api if { var(txn.lblab_route) -m int 0 }",
@@ -268,7 +268,7 @@ def test_nginx_routes_first_match_wins_with_auth():
     text = ngx(make(groups=GROUPS, routes=ROUTES))
     assert section(text, "map $lblab_path $lblab_r0_prefix") == ['"~^/api" 1;', "default 0;"]
     assert section(text, "map $host $lblab_r1_host")[0] == r'"~\\.example\\.com$" 1;'
-    assert section(text, "map $arg_q $lblab_r1_query")[0] == r'"\\~x" 1;'
+    assert section(text, "map $arg_q $lblab_r1_query")[0] == r'"~^\\~x$" 1;'
     assert section(text, "map $cookie_c $lblab_r1_cookie")[:2] == ['"" 0;', "~. 1;"]
     assert section(text, 'map "$lblab_r0$lblab_r1$lblab_r2" $lblab_route') == [
         '"~^1" 0;', '"~^01" 1;', '"~^001" 2;', 'default "-";']
@@ -277,7 +277,7 @@ def test_nginx_routes_first_match_wins_with_auth():
         "default http://g_default;"]
     assert section(text, "map $lblab_route $lblab_realm") == ['"0" "lblab";', "default off;"]
     assert section(text, 'map "$lblab_route:$http_authorization"') == [
-        '"1:Bearer tok1" "";', '"1:Bearer it\'s" "";', '"~^1:" "lblab";', 'default "";']
+        '"~^1:(?i:bearer) +(?:tok1|it\'s)$" "";', '"~^1:" "lblab";', 'default "";']
     assert "proxy_pass $lblab_upstream;" in text
 
 
