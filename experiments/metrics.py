@@ -141,19 +141,29 @@ def in_window(records, window):
 
     Args:
         records (iterable[dict]): load generator records.
-        window (tuple[float, float]|None): measurement window (epoch s); None keeps all.
+        window (tuple|dict|None): measurement window ``(t0, t1)`` (epoch s), or a dict
+            ``{client: (t0, t1)}`` of per-client windows (clients start a little apart);
+            None keeps all.
     """
     out = []
+    per_client = isinstance(window, dict)
     for r in records:
         if r.get("warmup"):
             continue
-        if window is not None and not window[0] <= r["scheduled"] < window[1]:
+        w = window.get(r["client"]) if per_client else window
+        if per_client and w is None:
+            continue
+        if w is not None and not w[0] <= r["scheduled"] < w[1]:
             continue
         out.append(r)
     return out
 
 
 def _window_length(records, window):
+    if isinstance(window, dict):
+        if not window:
+            return 0.0
+        return statistics.fmean(w[1] - w[0] for w in window.values())
     if window is not None:
         return window[1] - window[0]
     if not records:
@@ -166,7 +176,8 @@ def http_run_metrics(records, window, backends, clients=None):
 
     Args:
         records (iterable[dict]): load generator records of all clients of the run.
-        window (tuple[float, float]|None): measurement window ``[t0, t1)`` in epoch seconds.
+        window (tuple|dict|None): measurement window ``[t0, t1)`` in epoch seconds, or
+            per-client windows (see ``in_window``); rates divide by the (mean) window length.
         backends (list[dict]): ``{"name", "weight"}`` of each configured backend, in order.
         clients (list[str]|None): client names (clients that sent nothing count as 0).
     Returns:
@@ -334,7 +345,10 @@ def timeseries(records, window, names, bin_s=1.0):
 
 
 def latency_cdf(records, window, points=200):
-    """Return ``(latencies_ms, fractions)`` of ok requests, thinned to about ``points`` steps."""
+    """Return ``(latencies_ms, fractions)`` of ok requests, thinned to about ``points`` steps.
+
+    ``window`` is as for ``in_window``.
+    """
     lat = sorted((r["end"] - r["scheduled"]) * 1000.0 for r in in_window(records, window)
                  if error_kind(r) is None)
     n = len(lat)

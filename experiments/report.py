@@ -8,7 +8,8 @@ Raw layout (format version 1), one folder per configuration and repetition ``<co
 * ``meta.json`` — ``{"v": 1, "run", "config", "order", "rep", "balancer": {...}, "sweep":
   {"param", "value"} | null, "workload": "http"|"iperf3", "window": [t0, t1], "backends":
   [{"name", "weight", "capacity", "host", "ip"}], "clients": [...], "faults": [{"at_s",
-  "action", "target", "value", "applied"}], "iperf3_flows": [{"flow", "client", "backend",
+  "action", "target", "value", "applied"}], "windows": {client: [t0, t1]} (optional, per-client
+  measurement windows; ``window`` is then their union), "iperf3_flows": [{"flow", "client", "backend",
   "file"}], "fidelity": {"cpu_max", "cpu_mean", "saturated", "warnings": [...]}, "status":
   "ok"|"failed", "failure": str|null}``
 * ``loadgen-<client>.jsonl`` — ``lb_apps.records`` load generator records
@@ -93,14 +94,16 @@ def read_run(path):
         except RecordFormatError as exc:
             raise ReportError(str(exc)) from None
     window = tuple(meta["window"]) if meta.get("window") else None
-    result = M.http_run_metrics(records, window, backends, meta.get("clients"))
+    counted = ({c: tuple(w) for c, w in meta["windows"].items()} if meta.get("windows")
+               else window)
+    result = M.http_run_metrics(records, counted, backends, meta.get("clients"))
     if window is not None:
         length = window[1] - window[0]
         # ~20+ bins however short the run; 1 s bins from 20 s on
         bin_s = 1.0 if length >= 20 else max(0.1, round(length / 20, 1))
         extras["timeseries"] = M.timeseries(records, window, [b["name"] for b in backends],
                                             bin_s)
-    extras["cdf"] = M.latency_cdf(records, window)
+    extras["cdf"] = M.latency_cdf(records, counted)
     return meta, result, extras
 
 
@@ -349,8 +352,15 @@ def format_mean_ci(mean, ci):
     """``12.3 ± 0.4`` (3 significant digits), ``12.3`` without a CI, ``–`` without a mean."""
     if mean is None:
         return "–"
-    text = format(mean, ".3g")
-    return f"{text} ± {format(ci, '.2g')}" if ci is not None else text
+    text = _num(mean, 3)
+    return f"{text} ± {_num(ci, 2)}" if ci is not None else text
+
+
+def _num(value, digits):
+    """Significant digits without exponents for numbers a table shows (12345 -> 12345)."""
+    if abs(value) >= 10 ** digits:
+        return f"{value:.0f}"
+    return format(value, f".{digits}g")
 
 
 def render_html(run_dir, summary, figures, warnings, manifest):

@@ -146,3 +146,13 @@ def test_iperf3_flows():
     assert out["backend_flows"] == {"b1": 2, "b2": 1}
     # flows per weight: b1 2/1 = 2, b2 1/2 = 0.5
     assert out["jain_backends"] == pytest.approx(2.5 ** 2 / (2 * (4 + 0.25)))
+
+
+def test_per_client_windows(records):
+    # h1's window starts later: its ids 1-3 (scheduled 100.0-100.2) fall out
+    windows = {"h1": (100.25, 102.25), "h2": (100.0, 102.0)}
+    out = M.http_run_metrics(records, windows, BACKENDS, ["h1", "h2"])
+    assert out["sent"] == 6 and out["ok"] == 4          # h1: 7 (503), 9; h2: 4, 5, 6, 8
+    assert out["duration_s"] == 2.0
+    assert out["client_requests"] == {"h1": 1, "h2": 3}
+    assert M.in_window(records, {"h3": (0, 1e12)}) == []

@@ -1,0 +1,479 @@
+"""Execute one experiment run (a balancer, a sweep point, a repetition) in a fresh Mininet lab.
+
+Builds the topology, starts the controller (L4) before the switches or the proxy/engine (L7) on
+the lb host, the backends on the backend hosts, the load generators on the client hosts, applies
+the faults on schedule, samples host CPU, collects records and stats, and tears everything down
+in ``finally`` (also on Ctrl-C). Writes ``raw/<config>-r<rep>/`` as ``experiments.report``
+reads it. Needs root, Open vSwitch and Mininet.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from experiments import run_plan as plan
+from topologies import graphs
+
+READY_TIMEOUT_SEC = 20.0
+CONTROLLER_START_SEC = 20.0
+# CPU above this (percent of all cores, mean over the measurement) marks a run as saturated:
+# the emulation then measures the machine, not the balancer (the Mininet-HiFi argument).
+SATURATED_CPU_PERCENT = 90.0
+CPU_SAMPLE_SEC = 0.5
+META_VERSION = 1
+
+
+class RunFailed(RuntimeError):
+    """A run could not be completed; the message says which step and why."""
+
+
+def free_port():
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout, proc=None):
+    """Wait until 127.0.0.1:port accepts connections; False on timeout or if ``proc`` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _tail(path, lines=5):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fp:
+            return " | ".join(fp.read().strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _write_json(path, data):
+    with open(path, "x", encoding="utf-8") as fp:
+        json.dump(data, fp, sort_keys=True, indent=1)
+        fp.write("\n")
+
+
+def http_status(host, url, timeout=1.0):
+    """GET ``url`` from a Mininet host with curl; return the HTTP status (0: no answer)."""
+    out = host.cmd(f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout} '{url}'")
+    try:
+        return int(out.strip()[-3:])
+    except ValueError:
+        return 0
+
+
+class CpuSampler(threading.Thread):
+    """Samples whole-machine CPU (psutil) every CPU_SAMPLE_SEC until stopped."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples = []
+        self._halt = threading.Event()
+
+    def run(self):
+        import psutil
+        psutil.cpu_percent(interval=None)
+        while not self._halt.wait(CPU_SAMPLE_SEC):
+            self.samples.append((time.time(), psutil.cpu_percent(interval=None)))
+
+    def stop(self):
+        self._halt.set()
+        self.join(2.0)
+
+
+class Run:
+    """One run: call :meth:`execute`; it always writes ``meta.json`` and cleans up."""
+
+    def __init__(self, spec, balancer, config, rep, order, sweep, raw_dir, seed, log=None):
+        self.spec = spec
+        self.balancer = balancer
+        self.config = config
+        self.rep = rep
+        self.order = order
+        self.sweep = sweep
+        self.dir = os.path.abspath(raw_dir)
+        self.seed = seed
+        self.log = log or (lambda msg: None)
+        self.graph = graphs.build(spec.topology.name, spec.topology.params)
+        self.roles = plan.assign_roles(self.graph, spec.backends)
+        self.lab = None
+        self.controller = None
+        self.api_port = None
+        self.engine = None
+        self.proxy = None
+        self.backends = {}
+        self.backend_starts = {}
+        self.weights = {b.name: b.weight for b in spec.backends}
+        self.faults_done = []
+
+    # -- paths -------------------------------------------------------------------------------
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def _logfile(self, name):
+        os.makedirs(self.path("logs"), exist_ok=True)
+        return open(self.path("logs", name), "ab")
+
+    # -- the run -----------------------------------------------------------------------------
+    def execute(self):
+        """Run it; return the meta dict (``status`` ok or failed). Ctrl-C propagates after
+        the teardown and meta.json are done."""
+        from topologies.network import LabNetwork
+
+        os.makedirs(self.dir)          # never reuse a run folder
+        meta = self._meta()
+        sampler = None
+        try:
+            controller = None
+            if self.balancer.layer == "l4":
+                controller = ("127.0.0.1", self._start_controller())
+            self.log("building the network")
+            with LabNetwork(self.graph, controller=controller) as lab:
+                self.lab = lab
+                meta["datapath"] = lab.datapath
+                try:
+                    self._start_backends()
+                    if self.balancer.layer == "l7":
+                        self._start_l7()
+                    self._wait_service()
+                    sampler = CpuSampler()
+                    sampler.start()
+                    self._run_load(meta)
+                finally:
+                    if sampler is not None:
+                        sampler.stop()
+                    self._collect_stats()
+                    self._stop_l7()
+                    for proc in list(self.backends.values()):
+                        lab.stop_process(proc)
+                    self.lab = None
+            meta["status"] = "ok"
+        except KeyboardInterrupt:
+            meta["failure"] = "interrupted (Ctrl-C)"
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded in meta.json, the sweep goes on
+            meta["failure"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._stop_controller()
+            meta["faults"] = self.faults_done
+            self._finish_meta(meta, sampler)
+            _write_json(self.path("meta.json"), meta)
+        return meta
+
+    def _meta(self):
+        return {
+            "v": META_VERSION, "run": plan.run_name(self.config, self.rep),
+            "config": self.config, "order": self.order, "rep": self.rep, "seed": self.seed,
+            "balancer": {"name": self.balancer.name, "layer": self.balancer.layer,
+                         "mode": self.balancer.mode, "engine": self.balancer.engine,
+                         "algorithm": self.balancer.algorithm},
+            "sweep": self.sweep, "workload": self.spec.workload.type,
+            "backends": [{"name": b.name, "weight": b.weight, "capacity": b.capacity,
+                          "host": self.roles.backends[b.name],
+                          "ip": self.graph.nodes[self.roles.backends[b.name]]["ip"]}
+                         for b in self.spec.backends],
+            "clients": [], "lb": self.roles.lb, "faults": [], "iperf3_flows": [],
+            "window": None, "windows": {}, "start": time.time(), "end": None,
+            "status": "failed", "failure": None, "datapath": None,
+            "fidelity": {"cpu_max": None, "cpu_mean": None, "saturated": False,
+                         "warnings": []},
+        }
+
+    # -- controller (L4) -------------------------------------------------------------------
+    def _start_controller(self):
+        from topologies import registry
+        ofp_port, self.api_port = free_port(), free_port()
+        cfg = plan.controller_config(self.spec, self.balancer, self.graph, self.roles,
+                                     ofp_port, self.api_port)
+        path = self.path("controller.json")
+        _write_json(path, cfg)
+        log = self._logfile("controller.log")
+        self.log(f"starting the controller ({self.balancer.mode}/{self.balancer.algorithm})")
+        self.controller = subprocess.Popen(
+            [sys.executable, "-m", "experiments.cli", "controller", "--config", path,
+             "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+        self._controller_record = registry.track_process(self.controller, "controller")
+        if not wait_port(ofp_port, CONTROLLER_START_SEC, self.controller):
+            raise RunFailed(f"the controller did not listen on 127.0.0.1:{ofp_port}: "
+                            f"{_tail(self.path('logs', 'controller.log'))}")
+        return ofp_port
+
+    def _controller_api(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=data,
+                                     method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=3) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def _stop_controller(self):
+        if self.controller is None:
+            return
+        from topologies import registry
+        proc, self.controller = self.controller, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        try:
+            registry.untrack_process(self._controller_record, proc.pid)
+        except Exception:  # noqa: BLE001 - the lab's record may already be gone
+            pass
+
+    # -- backends ------------------------------------------------------------------------------
+    def _start_backend(self, backend, index):
+        n = self.backend_starts.get(backend.name, 0) + 1
+        self.backend_starts[backend.name] = n
+        suffix = "" if n == 1 else f"-{n}"
+        record = self.path(f"backend-{backend.name}{suffix}.jsonl")
+        args = plan.backend_args(backend, record, self.seed * 100 + index)
+        log = self._logfile(f"backend-{backend.name}.log")
+        proc = self.lab.popen(self.roles.backends[backend.name], [sys.executable] + args,
+                              stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.backends[backend.name] = proc
+        return proc
+
+    def _start_backends(self):
+        self.log(f"starting {len(self.spec.backends)} backends")
+        for i, backend in enumerate(self.spec.backends):
+            self._start_backend(backend, i)
+        probe = self.lab.host(self.roles.clients[0])
+        for backend in self.spec.backends:
+            ip = self.graph.nodes[self.roles.backends[backend.name]]["ip"]
+            self._wait_http(probe, f"http://{ip}:{plan.BACKEND_PORT}/health",
+                            f"backend {backend.name}", self.backends[backend.name])
+
+    def _wait_http(self, host, url, what, proc=None):
+        deadline = time.monotonic() + READY_TIMEOUT_SEC
+        status = 0
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RunFailed(f"{what} exited with status {proc.returncode}")
+            status = http_status(host, url)
+            if 200 <= status < 400:
+                return
+            time.sleep(0.2)
+        raise RunFailed(f"{what} did not answer {url} within {READY_TIMEOUT_SEC:g} s "
+                        f"(last status {status})")
+
+    # -- L7 ------------------------------------------------------------------------------------
+    def _proxy_config(self):
+        weights = {n: w for n, w in self.weights.items()}
+        return plan.proxy_config(self.spec, self.balancer, self.graph, self.roles,
+                                 backends=weights)
+
+    def _start_l7(self):
+        engine = self.balancer.engine
+        data = self._proxy_config()
+        if engine == "builtin":
+            path = self.path("proxy.json")
+            with open(path, "w", encoding="utf-8") as fp:
+                json.dump(data, fp, sort_keys=True, indent=1)
+            self.log("starting the L7 proxy")
+            log = self._logfile("proxy.log")
+            self.proxy = self.lab.popen(self.roles.lb, [sys.executable, "-m", "experiments.cli", "proxy",
+                                                        "--config", path],
+                                        stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            return
+        from lb_apps.engine_proc import start_engine
+        from lb_apps.l7config import parse_l7_config
+        self.log(f"starting {engine}")
+        self.engine = start_engine(engine, parse_l7_config(data, "experiment"),
+                                   self.path(engine), popen=self.lab.host(self.roles.lb).popen)
+        try:
+            self.lab.record.add_process(self.engine.process.pid, engine)
+            self.lab.record.save()
+        except Exception:  # noqa: BLE001 - registration only helps `lblab clean`
+            pass
+
+    def _stop_l7(self):
+        if self.engine is not None:
+            from lb_apps.engine_proc import stop_engine
+            engine, self.engine = self.engine, None
+            stop_engine(engine)
+        if self.proxy is not None:
+            proxy, self.proxy = self.proxy, None
+            self.lab.stop_process(proxy, grace_sec=5.0)
+
+    def _reload_proxy(self):
+        """Rewrite the proxy config with the current weights; SIGHUP makes it re-read it."""
+        if self.proxy is None:
+            return "only the builtin proxy reloads its config at run time"
+        path = self.path("proxy.json")
+        with open(path, "w", encoding="utf-8") as fp:
+            json.dump(self._proxy_config(), fp, sort_keys=True, indent=1)
+        self.proxy.send_signal(signal.SIGHUP)
+        return None
+
+    def _wait_service(self):
+        url = plan.service_url(self.balancer, self.graph, self.roles)
+        for client in self.roles.clients:
+            self._wait_http(self.lab.host(client), url, f"the service {url} from {client}",
+                            self.proxy)
+
+    # -- load and faults -----------------------------------------------------------------------
+    def _run_load(self, meta):
+        url = plan.service_url(self.balancer, self.graph, self.roles)
+        configs = plan.loadgen_configs(self.spec, self.roles, url, self.seed * 1000,
+                                       lambda c: self.path(f"loadgen-{c}.jsonl"))
+        meta["clients"] = list(configs)
+        procs = {}
+        self.log(f"load: {len(configs)} clients, {self.spec.warmup_s:g} s warm-up + "
+                 f"{self.spec.duration_s:g} s")
+        for client, cfg in configs.items():
+            path = self.path(f"loadgen-{client}.json")
+            _write_json(path, cfg)
+            out = self._logfile(f"loadgen-{client}.log")
+            procs[client] = self.lab.popen(client, [sys.executable, "-m", "experiments.cli", "loadgen",
+                                                    "--config", path, "--json"],
+                                           stdout=out, stderr=subprocess.STDOUT)
+            out.close()
+        started = time.time()
+        # The load generators need a moment to start Python; faults are timed from the
+        # measurement start they see, refined from the records afterwards.
+        measure_start = started + self.spec.warmup_s
+        for fault in self.spec.faults:
+            self._sleep_until(measure_start + fault.at_s, procs)
+            self._apply(fault, measure_start)
+        limit = started + self.spec.warmup_s + self.spec.duration_s + \
+            self.spec.workload.timeout_s + 20.0
+        for client, proc in procs.items():
+            try:
+                proc.wait(max(0.1, limit - time.time()))
+            except subprocess.TimeoutExpired:
+                self.lab.stop_process(proc)
+                raise RunFailed(f"the load generator on {client} did not finish in time")
+            if proc.returncode != 0:
+                raise RunFailed(f"the load generator on {client} exited with status "
+                                f"{proc.returncode}: "
+                                f"{_tail(self.path('logs', f'loadgen-{client}.log'))}")
+
+    def _sleep_until(self, when, procs):
+        while True:
+            left = when - time.time()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+    def _apply(self, fault, measure_start):
+        applied = time.time()
+        problem = None
+        try:
+            problem = self._do_fault(fault)
+        except Exception as exc:  # noqa: BLE001 - a fault that could not be applied is reported
+            problem = f"{type(exc).__name__}: {exc}"
+        done = {"at_s": fault.at_s, "action": fault.action, "target": fault.target,
+                "value": fault.value, "applied": applied,
+                "applied_at_s": round(applied - measure_start, 3),
+                "skipped": problem}
+        self.faults_done.append(done)
+        self.log(f"fault at {fault.at_s:g} s: {fault.action} {fault.target or ''}"
+                 + (f" (skipped: {problem})" if problem else ""))
+
+    def _do_fault(self, fault):
+        """Apply a fault; return None, or why it does not apply to this balancer."""
+        action, target = fault.action, fault.target
+        layer = self.balancer.layer
+        if action == "kill_backend":
+            proc = self.backends[target]
+            if proc.poll() is None:
+                proc.kill()          # a crash: no draining, open connections reset
+                proc.wait(5)
+            return None
+        if action == "restore_backend":
+            if self.backends[target].poll() is None:
+                return f"{target} is running"
+            index = [b.name for b in self.spec.backends].index(target)
+            self._start_backend(self.spec.backends[index], index)
+            return None
+        if action in ("link_down", "link_up"):
+            a, b = target.split("-")
+            self.lab.net.configLinkStatus(a, b, "down" if action == "link_down" else "up")
+            return None
+        if action == "stop_controller":
+            if layer != "l4":
+                return "no controller in an L7 run"
+            self._stop_controller()
+            return None
+        weight = 0 if action == "drain_backend" else fault.value
+        if layer == "l4":
+            host = self.roles.backends[target]
+            self._controller_api("PUT", f"/services/{plan.SERVICE_NAME}/backends/{host}",
+                                 {"weight": int(round(weight))} if weight else {"drain": True})
+            return None
+        self.weights[target] = weight
+        return self._reload_proxy()
+
+    # -- stats and meta --------------------------------------------------------------------------
+    def _collect_stats(self):
+        if self.controller is not None and self.api_port:
+            try:
+                _write_json(self.path("stats-controller.json"),
+                            {"stats": self._controller_api("GET", "/stats"),
+                             "services": self._controller_api("GET", "/services")})
+            except Exception as exc:  # noqa: BLE001 - stats are a bonus, not a failure
+                self.log(f"controller stats unavailable: {exc}")
+        if self.proxy is not None and self.lab is not None:
+            out = self.lab.host(self.roles.lb).cmd(
+                f"curl -s --max-time 2 http://127.0.0.1:{plan.PROXY_STATS_PORT}/")
+            try:
+                _write_json(self.path("stats-proxy.json"), json.loads(out))
+            except ValueError:
+                self.log("proxy stats unavailable")
+
+    def _finish_meta(self, meta, sampler):
+        from lb_apps.records import iter_records
+        meta["end"] = time.time()
+        by_client = {}
+        for client in meta["clients"]:
+            path = self.path(f"loadgen-{client}.jsonl")
+            if os.path.exists(path):
+                try:
+                    by_client[client] = list(iter_records(path))
+                except ValueError as exc:
+                    meta["fidelity"]["warnings"].append(f"unreadable records of {client}: "
+                                                        f"{exc}")
+        windows = plan.client_windows(by_client, self.spec.duration_s)
+        meta["windows"] = windows
+        meta["window"] = plan.union_window(windows)
+        fid = meta["fidelity"]
+        if sampler is not None and sampler.samples and meta["window"]:
+            t0, t1 = meta["window"]
+            inside = [v for t, v in sampler.samples if t0 <= t <= t1] or \
+                [v for _, v in sampler.samples]
+            fid["cpu_max"] = max(inside)
+            fid["cpu_mean"] = round(sum(inside) / len(inside), 1)
+            if fid["cpu_mean"] >= SATURATED_CPU_PERCENT:
+                fid["saturated"] = True
+                fid["warnings"].append(
+                    f"host CPU was saturated (mean {fid['cpu_mean']}% of "
+                    f"{os.cpu_count()} cores during the measurement): the numbers measure "
+                    f"this machine, not the balancer. Lower the load or use fewer hosts.")
+        for f in meta.get("faults", []):
+            if f.get("skipped"):
+                fid["warnings"].append(f"fault {f['action']} {f.get('target') or ''} at "
+                                       f"{f['at_s']:g} s was not applied: {f['skipped']}")
+            elif meta["window"]:
+                # the fault's time relative to the measured window as the records saw it
+                f["at_s"] = round(f["applied"] - meta["window"][0], 3)

@@ -1,0 +1,238 @@
+"""Pure planning of one experiment run: host roles, addresses, and the config each process gets.
+
+Nothing here starts a process or touches the network; ``experiments.run_lab`` executes the plan.
+"""
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from experiments import spec as spec_mod
+from topologies import graphs
+
+VIP = "10.254.0.1"            # the L4 service address: in 10/8 with the hosts, used by no host
+SERVICE_PORT = 80
+BACKEND_PORT = 80
+PROXY_PORT = 80
+PROXY_STATS_PORT = 9901
+IPERF_PORT = 5201
+SERVICE_NAME = "web"
+_TS_RE = re.compile(r"^\d{8}T\d{6}$")
+
+
+class PlanError(ValueError):
+    """The spec cannot be mapped onto its topology (names what is missing)."""
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which hosts play which part: ``backends`` maps spec backend name -> host."""
+    clients: tuple
+    lb: str | None
+    backends: dict
+
+
+def assign_roles(graph, backends):
+    """Map the spec's backends, the lb and the clients onto hosts of the graph.
+
+    Graphs with roles (lb_lab, dumbbell) use them. Role-less graphs (single, tree, …) use the
+    last hosts as backends in order, the host before them as the lb, and the rest as clients.
+
+    Args:
+        graph (networkx.Graph): the topology.
+        backends (tuple[experiments.spec.Backend]): the spec's backends.
+    Returns:
+        Roles: the assignment.
+    Raises:
+        PlanError: not enough hosts.
+    """
+    names = [b.name for b in backends]
+    role_backends = graphs.hosts(graph, "backend")
+    if role_backends:
+        if len(role_backends) != len(names):
+            raise PlanError(f"{len(names)} backends but {len(role_backends)} backend hosts")
+        lbs = graphs.hosts(graph, "lb")
+        return Roles(clients=tuple(graphs.hosts(graph, "client")),
+                     lb=lbs[0] if lbs else None, backends=dict(zip(names, role_backends)))
+    hosts = graphs.hosts(graph)
+    if len(hosts) < len(names) + 2:
+        raise PlanError(f"{len(hosts)} hosts cannot hold {len(names)} backends, an lb host "
+                        f"and a client")
+    backend_hosts = hosts[-len(names):]
+    return Roles(clients=tuple(hosts[:-len(names) - 1]), lb=hosts[-len(names) - 1],
+                 backends=dict(zip(names, backend_hosts)))
+
+
+def results_dir_name(name, utc):
+    """Return ``<name>-<YYYYmmddTHHMMSS>`` (no ``:`` in names) for a UTC datetime."""
+    stamp = utc.strftime("%Y%m%dT%H%M%S")
+    assert _TS_RE.match(stamp)
+    return f"{name}-{stamp}"
+
+
+def run_name(config, rep):
+    """Return the raw folder name of a configuration's repetition (1-based)."""
+    return f"{config}-r{rep}"
+
+
+def split_load(total, clients):
+    """Split a total (users or req/s) over clients: ``[(client, share)]`` with share > 0.
+
+    Integers are split as evenly as possible (clients beyond the total get nothing and are left
+    out); floats are split equally.
+    """
+    if isinstance(total, int):
+        base, extra = divmod(total, len(clients))
+        shares = [base + (1 if i < extra else 0) for i in range(len(clients))]
+    else:
+        shares = [total / len(clients)] * len(clients)
+    return [(c, s) for c, s in zip(clients, shares) if s > 0]
+
+
+def backend_args(backend, record, seed):
+    """Return the ``lblab backend`` arguments (after the interpreter) for a spec backend.
+
+    Processes are started as ``python -m experiments.cli <command>`` so every command runs the
+    same way as from the ``lblab`` entry point, whether or not its module has a ``__main__``.
+    """
+    args = ["-m", "experiments.cli", "backend", "--name", backend.name, "--port", str(BACKEND_PORT),
+            "--record", record, "--response-size", str(backend.response_size),
+            "--service-dist", backend.service.dist,
+            "--service-mean", repr(backend.service.mean_ms / 1000.0),
+            "--seed", str(seed)]
+    if backend.service.dist == "lognormal":
+        args += ["--service-sigma", repr(backend.service.sigma)]
+    if backend.capacity is not None:
+        args += ["--capacity", str(backend.capacity)]
+    if backend.error_rate:
+        args += ["--error-rate", repr(backend.error_rate)]
+    return args
+
+
+def loadgen_configs(spec, roles, url, seed, record_for):
+    """Return ``{client: loadgen settings dict}`` for an HTTP workload.
+
+    ``users`` and ``rate`` in the spec are totals over all clients, split evenly.
+
+    Args:
+        spec (experiments.spec.Spec): the spec of this sweep point.
+        roles (Roles): host roles.
+        url (str): the service URL the clients load.
+        seed (int): the run's seed (each client gets seed + its index).
+        record_for (callable): client -> records file path.
+    """
+    w = spec.workload
+    total = w.rate if w.mode == "open" else w.users
+    out = {}
+    shares = split_load(total, list(roles.clients))
+    users = dict(split_load(w.users, [c for c, _ in shares])) if w.mode == "open" else {}
+    for i, (client, share) in enumerate(shares):
+        cfg = {
+            "url": url, "mode": w.mode, "duration": spec.duration_s, "warmup": spec.warmup_s,
+            "keepalive": w.keepalive, "timeout": w.timeout_s, "seed": seed + i,
+            "record": record_for(client), "name": client,
+            "mix": [{"path": k.path, "method": k.method, "weight": k.weight,
+                     "headers": dict(k.headers), "cookies": dict(k.cookies)} for k in w.mix],
+        }
+        if w.mode == "open":
+            cfg.update(rate=float(share), arrival=w.arrival)
+            # the pool bounds concurrent connections: the spec's users, split like the rate
+            cfg["pool_size"] = max(1, users.get(client, 1))
+        else:
+            cfg.update(users=int(share), think=w.think_ms / 1000.0)
+        out[client] = cfg
+    return out
+
+
+def controller_config(spec, balancer, graph, roles, ofp_port, api_port, protocol="tcp",
+                      port=SERVICE_PORT):
+    """Return the ``controllers.launcher`` config dict of an L4 balancer.
+
+    Args:
+        spec (experiments.spec.Spec): the spec (backends and their weights).
+        balancer (experiments.spec.Balancer): an ``l4`` balancer.
+        graph (networkx.Graph): the topology, passed as node-link data.
+        roles (Roles): host roles.
+        ofp_port, api_port (int): controller ports on 127.0.0.1.
+        protocol (str): ``tcp`` or ``udp``; port (int): service port.
+    """
+    import networkx as nx
+    return {
+        "controller": {"ofp_host": "127.0.0.1", "ofp_port": ofp_port, "api_host": "127.0.0.1",
+                       "api_port": api_port, "seed": spec.seed, "stats_interval": 1.0},
+        "topology": nx.node_link_data(graph, edges="edges"),
+        "services": {SERVICE_NAME: {
+            "vip": VIP, "protocol": protocol, "port": port, "mode": balancer.mode,
+            "algorithm": balancer.algorithm,
+            "backends": {roles.backends[b.name]: {"weight": max(1, int(round(b.weight)))}
+                         for b in spec.backends},
+            "health": {"kind": "tcp", "interval": 0.5, "rise": 2, "fall": 2},
+        }},
+    }
+
+
+def proxy_config(spec, balancer, graph, roles, backends=None):
+    """Return the L7 proxy config dict (``lb_apps.l7config`` format) of an ``l7`` balancer.
+
+    Args:
+        spec (experiments.spec.Spec): the spec.
+        balancer (experiments.spec.Balancer): an ``l7`` balancer.
+        graph (networkx.Graph): the topology (backend addresses).
+        roles (Roles): host roles.
+        backends (dict|None): name -> weight overrides (0 removes the backend: a drain).
+    """
+    weights = {b.name: b.weight for b in spec.backends}
+    if backends:
+        weights.update(backends)
+    addresses = {name: (graph.nodes[roles.backends[name]]["ip"], w)
+                 for name, w in weights.items() if w > 0}
+    data = spec_mod.resolve_l7(balancer.l7 or {}, addresses, balancer.algorithm, BACKEND_PORT)
+    if backends:
+        data["backends"] = [b for b in data["backends"] if b["name"] in addresses]
+        for group in (data.get("groups") or {}).values():
+            group["backends"] = [b for b in group["backends"] if b["name"] in addresses]
+    data["listen"] = {"host": "0.0.0.0", "port": PROXY_PORT}
+    data.setdefault("stats", {"host": "127.0.0.1", "port": PROXY_STATS_PORT})
+    return data
+
+
+def service_url(balancer, graph, roles):
+    """Return the URL clients load: the VIP for L4, the lb host for L7."""
+    if balancer.layer == "l4":
+        return f"http://{VIP}:{SERVICE_PORT}/"
+    return f"http://{graph.nodes[roles.lb]['ip']}:{PROXY_PORT}/"
+
+
+def client_windows(records_by_client, duration):
+    """Return each client's measurement window ``[t0, t0 + duration)`` from its records.
+
+    The load generator marks warm-up records; its window starts at the end of warm-up, which
+    the first non-warm-up request's scheduled time marks (within one inter-request gap).
+
+    Args:
+        records_by_client (dict): client -> list of records.
+        duration (float): the spec's duration_s.
+    Returns:
+        dict: client -> [t0, t1] (clients without measured records are left out).
+    """
+    out = {}
+    for client, records in records_by_client.items():
+        starts = [r["scheduled"] for r in records if not r.get("warmup")]
+        if starts:
+            t0 = min(starts)
+            out[client] = [t0, t0 + duration]
+    return out
+
+
+def union_window(windows):
+    """Return ``[min t0, max t1]`` of per-client windows, or None."""
+    if not windows:
+        return None
+    return [min(w[0] for w in windows.values()), max(w[1] for w in windows.values())]
+
+
+def vip_is_free(graph):
+    """True when no host of the graph uses the service VIP."""
+    return all(d.get("ip") != VIP for _, d in graph.nodes(data=True))
+
+
+assert ipaddress.IPv4Address(VIP) in ipaddress.IPv4Network("10.0.0.0/8")
