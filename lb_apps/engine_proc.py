@@ -288,6 +288,13 @@ def _wait(process, timeout):
         return False
 
 
+def _status(proc):
+    try:
+        return proc.status()
+    except psutil.NoSuchProcess:
+        return None
+
+
 def stop_engine(handle, grace=STOP_GRACE_SEC):
     """Stop an engine and make sure none of its processes is left.
 
@@ -329,6 +336,8 @@ def stop_engine(handle, grace=STOP_GRACE_SEC):
         except psutil.NoSuchProcess:
             continue
     _, alive = psutil.wait_procs(left, timeout=KILL_WAIT_SEC)
+    # A killed orphan stays a zombie until its new parent reaps it; it runs nothing.
+    alive = [p for p in alive if _status(p) not in (None, psutil.STATUS_ZOMBIE)]
     if alive:
         raise EngineError(f"{handle.engine}: processes {[p.pid for p in alive]} of the engine "
                           f"started as pid {pid} survived SIGKILL")

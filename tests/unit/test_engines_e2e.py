@@ -311,3 +311,34 @@ def test_quoting_round_trips_quotes_backslashes_and_dollars(engine, backends, tm
         assert get(port, "/", {"X-V": "it's"})[:2] == (200, "b1")
 
     run_engine(engine, cfg, tmp_path / "r", body)
+
+
+STUBBORN = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_stop_escalates_to_sigkill_and_kills_strays(monkeypatch, tmp_path):
+    """A master that ignores SIGQUIT/SIGTERM gets SIGKILL; its child is then a stray."""
+    import subprocess
+    import sys
+    monkeypatch.setattr(engine_proc, "KILL_WAIT_SEC", 0.3)
+    proc = subprocess.Popen([sys.executable, "-c", STUBBORN], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        child = psutil.Process(proc.pid).children()[0].pid
+        handle = engine_proc.EngineProcess("nginx", proc, str(tmp_path), "", "")
+        stopped = engine_proc.stop_engine(handle, grace=0.3)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+    assert stopped.signals == ("SIGQUIT", "SIGTERM", "SIGKILL")
+    assert stopped.returncode == -9 and stopped.leftovers_killed == (child,)
+    assert engine_proc.session_processes(proc.pid) == []
