@@ -102,8 +102,8 @@ def get(port, path="/", headers=None):
         conn.close()
 
 
-def l7(port, backends, **extra):
-    b1, b2, a1 = backends
+def l7(port, servers, **extra):
+    b1, b2, a1 = servers
     data = {"listen": {"host": "127.0.0.1", "port": port}, "passive_health": False,
             "backends": [{"name": "b1", "address": "127.0.0.1", "port": b1.port},
                          {"name": "b2", "address": "127.0.0.1", "port": b2.port}],
@@ -342,3 +342,34 @@ def test_stop_escalates_to_sigkill_and_kills_strays(monkeypatch, tmp_path):
     assert stopped.signals == ("SIGQUIT", "SIGTERM", "SIGKILL")
     assert stopped.returncode == -9 and stopped.leftovers_killed == (child,)
     assert engine_proc.session_processes(proc.pid) == []
+
+
+def haproxy_server_states(run_dir):
+    """name -> operational state (0 down, 2 up) from the stats socket's 'show servers state'."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(2)
+        sock.connect(os.path.join(str(run_dir), "haproxy.sock"))
+        sock.sendall(b"show servers state g_default\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    rows = [line.split() for line in data.decode().splitlines()[2:] if line.strip()]
+    return {row[3]: int(row[5]) for row in rows}
+
+
+def test_haproxy_active_health_marks_a_dead_backend_down(backends, tmp_path):
+    port, dead = free_port(), free_port()
+    cfg = l7(port, backends, **{
+        "health": {"path": "/health", "interval": 0.1, "rise": 1, "fall": 1, "timeout": 0.1},
+        "backends": [{"name": "b1", "address": "127.0.0.1", "port": backends[0].port},
+                     {"name": "gone", "address": "127.0.0.1", "port": dead}]})
+
+    def body():
+        deadline = time.monotonic() + 5
+        while haproxy_server_states(tmp_path / "r") != {"b1": 2, "gone": 0}:
+            assert time.monotonic() < deadline, haproxy_server_states(tmp_path / "r")
+            time.sleep(0.05)
+        assert [get(port)[1] for _ in range(6)] == ["b1"] * 6
+
+    run_engine("haproxy", cfg, tmp_path / "r", body)
+    assert "/health" in backends[0].paths
