@@ -373,3 +373,30 @@ def test_haproxy_active_health_marks_a_dead_backend_down(backends, tmp_path):
 
     run_engine("haproxy", cfg, tmp_path / "r", body)
     assert "/health" in backends[0].paths
+
+
+@pytest.mark.parametrize("engine", ["haproxy", "nginx"])
+def test_tls_termination(engine, backends, tmp_path):
+    import ssl
+    import subprocess
+    crt, key = tmp_path / "t.crt", tmp_path / "t.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True, timeout=60)
+    port = free_port()
+    cfg = l7(port, backends, tls={"cert": str(crt), "key": str(key)})
+    context = ssl.create_default_context(cafile=str(crt))
+    context.check_hostname = False
+
+    def body():
+        served = []
+        for _ in range(4):
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=context)
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            served.append((resp.status, resp.getheader("X-Backend")))
+        assert served == [(200, "b1"), (200, "b2")] * 2
+
+    run_engine(engine, cfg, tmp_path / "r", body)
