@@ -31,6 +31,10 @@ FLUSH_RECORDS_AT = 5000             # flush early when this many records are buf
 CONTROL_PATHS = (b"/health", b"/stats", b"/admin/fault")
 
 
+class ListenError(Exception):
+    """The backend cannot open its listening socket (address in use, bad address...)."""
+
+
 class Backend:
     """Server-wide state of one backend: config, counters, capacity slots, fault mode, records.
 
@@ -84,8 +88,12 @@ class Backend:
         return self.port
 
     async def _listen(self, port):
-        server = await self.loop.create_server(lambda: Connection(self), self.cfg.host, port,
-                                               reuse_address=True, backlog=1024)
+        try:
+            server = await self.loop.create_server(lambda: Connection(self), self.cfg.host,
+                                                   port, reuse_address=True, backlog=1024)
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {self.cfg.host}:{port}: "
+                              f"{exc.strerror or exc}") from None
         self._servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
 
@@ -203,11 +211,13 @@ class Backend:
         transport = conn.transport
         if self.fault.truncate:
             head = self.head(status, size, True, rid)
-            part = size // 2
+            # half the body; with no body to cut, half the headers
+            cut = head + self._block[:min(size // 2, BODY_BLOCK_BYTES)] if size else \
+                head[:len(head) // 2]
             sent = 0
             if not transport.is_closing():
-                transport.write(head + self._block[:min(part, BODY_BLOCK_BYTES)])
-                sent = len(head) + min(part, BODY_BLOCK_BYTES)
+                transport.write(cut)
+                sent = len(cut)
                 transport.close()
             self._record(rid, arrival, wait, service, 0, sent, method, path, conn.client)
             conn.done(False)
@@ -463,8 +473,8 @@ def main(argv=None):
     except FileExistsError as exc:
         raise UsageError(f"--record {exc.filename} already exists; results are never "
                          "overwritten") from None
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from None
+    except ListenError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 

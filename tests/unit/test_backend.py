@@ -266,3 +266,17 @@ def test_cli_process_sigterm_flushes_records(tmp_path):
         [LBLAB, "backend", "--host", "127.0.0.1", "--port",
          "0", "--record", record], cwd=REPO, capture_output=True, text=True, timeout=10)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_fault_close_with_empty_body_cuts_the_headers():
+    with start() as bt:
+        request(bt.port, "/admin/fault?mode=close", method="POST")
+        out = raw(bt.port, b"GET /size/0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 200") and b"\r\n\r\n" not in out
+
+
+def test_port_in_use_is_a_usage_error():
+    with start() as bt:
+        out = subprocess.run([LBLAB, "backend", "--host", "127.0.0.1", "--port", str(bt.port)],
+                             capture_output=True, text=True, timeout=10)
+    assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{bt.port}" in out.stderr
