@@ -349,9 +349,14 @@ class Run:
                                                     "--config", path, "--json"],
                                            stdout=out, stderr=subprocess.STDOUT)
             out.close()
+        # A load generator creates its records file as it starts its clock (after ~0.3 s of
+        # Python start-up): time the faults from then, not from the popen.
+        deadline = time.time() + READY_TIMEOUT_SEC
+        while time.time() < deadline and not all(
+                os.path.exists(cfg["record"]) or procs[c].poll() is not None
+                for c, cfg in configs.items()):
+            time.sleep(0.02)
         started = time.time()
-        # The load generators need a moment to start Python; faults are timed from the
-        # measurement start they see, refined from the records afterwards.
         measure_start = started + self.spec.warmup_s
         for fault in self.spec.faults:
             self._sleep_until(measure_start + fault.at_s, procs)
