@@ -22,6 +22,9 @@ from topologies import forwarding
 
 PROBE_PORT_BASE = 40000
 PROBE_SEQ = 0x10000000
+# A probe not answered within this fraction of the interval counts as failed, so a silent
+# backend is down (fall - 1 + 0.5) intervals after its first missed probe.
+PROBE_TIMEOUT_FRACTION = 0.5
 CONTROLLER_IN_PORT = None
 
 
@@ -417,16 +420,20 @@ class Core:
     # -- health ---------------------------------------------------------------------------
 
     def tick(self, now):
-        """Return the health probes due at ``now`` (a missed answer counts as a failure)."""
+        """Return the health probes due at ``now``.
+
+        A probe unanswered after half an interval counts as a failure; a TCP RST counts at once.
+        """
         msgs = []
         for port, (ss, b) in self.probe_ports.items():
             health = ss.svc.health
             if health.kind == "none" or b.removed:
                 continue
+            if (b.health.pending is not None
+                    and now - b.health.pending >= health.interval * PROBE_TIMEOUT_FRACTION):
+                msgs += self._probe_result(ss, b, False, now)
             if b.next_probe is not None and now < b.next_probe:
                 continue
-            if b.health.pending is not None:
-                msgs += self._probe_result(ss, b, False, now)
             probe = self._probe(ss, b, port)
             if probe is None:
                 b.next_probe = now + health.interval
@@ -532,7 +539,7 @@ class Core:
         if b is None or b.removed:
             live = ", ".join(n for n, x in ss.backends.items() if not x.removed)
             raise ChangeError("backend", f"unknown {name!r} in service {ss.svc.name}; "
-                              f"expected one of {live}", status=404)
+                              f"expected one of {live}")
         return b
 
     def set_weight(self, service, backend, weight):

@@ -1,0 +1,160 @@
+"""A fake OpenFlow 1.3 switch for tests (like faucet's clib/fakeoftable.py): applies the pure
+pipeline decisions (Flow, GroupMod) to in-memory tables, with a toy connection tracker, and
+tells where a packet would go. Packets are dicts of OXM names (``eth_dst``, ``ipv4_src``…).
+"""
+import ipaddress
+import zlib
+
+from controllers.pipeline import CT_EST, CT_NEW, CT_RPL, CT_TRK, Flow, GroupMod
+
+MAX_STEPS = 32
+
+
+def _as_int(value):
+    if isinstance(value, int):
+        return value
+    if ":" in value:
+        return int(value.replace(":", ""), 16)
+    return int(ipaddress.IPv4Address(value))
+
+
+def field_matches(want, have):
+    """Return whether packet value ``have`` matches match value ``want`` (maybe (value, mask))."""
+    if have is None:
+        return False
+    if isinstance(want, tuple):
+        value, mask = (_as_int(x) for x in want)
+        return _as_int(have) & mask == value & mask
+    return _as_int(want) == _as_int(have) if isinstance(want, str) else want == have
+
+
+class FakeSwitch:
+    """Flow tables, groups and a conntrack table of one switch."""
+
+    def __init__(self, name):
+        self.name = name
+        self.flows = []
+        self.groups = {}
+        self.conntrack = {}  # (zone, orig 5-tuple) -> nat destination
+
+    def apply(self, decision):
+        """Apply one Flow or GroupMod addressed to this switch."""
+        if isinstance(decision, GroupMod):
+            if decision.command == "delete":
+                self.groups.pop(decision.group_id, None)
+            else:
+                self.groups[decision.group_id] = decision.buckets
+            return
+        if not isinstance(decision, Flow):
+            return
+        key = (decision.table, decision.priority, tuple(sorted(decision.match.items())))
+        if decision.command == "add":
+            self.flows = [f for f in self.flows if self._key(f) != key] + [decision]
+        elif decision.command == "delete_strict":
+            self.flows = [f for f in self.flows if self._key(f) != key]
+        elif decision.command == "delete":
+            mask = decision.cookie_mask
+            self.flows = [f for f in self.flows if f.cookie & mask != decision.cookie & mask]
+
+    @staticmethod
+    def _key(flow):
+        return (flow.table, flow.priority, tuple(sorted(flow.match.items())))
+
+    def lookup(self, table, pkt):
+        """Return the highest-priority flow of ``table`` matching ``pkt`` (None: table miss)."""
+        best = None
+        for flow in self.flows:
+            if flow.table != table:
+                continue
+            if all(field_matches(v, pkt.get(k)) for k, v in flow.match.items()):
+                if best is None or flow.priority > best.priority:
+                    best = flow
+        return best
+
+    def _tuple(self, pkt):
+        sport = pkt.get("tcp_src", pkt.get("udp_src"))
+        dport = pkt.get("tcp_dst", pkt.get("udp_dst"))
+        return (pkt.get("ip_proto"), pkt.get("ipv4_src"), sport, pkt.get("ipv4_dst"), dport)
+
+    def _ct(self, spec, pkt):
+        zone = spec["zone"]
+        orig = self._tuple(pkt)
+        proto, src, sport, dst, dport = orig
+        if spec.get("commit"):
+            target = spec.get("nat_dst")
+            self.conntrack[(zone, orig)] = target
+            if target:
+                pkt["ipv4_dst"] = target
+            pkt["ct_state"] = CT_NEW | CT_TRK
+            return
+        if (zone, orig) in self.conntrack:
+            target = self.conntrack[(zone, orig)]
+            if spec.get("nat") and target:
+                pkt["ipv4_dst"] = target
+            pkt["ct_state"] = CT_EST | CT_TRK
+            return
+        for (z, (p, c, cport, vip, vport)), target in self.conntrack.items():
+            if z == zone and p == proto and target == src and sport == vport \
+                    and dst == c and dport == cport:
+                if spec.get("nat"):
+                    pkt["ipv4_src"] = vip
+                pkt["ct_state"] = CT_EST | CT_RPL | CT_TRK
+                return
+        pkt["ct_state"] = CT_NEW | CT_TRK
+
+    def process(self, in_port, pkt, table=0):
+        """Run ``pkt`` (a dict) through the pipeline from ``table``.
+
+        Returns:
+            list[tuple]: (port | "controller" | "in_port", packet dict as it leaves).
+        """
+        pkt = dict(pkt, in_port=in_port)
+        outputs = []
+        for _ in range(MAX_STEPS):
+            flow = self.lookup(table, pkt)
+            if flow is None:
+                return outputs
+            next_table = flow.goto
+            for action in flow.actions:
+                kind = action[0]
+                if kind == "output":
+                    outputs.append((action[1], dict(pkt)))
+                elif kind == "set_field":
+                    pkt[action[1]] = action[2]
+                elif kind == "group":
+                    buckets = self.groups.get(action[1], ())
+                    if not buckets:
+                        return outputs
+                    total = sum(w for w, _ in buckets)
+                    point = zlib.crc32(repr(self._tuple(pkt)).encode()) % total
+                    for weight, bucket_actions in buckets:
+                        if point < weight:
+                            break
+                        point -= weight
+                    for bucket_action in bucket_actions:
+                        self._ct(bucket_action[1], pkt)
+                        next_table = bucket_action[1]["table"]
+                elif kind == "ct":
+                    self._ct(action[1], pkt)
+                    next_table = action[1]["table"]
+            if next_table is None:
+                return outputs
+            table = next_table
+        raise AssertionError(f"{self.name}: pipeline loop for {pkt}")
+
+
+class FakeNetwork:
+    """One FakeSwitch per switch name; routes decisions to them."""
+
+    def __init__(self, switch_names):
+        self.switches = {name: FakeSwitch(name) for name in switch_names}
+
+    def apply(self, decisions):
+        """Apply Flow/GroupMod decisions; return the PacketOuts (not applied)."""
+        outs = []
+        for d in decisions:
+            if isinstance(d, (Flow, GroupMod)):
+                self.switches[d.switch].apply(d)
+            else:
+                outs.append(d)
+        return outs
