@@ -187,8 +187,9 @@ def check_config(engine, config_path, run_dir, popen=subprocess.Popen):
 
 
 def _ready_path(engine, run_dir):
-    name = "nginx.pid" if engine == "nginx" else engines.HAPROXY_SOCKET
-    return os.path.join(run_dir, name)
+    if engine == "haproxy":
+        return engines.haproxy_socket_path(run_dir)
+    return os.path.join(run_dir, "nginx.pid")
 
 
 def _is_ready(engine, path):
@@ -338,6 +339,10 @@ def stop_engine(handle, grace=STOP_GRACE_SEC):
     _, alive = psutil.wait_procs(left, timeout=KILL_WAIT_SEC)
     # A killed orphan stays a zombie until its new parent reaps it; it runs nothing.
     alive = [p for p in alive if _status(p) not in (None, psutil.STATUS_ZOMBIE)]
+    if handle.engine == "haproxy":
+        sock = engines.haproxy_socket_path(handle.run_dir)
+        if os.path.dirname(sock) != handle.run_dir and os.path.lexists(sock):
+            os.unlink(sock)  # the short /tmp fallback would otherwise pile up
     if alive:
         raise EngineError(f"{handle.engine}: processes {[p.pid for p in alive]} of the engine "
                           f"started as pid {pid} survived SIGKILL")

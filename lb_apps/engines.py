@@ -307,6 +307,25 @@ def haproxy_maxconn(ulimit_n):
     return min(HAPROXY_MAXCONN_CAP, (ulimit_n - HAPROXY_FD_RESERVE) // 2)
 
 
+def haproxy_socket_path(run_dir):
+    """Return where HAProxy's stats socket goes: ``run_dir/haproxy.sock`` if that fits in a
+    unix socket address, else a short ``/tmp`` path derived from run_dir.
+
+    A filesystem socket (not an abstract one) because abstract sockets belong to a network
+    namespace, and the runner talks to HAProxy on a Mininet host from the root namespace.
+
+    Args:
+        run_dir (str): absolute run directory.
+    Returns:
+        str: the socket path.
+    """
+    path = os.path.join(str(run_dir), HAPROXY_SOCKET)
+    if len(path) <= UNIX_SOCKET_PATH_MAX:
+        return path
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:16]
+    return f"/tmp/lblab-haproxy-{digest}.sock"
+
+
 def _hq(text):
     """Quote a string for haproxy.cfg: single quotes keep it literal; else escaped double quotes."""
     if "'" not in text:
@@ -457,10 +476,7 @@ def render_haproxy(cfg, run_dir, ulimit_n, access_log=True):
                           f"workers {cfg.workers} = {frontend_maxconn} exceeds maxconn {maxconn} "
                           f"allowed by ulimit -n {ulimit_n}; raise the hard limit or lower "
                           f"limits.max_connections")
-    socket = os.path.join(run_dir, HAPROXY_SOCKET)
-    if len(socket) > UNIX_SOCKET_PATH_MAX:
-        raise EngineError(f"run_dir: {run_dir!r} is too long for the stats socket {socket!r} "
-                          f"(a unix socket path holds at most {UNIX_SOCKET_PATH_MAX} bytes)")
+    socket = haproxy_socket_path(run_dir)
     ids = _group_ids(cfg)
     userlists, route_lines = [], []
     for route in cfg.routes:

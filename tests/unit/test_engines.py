@@ -222,9 +222,13 @@ def test_bad_run_dir(run_dir, why):
         render_nginx(make(), run_dir, ULIMIT)
 
 
-def test_socket_path_too_long():
-    with pytest.raises(EngineError, match=r"too long for the stats socket"):
-        render_haproxy(make(), "/" + "x" * 120, ULIMIT)
+def test_socket_path_falls_back_to_a_short_tmp_path():
+    assert engines.haproxy_socket_path(RUN_DIR) == RUN_DIR + "/haproxy.sock"
+    long_dir = "/" + "x" * 120
+    path = engines.haproxy_socket_path(long_dir)
+    assert re.fullmatch(r"/tmp/lblab-haproxy-[0-9a-f]{16}\.sock", path)
+    assert path != engines.haproxy_socket_path(long_dir + "y")
+    assert f"stats socket {path} mode 600" in render_haproxy(make(), long_dir, ULIMIT)
 
 
 # ----- features --------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from lb_apps import engine_proc
-from lb_apps.engines import sticky_cookie_value
+from lb_apps.engines import haproxy_socket_path, sticky_cookie_value
 from lb_apps.l7config import parse_l7_config
 
 pytestmark = pytest.mark.skipif(not (shutil.which("haproxy") and shutil.which("nginx")),
@@ -348,7 +348,7 @@ def haproxy_server_states(run_dir):
     """name -> operational state (0 down, 2 up) from the stats socket's 'show servers state'."""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(2)
-        sock.connect(os.path.join(str(run_dir), "haproxy.sock"))
+        sock.connect(haproxy_socket_path(str(run_dir)))
         sock.sendall(b"show servers state g_default\n")
         data = b""
         while chunk := sock.recv(65536):
@@ -358,6 +358,10 @@ def haproxy_server_states(run_dir):
 
 
 def test_haproxy_active_health_marks_a_dead_backend_down(backends, tmp_path):
+    """Also: a run directory too long for a unix socket address uses the /tmp fallback."""
+    run_dir = tmp_path / ("long-" * 20) / "r"
+    sock = haproxy_socket_path(str(run_dir))
+    assert sock.startswith("/tmp/lblab-haproxy-")
     port, dead = free_port(), free_port()
     cfg = l7(port, backends, **{
         "health": {"path": "/health", "interval": 0.1, "rise": 1, "fall": 1, "timeout": 0.1},
@@ -366,12 +370,13 @@ def test_haproxy_active_health_marks_a_dead_backend_down(backends, tmp_path):
 
     def body():
         deadline = time.monotonic() + 5
-        while haproxy_server_states(tmp_path / "r") != {"b1": 2, "gone": 0}:
-            assert time.monotonic() < deadline, haproxy_server_states(tmp_path / "r")
+        while haproxy_server_states(run_dir) != {"b1": 2, "gone": 0}:
+            assert time.monotonic() < deadline, haproxy_server_states(run_dir)
             time.sleep(0.05)
         assert [get(port)[1] for _ in range(6)] == ["b1"] * 6
 
-    run_engine("haproxy", cfg, tmp_path / "r", body)
+    run_engine("haproxy", cfg, run_dir, body)
+    assert not os.path.exists(sock)
     assert "/health" in backends[0].paths
 
 
