@@ -363,7 +363,12 @@ class Connection(asyncio.Protocol):
 
 # ----- command line ------------------------------------------------------------------------
 
-def _load_config_file(path):
+def load_settings_file(path):
+    """Return the flat settings mapping of a JSON or YAML (.yaml/.yml) file.
+
+    Raises:
+        experiments.cli.UsageError: unreadable file, bad syntax, not a mapping.
+    """
     from experiments.cli import UsageError
     try:
         with open(path, encoding="utf-8") as fp:
@@ -425,7 +430,7 @@ def config_from_argv(argv):
     """
     from experiments.cli import UsageError
     args = vars(build_parser().parse_args(argv))
-    data = _load_config_file(args.pop("config")) if "config" in args else {}
+    data = load_settings_file(args.pop("config")) if "config" in args else {}
     data.update(args)
     try:
         return model.config_from_dict(data)

@@ -464,10 +464,10 @@ def config_from_argv(argv):
         experiments.cli.UsageError: bad file or setting.
     """
     from experiments.cli import UsageError
-    from lb_apps.backend import _load_config_file
+    from lb_apps.backend import load_settings_file
     args = vars(build_parser().parse_args(argv))
     as_json = args.pop("json", False)
-    data = _load_config_file(args.pop("config")) if "config" in args else {}
+    data = load_settings_file(args.pop("config")) if "config" in args else {}
     data.update(args)
     try:
         return wl.config_from_dict(data), as_json

@@ -212,3 +212,16 @@ def test_cli_json_summary_and_usage_errors(backend, tmp_path):
     bad = subprocess.run([LBLAB, "loadgen", "--url", "gopher://x/"], capture_output=True,
                          text=True, timeout=20)
     assert bad.returncode == 2 and "'url'" in bad.stderr and "Traceback" not in bad.stderr
+    conf = tmp_path / "lg.yaml"
+    conf.write_text(f"url: http://127.0.0.1:{backend.port}/\nmode: open\nrate: 50\n"
+                    "duration: 0.2\nmix:\n  - {path: /size/7, weight: 2}\n"
+                    "  - {path: /b, headers: {X-T: blue}}\n")
+    record = tmp_path / "cli.jsonl"
+    out = subprocess.run([LBLAB, "loadgen", "--config", str(conf), "--record", str(record),
+                          "--rate", "100"], capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0 and out.stdout.startswith("sent 20  ok 20"), out.stdout
+    assert {r["path"] for r in read_records(str(record), "loadgen")} == {"/size/7", "/b"}
+    conf.write_text("url: http://127.0.0.1/\nmix:\n  - {path: /a, weight: -1}\n")
+    bad = subprocess.run([LBLAB, "loadgen", "--config", str(conf)], capture_output=True,
+                         text=True, timeout=20)
+    assert bad.returncode == 2 and "mix[0].weight" in bad.stderr
