@@ -98,7 +98,8 @@ class CpuSampler(threading.Thread):
 class Run:
     """One run: call :meth:`execute`; it always writes ``meta.json`` and cleans up."""
 
-    def __init__(self, spec, balancer, config, rep, order, sweep, raw_dir, seed, log=None):
+    def __init__(self, spec, balancer, config, rep, order, sweep, raw_dir, seed, log=None,
+                 on_ready=None):
         self.spec = spec
         self.balancer = balancer
         self.config = config
@@ -108,6 +109,8 @@ class Run:
         self.dir = os.path.abspath(raw_dir)
         self.seed = seed
         self.log = log or (lambda msg: None)
+        # called with the meta dict instead of the workload (lblab shell opens a prompt)
+        self.on_ready = on_ready
         self.graph = graphs.build(spec.topology.name, spec.topology.params)
         self.roles = plan.assign_roles(self.graph, spec.backends)
         self.lab = None
@@ -152,7 +155,7 @@ class Run:
                     self._wait_service()
                     sampler = CpuSampler()
                     sampler.start()
-                    self._run_load(meta)
+                    (self.on_ready or self._run_load)(meta)
                 finally:
                     if sampler is not None:
                         sampler.stop()

@@ -1,0 +1,63 @@
+"""``lblab shell SPEC``: bring a spec's lab up with its backends and a balancer, open ``mininet>``."""
+import argparse
+import os
+import tempfile
+
+from experiments import run_plan as plan
+
+
+def build_parser():
+    """Return the argparse parser of ``lblab shell``."""
+    parser = argparse.ArgumentParser(
+        prog="lblab shell",
+        description="Build a spec's topology, start its backends and one of its balancers "
+                    "(the first, or --balancer NAME), and open Mininet's CLI. Everything "
+                    "stops when you leave the prompt (exit or Ctrl-D).")
+    parser.add_argument("spec", metavar="SPEC", help="experiment spec (YAML)")
+    parser.add_argument("--balancer", metavar="NAME", help="which balancer to start")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
+    return parser
+
+
+def main(argv=None):
+    """Run ``lblab shell``; returns 0 when the prompt is left."""
+    from experiments import runner
+    from experiments.cli import UsageError
+    from experiments.run_lab import Run
+    from experiments.spec import variant
+
+    args = build_parser().parse_args(argv)
+    args.repetitions = None
+    spec = runner.load(args)
+    names = [b.name for b in spec.balancers]
+    name = args.balancer or names[0]
+    if name not in names:
+        raise UsageError(f"--balancer {name!r}: expected one of {', '.join(names)}")
+    runner.check_machine()
+    balancer = spec.balancer(name)
+    point = spec if spec.sweep is None else variant(spec, spec.sweep.values[0])
+    work = tempfile.mkdtemp(prefix="lblab-shell-")
+    run = Run(point, balancer, name, 1, 0, None, os.path.join(work, "raw"), spec.seed,
+              log=lambda msg: print(f"lblab shell: {msg}", flush=True))
+    run.on_ready = _prompt(run)
+    meta = run.execute()
+    if meta["status"] != "ok":
+        raise UsageError(f"the lab did not come up: {meta['failure']} (logs in {work})")
+    return 0
+
+
+def _prompt(run):
+    """Return the callback that opens Mininet's CLI inside the running lab (no workload)."""
+    def open_cli(meta):
+        from mininet.cli import CLI
+        from mininet.log import setLogLevel
+        # the CLI prints command output at Mininet's "output" level, which the lab keeps quiet
+        setLogLevel("output")
+        url = plan.service_url(run.balancer, run.graph, run.roles)
+        print(f"lblab shell: {run.balancer.name} is serving {url}; backends "
+              + ", ".join(f"{n} on {h}" for n, h in run.roles.backends.items())
+              + f"; clients {', '.join(run.roles.clients)}. Try: "
+              f"{run.roles.clients[0]} curl -s {url}", flush=True)
+        CLI(run.lab.net)
+    return open_cli
