@@ -7,6 +7,7 @@ strict mode); this module adds the checks llhttp leaves to the application: Host
 uniqueness, Transfer-Encoding on HTTP/1.0 and codings other than ``chunked``, and maps parser
 errors to a status (400/501) the way h11's ``error_status_hint`` does.
 """
+import re
 from http import HTTPStatus
 
 # RFC 9110 7.6.1 connection-specific fields, plus the de-facto Proxy-Connection and the
@@ -18,7 +19,6 @@ HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"te"
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
 VIA_NAME = b"lblab"
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-_HOST_FORBIDDEN = frozenset(b" \t/\\@?#,")
 
 
 class RequestError(Exception):
@@ -36,7 +36,8 @@ class RequestHead:
         host (bytes|None): the Host value.
         chunked (bool): Transfer-Encoding: chunked.
         content_length (int|None): the Content-Length value.
-        forward (list[bytes]): header lines (``name: value\\r\\n``) to pass upstream unchanged.
+        forward (list[bytes]): header lines to pass upstream, as a flat list of parts
+            (``name, b": ", value, b"\\r\\n"`` per line; join them).
         xff (bytes|None), forwarded (bytes|None), via (bytes|None): existing values to append to.
         cookie (bytes|None), authorization (bytes|None): for stickiness/routing and auth.
         conn_close (bool): the client asked to close (``Connection: close``).
@@ -65,6 +66,19 @@ def _connection_tokens(values):
     return out
 
 
+# Request header name -> what analyze_request does with it; anything else is forwarded as is.
+_HOST, _CONNECTION, _TE, _HOP, _CL, _XFF, _FWD, _VIA, _COOKIE, _AUTHZ, _EXPECT, _CC, _PRAGMA = \
+    range(13)
+_REQUEST_SPECIAL = {b"host": _HOST, b"connection": _CONNECTION, b"transfer-encoding": _TE,
+                    b"content-length": _CL, b"x-forwarded-for": _XFF, b"forwarded": _FWD,
+                    b"via": _VIA, b"cookie": _COOKIE, b"authorization": _AUTHZ,
+                    b"expect": _EXPECT, b"cache-control": _CC, b"pragma": _PRAGMA}
+for _name in HOP_BY_HOP:
+    _REQUEST_SPECIAL.setdefault(_name, _HOP)
+# Host: reg-name / IPv4 / [IPv6] with optional port; no whitespace, '/', '@', '?', '#', ','.
+_HOST_RE = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+;=:\[\]%]{1,255}$")
+
+
 def analyze_request(headers, http_minor):
     """Check a request's headers and split them into what to forward and what the proxy uses.
 
@@ -72,7 +86,8 @@ def analyze_request(headers, http_minor):
         headers (list[tuple[bytes, bytes]]): (name, value) as httptools reported them.
         http_minor (int): 0 for HTTP/1.0, 1 for HTTP/1.1.
     Returns:
-        RequestHead: the facts; ``forward`` excludes hop-by-hop and forwarding headers.
+        RequestHead: the facts; ``b"".join(forward)`` is the header lines to pass upstream
+        (hop-by-hop, Connection-named and forwarding headers excluded).
     Raises:
         RequestError: 400 for missing/duplicate/invalid Host or TE on HTTP/1.0, 501 for a
             transfer coding other than chunked.
@@ -81,46 +96,51 @@ def analyze_request(headers, http_minor):
     forward = head.forward
     connection = None
     hosts = 0
+    special = _REQUEST_SPECIAL
     for name, value in headers:
-        lname = name.lower()
-        if lname == b"host":
+        kind = special.get(name.lower())
+        if kind is None:
+            forward += (name, b": ", value, b"\r\n")
+        elif kind == _HOST:
             hosts += 1
             head.host = value
-            forward.append(b"Host: " + value + b"\r\n")
-        elif lname in HOP_BY_HOP:
-            if lname == b"connection":
-                connection = [value] if connection is None else connection + [value]
-            elif lname == b"transfer-encoding":
-                if head.chunked or value.strip().lower() != b"chunked":
-                    raise RequestError(501, f"Transfer-Encoding {value!r} not implemented "
-                                            f"(only a single 'chunked' is)")
-                head.chunked = True
-        elif lname == b"content-length":
+            forward += (name, b": ", value, b"\r\n")
+        elif kind == _CL:
             head.content_length = int(value)
-            forward.append(name + b": " + value + b"\r\n")
-        elif lname == b"x-forwarded-for":
+            forward += (name, b": ", value, b"\r\n")
+        elif kind == _HOP:
+            continue
+        elif kind == _CONNECTION:
+            connection = [value] if connection is None else connection + [value]
+        elif kind == _TE:
+            if head.chunked or value.strip().lower() != b"chunked":
+                raise RequestError(501, f"Transfer-Encoding {value!r} not implemented "
+                                        f"(only a single 'chunked' is)")
+            head.chunked = True
+        elif kind == _XFF:
             head.xff = value if head.xff is None else head.xff + b", " + value
-        elif lname == b"forwarded":
+        elif kind == _FWD:
             head.forwarded = value if head.forwarded is None else head.forwarded + b", " + value
-        elif lname == b"via":
+        elif kind == _VIA:
             head.via = value if head.via is None else head.via + b", " + value
         else:
-            if lname == b"cookie":
+            if kind == _COOKIE:
                 head.cookie = value if head.cookie is None else head.cookie + b"; " + value
-            elif lname == b"authorization":
+            elif kind == _AUTHZ:
                 head.authorization = value
-            elif lname == b"expect":
+            elif kind == _EXPECT:
                 head.expect_continue = value.strip().lower() == b"100-continue"
-            elif lname == b"cache-control":
+            elif kind == _CC:
                 head.cache_control = value
-            elif lname == b"pragma":
+            else:
                 head.pragma = value
-            forward.append(name + b": " + value + b"\r\n")
-    if hosts > 1:
-        raise RequestError(400, "more than one Host header")
-    if hosts == 0 and http_minor >= 1:
-        raise RequestError(400, "missing Host header (required in HTTP/1.1)")
-    if head.host is not None and not _valid_host(head.host):
+            forward += (name, b": ", value, b"\r\n")
+    if hosts != 1:
+        if hosts > 1:
+            raise RequestError(400, "more than one Host header")
+        if http_minor >= 1:
+            raise RequestError(400, "missing Host header (required in HTTP/1.1)")
+    elif _HOST_RE.match(head.host) is None:
         raise RequestError(400, f"invalid Host {head.host!r}")
     if head.chunked and http_minor == 0:
         raise RequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
@@ -130,18 +150,21 @@ def analyze_request(headers, http_minor):
         head.conn_keep_alive = b"keep-alive" in tokens
         named = tokens - {b"close", b"keep-alive"}
         if named:
-            head.forward = [line for line in forward
-                            if line.split(b":", 1)[0].lower() not in named]
-            for attr, key in (("cookie", b"cookie"), ("authorization", b"authorization")):
-                if key in named:
-                    setattr(head, attr, None)
+            head.forward = _without(forward, named)
+            if b"cookie" in named:
+                head.cookie = None
+            if b"authorization" in named:
+                head.authorization = None
     return head
 
 
-def _valid_host(host):
-    if not host or len(host) > 255:
-        return False
-    return not any(c in _HOST_FORBIDDEN or c < 0x21 or c > 0x7e for c in host)
+def _without(parts, names):
+    """Drop the header lines whose name is in ``names`` from a flat list of 4-part lines."""
+    out = []
+    for i in range(0, len(parts), 4):
+        if parts[i].lower() not in names:
+            out += parts[i:i + 4]
+    return out
 
 
 def parser_error_status(message):
@@ -201,7 +224,7 @@ class ResponseHead:
     """Facts about an upstream response head, and the lines to forward to the client.
 
     Attributes:
-        forward (list[bytes]): end-to-end header lines, CRLF-terminated.
+        forward (list[bytes]): end-to-end header lines as a flat list of parts (join them).
         content_length (int|None), chunked (bool): upstream framing.
         upstream_close (bool): upstream said Connection: close.
         cache_control (bytes|None), vary (bytes|None), has_set_cookie (bool): for caching.
@@ -216,47 +239,58 @@ class ResponseHead:
         self.chunked = self.upstream_close = self.has_set_cookie = False
 
 
+_R_CONNECTION, _R_TE, _R_HOP, _R_CL, _R_CC, _R_VARY, _R_SETCOOKIE, _R_EXPIRES, _R_AGE = range(9)
+_RESPONSE_SPECIAL = {b"connection": _R_CONNECTION, b"transfer-encoding": _R_TE,
+                     b"content-length": _R_CL, b"cache-control": _R_CC, b"vary": _R_VARY,
+                     b"set-cookie": _R_SETCOOKIE, b"expires": _R_EXPIRES, b"age": _R_AGE}
+for _name in HOP_BY_HOP:
+    _RESPONSE_SPECIAL.setdefault(_name, _R_HOP)
+
+
 def analyze_response(headers):
     """Split upstream response headers into end-to-end lines and framing facts.
 
     Args:
         headers (list[tuple[bytes, bytes]]): (name, value) as httptools reported them.
     Returns:
-        ResponseHead: the facts; ``forward`` excludes hop-by-hop headers and those named in
-        Connection.
+        ResponseHead: the facts; ``b"".join(forward)`` is the header lines without hop-by-hop
+        headers and those named in Connection.
     """
     resp = ResponseHead()
     forward = resp.forward
     connection = None
+    special = _RESPONSE_SPECIAL
     for name, value in headers:
-        lname = name.lower()
-        if lname in HOP_BY_HOP:
-            if lname == b"connection":
+        kind = special.get(name.lower())
+        if kind is not None:
+            if kind == _R_HOP:
+                continue
+            if kind == _R_CONNECTION:
                 connection = [value] if connection is None else connection + [value]
-            elif lname == b"transfer-encoding":
+                continue
+            if kind == _R_TE:
                 resp.chunked = value.strip().lower().endswith(b"chunked")
-            continue
-        if lname == b"content-length":
-            resp.content_length = int(value)
-        elif lname == b"cache-control":
-            resp.cache_control = value if resp.cache_control is None else \
-                resp.cache_control + b", " + value
-        elif lname == b"vary":
-            resp.vary = value if resp.vary is None else resp.vary + b", " + value
-        elif lname == b"set-cookie":
-            resp.has_set_cookie = True
-        elif lname == b"expires":
-            resp.expires = value
-        elif lname == b"age":
-            resp.age = value
-        forward.append(name + b": " + value + b"\r\n")
+                continue
+            if kind == _R_CL:
+                resp.content_length = int(value)
+            elif kind == _R_CC:
+                resp.cache_control = value if resp.cache_control is None else \
+                    resp.cache_control + b", " + value
+            elif kind == _R_VARY:
+                resp.vary = value if resp.vary is None else resp.vary + b", " + value
+            elif kind == _R_SETCOOKIE:
+                resp.has_set_cookie = True
+            elif kind == _R_EXPIRES:
+                resp.expires = value
+            else:
+                resp.age = value
+        forward += (name, b": ", value, b"\r\n")
     if connection is not None:
         tokens = _connection_tokens(connection)
         resp.upstream_close = b"close" in tokens
         named = tokens - {b"close", b"keep-alive"}
         if named:
-            resp.forward = [line for line in forward
-                            if line.split(b":", 1)[0].lower() not in named]
+            resp.forward = _without(forward, named)
     return resp
 
 

@@ -37,40 +37,36 @@ class _Refuse(Exception):
         self.status = status
 
 
-class Request:
-    """One client request in flight through the proxy."""
+_METHOD_NAMES = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
+                                          "PATCH", "TRACE")}
 
-    __slots__ = ("method", "url", "headers", "head", "minor", "keep", "complete", "out",
-                 "replay", "replay_bytes", "body_bytes", "up", "backend", "group", "tried",
-                 "attempts", "upstream_head", "responded", "mode", "t0", "set_cookie",
-                 "cache_key", "cache_store", "capture", "capture_bytes", "cache_meta",
-                 "connecting", "connect_deadline", "method_str", "x_cache", "sticky_name",
-                 "has_body")
+
+class Request:
+    """One client request in flight through the proxy.
+
+    Per-request state that is usually unused lives in class-level defaults, so creating a
+    request assigns only what every request needs (this object is made once per request).
+    """
+
+    complete = responded = cache_store = False
+    up = backend = group = upstream_head = set_cookie = None
+    cache_key = capture = cache_meta = connecting = sticky_name = None
+    replay_bytes = body_bytes = attempts = capture_bytes = 0
+    mode = RAW
+    t0 = connect_deadline = 0.0
+    x_cache = b""
+    tried = ()
 
     def __init__(self, method, url, headers, head, minor, keep):
         self.method = method
-        self.method_str = method.decode("latin-1")
+        self.method_str = method_str = _METHOD_NAMES.get(method) or method.decode("latin-1")
         self.url = url
         self.headers = headers
         self.head = head
         self.minor = minor
         self.keep = keep
-        self.complete = False
         self.out = []
-        self.replay = [] if http_rules.is_idempotent(self.method_str) else None
-        self.replay_bytes = self.body_bytes = self.attempts = 0
-        self.up = self.backend = self.group = self.upstream_head = None
-        self.tried = set()
-        self.responded = False
-        self.mode = RAW
-        self.t0 = 0.0
-        self.set_cookie = None
-        self.cache_key = self.capture = self.cache_meta = self.connecting = None
-        self.cache_store = False
-        self.capture_bytes = 0
-        self.connect_deadline = 0.0
-        self.x_cache = b""
-        self.sticky_name = None
+        self.replay = [] if method_str in http_rules.IDEMPOTENT_METHODS else None
         self.has_body = head.chunked or bool(head.content_length)
 
 
@@ -97,6 +93,7 @@ class ClientConnection(asyncio.Protocol):
         self.head_bytes = 0
         self.paused_by_upstream = False
         self.lingering = False
+        self.fwd_cache = {}
 
     # -- connection lifecycle ---------------------------------------------------------
 
@@ -425,13 +422,23 @@ class ClientConnection(asyncio.Protocol):
             # a new or re-balanced client (unknown, tampered or dead backend) gets a new cookie
             req.set_cookie = None if backend.name == req.sticky_name else set_cookie_line(
                 sticky.cookie, backend.name, sticky.secret, self.server.tls)
-        req.tried.add(backend.name)
+        req.tried += (backend.name,)
         req.attempts += 1
         backend.in_flight += 1
-        req.group.balancer.on_open(backend.name)
+        if req.group.tracks_in_flight:
+            req.group.balancer.on_open(backend.name)
         if req.upstream_head is None:
-            extra = http_rules.forwarding_lines(req.head, self.peer[0], self.server.proto,
-                                                req.minor)
+            head = req.head
+            if head.xff is None and head.forwarded is None and head.via is None:
+                # the common case: the same lines for every request on this connection
+                key = (head.host, req.minor)
+                extra = self.fwd_cache.get(key)
+                if extra is None:
+                    extra = self.fwd_cache[key] = http_rules.forwarding_lines(
+                        head, self.peer[0], self.server.proto, req.minor)
+            else:
+                extra = http_rules.forwarding_lines(head, self.peer[0], self.server.proto,
+                                                    req.minor)
             if req.head.host is None:
                 extra += b"Host: %s:%d\r\n" % (backend.address.encode(), backend.port)
             req.upstream_head = http_rules.build_request_head(req.method, req.url, req.head, extra)
@@ -501,11 +508,16 @@ class ClientConnection(asyncio.Protocol):
             return
         req.backend = None
         backend.in_flight -= 1
-        if backend.name in req.group.members:
-            req.group.balancer.on_close(backend.name)
-        if not ok:
+        group = req.group
+        if group.tracks_in_flight and backend.name in group.members:
+            group.balancer.on_close(backend.name)
+        health = backend.health
+        if ok:
+            if health.passive_count == 0:
+                return  # the common case: nothing to count
+        else:
             backend.errors += 1
-        if backend.health.on_request(ok, self.server.now):
+        if health.on_request(ok, self.server.now):
             backend.set_serving_in_balancers()
 
     def _drop_upstream(self, req, ok):
@@ -586,15 +598,31 @@ class ClientConnection(asyncio.Protocol):
             ttl = response_ttl(status, resp.cache_control, resp.vary, resp.has_set_cookie,
                                resp.age)
             if ttl is not None:
-                head = b"".join([b"HTTP/1.1 %d " % status, reason, b"\r\n"] +
-                                [h for h in resp.forward
-                                 if not h[:15].lower().startswith(b"content-length:")
-                                 and not h[:4].lower() == b"age:"] + [b"Via: 1.1 lblab\r\n"])
+                fwd = resp.forward
+                kept = [b"HTTP/1.1 %d " % status, reason, b"\r\n"]
+                for i in range(0, len(fwd), 4):
+                    if fwd[i].lower() not in (b"content-length", b"age"):
+                        kept += fwd[i:i + 4]
+                kept.append(b"Via: 1.1 lblab\r\n")
+                head = b"".join(kept)
                 req.capture = []
                 req.cache_meta = (status, head, ttl, resp.vary)
         if req.method == b"HEAD":
             up.head_only = True
             self.upstream_complete(up)
+
+    def upstream_head_lean(self, status, raw_head):
+        """The upstream head needs no rewriting (see UpstreamConnection): forward it plus Via."""
+        req = self.active
+        keep = req.keep = req.keep and not self.server.draining
+        req.mode = RAW
+        tail = b"Via: 1.1 lblab\r\n" + req.x_cache
+        if req.set_cookie is not None:
+            tail += req.set_cookie
+        if not keep:
+            tail += b"Connection: close\r\n"
+        self.wbuf.append(raw_head + tail + b"\r\n")
+        req.responded = True
 
     def upstream_body(self, data):
         """A piece of the upstream response body: forward it as is (or as one chunk)."""
@@ -690,14 +718,36 @@ def _cookie_value(cookie, name):
     return http_rules.parse_cookies(cookie).get(name)
 
 
+class _LeanCallbacks:
+    """Callbacks of the lean response parser: httptools calls no per-header callback when the
+    protocol object has none, so a plain response costs three Python calls, not one per header."""
+
+    __slots__ = ("on_headers_complete", "on_body", "on_message_complete")
+
+    def __init__(self, up):
+        self.on_headers_complete = up.on_lean_headers_complete
+        self.on_body = up.on_body
+        self.on_message_complete = up.on_message_complete
+
+
 class UpstreamConnection(asyncio.Protocol):
-    """One keep-alive connection to a backend, serving one request at a time."""
+    """One keep-alive connection to a backend, serving one request at a time.
+
+    Two httptools parsers share the connection, one message at a time: ``full`` reports every
+    header (rebuilt by ``analyze_response``); ``lean`` reports none, and is used when the whole
+    response head is in the first read, is ``HTTP/1.1`` with a Content-Length, and names no
+    hop-by-hop header (checked on the lower-cased head bytes). Its head is then forwarded as
+    received plus Via. httptools validates and frames both kinds alike.
+    """
 
     def __init__(self, backend, server):
         self.backend = backend
         self.server = server
         self.transport = None
-        self.parser = httptools.HttpResponseParser(self)
+        self.full = self.parser = httptools.HttpResponseParser(self)
+        self.lean = None
+        self.lean_allowed = False
+        self.raw_head = b""
         self.client = None
         self.req = None
         self.closed = False
@@ -739,6 +789,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.reused = self.uses > 0
         self.uses += 1
         self.got_bytes = self.until_close = self.head_only = self.interim = False
+        self.lean_allowed = not req.cache_store and req.method != b"HEAD"
         self.deadline = self.server.now + self.server.rt.timeouts.response
         if self.paused:
             self.paused = False
@@ -776,7 +827,9 @@ class UpstreamConnection(asyncio.Protocol):
         if client is None:
             self.close()  # bytes on an idle connection: the backend is confused
             return
-        self.got_bytes = True
+        if not self.got_bytes:
+            self.got_bytes = True
+            self.parser = self._pick_parser(data)
         self.deadline = self.server.now + self.server.rt.timeouts.response
         try:
             self.parser.feed_data(data)
@@ -786,8 +839,29 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
         if self.head_only:
             self.head_only = False
-            self.parser = httptools.HttpResponseParser(self)
+            self.full = self.parser = httptools.HttpResponseParser(self)
         client.flush()
+
+    def _pick_parser(self, data):
+        """Choose the parser for a response from its first bytes (see the class docstring)."""
+        if not self.lean_allowed or not data.startswith(b"HTTP/1.1 ") or data[9:10] == b"1":
+            return self.full
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return self.full
+        low = data[:end].lower()
+        if (b"\ncontent-length:" not in low or b"\nconnection:" in low or b"\nkeep-alive:" in low
+                or b"\ntransfer-encoding:" in low or b"\nte:" in low or b"\ntrailer:" in low
+                or b"\nupgrade:" in low or b"\nproxy-" in low):
+            return self.full
+        if self.lean is None:
+            self.lean = httptools.HttpResponseParser(_LeanCallbacks(self))
+        self.raw_head = data[:end + 2]
+        return self.lean
+
+    def on_lean_headers_complete(self):
+        if self.client is not None:
+            self.client.upstream_head_lean(self.parser.get_status_code(), self.raw_head)
 
     def connection_lost(self, exc):
         self.closed = True

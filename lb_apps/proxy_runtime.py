@@ -12,7 +12,9 @@ from lb_apps.l7config import DEFAULT_GROUP
 from lb_apps.routing import Router
 
 LATENCY_SAMPLES = 2048  # per backend, most recent first out
-MAX_IDLE_PER_BACKEND = 256  # pooled keep-alive upstream connections kept per backend
+MAX_IDLE_PER_BACKEND = 256
+IN_FLIGHT_ALGORITHMS = frozenset(("least_connections", "weighted_least_connections",
+                                  "power_of_two"))  # pooled keep-alive upstream connections kept per backend
 
 
 class BackendRuntime:
@@ -87,6 +89,8 @@ class GroupRuntime:
         self.members = {b.name: backends[b.name] for b in group.backends}
         self.balancer = make_balancer(group.algorithm, {b.name: b.weight for b in group.backends},
                                       seed=seed)
+        # only these algorithms read the balancer's in-flight counts; skip the calls otherwise
+        self.tracks_in_flight = group.algorithm in IN_FLIGHT_ALGORITHMS
         self.hash_type = group.hash_key.type if group.algorithm in HASHING_ALGORITHMS else None
         if group.algorithm == "ip_hash":
             self.hash_type = "client_ip"
