@@ -88,8 +88,21 @@ class ClientConnection(asyncio.Protocol):
             if pair is not None:
                 self.gen.jars[self.req.user][pair[0]] = pair[1]
 
+    def on_headers_complete(self):
+        req = self.req
+        if req is not None and req.entry.method == "HEAD":
+            # A HEAD response has headers only, whatever Content-Length says, and httptools'
+            # response parser cannot be told: finish here and start a fresh parser.
+            parser = self.parser
+            self.parser = httptools.HttpResponseParser(self)
+            self.req = None
+            req.status = parser.get_status_code()
+            self.gen.complete(self, req, parser.should_keep_alive())
+
     def on_message_complete(self):
         req, self.req = self.req, None
+        if req is None:          # the HEAD response finished in on_headers_complete
+            return
         req.status = self.parser.get_status_code()
         self.gen.complete(self, req, self.parser.should_keep_alive())
 

@@ -23,8 +23,8 @@ MAX_RATE_PER_SEC = 1_000_000.0
 MAX_USERS = 100_000
 MAX_BODY_BYTES = 64 * 1024 * 1024
 DEFAULT_OPEN_POOL_SIZE = 64
-# Methods whose responses httptools can frame without being told the request (no HEAD/CONNECT).
-MIX_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+# Request methods of the mix (CONNECT and TRACE are not load-balancing workloads).
+MIX_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 class LoadgenConfigError(ValueError):

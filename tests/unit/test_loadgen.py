@@ -130,10 +130,14 @@ def test_http_errors_are_counted_by_class(tmp_path):
 
 def test_request_mix_weights_reach_the_backend(backend, tmp_path):
     mix = [{"path": "/size/1", "weight": 1}, {"path": "/size/2", "weight": 3},
-           {"path": "/post", "method": "POST", "body_size": 100, "weight": 1}]
+           {"path": "/post", "method": "POST", "body_size": 100, "weight": 1},
+           {"path": "/size/5000", "method": "HEAD", "weight": 1}]
     summary, records = lg(backend.port, tmp_path, mode="open", rate=1000, duration=0.5,
-                          mix=mix, seed=3)
-    assert summary["ok"] == summary["sent"] == 500 or summary["sent"] > 400
+                          mix=mix, seed=3, pool_size=4, arrival="constant")
+    assert summary["ok"] == summary["sent"] == 500, summary
+    head = [r for r in records if r["method"] == "HEAD"]
+    assert head and all(r["status"] == 200 and r["bytes"] < 5000 for r in head)
+    assert any(r["conn"] == "reused" for r in head)        # keep-alive survives HEAD
     paths = [r["path"] for r in records]
     assert 0.65 < paths.count("/size/2") / paths.count("/size/1") / 3 < 1.5
     assert {r["method"] for r in records if r["path"] == "/post"} == {"POST"}

@@ -41,7 +41,7 @@ def test_defaults_and_url():
     ({"speed": 1}, ["unknown", "speed"]),
     ({"mix": [{"path": "nope"}]}, ["mix[0].path", "nope"]),
     ({"mix": [{"path": "/", "weight": 0}]}, ["mix[0].weight"]),
-    ({"mix": [{}, {"method": "HEAD"}]}, ["mix[1].method", "HEAD"]),
+    ({"mix": [{}, {"method": "CONNECT"}]}, ["mix[1].method", "CONNECT"]),
     ({"mix": [{"headers": {"Bad Name": "v"}}]}, ["mix[0].headers"]),
     ({"mix": [{"cookies": {"a": "1\r\nX: y"}}]}, ["mix[0].cookies"]),
     ({"mix": [{"colour": 1}]}, ["mix[0]", "colour"]),
