@@ -155,7 +155,8 @@ class ClientConnection(asyncio.Protocol):
         if req is not None:
             if req.connecting is not None and now >= req.connect_deadline:
                 req.connecting.cancel()  # its done-callback reports the connect failure
-            elif req.up is not None and now >= req.up.deadline:
+            elif req.up is not None and now >= req.up.deadline and not req.up.paused:
+                # (a paused upstream waits for a slow client, not the other way round)
                 self.upstream_failed(req, 504, "upstream response timeout")
                 self.flush()
                 return
@@ -606,7 +607,7 @@ class ClientConnection(asyncio.Protocol):
                 kept.append(b"Via: 1.1 lblab\r\n")
                 head = b"".join(kept)
                 req.capture = []
-                req.cache_meta = (status, head, ttl, resp.vary)
+                req.cache_meta = (status, head, ttl, resp.vary, self.server.rt.cache)
         if req.method == b"HEAD":
             up.head_only = True
             self.upstream_complete(up)
@@ -635,7 +636,7 @@ class ClientConnection(asyncio.Protocol):
             self.wbuf.append(data)
         if req.capture is not None:
             req.capture_bytes += len(data)
-            if req.capture_bytes > self.server.rt.cache.max_object_bytes:
+            if req.capture_bytes > req.cache_meta[4].max_object_bytes:
                 req.capture = None
             else:
                 req.capture.append(data)
@@ -655,10 +656,9 @@ class ClientConnection(asyncio.Protocol):
         backend.latency.append(_perf() - req.t0)
         self._release_backend(req, ok=True)
         if req.capture is not None:
-            status, head, ttl, vary = req.cache_meta
-            self.server.rt.cache.put(req.cache_key, req.headers, vary,
-                                     CacheEntry(status, head, b"".join(req.capture),
-                                                self.server.now, ttl))
+            status, head, ttl, vary, store = req.cache_meta
+            store.put(req.cache_key, req.headers, vary,
+                      CacheEntry(status, head, b"".join(req.capture), self.server.now, ttl))
         self._finish(req, not req.keep or self.server.draining or
                      (req.has_body and not req.complete))
 
@@ -687,6 +687,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _finish(self, req, close):
         self.active = None
+        if self.state == IDLE:
+            self.deadline = self.server.now + self.server.rt.timeouts.keepalive_idle
         if close:
             self.close_after_flush = CLOSE
             if req.has_body and not req.complete:
