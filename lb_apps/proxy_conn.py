@@ -13,6 +13,7 @@ import httptools
 from lb_apps import http_rules
 from lb_apps.cache import CacheEntry, request_lookup_policy, response_ttl
 from lb_apps.http_rules import RequestError, analyze_request, analyze_response
+from lb_apps.proxy_runtime import MAX_IDLE_PER_BACKEND
 from lb_apps.routing import challenge, check_auth
 from lb_apps.sticky import set_cookie_line, verify
 
@@ -94,6 +95,7 @@ class ClientConnection(asyncio.Protocol):
         self.paused_by_upstream = False
         self.lingering = False
         self.fwd_cache = {}
+        self.limits = server.rt.limits
 
     # -- connection lifecycle ---------------------------------------------------------
 
@@ -254,19 +256,21 @@ class ClientConnection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.header_bytes = 0
+        self.limits = self.server.rt.limits
 
     def on_url(self, url):
         self.url += url
-        if len(self.url) > self.server.rt.limits.max_uri:
+        if len(self.url) > self.limits.max_uri:
             raise _Refuse(414, "request target too long")
 
     def on_header(self, name, value):
-        self.headers.append((name, value))
+        headers = self.headers
+        headers.append((name, value))
         self.header_bytes += len(name) + len(value) + 4
-        limits = self.server.rt.limits
+        limits = self.limits
         if self.header_bytes > limits.max_header_bytes:
             raise _Refuse(431, "request header fields too large")
-        if len(self.headers) > limits.max_headers:
+        if len(headers) > limits.max_headers:
             raise _Refuse(431, "too many request header fields")
 
     def on_headers_complete(self):
@@ -392,7 +396,9 @@ class ClientConnection(asyncio.Protocol):
                 backend = member
                 req.sticky_name = name
         if backend is None:
-            backend = group.choose(self._hash_key(group, req))
+            name = group.balancer.choose(
+                None if group.hash_type is None else self._hash_key(group, req))
+            backend = None if name is None else group.members[name]
             if backend is None:
                 self.respond_local(req, 503, f"no backend available in group {group.name!r}")
                 return
@@ -444,10 +450,12 @@ class ClientConnection(asyncio.Protocol):
                 extra += b"Host: %s:%d\r\n" % (backend.address.encode(), backend.port)
             req.upstream_head = http_rules.build_request_head(req.method, req.url, req.head, extra)
             req.out.insert(0, req.upstream_head)
-        up = backend.acquire()
-        if up is not None:
-            up.attach(self, req)
-            return
+        idle = backend.idle
+        while idle:
+            up = idle.pop()
+            if not up.closed and not up.transport.is_closing():
+                up.attach(self, req)
+                return
         server = self.server
         req.connect_deadline = server.now + server.rt.timeouts.connect
         fut = asyncio.ensure_future(server.loop.create_connection(
@@ -612,7 +620,7 @@ class ClientConnection(asyncio.Protocol):
             up.head_only = True
             self.upstream_complete(up)
 
-    def upstream_head_lean(self, status, raw_head):
+    def upstream_head_lean(self, raw_head):
         """The upstream head needs no rewriting (see UpstreamConnection): forward it plus Via."""
         req = self.active
         keep = req.keep = req.keep and not self.server.draining
@@ -646,10 +654,12 @@ class ClientConnection(asyncio.Protocol):
         req = self.active
         if req.mode == CHUNK:
             self.wbuf.append(b"0\r\n\r\n")
-        up.detach()
+        req.up = up.client = up.req = None  # detach
         backend = req.backend
-        if up.reusable():
-            backend.release(up)
+        if (not up.closed and not up.until_close and up.parser.should_keep_alive()
+                and not up.transport.is_closing() and not backend.retired
+                and len(backend.idle) < MAX_IDLE_PER_BACKEND):
+            backend.idle.append(up)
         else:
             up.close()
         backend.requests += 1
@@ -728,7 +738,7 @@ class _LeanCallbacks:
 
     def __init__(self, up):
         self.on_headers_complete = up.on_lean_headers_complete
-        self.on_body = up.on_body
+        self.on_body = up.on_lean_body
         self.on_message_complete = up.on_message_complete
 
 
@@ -862,8 +872,14 @@ class UpstreamConnection(asyncio.Protocol):
         return self.lean
 
     def on_lean_headers_complete(self):
-        if self.client is not None:
-            self.client.upstream_head_lean(self.parser.get_status_code(), self.raw_head)
+        client = self.client
+        if client is not None:
+            client.upstream_head_lean(self.raw_head)
+
+    def on_lean_body(self, data):
+        client = self.client
+        if client is not None:
+            client.wbuf.append(data)  # lean responses are never re-framed or captured
 
     def connection_lost(self, exc):
         self.closed = True
