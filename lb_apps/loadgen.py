@@ -294,7 +294,7 @@ class LoadGenerator:
         self.outstanding -= 1
         off = self.epoch_offset
         if not req.warmup:
-            self.summary.add(req.scheduled, end, req.status, error)
+            self.summary.add(req.scheduled, end, req.status, error, req.start)
         if self.writer is not None and not (req.warmup and self.cfg.warmup_records == "drop"):
             entry = req.entry
             self.writer.add((req.rid, self.cfg.name, req.scheduled + off,
@@ -494,7 +494,8 @@ def format_summary(summary):
     errors = ", ".join(f"{k} {v}" for k, v in summary["errors"].items()) or "none"
     return (f"sent {summary['sent']}  ok {summary['ok']}  errors: {errors}  "
             f"{summary['rps']} req/s over {summary['duration']} s  "
-            f"latency p50 {lat['p50']} ms  p99 {lat['p99']} ms")
+            f"latency p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
+            f"send lag p99 {summary['send_lag_ms']['p99']} ms")
 
 
 def main(argv=None):

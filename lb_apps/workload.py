@@ -435,12 +435,17 @@ class SummaryBuilder:
         self.errors = {}
         self.status = {}
         self.latencies = []
-        self.first_start = None
-        self.last_end = None
+        self.lags = []
 
-    def add(self, scheduled, end, status, error):
-        """Count one finished measured request (latency = end - scheduled, ok responses only)."""
+    def add(self, scheduled, end, status, error, start=None):
+        """Count one finished measured request (latency = end - scheduled, ok responses only).
+
+        ``start - scheduled`` (the send lag) is kept too: in open loop it grows when the
+        generator or its connection pool, not the server, falls behind.
+        """
         self.sent += 1
+        if start is not None:
+            self.lags.append(start - scheduled)
         if status is not None:
             self.status[status] = self.status.get(status, 0) + 1
         kind = outcome(status, error)
@@ -460,6 +465,7 @@ class SummaryBuilder:
                 rps (finished requests per second), ok_rps, latency_ms p50/p90/p99/max.
         """
         lat = sorted(self.latencies)
+        lags = sorted(self.lags)
         ms = (lambda v: None if v is None else round(v * 1000.0, 3))
         return {"sent": self.sent, "ok": self.ok, "errors": dict(sorted(self.errors.items())),
                 "status": {str(k): v for k, v in sorted(self.status.items())},
@@ -468,7 +474,9 @@ class SummaryBuilder:
                 "ok_rps": round(self.ok / duration, 1) if duration > 0 else None,
                 "latency_ms": {"p50": ms(percentile(lat, 50)), "p90": ms(percentile(lat, 90)),
                                "p99": ms(percentile(lat, 99)),
-                               "max": ms(lat[-1] if lat else None)}}
+                               "max": ms(lat[-1] if lat else None)},
+                "send_lag_ms": {"p50": ms(percentile(lags, 50)),
+                                "p99": ms(percentile(lags, 99))}}
 
 
 def summarize(records, duration):
@@ -476,5 +484,5 @@ def summarize(records, duration):
     builder = SummaryBuilder()
     for r in records:
         if not r.get("warmup"):
-            builder.add(r["scheduled"], r["end"], r["status"], r["error"])
+            builder.add(r["scheduled"], r["end"], r["status"], r["error"], r["start"])
     return builder.result(duration)

@@ -229,3 +229,17 @@ def test_cli_json_summary_and_usage_errors(backend, tmp_path):
     bad = subprocess.run([LBLAB, "loadgen", "--config", str(conf)], capture_output=True,
                          text=True, timeout=20)
     assert bad.returncode == 2 and "mix[0].weight" in bad.stderr
+
+
+def test_open_loop_latency_counts_from_the_plan_when_the_pool_is_short(tmp_path):
+    # 100 req/s planned, one connection, 20 ms per answer: at most 50/s get through, so the
+    # requests queue in the generator; their latency must include that wait (no coordinated
+    # omission), and the send lag says the client side was the bottleneck.
+    with BackendThread(backend_model.config_from_dict(
+            {"host": "127.0.0.1", "port": 0, "service_mean": 0.02})) as bt:
+        summary, records = lg(bt.port, tmp_path, mode="open", rate=100, arrival="constant",
+                              duration=0.3, pool_size=1)
+    assert summary["ok"] == summary["sent"] == 30
+    assert summary["send_lag_ms"]["p99"] > 200 and summary["latency_ms"]["max"] > 220
+    last = max(records, key=lambda r: r["scheduled"])
+    assert last["start"] - last["scheduled"] > 0.2

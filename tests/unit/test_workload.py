@@ -165,6 +165,7 @@ def test_outcome_and_summary():
     assert s["rps"] == 10.2 and s["status"] == {"200": 100, "503": 1}
     assert s["latency_ms"]["p50"] == 50.0 and s["latency_ms"]["p99"] == 99.0
     assert s["latency_ms"]["max"] == 100.0
+    assert s["send_lag_ms"] == {"p50": 0.0, "p99": 0.0}
     json.dumps(s)
 
 
