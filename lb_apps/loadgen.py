@@ -54,6 +54,7 @@ class ClientConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.req = None
         self.closed = False
+        self.head_done = False
 
     def connection_made(self, transport):
         self.transport = transport
@@ -74,9 +75,12 @@ class ClientConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
-            self.req = None
-            self.transport.abort()
-            self.gen.fail(req, "bad_response")
+            if self.req is req:
+                self.req = None
+                self.transport.abort()
+                self.gen.fail(req, "bad_response")
+        finally:
+            self.head_done = False
 
     def on_header(self, name, value):
         if len(name) == 9 and name.lower() == b"x-backend":
@@ -96,13 +100,16 @@ class ClientConnection(asyncio.Protocol):
             parser = self.parser
             self.parser = httptools.HttpResponseParser(self)
             self.req = None
+            # the old parser may still call on_message_complete in this feed_data (no body
+            # announced): that call must not complete the next request
+            self.head_done = True
             req.status = parser.get_status_code()
             self.gen.complete(self, req, parser.should_keep_alive())
 
     def on_message_complete(self):
-        req, self.req = self.req, None
-        if req is None:          # the HEAD response finished in on_headers_complete
+        if self.head_done:       # the HEAD response finished in on_headers_complete
             return
+        req, self.req = self.req, None
         req.status = self.parser.get_status_code()
         self.gen.complete(self, req, self.parser.should_keep_alive())
 

@@ -243,3 +243,17 @@ def test_open_loop_latency_counts_from_the_plan_when_the_pool_is_short(tmp_path)
     assert summary["send_lag_ms"]["p99"] > 200 and summary["latency_ms"]["max"] > 220
     last = max(records, key=lambda r: r["scheduled"])
     assert last["start"] - last["scheduled"] > 0.2
+
+
+def test_head_with_empty_body_does_not_complete_the_next_request(backend, tmp_path):
+    # /size/0 answers Content-Length: 0, so the parser ends the HEAD message twice over.
+    summary, records = lg(backend.port, tmp_path, mode="closed", users=1, max_requests=20,
+                          duration=2.0, mix=[{"path": "/size/0", "method": "HEAD"},
+                                             {"path": "/size/3"}])
+    assert summary["ok"] == summary["sent"] == 20
+    assert len({r["id"] for r in records}) == 20
+    assert [r["conn"] for r in records].count("new") == 1          # never aborted
+    assert all(r["bytes"] > 3 for r in records if r["method"] == "GET")
+    backend.stop()
+    served = read_records(str(tmp_path / "backend.jsonl"), "backend")
+    assert sorted(r["id"] for r in served) == sorted(r["id"] for r in records)
