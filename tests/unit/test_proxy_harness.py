@@ -43,6 +43,7 @@ class _BackendProtocol(asyncio.Protocol):
         self.backend = backend
         self.parser = httptools.HttpRequestParser(self)
         self.transport = None
+        self.served = 0  # requests on this connection
 
     def connection_made(self, transport):
         self.transport = transport
@@ -71,6 +72,7 @@ class _BackendProtocol(asyncio.Protocol):
         req = {"method": self.parser.get_method().decode(), "url": self.url.decode(),
                "headers": self.headers, "body": self.body}
         self.backend.requests.append(req)
+        self.served += 1
         asyncio.get_running_loop().create_task(self.backend.respond(self, req))
 
 
@@ -119,7 +121,7 @@ class Backend:
             return
         if url.startswith("/slow/"):
             await asyncio.sleep(float(url.split("/")[2]))
-        if url == "/close":
+        if url == "/close" or (url.startswith("/second-closes") and proto.served >= 2):
             t.close()
             return
         if url == "/bad":

@@ -286,3 +286,53 @@ def test_cli_errors_are_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "experiments.cli", "proxy", "--config", str(ok),
                           "--check"], capture_output=True, text=True, cwd=REPO, timeout=20)
     assert out.returncode == 0 and "ok" in out.stdout
+
+
+def test_connect_timeout_retried_elsewhere(backends, proxy):
+    (b2,) = backends("b2")
+    # a listener whose accept queue is full: the kernel drops further SYNs, connect hangs
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    fillers = []
+    try:
+        for _ in range(3):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(hole.getsockname())
+            fillers.append(f)
+        time.sleep(0.05)
+        cfg = config([b2], timeouts={"connect": 0.3}, retries=0)
+        cfg["backends"].insert(0, {"name": "hole", "address": "127.0.0.1",
+                                   "port": hole.getsockname()[1]})
+        p = proxy(cfg)
+        c = Client(p.port, timeout=5)
+        try:
+            t0 = time.monotonic()
+            c.send(b"POST /p HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\r\n")
+            status, headers, _ = c.response()
+            assert status == 200 and headers["x-backend"] == ["b2"]
+            assert 0.2 < time.monotonic() - t0 < 2.0
+        finally:
+            c.close()
+        assert p.stats()["backends"]["hole"]["errors"] == 1
+    finally:
+        for f in fillers:
+            f.close()
+        hole.close()
+
+
+def test_stale_pooled_connection_resent_only_when_idempotent(backends, proxy):
+    (b1,) = backends("b1")
+    p = proxy(config([b1], retries=0, passive_health=False))
+    c = Client(p.port)
+    try:
+        assert c.get("/first")[0] == 200  # leaves a pooled connection
+        # the backend now closes that connection on its next request without answering,
+        # as when its keep-alive timer fires just as the request arrives
+        assert c.get("/second-closes")[0] == 200  # resent on a fresh connection
+        assert c.get("/x")[0] == 200
+        c.send(b"POST /second-closes HTTP/1.1\r\nHost: lab\r\nContent-Length: 0\r\n\r\n")
+        assert c.response()[0] == 502  # a POST that may have reached the backend: not resent
+    finally:
+        c.close()
