@@ -115,12 +115,20 @@ class Backend:
     async def respond(self, proto, req):
         url = req["url"]
         t = proto.transport
+        if t.is_closing():
+            return
         if url == "/health":
             code = 200 if self.healthy else 503
             t.write(b"HTTP/1.1 %d X\r\nContent-Length: 0\r\n\r\n" % code)
             return
         if url.startswith("/slow/"):
             await asyncio.sleep(float(url.split("/")[2]))
+            if t.is_closing():
+                return
+        if url.startswith("/big/"):
+            n = int(url.split("/")[2])
+            t.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + b"z" * n)
+            return
         if url == "/close" or (url.startswith("/second-closes") and proto.served >= 2):
             t.close()
             return

@@ -212,3 +212,18 @@ def test_expect_100_continue_forwarded(backends, proxy):
     out = request(p.port, b"POST /e HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\n"
                   b"Content-Length: 2\r\nConnection: close\r\n\r\nhi")
     assert out.startswith(b"HTTP/1.1 200 ") and b'"body": "hi"' in out
+
+
+def test_large_bodies_stream_both_ways(backends, proxy):
+    (b1,) = backends("b1")
+    p = proxy(config([b1]))
+    c = Client(p.port, timeout=10)
+    try:
+        body = b"u" * 3_000_000
+        c.send(b"PUT /up HTTP/1.1\r\nHost: lab\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        status, _, out = c.response()
+        assert status == 200 and out.count(b"u") == len(body)
+        status, _, out = c.get("/big/5000000")
+        assert status == 200 and len(out) == 5_000_000 and out.count(b"z") == 5_000_000
+    finally:
+        c.close()
