@@ -1,4 +1,5 @@
-"""The L7 proxy's connection protocols: client side and upstream side (asyncio.Protocol callbacks).
+"""The L7 proxy's client side: one client connection (asyncio.Protocol callbacks) that parses,
+routes, balances and answers requests; the upstream side is ``proxy_upstream``.
 
 httptools finds message boundaries and headers; heads are rebuilt (hop-by-hop stripped,
 forwarding headers added) and bodies forwarded as the bytes arrive, re-framed only when chunked.
@@ -14,6 +15,7 @@ from lb_apps import http_rules
 from lb_apps.cache import CacheEntry, request_lookup_policy, response_ttl
 from lb_apps.http_rules import RequestError, analyze_request, analyze_response
 from lb_apps.proxy_runtime import MAX_IDLE_PER_BACKEND
+from lb_apps.proxy_upstream import UpstreamConnection
 from lb_apps.routing import challenge, check_auth
 from lb_apps.sticky import set_cookie_line, verify
 
@@ -24,7 +26,6 @@ CLOSE, LINGER = 1, 2
 # Response body framing towards the client.
 RAW, CHUNK = 0, 1
 MAX_PIPELINED = 16  # queued requests per client before we stop reading
-REPLAY_MAX_BYTES = 64 * 1024  # request bytes kept to retry an idempotent request
 HEAD_SLACK_BYTES = 1024  # request line/CRLF overhead allowed beyond max_uri + max_header_bytes
 # After an error response the write side is shut and input discarded this long before closing,
 # so the client reads the response instead of losing it to a TCP RST (nginx "lingering close").
@@ -728,185 +729,3 @@ def _cookie_value(cookie, name):
     if cookie is None:
         return None
     return http_rules.parse_cookies(cookie).get(name)
-
-
-class _LeanCallbacks:
-    """Callbacks of the lean response parser: httptools calls no per-header callback when the
-    protocol object has none, so a plain response costs three Python calls, not one per header."""
-
-    __slots__ = ("on_headers_complete", "on_body", "on_message_complete")
-
-    def __init__(self, up):
-        self.on_headers_complete = up.on_lean_headers_complete
-        self.on_body = up.on_lean_body
-        self.on_message_complete = up.on_message_complete
-
-
-class UpstreamConnection(asyncio.Protocol):
-    """One keep-alive connection to a backend, serving one request at a time.
-
-    Two httptools parsers share the connection, one message at a time: ``full`` reports every
-    header (rebuilt by ``analyze_response``); ``lean`` reports none, and is used when the whole
-    response head is in the first read, is ``HTTP/1.1`` with a Content-Length, and names no
-    hop-by-hop header (checked on the lower-cased head bytes). Its head is then forwarded as
-    received plus Via. httptools validates and frames both kinds alike.
-    """
-
-    def __init__(self, backend, server):
-        self.backend = backend
-        self.server = server
-        self.transport = None
-        self.full = self.parser = httptools.HttpResponseParser(self)
-        self.lean = None
-        self.lean_allowed = False
-        self.raw_head = b""
-        self.client = None
-        self.req = None
-        self.closed = False
-        self.headers = []
-        self.reason = b""
-        self.deadline = 0.0
-        self.until_close = self.head_only = self.interim = self.paused = False
-        self.reused = self.got_bytes = self.client_paused = False
-        self.uses = 0
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def pause_writing(self):
-        if self.client is not None and not self.client.closed:
-            self.client.transport.pause_reading()
-            self.client_paused = True
-
-    def resume_writing(self):
-        if self.client_paused and self.client is not None and not self.client.closed:
-            self.client.transport.resume_reading()
-        self.client_paused = False
-
-    def is_usable(self):
-        """Return True if the pooled connection can carry another request."""
-        return not self.closed and not self.transport.is_closing()
-
-    def reusable(self):
-        """Return True if the connection may go back to the pool after a response."""
-        return (not self.closed and not self.until_close and self.parser.should_keep_alive()
-                and not self.transport.is_closing())
-
-    def attach(self, client, req):
-        """Carry ``req`` for ``client``; the request bytes go out at the client's flush."""
-        self.client = client
-        self.req = req
-        req.up = self
-        self.headers = []
-        self.reused = self.uses > 0
-        self.uses += 1
-        self.got_bytes = self.until_close = self.head_only = self.interim = False
-        self.lean_allowed = not req.cache_store and req.method != b"HEAD"
-        self.deadline = self.server.now + self.server.rt.timeouts.response
-        if self.paused:
-            self.paused = False
-            self.transport.resume_reading()
-
-    def send(self, req):
-        """Write the request bytes produced so far (keeping a copy for an idempotent retry)."""
-        out = req.out
-        data = b"".join(out) if len(out) > 1 else out[0]
-        out.clear()
-        if req.replay is not None:
-            req.replay_bytes += len(data)
-            if req.replay_bytes > REPLAY_MAX_BYTES:
-                req.replay = None
-            else:
-                req.replay.append(data)
-        self.transport.write(data)
-
-    def detach(self):
-        """Stop carrying the current request."""
-        if self.req is not None:
-            self.req.up = None
-        self.client = None
-        self.req = None
-
-    def close(self):
-        """Close the connection."""
-        if not self.closed:
-            self.closed = True
-            if self.transport is not None:
-                self.transport.close()
-
-    def data_received(self, data):
-        client = self.client
-        if client is None:
-            self.close()  # bytes on an idle connection: the backend is confused
-            return
-        if not self.got_bytes:
-            self.got_bytes = True
-            self.parser = self._pick_parser(data)
-        self.deadline = self.server.now + self.server.rt.timeouts.response
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            if self.client is not None:
-                self.client.upstream_failed(self.req, 502, f"invalid response from backend: {exc}")
-            self.close()
-        if self.head_only:
-            self.head_only = False
-            self.full = self.parser = httptools.HttpResponseParser(self)
-        client.flush()
-
-    def _pick_parser(self, data):
-        """Choose the parser for a response from its first bytes (see the class docstring)."""
-        if not self.lean_allowed or not data.startswith(b"HTTP/1.1 ") or data[9:10] == b"1":
-            return self.full
-        end = data.find(b"\r\n\r\n")
-        if end < 0:
-            return self.full
-        low = data[:end].lower()
-        if (b"\ncontent-length:" not in low or b"\nconnection:" in low or b"\nkeep-alive:" in low
-                or b"\ntransfer-encoding:" in low or b"\nte:" in low or b"\ntrailer:" in low
-                or b"\nupgrade:" in low or b"\nproxy-" in low):
-            return self.full
-        if self.lean is None:
-            self.lean = httptools.HttpResponseParser(_LeanCallbacks(self))
-        self.raw_head = data[:end + 2]
-        return self.lean
-
-    def on_lean_headers_complete(self):
-        client = self.client
-        if client is not None:
-            client.upstream_head_lean(self.raw_head)
-
-    def on_lean_body(self, data):
-        client = self.client
-        if client is not None:
-            client.wbuf.append(data)  # lean responses are never re-framed or captured
-
-    def connection_lost(self, exc):
-        self.closed = True
-        if self.client is not None:
-            self.client.upstream_lost(self, exc)
-        else:
-            self.backend.forget(self)
-
-    def on_status(self, status):
-        self.reason = status
-
-    def on_header(self, name, value):
-        self.headers.append((name, value))
-
-    def on_headers_complete(self):
-        if self.client is not None:
-            self.client.upstream_head(self, self.parser.get_status_code(), self.reason,
-                                      self.headers)
-
-    def on_body(self, data):
-        if self.client is not None:
-            self.client.upstream_body(data)
-
-    def on_message_complete(self):
-        if self.interim:
-            self.interim = False
-            self.headers = []
-            return
-        if self.client is not None:
-            self.client.upstream_complete(self)

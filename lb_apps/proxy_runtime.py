@@ -45,26 +45,6 @@ class BackendRuntime:
         """Return True if ``backend`` (config) is the same server (pool and health carry over)."""
         return (backend.address, backend.port, backend.tls) == (self.address, self.port, self.conf.tls)
 
-    def acquire(self):
-        """Return an idle pooled connection, or None.
-
-        Returns:
-            object|None: an upstream connection with ``is_usable()``.
-        """
-        idle = self.idle
-        while idle:
-            conn = idle.pop()
-            if conn.is_usable():
-                return conn
-        return None
-
-    def release(self, conn):
-        """Put a keep-alive connection back into the pool (or close it if the pool is full)."""
-        if self.retired or len(self.idle) >= MAX_IDLE_PER_BACKEND:
-            conn.close()
-        else:
-            self.idle.append(conn)
-
     def forget(self, conn):
         """Remove a connection that closed while idle."""
         try:

@@ -10,7 +10,7 @@ import pytest
 
 from lb_apps.sticky import sign
 from tests.unit.test_proxy_harness import (Client, backends, config, lt, proxy,  # noqa: F401
-                                           request, served_by)
+                                           served_by)
 
 
 def spread(port, paths, headers=()):

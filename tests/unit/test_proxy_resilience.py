@@ -1,7 +1,6 @@
 """L7 proxy over loopback: retries, timeouts, health checks, stats, TLS, and the process shell
 (graceful drain on SIGTERM, reload on SIGHUP, SO_REUSEPORT workers)."""
 import json
-import os
 import signal
 import socket
 import ssl
