@@ -249,11 +249,13 @@ def _pname(p):
     return f"{p:g}".replace(".", "_")
 
 
-def iperf3_flow_rate_bps(result):
-    """Return the received rate (bit/s) of one iperf3 ``--json`` result.
+def iperf3_stream_rates_bps(result):
+    """Return the received rate (bit/s) of each stream of one iperf3 ``--json`` result.
 
-    TCP: ``end.sum_received.bits_per_second``; UDP: ``end.sum.bits_per_second`` scaled by the
-    delivered fraction (1 - lost_percent/100), so it is what arrived.
+    TCP: ``end.streams[i].receiver.bits_per_second`` (falling back to
+    ``end.sum_received.bits_per_second`` for a result without streams); UDP:
+    ``bits_per_second`` scaled by the delivered fraction (1 - lost_percent/100), so it is what
+    arrived.
 
     Raises:
         ValueError: the result holds an iperf3 error or no end summary.
@@ -261,17 +263,31 @@ def iperf3_flow_rate_bps(result):
     if result.get("error"):
         raise ValueError(f"iperf3 failed: {result['error']}")
     end = result.get("end") or {}
+    streams = end.get("streams") or []
+    rates = []
+    for stream in streams:
+        if "receiver" in stream:
+            rates.append(float(stream["receiver"]["bits_per_second"]))
+        elif "udp" in stream:
+            udp = stream["udp"]
+            rates.append(float(udp["bits_per_second"]) * (1.0 - (udp.get("lost_percent")
+                                                                 or 0.0) / 100.0))
+    if rates:
+        return rates
     if "sum_received" in end:
-        return float(end["sum_received"]["bits_per_second"])
+        return [float(end["sum_received"]["bits_per_second"])]
     if "sum" in end:
         s = end["sum"]
         lost = s.get("lost_percent") or 0.0
-        return float(s["bits_per_second"]) * (1.0 - lost / 100.0)
-    raise ValueError("iperf3 result has no end.sum_received / end.sum")
+        return [float(s["bits_per_second"]) * (1.0 - lost / 100.0)]
+    raise ValueError("iperf3 result has no end.streams / end.sum_received / end.sum")
 
 
 def iperf3_run_metrics(flows, backends=None):
     """Compute the metrics of one run of an iperf3 workload.
+
+    Each parallel stream of an iperf3 client is a flow (``<flow>/<k>`` when a client ran
+    several streams).
 
     Args:
         flows (list[dict]): ``{"flow", "client", "backend", "result"}`` per iperf3 client, where
@@ -284,14 +300,20 @@ def iperf3_run_metrics(flows, backends=None):
     """
     rates = {}
     failed = {}
+    carried = {}
     for f in flows:
         try:
-            rates[f["flow"]] = iperf3_flow_rate_bps(f["result"]) / 1e6
+            streams = iperf3_stream_rates_bps(f["result"])
         except (ValueError, KeyError, TypeError) as exc:
             failed[f["flow"]] = str(exc)
+            continue
+        for k, bps in enumerate(streams):
+            name = f["flow"] if len(streams) == 1 else f"{f['flow']}/{k + 1}"
+            rates[name] = bps / 1e6
+            carried[name] = f.get("backend")
     values = [rates[k] for k in sorted(rates)]
     out = {
-        "flows": len(flows),
+        "flows": len(rates) + len(failed),
         "failed_flows": len(failed),
         "flow_errors": dict(sorted(failed.items())),
         "total_mbps": sum(values),
@@ -302,9 +324,9 @@ def iperf3_run_metrics(flows, backends=None):
     }
     if backends:
         counts = {b["name"]: 0 for b in backends}
-        for f in flows:
-            if f.get("backend") in counts:
-                counts[f["backend"]] += 1
+        for backend in carried.values():
+            if backend in counts:
+                counts[backend] += 1
         total = sum(counts.values())
         out["backend_flows"] = counts
         out["backend_share"] = {n: (c / total if total else None) for n, c in counts.items()}

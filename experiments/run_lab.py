@@ -25,6 +25,7 @@ CONTROLLER_START_SEC = 20.0
 # the emulation then measures the machine, not the balancer (the Mininet-HiFi argument).
 SATURATED_CPU_PERCENT = 90.0
 CPU_SAMPLE_SEC = 0.5
+IPERF_SERVER_START_SEC = 0.5
 META_VERSION = 1
 
 
@@ -148,14 +149,19 @@ class Run:
             with LabNetwork(self.graph, controller=controller) as lab:
                 self.lab = lab
                 meta["datapath"] = lab.datapath
+                iperf = self.spec.workload.type == "iperf3"
                 try:
-                    self._start_backends()
+                    if iperf:
+                        self._start_iperf_servers()
+                    else:
+                        self._start_backends()
                     if self.balancer.layer == "l7":
                         self._start_l7()
-                    self._wait_service()
+                    if not iperf:
+                        self._wait_service()
                     sampler = CpuSampler()
                     sampler.start()
-                    (self.on_ready or self._run_load)(meta)
+                    (self.on_ready or (self._run_iperf if iperf else self._run_load))(meta)
                 finally:
                     if sampler is not None:
                         sampler.stop()
@@ -278,6 +284,57 @@ class Run:
             time.sleep(0.2)
         raise RunFailed(f"{what} did not answer {url} within {READY_TIMEOUT_SEC:g} s "
                         f"(last status {status})")
+
+    def _start_iperf_servers(self):
+        self.log(f"starting {len(self.spec.backends)} iperf3 servers")
+        for backend in self.spec.backends:
+            log = self._logfile(f"iperf3-server-{backend.name}.log")
+            self.backends[backend.name] = self.lab.popen(
+                self.roles.backends[backend.name],
+                ["iperf3", "-s", "-p", str(plan.IPERF_PORT), "-J", "--logfile",
+                 self.path(f"iperf3-server-{backend.name}.json")],
+                stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+        time.sleep(IPERF_SERVER_START_SEC)
+        for name, proc in self.backends.items():
+            if proc.poll() is not None:
+                raise RunFailed(f"the iperf3 server of {name} exited with status "
+                                f"{proc.returncode}")
+
+    def _run_iperf(self, meta):
+        clients = list(self.roles.clients)
+        meta["clients"] = clients
+        self.log(f"iperf3: {len(clients)} clients x {self.spec.workload.flows} flows, "
+                 f"{self.spec.warmup_s:g} s omitted + {self.spec.duration_s:g} s")
+        procs = {}
+        for i, client in enumerate(clients):
+            out = open(self.path(f"iperf3-{client}.json"), "x", encoding="utf-8")
+            err = self._logfile(f"iperf3-{client}.log")
+            procs[client] = self.lab.popen(client, plan.iperf3_client_args(self.spec, i),
+                                           stdout=out, stderr=err)
+            out.close()
+            err.close()
+        started = time.time()
+        limit = started + self.spec.warmup_s + self.spec.duration_s + 20.0
+        for client, proc in procs.items():
+            try:
+                proc.wait(max(0.1, limit - time.time()))
+            except subprocess.TimeoutExpired:
+                self.lab.stop_process(proc)
+                raise RunFailed(f"iperf3 on {client} did not finish in time")
+        meta["window"] = [started + self.spec.warmup_s,
+                          started + self.spec.warmup_s + self.spec.duration_s]
+        time.sleep(0.3)            # the servers write their JSON as each test ends
+        logs = {}
+        for backend in self.spec.backends:
+            path = self.path(f"iperf3-server-{backend.name}.json")
+            if os.path.exists(path):
+                with open(path, encoding="utf-8", errors="replace") as fp:
+                    logs[backend.name] = fp.read()
+        ips = {self.graph.nodes[c]["ip"]: c for c in clients}
+        served = plan.iperf3_servers_by_client(logs, ips)
+        meta["iperf3_flows"] = [{"flow": c, "client": c, "backend": served.get(c),
+                                 "file": f"iperf3-{c}.json"} for c in clients]
 
     # -- L7 ------------------------------------------------------------------------------------
     def _proxy_config(self):
@@ -462,9 +519,10 @@ class Run:
                 except ValueError as exc:
                     meta["fidelity"]["warnings"].append(f"unreadable records of {client}: "
                                                         f"{exc}")
-        windows = plan.client_windows(by_client, self.spec.duration_s)
-        meta["windows"] = windows
-        meta["window"] = plan.union_window(windows)
+        if by_client:
+            windows = plan.client_windows(by_client, self.spec.duration_s)
+            meta["windows"] = windows
+            meta["window"] = plan.union_window(windows)
         fid = meta["fidelity"]
         if sampler is not None and sampler.samples and meta["window"]:
             t0, t1 = meta["window"]

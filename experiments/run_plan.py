@@ -143,8 +143,7 @@ def loadgen_configs(spec, roles, url, seed, record_for):
     return out
 
 
-def controller_config(spec, balancer, graph, roles, ofp_port, api_port, protocol="tcp",
-                      port=SERVICE_PORT):
+def controller_config(spec, balancer, graph, roles, ofp_port, api_port):
     """Return the ``controllers.launcher`` config dict of an L4 balancer.
 
     Args:
@@ -153,19 +152,24 @@ def controller_config(spec, balancer, graph, roles, ofp_port, api_port, protocol
         graph (networkx.Graph): the topology, passed as node-link data.
         roles (Roles): host roles.
         ofp_port, api_port (int): controller ports on 127.0.0.1.
-        protocol (str): ``tcp`` or ``udp``; port (int): service port.
+
+    An HTTP workload gets service port 80 with TCP health probes; an iperf3 workload port 5201
+    with ARP probes (a TCP probe would count as a failed test at the iperf3 server).
     """
     import networkx as nx
+    iperf = spec.workload.type == "iperf3"
     return {
         "controller": {"ofp_host": "127.0.0.1", "ofp_port": ofp_port, "api_host": "127.0.0.1",
                        "api_port": api_port, "seed": spec.seed, "stats_interval": 1.0},
         "topology": nx.node_link_data(graph, edges="edges"),
         "services": {SERVICE_NAME: {
-            "vip": VIP, "protocol": protocol, "port": port, "mode": balancer.mode,
+            "vip": VIP, "protocol": "tcp", "port": IPERF_PORT if iperf else SERVICE_PORT,
+            "mode": balancer.mode,
             "algorithm": balancer.algorithm,
             "backends": {roles.backends[b.name]: {"weight": max(1, int(round(b.weight)))}
                          for b in spec.backends},
-            "health": {"kind": "tcp", "interval": 0.5, "rise": 2, "fall": 2},
+            "health": {"kind": "arp" if iperf else "tcp", "interval": 0.5, "rise": 2,
+                       "fall": 2},
         }},
     }
 
@@ -193,6 +197,49 @@ def proxy_config(spec, balancer, graph, roles, backends=None):
     data["listen"] = {"host": "0.0.0.0", "port": PROXY_PORT}
     data.setdefault("stats", {"host": "127.0.0.1", "port": PROXY_STATS_PORT})
     return data
+
+
+def iperf3_client_args(spec, client_index):
+    """Return the iperf3 client command for one client (JSON on stdout).
+
+    ``-O`` leaves the warm-up seconds out of the reported rates; ``-P`` opens the spec's flows
+    as parallel streams of one test.
+    """
+    w = spec.workload
+    args = ["iperf3", "-c", VIP, "-p", str(IPERF_PORT), "-P", str(w.flows),
+            "-t", f"{spec.warmup_s + spec.duration_s:g}", "-O", f"{spec.warmup_s:g}", "-J",
+            "--connect-timeout", "3000"]
+    if w.bitrate:
+        args += ["-b", w.bitrate]
+    return args
+
+
+def iperf3_servers_by_client(server_logs, client_ips):
+    """Return ``{client: backend}`` from iperf3 server JSON logs (one object per test).
+
+    Args:
+        server_logs (dict): backend name -> text of its ``iperf3 -s -J --logfile`` file.
+        client_ips (dict): client ip -> client host name.
+    """
+    import json
+    out = {}
+    decoder = json.JSONDecoder()
+    for backend, text in server_logs.items():
+        i = 0
+        while True:
+            while i < len(text) and text[i].isspace():
+                i += 1
+            if i >= len(text):
+                break
+            try:
+                obj, i = decoder.raw_decode(text, i)
+            except ValueError:
+                break
+            for conn in (obj.get("start") or {}).get("connected") or []:
+                client = client_ips.get(conn.get("remote_host"))
+                if client is not None:
+                    out[client] = backend
+    return out
 
 
 def service_url(balancer, graph, roles):

@@ -27,6 +27,7 @@ MANIFEST_VERSION = 1
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Building a lab, starting its processes and tearing it down, measured here (2-core VM).
 SETUP_SEC_PER_RUN = 6.0
+TERMINAL_DROPS = ("Mbit/s", "p50 ms", "Jain (clients)")
 
 
 def build_parser():
@@ -303,13 +304,15 @@ def print_summary(result, results_dir):
     console = Console()
     if result.get("summary"):
         headers, rows = summary_rows(result["summary"])
+        # the terminal gets the key columns; report.html and summary.csv have them all
+        keep = [i for i, h in enumerate(headers) if h not in TERMINAL_DROPS]
         table = Table(title=f"{os.path.basename(results_dir)} (mean ± 95% CI)")
-        table.add_column("configuration")
+        table.add_column("configuration", no_wrap=True)
         table.add_column("reps", justify="right")
-        for h in headers:
-            table.add_column(h, justify="right")
+        for i in keep:
+            table.add_column(headers[i], justify="right")
         for r in rows:
-            table.add_row(r["config"], str(r["reps"]), *r["cells"])
+            table.add_row(r["config"], str(r["reps"]), *[r["cells"][i] for i in keep])
         console.print(table)
     for w in result.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {w}", markup=True, highlight=False)

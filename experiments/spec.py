@@ -39,6 +39,10 @@ FAULT_ACTIONS = ("kill_backend", "restore_backend", "link_down", "link_up", "dra
 BACKEND_FAULTS = ("kill_backend", "restore_backend", "drain_backend", "set_weight")
 LINK_FAULTS = ("link_down", "link_up")
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# L4 balancing that keeps all connections of a client on one backend (per client, not per
+# connection): what an iperf3 test (a control and N data connections) needs.
+IPERF_MODES = ("l3", "proactive")
+IPERF_ALGORITHMS = ("ip_hash",)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,47}$")
 _BITRATE_RE = re.compile(r"^\d+(\.\d+)?[KMG]?$")
 _SET_PATH_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -860,6 +864,11 @@ def _roles_fit(ck, graph, backends, balancers, workload):
                                f"{len(role_backends)} backend hosts "
                                f"({', '.join(role_backends)}); make them equal")
         return
+    if role_backends and needs_lb and not graphs.hosts(graph, "lb"):
+        ck.fail(("topology", "name"), f"{graph.graph['topology']} has no lb host for the "
+                                      f"layer: l7 balancers; use lb_lab or a topology "
+                                      f"without host roles (single, tree, …)")
+        return
     if not role_backends:
         need = len(backends) + 1 + (1 if needs_lb else 0)
         if n_hosts < need:
@@ -910,10 +919,21 @@ def _parse(ck, data, source, sweep_check):
     if faults is not _BAD and faults and workload is not _BAD and workload.type == "iperf3":
         ck.fail(("faults",), "faults are only supported with an http workload")
     if workload is not _BAD and workload.type == "iperf3" and balancers is not _BAD:
+        if workload.protocol == "udp":
+            ck.fail(("workload", "protocol"), "udp is not supported yet: an iperf3 UDP test "
+                                              "needs a TCP control connection to the same "
+                                              "VIP and port, and the controller balances one "
+                                              "protocol per VIP; use tcp")
         for i, b in enumerate(balancers):
             if b.layer == "l7":
                 ck.fail(("balancers", i, "layer"), "an iperf3 workload needs layer: l4 "
                                                    "balancers (the L7 proxy speaks HTTP)")
+            elif not (b.mode in IPERF_MODES or b.algorithm in IPERF_ALGORITHMS):
+                ck.fail(("balancers", i), f"{b.mode}/{b.algorithm} balances each connection "
+                                          f"on its own, but an iperf3 test's control and "
+                                          f"data connections must reach the same server; "
+                                          f"use mode {' or '.join(IPERF_MODES)}, or "
+                                          f"algorithm {' or '.join(IPERF_ALGORITHMS)}")
     _roles_fit(ck, graph, backends, balancers, workload)
     sweep = None
     if data.get("sweep") is not None:

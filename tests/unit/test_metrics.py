@@ -156,3 +156,13 @@ def test_per_client_windows(records):
     assert out["duration_s"] == 2.0
     assert out["client_requests"] == {"h1": 1, "h2": 3}
     assert M.in_window(records, {"h3": (0, 1e12)}) == []
+
+
+def test_iperf3_parallel_streams_are_flows():
+    flows = [{"flow": "h1", "client": "h1", "backend": "b2",
+              "result": _load("iperf3_tcp_2streams.json")}]
+    out = M.iperf3_run_metrics(flows, BACKENDS)
+    assert out["flow_mbps"] == pytest.approx({"h1/1": 3.0, "h1/2": 1.0})
+    assert out["flows"] == 2 and out["total_mbps"] == pytest.approx(4.0)
+    assert out["jain_flows"] == pytest.approx(16 / (2 * 10))
+    assert out["backend_flows"] == {"b1": 0, "b2": 2}

@@ -188,9 +188,9 @@ def test_sweep_points_are_each_validated():
 
 def test_iperf3_workload_needs_l4_balancers():
     text = GOOD.replace("{type: http, mode: closed, users: 4}",
-                        "{type: iperf3, protocol: udp, flows: 2, bitrate: 10M}")
-    (err,) = errors_of(text)
-    assert err.startswith("quick.yaml:11: balancers[1].layer: an iperf3 workload needs")
+                        "{type: iperf3, protocol: tcp, flows: 2, bitrate: 10M}")
+    errors = errors_of(text)
+    assert errors[1].startswith("quick.yaml:11: balancers[1].layer: an iperf3 workload needs")
 
 
 def test_parse_set_path():
@@ -250,3 +250,24 @@ def test_l4_algorithm_must_suit_the_mode():
     spec = S.loads_spec(GOOD.replace("mode: l4, algorithm: round_robin", "mode: proactive"),
                         "quick.yaml")
     assert spec.balancers[0].algorithm == "ip_prefix"
+
+
+IPERF = GOOD.replace("{type: http, mode: closed, users: 4}", "{type: iperf3, flows: 2}").replace(
+    "  - {name: px, layer: l7, engine: builtin, algorithm: least_connections}\n", "")
+
+
+def test_iperf3_needs_per_client_balancing_and_tcp():
+    (err,) = errors_of(IPERF)
+    assert err.startswith("quick.yaml:10: balancers[0]: l4/round_robin balances each "
+                          "connection on its own")
+    assert S.loads_spec(IPERF.replace("mode: l4,", "mode: l3,"), "quick.yaml")
+    errors = errors_of(IPERF.replace("mode: l4,", "mode: l3,").replace(
+        "flows: 2", "flows: 2, protocol: udp"))
+    assert errors[0].startswith("quick.yaml:11: workload.protocol: udp is not supported yet")
+
+
+def test_l7_needs_an_lb_host():
+    text = GOOD.replace("name: lb_lab\n  params: {clients: 2}",
+                        "name: dumbbell\n  params: {hosts_per_side: 2}")
+    (err,) = errors_of(text)
+    assert err.startswith("quick.yaml:4: topology.name: dumbbell has no lb host")
