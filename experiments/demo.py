@@ -1,4 +1,4 @@
-"""``lblab demo``: run the default experiment (experiments/specs/quickstart.yaml), print the report."""
+"""``lblab demo``: run experiments/specs/quickstart.yaml and print the report's path."""
 import argparse
 import os
 

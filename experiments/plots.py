@@ -152,7 +152,8 @@ def timeseries(ts, faults, title, stem):
                     linestyle=LINESTYLES[i % len(LINESTYLES)], linewidth=1.3,
                     drawstyle="steps-post")
         if any(ts["errors"]):
-            ax.plot(xs, list(ts["errors"]) + [ts["errors"][-1]], label="errors", color="black", linestyle=":",
+            ax.plot(xs, list(ts["errors"]) + [ts["errors"][-1]], label="errors",
+                    color="black", linestyle=":",
                     linewidth=1.3, drawstyle="steps-post")
         for f in faults:
             ax.axvline(f["at_s"], color="grey", linestyle="--", linewidth=1)

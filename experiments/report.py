@@ -9,7 +9,8 @@ Raw layout (format version 1), one folder per configuration and repetition ``<co
   {"param", "value"} | null, "workload": "http"|"iperf3", "window": [t0, t1], "backends":
   [{"name", "weight", "capacity", "host", "ip"}], "clients": [...], "faults": [{"at_s",
   "action", "target", "value", "applied"}], "windows": {client: [t0, t1]} (optional, per-client
-  measurement windows; ``window`` is then their union), "iperf3_flows": [{"flow", "client", "backend",
+  measurement windows; ``window`` is then their union), "iperf3_flows": [{"flow", "client",
+  "backend",
   "file"}], "fidelity": {"cpu_max", "cpu_mean", "saturated", "warnings": [...]}, "status":
   "ok"|"failed", "failure": str|null}``
 * ``loadgen-<client>.jsonl`` — ``lb_apps.records`` load generator records
@@ -416,7 +417,8 @@ def main(argv=None):
         prog="lblab report",
         description="Rebuild summary.csv, summary.json, plots/ and report.html of a results "
                     "folder from its raw/ data alone.")
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="a results folder (results/<name>-<time>)")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="a results folder (results/<name>-<time>)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.run_dir):

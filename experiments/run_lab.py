@@ -351,9 +351,9 @@ class Run:
                 json.dump(data, fp, sort_keys=True, indent=1)
             self.log("starting the L7 proxy")
             log = self._logfile("proxy.log")
-            self.proxy = self.lab.popen(self.roles.lb, [sys.executable, "-m", "experiments.cli", "proxy",
-                                                        "--config", path],
-                                        stdout=log, stderr=subprocess.STDOUT)
+            self.proxy = self.lab.popen(
+                self.roles.lb, [sys.executable, "-m", "experiments.cli", "proxy", "--config", path],
+                stdout=log, stderr=subprocess.STDOUT)
             log.close()
             return
         from lb_apps.engine_proc import start_engine
@@ -405,9 +405,9 @@ class Run:
             path = self.path(f"loadgen-{client}.json")
             _write_json(path, cfg)
             out = self._logfile(f"loadgen-{client}.log")
-            procs[client] = self.lab.popen(client, [sys.executable, "-m", "experiments.cli", "loadgen",
-                                                    "--config", path, "--json"],
-                                           stdout=out, stderr=subprocess.STDOUT)
+            procs[client] = self.lab.popen(
+                client, [sys.executable, "-m", "experiments.cli", "loadgen", "--config", path,
+                         "--json"], stdout=out, stderr=subprocess.STDOUT)
             out.close()
         # A load generator creates its records file as it starts its clock (after ~0.3 s of
         # Python start-up): time the faults from then, not from the popen.

@@ -1,4 +1,4 @@
-"""``lblab shell SPEC``: bring a spec's lab up with its backends and a balancer, open ``mininet>``."""
+"""``lblab shell SPEC``: a spec's lab up with its backends and a balancer, at ``mininet>``."""
 import argparse
 import os
 import tempfile

@@ -33,7 +33,7 @@ WORKLOAD_TYPES = ("http", "iperf3")
 HTTP_MODES = ("open", "closed")
 ARRIVALS = ("poisson", "constant")
 IPERF_PROTOCOLS = ("tcp", "udp")
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 FAULT_ACTIONS = ("kill_backend", "restore_backend", "link_down", "link_up", "drain_backend",
                  "set_weight", "stop_controller")
 BACKEND_FAULTS = ("kill_backend", "restore_backend", "drain_backend", "set_weight")
@@ -112,7 +112,11 @@ class RequestKind:
 
 @dataclass(frozen=True)
 class HttpWorkload:
-    """HTTP load: open loop (``rate`` req/s per client, ``arrival``) or closed (``users``, think)."""
+    """HTTP load: open loop (``rate`` req/s) or closed loop (``users``, ``think_ms``).
+
+    ``rate`` and ``users`` are totals over all clients (the runner splits them evenly); in open
+    loop ``users`` bounds the concurrent connections.
+    """
     type: str = "http"
     mode: str = "closed"
     rate: float | None = None
@@ -142,7 +146,7 @@ class Sweep:
 
 @dataclass(frozen=True)
 class Fault:
-    """At ``at_s`` seconds after measurement starts, do ``action`` to ``target`` (with ``value``)."""
+    """At ``at_s`` s after the measurement starts, do ``action`` to ``target`` (``value``)."""
     at_s: float
     action: str
     target: str | None = None
@@ -752,8 +756,8 @@ def _workload(ck, raw):
     rate = raw.get("rate")
     if mode == "open":
         if rate is None:
-            rate = ck.fail(path + ("rate",), "an open-loop workload needs rate (requests/s "
-                                             "per client)")
+            rate = ck.fail(path + ("rate",), "an open-loop workload needs rate (requests/s, "
+                                             "all clients together)")
         else:
             rate = ck.number(path + ("rate",), rate, positive=True)
     elif rate is not None and mode is not _BAD:
