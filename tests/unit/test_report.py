@@ -91,3 +91,13 @@ def test_compare_side_by_side(run_dir, capsys):
     assert capsys.readouterr().out.startswith("config,")
     with pytest.raises(UsageError, match="not a metric"):
         compare.main([run_dir, "--metric", "speed"])
+
+
+def test_shaped_bottleneck_rate_is_checked():
+    manifest = {"spec": {"topology": {"name": "dumbbell", "params": {"bottleneck_bw": 20}},
+                         "workload": {"type": "iperf3", "bitrate": None}}}
+    runs = [{"meta": {"run": "a-r1", "status": "ok"}, "metrics": {"total_mbps": 19.1}},
+            {"meta": {"run": "a-r2", "status": "ok"}, "metrics": {"total_mbps": 12.0}}]
+    (warning,) = report.shaped_rate_warnings({"runs": runs}, manifest)
+    assert warning.startswith("a-r2: the 20 Mbit/s bottleneck delivered 12.0 Mbit/s in total "
+                              "(60%)")
