@@ -97,6 +97,7 @@ class ClientConnection(asyncio.Protocol):
         self.lingering = False
         self.fwd_cache = {}
         self.limits = server.rt.limits
+        self.timeouts = server.rt.timeouts
 
     # -- connection lifecycle ---------------------------------------------------------
 
@@ -220,7 +221,7 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.state == IDLE:
             self.state = HEAD
-            self.deadline = self.server.now + self.server.rt.timeouts.client_header
+            self.deadline = self.server.now + self.timeouts.client_header
             self.head_bytes = 0
         try:
             self.parser.feed_data(data)
@@ -250,14 +251,16 @@ class ClientConnection(asyncio.Protocol):
             self.data_received(rest)
 
     def on_message_begin(self):
+        rt = self.server.rt  # limits and timeouts are read per request (they change on reload)
+        self.limits = rt.limits
+        self.timeouts = rt.timeouts
         if self.state != HEAD:
             self.state = HEAD
-            self.deadline = self.server.now + self.server.rt.timeouts.client_header
+            self.deadline = self.server.now + rt.timeouts.client_header
             self.head_bytes = 0
         self.url = b""
         self.headers = []
         self.header_bytes = 0
-        self.limits = self.server.rt.limits
 
     def on_url(self, url):
         self.url += url
@@ -310,7 +313,7 @@ class ClientConnection(asyncio.Protocol):
         req.body_bytes += len(data)
         if req.body_bytes > self.server.rt.limits.max_body:
             raise _Refuse(413, "request body too large")
-        self.deadline = self.server.now + self.server.rt.timeouts.client_header
+        self.deadline = self.server.now + self.timeouts.client_header
         if req.head.chunked:
             req.out.append(b"%x\r\n" % len(data))
             req.out.append(data)
@@ -328,7 +331,7 @@ class ClientConnection(asyncio.Protocol):
         self.cur = None
         if req.keep:
             self.state = IDLE
-            self.deadline = self.server.now + self.server.rt.timeouts.keepalive_idle
+            self.deadline = self.server.now + self.timeouts.keepalive_idle
         else:
             self.state = DONE  # no further requests are read on this connection
 
@@ -665,7 +668,14 @@ class ClientConnection(asyncio.Protocol):
             up.close()
         backend.requests += 1
         backend.latency.append(_perf() - req.t0)
-        self._release_backend(req, ok=True)
+        # _release_backend(req, ok=True), inlined: this runs once per proxied request
+        req.backend = None
+        backend.in_flight -= 1
+        group = req.group
+        if group.tracks_in_flight and backend.name in group.members:
+            group.balancer.on_close(backend.name)
+        if backend.health.passive_count and backend.health.on_request(True, self.server.now):
+            backend.set_serving_in_balancers()
         if req.capture is not None:
             status, head, ttl, vary, store = req.cache_meta
             store.put(req.cache_key, req.headers, vary,
@@ -699,7 +709,7 @@ class ClientConnection(asyncio.Protocol):
     def _finish(self, req, close):
         self.active = None
         if self.state == IDLE:
-            self.deadline = self.server.now + self.server.rt.timeouts.keepalive_idle
+            self.deadline = self.server.now + self.timeouts.keepalive_idle
         if close:
             self.close_after_flush = CLOSE
             if req.has_body and not req.complete:

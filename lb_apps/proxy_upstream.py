@@ -26,8 +26,9 @@ class UpstreamConnection(asyncio.Protocol):
     Two httptools parsers share the connection, one message at a time: ``full`` reports every
     header (rebuilt by ``analyze_response``); ``lean`` reports none, and is used when the whole
     response head is in the first read, is ``HTTP/1.1`` with a Content-Length, and names no
-    hop-by-hop header (checked on the lower-cased head bytes). Its head is then forwarded as
-    received plus Via. httptools validates and frames both kinds alike.
+    hop-by-hop header except a single ``Connection: keep-alive`` (checked on the lower-cased head
+    bytes). Its head is then forwarded as received (minus that line) plus Via, and only after
+    httptools accepted it. httptools validates and frames both kinds alike.
     """
 
     def __init__(self, backend, server):
@@ -47,6 +48,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.until_close = self.head_only = self.interim = self.paused = False
         self.reused = self.got_bytes = self.client_paused = False
         self.uses = 0
+        self.timeout = 0.0
 
     def connection_made(self, transport):
         self.transport = transport
@@ -71,7 +73,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.uses += 1
         self.got_bytes = self.until_close = self.head_only = self.interim = False
         self.lean_allowed = not req.cache_store and req.method != b"HEAD"
-        self.deadline = self.server.now + self.server.rt.timeouts.response
+        self.timeout = client.timeouts.response
+        self.deadline = self.server.now + self.timeout
         if self.paused:
             self.paused = False
             self.transport.resume_reading()
@@ -111,7 +114,7 @@ class UpstreamConnection(asyncio.Protocol):
         if not self.got_bytes:
             self.got_bytes = True
             self.parser = self._pick_parser(data)
-        self.deadline = self.server.now + self.server.rt.timeouts.response
+        self.deadline = self.server.now + self.timeout
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -131,13 +134,24 @@ class UpstreamConnection(asyncio.Protocol):
         if end < 0:
             return self.full
         low = data[:end].lower()
-        if (b"\ncontent-length:" not in low or b"\nconnection:" in low or b"\nkeep-alive:" in low
+        if (b"\ncontent-length:" not in low or b"\nkeep-alive:" in low
                 or b"\ntransfer-encoding:" in low or b"\nte:" in low or b"\ntrailer:" in low
                 or b"\nupgrade:" in low or b"\nproxy-" in low):
             return self.full
+        head = data[:end + 2]
+        at = low.find(b"\r\nconnection:")
+        if at >= 0:
+            # many servers send "Connection: keep-alive" on every response (hop-by-hop, and
+            # redundant in HTTP/1.1): drop exactly that line; anything else takes the full path
+            stop = low.find(b"\r\n", at + 2)
+            stop = end if stop < 0 else stop
+            if (low[at + 14:stop].strip() != b"keep-alive"
+                    or low.find(b"\r\nconnection:", stop) >= 0):
+                return self.full
+            head = head[:at] + head[stop:]
         if self.lean is None:
             self.lean = httptools.HttpResponseParser(_LeanCallbacks(self))
-        self.raw_head = data[:end + 2]
+        self.raw_head = head
         return self.lean
 
     def on_lean_headers_complete(self):

@@ -227,3 +227,32 @@ def test_large_bodies_stream_both_ways(backends, proxy):
         assert status == 200 and len(out) == 5_000_000 and out.count(b"z") == 5_000_000
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("extra, kept", [
+    (b"Connection: keep-alive\r\n", True),
+    (b"connection:   Keep-Alive  \r\n", True),
+    (b"Connection: keep-alive\r\nConnection: X-Gone\r\nX-Gone: 1\r\n", True),
+    (b"Connection: close\r\n", False),
+    (b"Keep-Alive: timeout=5\r\nConnection: keep-alive\r\n", True),
+])
+def test_upstream_connection_header_never_reaches_the_client(backends, proxy, extra, kept):
+    (b1,) = backends("b1")
+
+    async def respond(proto, req):
+        body = b"ok"
+        proto.transport.write(b"HTTP/1.1 200 OK\r\nX-Backend: b1\r\n" + extra +
+                              b"X-After: 1\r\nContent-Length: 2\r\n\r\n" + body)
+    b1.respond = respond
+    p = proxy(config([b1]))
+    c = Client(p.port)
+    try:
+        for _ in range(2):
+            status, headers, body = c.get("/")
+            assert status == 200 and body == b"ok"
+            assert "connection" not in headers and "keep-alive" not in headers
+            assert "x-gone" not in headers and headers["x-after"] == ["1"]
+            assert headers["via"] == ["1.1 lblab"]
+        assert (b1.connections == 1) == kept  # pooled unless the backend said close
+    finally:
+        c.close()
