@@ -104,6 +104,7 @@ class ServiceState:
         self.seed = seed
         self.balancer = self._new_balancer(svc.algorithm)
         self.conns = {}
+        self.packet_ins = 0  # packets to the VIP that reached the controller
         self.prefix_rules = self.effective_weights()  # proactive: weights the rules encode
 
     @property
@@ -220,8 +221,10 @@ class Core:
         if facts.ip_dst == self.settings.probe_ip:
             return self._probe_reply(facts, now)
         ss = self.by_vip.get(facts.ip_dst)
-        if (ss is None or not ss.reactive or facts.ip_proto != ss.svc.ip_proto
-                or facts.tp_dst != ss.svc.port):
+        if ss is None:
+            return []
+        ss.packet_ins += 1
+        if not ss.reactive or facts.ip_proto != ss.svc.ip_proto or facts.tp_dst != ss.svc.port:
             return []
         return self._reactive(ss, switch, in_port, facts, data, now)
 
@@ -653,7 +656,8 @@ class Core:
                     "bytes": b.closed_bytes + bytes_.get(b.name, 0) + polled_b,
                     "probes_sent": b.health.probes_sent,
                 }
-            services[ss.svc.name] = {"mode": ss.svc.mode, "backends": backends}
+            services[ss.svc.name] = {"mode": ss.svc.mode, "backends": backends,
+                                     "packet_ins": ss.packet_ins}
         return {"services": services,
                 "switches": {s: dict(v, connected=s in self.connected)
                              for s, v in sorted(self.switch_stats.items())}}

@@ -1,0 +1,168 @@
+"""Run the controller as its own process (for tests, benchmarks and the runner) and configure
+backend hosts for direct server return.
+
+The controller always runs as a subprocess (``python -m controllers.launcher``), registered with
+``topologies.registry`` so ``lblab clean`` can kill it after a crash, and stopped in ``finally``.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from topologies import registry
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+START_TIMEOUT_SEC = 20.0
+STOP_GRACE_SEC = 5.0
+
+
+class HarnessError(RuntimeError):
+    """The controller process did not start or answer; the message carries its log tail."""
+
+
+def free_port(host="127.0.0.1"):
+    """Return a TCP port that is free on ``host`` right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def dsr_commands(vip, intf="eth0"):
+    """Return the shell commands that let a backend host answer a VIP directly (l2 mode, DSR).
+
+    The backend holds the VIP on loopback so it accepts packets addressed to it, but must never
+    answer ARP for it (``arp_ignore=1``: only for addresses on the receiving interface) nor use it
+    as the source of its own ARP requests (``arp_announce=2``), or clients would bypass the
+    balancer. Sysctls are per network namespace, so this touches only that host.
+
+    Args:
+        vip (str): the service's virtual IP.
+        intf (str): the backend's interface facing the network (Mininet: ``<host>-eth0``).
+    Returns:
+        list[str]: commands to run in the backend's namespace, in order.
+    """
+    cmds = []
+    for scope in ("all", intf):
+        cmds.append(f"sysctl -q -w net.ipv4.conf.{scope}.arp_ignore=1")
+        cmds.append(f"sysctl -q -w net.ipv4.conf.{scope}.arp_announce=2")
+    cmds.append(f"ip addr replace {vip}/32 dev lo")
+    return cmds
+
+
+def api_call(port, method, path, body=None, timeout=5.0):
+    """Call the controller's JSON API on 127.0.0.1; return (status, decoded JSON)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                     method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+class ControllerProcess:
+    """The controller running in its own process for the duration of a ``with`` block.
+
+    Args:
+        config (dict): a controller config (``controller``/``topology``/``services``); the
+            OpenFlow and API ports are picked free unless given.
+        workdir (str): where the config and the log are written.
+    """
+
+    def __init__(self, config, workdir):
+        self.config = json.loads(json.dumps(config))
+        settings = self.config.setdefault("controller", {})
+        settings.setdefault("ofp_port", free_port())
+        settings.setdefault("api_port", free_port())
+        self.ofp_port = settings["ofp_port"]
+        self.api_port = settings["api_port"]
+        self.workdir = workdir
+        self.config_path = os.path.join(workdir, "controller.json")
+        self.log_path = os.path.join(workdir, "controller.log")
+        self.proc = None
+        self.record = None
+
+    def __enter__(self):
+        os.makedirs(self.workdir, exist_ok=True)
+        with open(self.config_path, "w", encoding="utf-8") as fp:
+            json.dump(self.config, fp, sort_keys=True)
+        log = open(self.log_path, "w", encoding="utf-8")
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "controllers.launcher", "--config", self.config_path],
+                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        self.record = registry.track_process(self.proc, "controller")
+        try:
+            self.wait_api()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def log_tail(self, lines=30):
+        """Return the last lines of the controller log."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as fp:
+                return "".join(fp.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_api(self, timeout=START_TIMEOUT_SEC):
+        """Wait until the API answers (raises HarnessError with the log if it never does)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError(f"controller exited with {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            try:
+                self.api("GET", "/services", timeout=1.0)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise HarnessError(f"controller API not up after {timeout}s:\n{self.log_tail()}")
+
+    def api(self, method, path, body=None, timeout=5.0):
+        """Call the API; return (status, JSON)."""
+        return api_call(self.api_port, method, path, body, timeout)
+
+    def wait_switches(self, names, timeout=30.0):
+        """Wait until every switch in ``names`` is connected; return True if they all are."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                switches = self.api("GET", "/stats", timeout=2.0)[1]["switches"]
+                if all(switches.get(n, {}).get("connected") for n in names):
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def stop(self):
+        """Stop the controller (SIGTERM, then SIGKILL) and forget it in the registry."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=STOP_GRACE_SEC)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=STOP_GRACE_SEC)
+            except ProcessLookupError:
+                pass
+        if self.record is not None:
+            registry.untrack_process(self.record, self.proc.pid)
+            self.record = None
