@@ -22,6 +22,9 @@ from topologies import forwarding
 
 PROBE_PORT_BASE = 40000
 PROBE_SEQ = 0x10000000
+# A repeated packet-in of a known connection re-sends its flows only after this long (a flow
+# may have been refused or expired); sooner, it is a packet that raced the flow-mod.
+REINSTALL_AFTER_SEC = 1.0
 # A probe not answered within this fraction of the interval counts as failed, so a silent
 # backend is down (fall - 1 + 0.5) intervals after its first missed probe.
 PROBE_TIMEOUT_FRACTION = 0.5
@@ -66,6 +69,7 @@ class Conn:
     opened: float
     packets: int = 0
     bytes: int = 0
+    installed: float | None = None  # when its flows were last sent
 
 
 @dataclass
@@ -281,7 +285,14 @@ class Core:
                         switch, now)
             ss.conns[key] = conn
         backend = ss.backends[conn.backend]
-        msgs = self.connection_flows(ss, conn, backend)
+        if conn.installed is not None and now - conn.installed < REINSTALL_AFTER_SEC:
+            # A packet that left the switch's datapath cache before our flow-mod reached it
+            # (Open vSwitch revalidates its cached "to controller" entry a moment later): the
+            # flows are on their way, only this packet needs forwarding.
+            msgs = []
+        else:
+            msgs = self.connection_flows(ss, conn, backend)
+            conn.installed = now
         out_port = self.unicast.get(switch, {}).get(backend.mac)
         if out_port is None:
             return msgs

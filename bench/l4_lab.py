@@ -1,0 +1,90 @@
+"""Shared set-up of the L4 controller benchmarks: one lb_lab, one controller, one service per mode.
+
+Not a benchmark itself; ``bench/l4_connrate.py`` and ``bench/l4_throughput.py`` import it.
+Every mode gets its own VIP and port, so one network and one controller serve all of them and
+every figure of a run is measured side by side, against direct traffic to one backend.
+"""
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from controllers import config as ctl_config  # noqa: E402
+from controllers.harness import ControllerProcess, dsr_commands  # noqa: E402
+from topologies import graphs  # noqa: E402
+from topologies.network import LabNetwork  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODES = ("l4", "l3", "l2", "group", "proactive")
+ALGORITHM = {"l4": "round_robin", "l3": "round_robin", "l2": "round_robin",
+             "group": "five_tuple_hash", "proactive": "ip_prefix"}
+
+
+def vip_of(index):
+    """Return the VIP of the index-th mode (10.0.0.100, .101, …)."""
+    return f"10.0.0.{100 + index}"
+
+
+def services(base_port, backends, algorithm=None, idle_timeout=5):
+    """Return the services dict: one per mode on ports base_port, base_port+1, …"""
+    out = {}
+    for i, mode in enumerate(MODES):
+        out[mode] = {"vip": vip_of(i), "port": base_port + i, "mode": mode,
+                     "algorithm": (algorithm or {}).get(mode, ALGORITHM[mode]),
+                     "backends": {b: 1 for b in backends}, "idle_timeout": idle_timeout,
+                     "health": {"kind": "none"}}
+    return out
+
+
+@contextlib.contextmanager
+def balancer_lab(service_map, clients=4, backends=4):
+    """Yield (lab, controller) with every service up and backends configured for DSR."""
+    graph = graphs.lb_lab(clients=clients, backends=backends)
+    cfg = {"controller": {"packet_in_rate": 100000, "stats_interval": 0},
+           "topology": ctl_config.graph_to_data(graph), "services": service_map}
+    workdir = tempfile.mkdtemp(prefix="lblab-bench-")
+    with ControllerProcess(cfg, workdir) as ctl:
+        with LabNetwork(graph, controller=("127.0.0.1", ctl.ofp_port)) as lab:
+            if not ctl.wait_switches(graphs.switches(graph)):
+                raise SystemExit(f"switches did not connect:\n{ctl.log_tail()}")
+            l2 = [s for s in service_map.values() if s["mode"] == "l2"]
+            for host in graphs.hosts(graph, "backend"):
+                for svc in l2:
+                    lab.host(host).cmd("; ".join(dsr_commands(svc["vip"], f"{host}-eth0")))
+            yield lab, ctl
+
+
+def start_backend(lab, host, port):
+    """Start ``lblab backend`` on host:port and wait until it listens."""
+    proc = lab.popen(host, [os.path.join(REPO, ".venv/bin/lblab"), "backend", "--name", host,
+                            "--port", str(port)],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while "LISTEN" not in lab.host(host).cmd(f"ss -ltnH 'sport = :{port}' | cut -c1-6"):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"backend {host}:{port} did not start")
+        time.sleep(0.1)
+    return proc
+
+
+_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+
+
+def wrk(lab, client, url, seconds, connections, close=True):
+    """Run wrk from ``client``; return (requests/s, errors)."""
+    header = "-H 'Connection: close' " if close else ""
+    out = lab.host(client).cmd(f"wrk -t1 -c{connections} -d{seconds}s {header}{url}")
+    rps = _RPS.search(out)
+    errors = sum(int(x) for x in (_ERRORS.search(out) or [0, 0, 0, 0, 0]).groups()) \
+        if _ERRORS.search(out) else 0
+    non2xx = int(_NON2XX.search(out).group(1)) if _NON2XX.search(out) else 0
+    if rps is None:
+        raise SystemExit(f"wrk gave no result:\n{out}")
+    return float(rps.group(1)), errors + non2xx
