@@ -27,7 +27,7 @@ MANIFEST_VERSION = 1
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Building a lab, starting its processes and tearing it down, measured here (2-core VM).
 SETUP_SEC_PER_RUN = 6.0
-TERMINAL_DROPS = ("Mbit/s", "p50 ms", "Jain (clients)")
+TERMINAL_DROPS = ("Mbit/s", "p50 ms", "Jain (clients)")     # HTTP runs only
 
 
 def build_parser():
@@ -305,7 +305,8 @@ def print_summary(result, results_dir):
     if result.get("summary"):
         headers, rows = summary_rows(result["summary"])
         # the terminal gets the key columns; report.html and summary.csv have them all
-        keep = [i for i, h in enumerate(headers) if h not in TERMINAL_DROPS]
+        drops = TERMINAL_DROPS if "ok req/s" in headers else ()
+        keep = [i for i, h in enumerate(headers) if h not in drops]
         table = Table(title=f"{os.path.basename(results_dir)} (mean ± 95% CI)")
         table.add_column("configuration", no_wrap=True)
         table.add_column("reps", justify="right")
