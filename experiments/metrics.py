@@ -383,11 +383,53 @@ def latency_cdf(records, window, points=200):
     return [lat[i] for i in idx], [(i + 1) / n for i in idx]
 
 
+def fault_impact(records, window, faults):
+    """Measure what a backend kill did: failed requests, how long failures lasted, recovery.
+
+    For the first applied ``kill_backend`` fault at ``t_k`` and the next ``restore_backend`` of
+    the same backend at ``t_r`` (or the window's end):
+
+    * ``fault_errors``: failed requests scheduled in ``[t_k, t_r)``;
+    * ``error_period_s``: from ``t_k`` to the last of those failures (0 without failures) —
+      how long the balancer kept sending to the dead backend;
+    * ``recovery_s``: from ``t_r`` to the start of the first ok request the restored backend
+      served (None without a restore, or if it never served again).
+
+    Args:
+        records (iterable[dict]): load generator records.
+        window (tuple|dict|None): as for ``in_window``.
+        faults (list[dict]): applied faults ``{"action", "target", "applied", "skipped"}``.
+    Returns:
+        dict: the three values, or {} when no backend was killed.
+    """
+    applied = [f for f in faults or () if not f.get("skipped") and f.get("applied")]
+    kill = next((f for f in applied if f["action"] == "kill_backend"), None)
+    if kill is None:
+        return {}
+    t_k = kill["applied"]
+    restore = next((f for f in applied if f["action"] == "restore_backend"
+                    and f["target"] == kill["target"] and f["applied"] >= t_k), None)
+    counted = in_window(records, window)
+    t_r = restore["applied"] if restore else max((r["scheduled"] for r in counted),
+                                                 default=t_k)
+    failed = [r["scheduled"] for r in counted
+              if t_k <= r["scheduled"] < t_r and error_kind(r) is not None]
+    recovery = None
+    if restore is not None:
+        back = [r["start"] for r in counted if r.get("backend") == kill["target"]
+                and r["start"] >= t_r and error_kind(r) is None]
+        recovery = (min(back) - t_r) if back else None
+    return {"fault_errors": len(failed),
+            "error_period_s": (max(failed) - t_k) if failed else 0.0,
+            "recovery_s": recovery}
+
+
 SCALAR_METRICS = (
     "sent", "ok", "errors", "throughput_rps", "goodput_rps", "throughput_mbps", "goodput_mbps",
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_p99_9_ms", "latency_max_ms",
     "latency_mean_ms", "jain_backends", "imbalance_backends", "cov_backends", "jain_clients",
     "flows", "failed_flows", "total_mbps", "jain_flows", "cov_flows", "min_max_flows",
+    "fault_errors", "error_period_s", "recovery_s",
 )
 
 

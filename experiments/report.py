@@ -38,6 +38,7 @@ HTTP_COLUMNS = ("sent", "ok", "errors", "throughput_rps", "goodput_rps", "throug
                 "imbalance_backends", "cov_backends", "jain_clients")
 IPERF_COLUMNS = ("flows", "failed_flows", "total_mbps", "jain_flows", "cov_flows",
                  "min_max_flows", "jain_backends", "imbalance_backends")
+FAULT_COLUMNS = ("fault_errors", "error_period_s", "recovery_s")
 TAIL_COLUMNS = ("errors_by_kind", "cpu_max", "saturated")
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
@@ -98,6 +99,7 @@ def read_run(path):
     counted = ({c: tuple(w) for c, w in meta["windows"].items()} if meta.get("windows")
                else window)
     result = M.http_run_metrics(records, counted, backends, meta.get("clients"))
+    result.update(M.fault_impact(records, counted, meta.get("faults")))
     if window is not None:
         length = window[1] - window[0]
         # ~20+ bins however short the run; 1 s bins from 20 s on
@@ -158,6 +160,8 @@ def csv_rows(summary):
                 backends.append(b["name"])
     iperf = any(c["workload"] == "iperf3" for c in summary["configs"])
     metric_cols = list(IPERF_COLUMNS if iperf else HTTP_COLUMNS)
+    if any("fault_errors" in r["metrics"] for r in summary["runs"]):
+        metric_cols += FAULT_COLUMNS
     header = list(ID_COLUMNS) + metric_cols + [f"share_{b}" for b in backends] + list(
         TAIL_COLUMNS)
     rows = [header]
@@ -375,6 +379,9 @@ def _table(summary):
         ("goodput_rps", "ok req/s"), ("goodput_mbps", "Mbit/s"), ("latency_p50_ms", "p50 ms"),
         ("latency_p99_ms", "p99 ms"), ("errors", "errors"), ("jain_backends", "Jain (backends)"),
         ("jain_clients", "Jain (clients)"))
+    if any("fault_errors" in r["metrics"] for r in summary["runs"]):
+        keys += (("fault_errors", "failed after kill"), ("error_period_s", "failing for s"),
+                 ("recovery_s", "back after s"))
     rows = []
     for c in summary["configs"]:
         cells = []

@@ -166,3 +166,19 @@ def test_iperf3_parallel_streams_are_flows():
     assert out["flows"] == 2 and out["total_mbps"] == pytest.approx(4.0)
     assert out["jain_flows"] == pytest.approx(16 / (2 * 10))
     assert out["backend_flows"] == {"b1": 0, "b2": 2}
+
+
+def test_fault_impact(records):
+    # b1 "killed" at 100.5, restored at 100.95: id 7 (503, 100.6) and 8 (timeout, 100.7) fail
+    faults = [{"action": "kill_backend", "target": "b2", "applied": 100.5, "skipped": None},
+              {"action": "restore_backend", "target": "b2", "applied": 100.95,
+               "skipped": None}]
+    out = M.fault_impact(records, WINDOW, faults)
+    assert out["fault_errors"] == 2
+    assert out["error_period_s"] == pytest.approx(0.2)
+    assert out["recovery_s"] == pytest.approx(0.05)       # id 9 by b2 starts at 101.0
+    assert M.fault_impact(records, WINDOW, []) == {}
+    skipped = [dict(faults[0], skipped="not supported")]
+    assert M.fault_impact(records, WINDOW, skipped) == {}
+    out = M.fault_impact(records, WINDOW, faults[:1])
+    assert out["recovery_s"] is None and out["fault_errors"] == 2
