@@ -148,6 +148,8 @@ class Run:
             self.log("building the network")
             with LabNetwork(self.graph, controller=controller) as lab:
                 self.lab = lab
+                # after the machine-wide lab lock: end - network_up is this run's own time
+                meta["network_up"] = time.time()
                 meta["datapath"] = lab.datapath
                 iperf = self.spec.workload.type == "iperf3"
                 try:
@@ -197,7 +199,7 @@ class Run:
                          for b in self.spec.backends],
             "clients": [], "lb": self.roles.lb, "faults": [], "iperf3_flows": [],
             "window": None, "windows": {}, "start": time.time(), "end": None,
-            "status": "failed", "failure": None, "datapath": None,
+            "status": "failed", "failure": None, "datapath": None, "network_up": None,
             "fidelity": {"cpu_max": None, "cpu_mean": None, "saturated": False,
                          "warnings": []},
         }
