@@ -101,3 +101,15 @@ def test_shaped_bottleneck_rate_is_checked():
     (warning,) = report.shaped_rate_warnings({"runs": runs}, manifest)
     assert warning.startswith("a-r2: the 20 Mbit/s bottleneck delivered 12.0 Mbit/s in total "
                               "(60%)")
+
+
+def test_runner_terminal_and_json_summaries(run_dir, capsys):
+    from experiments import runner
+    result = report.build(run_dir, plots=False)
+    result["metas"] = [{"run": "l4_rr-r1", "status": "ok"}, {"run": "x-r1", "status": "failed"}]
+    out = runner.json_summary(result, run_dir)
+    assert out["failed_runs"] == ["x-r1"]
+    assert out["configs"]["l4_rr"]["goodput_rps"]["mean"] == pytest.approx(20.0)
+    runner.print_summary(result, run_dir)
+    text = capsys.readouterr().out
+    assert "l4_rr" in text and "ok req/s" in text and "report:" in text
