@@ -317,7 +317,8 @@ def print_summary(result, results_dir):
         console.print(table)
     for w in result.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {w}", markup=True, highlight=False)
-    console.print(f"report: {result.get('report') or '(not built)'}")
+    # plain print: a path rich wraps at the terminal width cannot be copied
+    print(f"report: {result.get('report') or '(not built)'}", flush=True)
 
 
 def json_summary(result, results_dir):
