@@ -554,3 +554,10 @@ class BackendThread:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+if __name__ == "__main__":
+    # `python -m lb_apps.backend ...` (how processes are started on Mininet hosts) behaves like
+    # `lblab backend ...`: without this it imported the module and exited 0 doing nothing.
+    from experiments.cli import main as _cli_main
+    sys.exit(_cli_main(["backend"] + sys.argv[1:]))
