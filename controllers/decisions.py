@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 
 from controllers import packets, pipeline
 from controllers.config import MODE_ALGORITHMS, REACTIVE_MODES, parse_weight, ConfigError
+
+# l4 algorithms that need no connection-end facts take the conntrack path (one packet-in and
+# one packet-out per connection, no flow-mod); the least-connections family and power of two
+# need in-flight counts, so they install per-connection flows whose removal reports the end.
+CONNTRACK_PATH_ALGORITHMS = ("round_robin", "weighted_round_robin", "random", "ip_hash",
+                             "five_tuple_hash", "consistent_hash")
 from controllers.health import DOWN, UP, HealthState
 from controllers.pipeline import Flow, GroupMod, PacketOut
 from topologies import forwarding
@@ -279,6 +285,14 @@ class Core:
             name = ss.balancer.choose(self._balancer_key(ss, facts))
             if name is None:
                 return []
+            if ss.svc.mode == "l4" and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
+                # Commit the connection with its NAT in the switch's conntrack: its next
+                # packets and replies never come up, and no flow is installed.
+                backend = ss.backends[name]
+                backend.flows_total += 1
+                commit = pipeline.ct_action(ss.sid, pipeline.T_POST, commit=True,
+                                            nat_dst=backend.ip)
+                return [PacketOut(switch, in_port, (commit,), data)]
             ss.balancer.on_open(name)
             ss.backends[name].flows_total += 1
             conn = Conn(name, facts.ip_src, None if ss.svc.mode == "l3" else facts.tp_src,
@@ -596,7 +610,7 @@ class Core:
                 if conn.backend == host:
                     ss.balancer.on_open(host)
         msgs = []
-        if not ss.reactive:
+        if ss.svc.mode in pipeline.CONNTRACK_PIPELINE_MODES:
             for switch in sorted(self.connected):
                 msgs += pipeline.service_flows(switch, ss.sid, ss.svc, [b])
         return msgs + self._pool_changed(ss)
@@ -627,6 +641,15 @@ class Core:
 
     # -- views --------------------------------------------------------------------------
 
+    @staticmethod
+    def data_path(ss):
+        """Return how new connections of a service are set up (see docs/controller.md)."""
+        if ss.svc.mode in ("group", "proactive"):
+            return "conntrack"
+        if ss.svc.mode == "l4" and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
+            return "packet-in+conntrack"
+        return "packet-in+flows"
+
     def services_view(self):
         """Return the JSON-ready pools, weights and states of every service."""
         out = {}
@@ -636,6 +659,7 @@ class Core:
             out[svc.name] = {
                 "vip": svc.vip, "vmac": svc.vmac, "protocol": svc.protocol, "port": svc.port,
                 "mode": svc.mode, "algorithm": ss.algorithm, "idle_timeout": svc.idle_timeout,
+                "data_path": self.data_path(ss),
                 "health": {"kind": svc.health.kind, "interval": svc.health.interval,
                            "rise": svc.health.rise, "fall": svc.health.fall},
                 "backends": {b.name: {"ip": b.ip, "mac": b.mac, "weight": b.weight,
@@ -662,6 +686,7 @@ class Core:
                 backends[b.name] = {
                     "state": b.health.state, "removed": b.removed,
                     "active_flows": active.get(b.name, 0) if ss.reactive else None,
+                    # l4 on the conntrack path: connections live in the switch, not here
                     "flows_total": b.flows_total if ss.reactive else None,
                     "packets": b.closed_packets + packets_.get(b.name, 0) + polled_p,
                     "bytes": b.closed_bytes + bytes_.get(b.name, 0) + polled_b,

@@ -143,6 +143,26 @@ class FakeSwitch:
         raise AssertionError(f"{self.name}: pipeline loop for {pkt}")
 
 
+    def packet_out(self, in_port, pkt, actions):
+        """Apply a packet-out's actions (set_field, output, ct with recirculation).
+
+        Returns:
+            list[tuple]: (port | "in_port", packet dict as it leaves).
+        """
+        pkt = dict(pkt, in_port=in_port)
+        outputs = []
+        for action in actions:
+            if action[0] == "set_field":
+                pkt[action[1]] = action[2]
+            elif action[0] == "output":
+                outputs.append((action[1], dict(pkt)))
+            elif action[0] == "ct":
+                self._ct(action[1], pkt)
+                if action[1]["table"] is not None:
+                    return outputs + self.process(in_port, pkt, table=action[1]["table"])
+        return outputs
+
+
 class FakeNetwork:
     """One FakeSwitch per switch name; routes decisions to them."""
 

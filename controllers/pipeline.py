@@ -6,11 +6,12 @@ on a fake flow table in tests.
 
 Tables::
 
-    0 T_CLASSIFY  ARP/probe traffic for the controller; VIP traffic (to the controller in the
-                  reactive modes l2/l3/l4, through conntrack in group/proactive); per-connection
-                  and per-client NAT flows installed on packet-in; everything else -> T_L2
-    1 T_CT        after ct(nat): new VIP connections -> select group (group) or client-prefix
-                  rule (proactive), both ct(commit,nat(dst=backend)); the rest -> T_POST
+    0 T_CLASSIFY  ARP/probe traffic for the controller; VIP traffic (to the controller in l2
+                  and l3, through conntrack in l4/group/proactive); per-connection and
+                  per-client NAT flows installed on packet-in; everything else -> T_L2
+    1 T_CT        after ct(nat): new VIP connections -> select group (group), client-prefix
+                  rule (proactive), both ct(commit,nat(dst=backend)), or the controller (l4);
+                  the rest (established, replies) -> T_POST
     2 T_POST      fix MACs after NAT (VMAC -> backend MAC, backend MAC -> VMAC) -> T_L2
     3 T_L2        shortest-path unicast by destination MAC, broadcast along one spanning tree
 
@@ -47,6 +48,9 @@ OFPP_CONTROLLER = "controller"
 OFPP_IN_PORT = "in_port"
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_ARP = 0x0806
+# Modes whose VIP traffic goes through conntrack: group and proactive entirely in the switch;
+# l4 too, with the controller deciding the first packet of each connection.
+CONNTRACK_PIPELINE_MODES = ("l4", "group", "proactive")
 PREFIX_BITS = 6              # proactive mode splits the client space into 2**6 slices
 
 Flow = namedtuple("Flow", ("switch", "table", "priority", "match", "actions", "goto",
@@ -212,7 +216,7 @@ def service_flows(switch, svc_id, svc, backends):
         svc (controllers.config.Service): the service.
         backends (list): every backend ever in the pool: objects with ``ip``, ``mac``, ``bid``.
     """
-    if svc.mode not in ("group", "proactive"):
+    if svc.mode not in CONNTRACK_PIPELINE_MODES:
         return [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc),
                      (("output", OFPP_CONTROLLER),), cookie=cookie(COOKIE_STATIC, svc_id))]
     src, _ = tp_fields(svc.protocol)
@@ -232,21 +236,20 @@ def service_flows(switch, svc_id, svc, backends):
                        src: svc.port},
                       (("set_field", "eth_src", svc.vmac),), goto=T_L2,
                       cookie=cookie(COOKIE_STATIC, svc_id)))
+    new_connection = vip_match(svc, ct_state=(CT_NEW | CT_TRK, CT_NEW | CT_TRK))
     if svc.mode == "group":
-        flows.append(Flow(switch, T_CT, PRIORITY_VIP,
-                          vip_match(svc, ct_state=(CT_NEW | CT_TRK, CT_NEW | CT_TRK)),
+        flows.append(Flow(switch, T_CT, PRIORITY_VIP, new_connection,
                           (("group", group_id(svc_id)),), cookie=cookie(COOKIE_STATIC, svc_id)))
+    elif svc.mode == "l4":
+        # l4: the controller decides each new connection; established ones never come up
+        flows.append(Flow(switch, T_CT, PRIORITY_VIP, new_connection,
+                          (("output", OFPP_CONTROLLER),), cookie=cookie(COOKIE_STATIC, svc_id)))
     return flows
 
 
 def group_id(svc_id):
     """Return the OpenFlow group id of a service's select group."""
     return 1 + svc_id
-
-
-def switch_ports_to(graph, switch, mac):
-    """Return the output port of ``switch`` towards ``mac`` (None if unknown)."""
-    return forwarding.unicast_ports(graph)[switch].get(mac)
 
 
 def all_switches(graph):

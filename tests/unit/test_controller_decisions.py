@@ -81,16 +81,13 @@ class Lab:
         self.packet_outs += outs
         delivered = []
         for out in outs:
-            p = packets_from_out(out)
-            for action in out.actions:
-                if action[0] == "set_field":
-                    p[action[1]] = action[2]
-                elif action[0] == "output":
-                    port = out.in_port if action[1] == "in_port" else action[1]
-                    delivered += self._link(out.switch, port, p, [])
-                    host = self.host_at(out.switch, port)
-                    if host is not None:
-                        delivered.append((host, p))
+            switch = self.net.switches[out.switch]
+            for port, p in switch.packet_out(out.in_port, packets_from_out(out), out.actions):
+                port = out.in_port if port == "in_port" else port
+                nxt = self._link(out.switch, port, p, delivered)
+                for sw, in_port, q in nxt:  # one more hop is enough on the test topologies
+                    for port2, q2 in self.net.switches[sw].process(in_port, q):
+                        self._link(sw, port2, q2, delivered)
         return delivered
 
     def tcp(self, src, dst_ip, sport, dport=80, flags=packets.TCP_SYN, dst_mac=None):
@@ -216,11 +213,22 @@ def test_direct_traffic_to_a_backend_is_not_rewritten_in_conntrack_modes():
     assert back[0][1]["ipv4_src"] == "10.0.0.7"
 
 
-def test_round_robin_per_connection_and_same_connection_same_backend():
-    lab_ = lab("l4", "round_robin")
+@pytest.mark.parametrize("algorithm", ["round_robin", "least_connections"])
+def test_round_robin_per_connection_and_same_connection_same_backend(algorithm):
+    # round robin takes the conntrack path, least connections per-connection flows; with
+    # every connection still open least connections breaks ties round robin
+    lab_ = lab("l4", algorithm)
     chosen = [served_by(lab_.send(f"h{1 + i % 4}", lab_.tcp(f"h{1 + i % 4}", VIP, 30000 + i)))
               for i in range(8)]
     assert chosen == list(BACKENDS) * 2
+    for i in range(8):
+        again = lab_.tcp(f"h{1 + i % 4}", VIP, 30000 + i, flags=packets.TCP_ACK)
+        assert served_by(lab_.send(f"h{1 + i % 4}", again)) == chosen[i]
+    assert lab_.core.services[0].packet_ins == 8
+    if algorithm == "round_robin":
+        assert not [f for f in lab_.net.switches["s1"].flows
+                    if pipeline.cookie_parts(f.cookie)[0] == pipeline.COOKIE_CONNECTION]
+        return
     # a packet that raced the flow-mod keeps its backend and is only forwarded
     again = lab_.core.packet_in("s1", 1, to_bytes(lab_.tcp("h1", VIP, 30000)), 0.1)
     assert [type(d).__name__ for d in again] == ["PacketOut"]
@@ -335,9 +343,9 @@ def test_proactive_resplit_adds_before_it_deletes():
 
 def test_add_backend_and_change_algorithm():
     lab_ = lab("l4", "round_robin", weights=(1, 1, 1, 1))
-    lab_.core.remove_backend("web", "h9")
-    lab_.core.add_backend("web", "h5", 1)
-    lab_.core.set_algorithm("web", "weighted_round_robin")
+    lab_.net.apply(lab_.core.remove_backend("web", "h9"))
+    lab_.net.apply(lab_.core.add_backend("web", "h5", 1))
+    lab_.net.apply(lab_.core.set_algorithm("web", "weighted_round_robin"))
     chosen = Counter(served_by(lab_.send("h1", lab_.tcp("h1", VIP, 100 + i))) for i in range(8))
     assert chosen == {"h6": 2, "h7": 2, "h8": 2, "h5": 2}
 
