@@ -38,15 +38,15 @@ def main(argv=None):
         results = {"direct": []}
         for _ in range(args.rounds):
             for i, mode in enumerate(MODES):
-                direct = iperf(lab, "h1", "10.0.0.6", BASE_PORT, args.seconds)
+                direct = iperf(lab, "h2", "10.0.0.6", BASE_PORT, args.seconds)
                 via = iperf(lab, "h1", vip_of(i), BASE_PORT + 1 + i, args.seconds)
                 results["direct"].append(direct)
                 results.setdefault(mode, []).append(via)
                 print(f"direct {direct:8.1f} Mbit/s   VIP {mode:<10} {via:8.1f} Mbit/s",
                       flush=True)
         direct = statistics.median(results["direct"])
-        print(f"\niperf3 -t {args.seconds}, one TCP flow h1 -> h6, medians of {args.rounds} "
-              f"rounds")
+        print(f"\niperf3 -t {args.seconds}, one TCP flow (h1 -> VIP -> h6, h2 -> h6 direct), "
+              f"medians of {args.rounds} rounds")
         print(f"{'path':<12}{'Mbit/s':>10}{'ratio':>8}")
         print(f"{'direct':<12}{direct:>10.1f}{1.0:>8.2f}")
         for mode in MODES:
