@@ -9,6 +9,7 @@ existing folder is never reused or overwritten.
 """
 import argparse
 import datetime
+import glob
 import importlib.metadata
 import json
 import os
@@ -206,6 +207,7 @@ def run_experiment(spec, results_dir, args, say):
     per_run = spec.warmup_s + spec.duration_s + SETUP_SEC_PER_RUN
     say.start(len(runs), per_run)
     metas = []
+    result = None
     try:
         for i, (order, config, balancer, sweep, point, rep) in enumerate(runs):
             name = plan.run_name(config, rep)
@@ -227,13 +229,16 @@ def run_experiment(spec, results_dir, args, say):
         say.stop()
         man["end"] = _utc(time.time())
         _write_manifest(man_path, man)
-        if metas:
+        # also after Ctrl-C: the interrupted run wrote its meta.json (status failed)
+        if glob.glob(os.path.join(results_dir, "raw", "*", "meta.json")):
             say.log("building the report")
             try:
                 result = report.build(results_dir)
             except Exception as exc:  # noqa: BLE001 - the raw data stays; `lblab report` again
                 say.log(f"the report failed: {exc}; rerun: lblab report {results_dir}")
                 result = None
+            if man["interrupted"] and result:
+                print(f"partial report: {result['report']}", file=sys.stderr, flush=True)
     return dict(result or {}, metas=metas)
 
 
