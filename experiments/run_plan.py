@@ -129,6 +129,7 @@ def loadgen_configs(spec, roles, url, seed, record_for):
         cfg = {
             "url": url, "mode": w.mode, "duration": spec.duration_s, "warmup": spec.warmup_s,
             "keepalive": w.keepalive, "timeout": w.timeout_s, "seed": seed + i,
+            "session": w.session,
             "record": record_for(client), "name": client,
             "mix": [{"path": k.path, "method": k.method, "weight": k.weight,
                      "headers": dict(k.headers), "cookies": dict(k.cookies)} for k in w.mix],

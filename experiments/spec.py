@@ -125,6 +125,7 @@ class HttpWorkload:
     think_ms: float = 0.0
     keepalive: bool = True
     timeout_s: float = 5.0
+    session: bool = False
     mix: tuple = (RequestKind(),)
 
 
@@ -467,7 +468,7 @@ BACKEND_KEYS = ("name", "weight", "capacity", "service", "response_size", "error
 SERVICE_KEYS = ("dist", "mean_ms", "sigma")
 BALANCER_KEYS = ("name", "layer", "mode", "engine", "algorithm", "l7")
 HTTP_KEYS = ("type", "mode", "rate", "arrival", "users", "think_ms", "keepalive", "timeout_s",
-             "mix")
+             "session", "mix")
 IPERF_KEYS = ("type", "protocol", "flows", "bitrate")
 MIX_KEYS = ("path", "method", "weight", "headers", "cookies")
 SWEEP_KEYS = ("param", "values")
@@ -768,6 +769,7 @@ def _workload(ck, raw):
     think = ck.number(path + ("think_ms",), raw.get("think_ms", 0.0), lo=0)
     keepalive = ck.boolean(path + ("keepalive",), raw.get("keepalive", True))
     timeout = ck.number(path + ("timeout_s",), raw.get("timeout_s", 5.0), positive=True)
+    session = ck.boolean(path + ("session",), raw.get("session", False))
     mix = raw.get("mix", [{"path": "/"}])
     if not isinstance(mix, list) or not mix:
         mix = ck.fail(path + ("mix",), f"expected a non-empty list of requests, got "
@@ -793,11 +795,11 @@ def _workload(ck, raw):
             else:
                 kinds.append(_BAD)
         mix = tuple(kinds) if _ok(*kinds) else _BAD
-    if not _ok(mode, rate, arrival, users, think, keepalive, timeout, mix):
+    if not _ok(mode, rate, arrival, users, think, keepalive, timeout, session, mix):
         return _BAD
     return HttpWorkload(mode=mode, rate=None if rate is None else float(rate), arrival=arrival,
                         users=users, think_ms=float(think), keepalive=keepalive,
-                        timeout_s=float(timeout), mix=mix)
+                        timeout_s=float(timeout), session=session, mix=mix)
 
 
 def _faults(ck, raw, backends, graph, duration):
