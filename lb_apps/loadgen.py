@@ -526,3 +526,9 @@ def main(argv=None):
     print(json.dumps(summary, sort_keys=True) if as_json else format_summary(summary),
           flush=True)
     return 0
+
+
+if __name__ == "__main__":
+    # `python -m lb_apps.loadgen ...` behaves like `lblab loadgen ...` (one-line usage errors).
+    from experiments.cli import main as _cli_main
+    sys.exit(_cli_main(["loadgen"] + sys.argv[1:]))

@@ -10,7 +10,9 @@ import pytest
 
 
 @pytest.mark.parametrize("module, prog", [("lb_apps.backend", "lblab backend"),
-                                          ("lb_apps.proxy", "lblab proxy")])
+                                          ("lb_apps.proxy", "lblab proxy"),
+                                          ("lb_apps.loadgen", "lblab loadgen"),
+                                          ("controllers.launcher", "lblab controller")])
 def test_python_dash_m_runs_the_command(module, prog):
     out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True,
                          text=True, timeout=30)
