@@ -26,6 +26,7 @@ SERVICES = {  # name: (vip, port, mode, algorithm)
     "group": ("10.0.0.103", 83, "group", "five_tuple_hash"),
     "proactive": ("10.0.0.104", 84, "proactive", "ip_prefix"),
     "kill": ("10.0.0.105", 85, "l4", "round_robin"),
+    "udp": ("10.0.0.106", 5300, "l4", "round_robin"),
 }
 KILL_HEALTH = {"kind": "tcp", "interval": 0.5, "rise": 2, "fall": 3}
 
@@ -35,6 +36,7 @@ def lab_config(graph):
     for name, (vip, port, mode, algorithm) in SERVICES.items():
         services[name] = {
             "vip": vip, "port": port, "mode": mode, "algorithm": algorithm,
+            "protocol": "udp" if name == "udp" else "tcp",
             "backends": {b: 1 for b in BACKENDS}, "idle_timeout": 10,
             "health": KILL_HEALTH if name == "kill" else {"kind": "tcp", "interval": 1.0}}
     return {"controller": {"stats_interval": 1.0}, "topology": ctl_config.graph_to_data(graph),
@@ -51,13 +53,21 @@ class BalancerLab:
     def start_backends(self):
         for host in BACKENDS:
             self.lab.host(host).cmd("; ".join(dsr_commands(SERVICES["l2"][0], f"{host}-eth0")))
+            self.backend_procs[(host, "udp")] = self.lab.popen(
+                host, ["socat", f"UDP4-RECVFROM:{SERVICES['udp'][1]},fork",
+                       f"SYSTEM:echo {host}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, (_vip, port, _mode, _alg) in SERVICES.items():
+                if name == "udp":
+                    continue
                 self.backend_procs[(host, name)] = self.lab.popen(
                     host, BACKEND_CMD + ["--name", host, "--port", str(port)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         for host in BACKENDS:
-            for _name, (_vip, port, _m, _a) in SERVICES.items():
+            for name, (_vip, port, _m, _a) in SERVICES.items():
+                if name == "udp":
+                    continue
                 while "LISTEN" not in self.lab.host(host).cmd(f"ss -ltnH 'sport = :{port}' "
                                                               f"| head -1 | cut -c1-6"):
                     assert time.monotonic() < deadline, f"{host}:{port} never listened"
@@ -179,6 +189,32 @@ def test_proactive_mode_splits_clients_by_address_bits(blab):
     served = blab.spread("proactive", 5)
     assert all(len(set(s)) == 1 for s in served.values()), served
     assert sorted(s[0] for s in served.values()) == sorted(BACKENDS), served
+
+
+@pytest.mark.parametrize("algorithm", ["least_connections", "ip_hash", "random"])
+def test_l2_other_algorithms(blab, algorithm):
+    assert blab.api("PUT", "/services/l2", {"algorithm": algorithm})[0] == 200
+    try:
+        served = blab.spread("l2", 8)
+    finally:
+        blab.api("PUT", "/services/l2", {"algorithm": "round_robin"})
+    counts = collections.Counter(b for s in served.values() for b in s)
+    assert sum(counts.values()) == 32 and set(counts) <= set(BACKENDS), served
+    if algorithm == "ip_hash":
+        assert all(len(set(s)) == 1 for s in served.values()), served
+    elif algorithm == "least_connections":
+        # the 40 round-robin connections of the l2 test before are still open, 10 each
+        assert counts == {b: 8 for b in BACKENDS}, served
+
+
+def test_l4_udp_round_robin_per_flow(blab):
+    vip, port = SERVICES["udp"][:2]
+    served = []
+    for client in CLIENTS:
+        out = blab.lab.host(client).cmd(
+            f"for i in $(seq 5); do echo x | socat -T0.5 - UDP4:{vip}:{port}; done")
+        served += out.split()
+    assert collections.Counter(served) == {b: 5 for b in BACKENDS}, served
 
 
 def test_long_connection_stays_on_one_backend(blab):
