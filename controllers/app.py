@@ -17,6 +17,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from controllers import api, ofmsgs, pipeline
 from controllers.decisions import Core
+from controllers.pipeline import PacketOut
 from lb_apps.balancing import make_balancer
 from topologies import graphs
 
@@ -74,6 +75,9 @@ class LoadBalancerApp(app_manager.OSKenApp):
         for decision in decisions:
             dp = self.datapaths.get(decision.switch)
             if dp is None:
+                continue
+            if isinstance(decision, PacketOut):  # the per-connection hot path: raw bytes
+                dp.send(ofmsgs.packet_out_bytes(decision))
                 continue
             msg = ofmsgs.encode(decision)
             msg.datapath = dp

@@ -2,6 +2,8 @@
 (like faucet/valve_of.py). The shim sets ``msg.datapath`` just before sending, so tests can
 encode and inspect every message without a switch.
 """
+import struct
+
 from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
@@ -99,6 +101,42 @@ def packet_out(out):
     in_port = ofp.OFPP_CONTROLLER if out.in_port is None else out.in_port
     return parser.OFPPacketOut(datapath=None, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
                                actions=[action(a) for a in out.actions], data=out.data)
+
+
+_PACKET_OUT_HEADER = "!BBHIIIH6x"  # ofp_header, buffer_id, in_port, actions_len, pad
+_ACTIONS_CACHE_ENTRIES = 4096
+_actions_cache = {}
+
+
+def packet_out_bytes(out, xid=0):
+    """Return the wire bytes of a PacketOut, with its encoded actions cached.
+
+    The l4 conntrack path sends one packet-out per new connection, all with one of a few action
+    lists (one per backend); building os-ken objects for each costs more than the rest of the
+    decision, so the encoded actions are kept by their repr.
+
+    Args:
+        out (controllers.pipeline.PacketOut): the decision.
+        xid (int): OpenFlow transaction id.
+    Returns:
+        bytes: an OFPT_PACKET_OUT message, byte-identical to ``packet_out(out)`` serialised.
+    """
+    key = repr(out.actions)
+    actions = _actions_cache.get(key)
+    if actions is None:
+        buf = bytearray()
+        for spec in out.actions:
+            action(spec).serialize(buf, len(buf))
+        actions = bytes(buf)
+        if len(_actions_cache) >= _ACTIONS_CACHE_ENTRIES:
+            _actions_cache.clear()
+        _actions_cache[key] = actions
+    in_port = ofp.OFPP_CONTROLLER if out.in_port is None else out.in_port
+    data = out.data or b""
+    header = struct.pack(_PACKET_OUT_HEADER, ofp.OFP_VERSION, ofp.OFPT_PACKET_OUT,
+                         struct.calcsize(_PACKET_OUT_HEADER) + len(actions) + len(data), xid,
+                         ofp.OFP_NO_BUFFER, in_port, len(actions))
+    return header + actions + data
 
 
 def encode(decision):

@@ -121,3 +121,20 @@ def test_every_lab_switch_of_a_fat_tree_gets_encodable_forwarding():
     for switch in graphs.switches(cfg.graph):
         for decision in core.switch_up(switch):
             round_trip(ofmsgs.encode(decision))
+
+
+@pytest.mark.parametrize("actions, in_port", [
+    ((pipeline.ct_action(0, pipeline.T_POST, commit=True, nat_dst="10.0.0.7"),), 3),
+    ((("set_field", "eth_dst", "00:00:00:00:00:06"), ("output", 6)), 1),
+    ((("output", 2),), None),
+])
+def test_raw_packet_out_bytes_equal_os_ken_serialisation(actions, in_port):
+    data = packets.tcp("00:00:00:00:00:01", "02:00:0a:00:00:64", "10.0.0.1", "10.0.0.100",
+                       1234, 80, 1, 0, packets.TCP_SYN)
+    decision = pipeline.PacketOut("s1", in_port, actions, data)
+    msg = ofmsgs.packet_out(decision)
+    msg.datapath = FakeDatapath()
+    msg.set_xid(7)
+    msg.serialize()
+    assert ofmsgs.packet_out_bytes(decision, xid=7) == bytes(msg.buf)
+    assert ofmsgs.packet_out_bytes(decision, xid=7) == bytes(msg.buf)  # from the cache
