@@ -307,10 +307,15 @@ def print_summary(result, results_dir):
     from rich.console import Console
     from rich.table import Table
     console = Console()
+    if not console.is_terminal:
+        # piped or logged: no terminal width to respect, keep the table on one line per row
+        console = Console(width=140)
     if result.get("summary"):
         headers, rows = summary_rows(result["summary"])
         # the terminal gets the key columns; report.html and summary.csv have them all
         drops = TERMINAL_DROPS if "ok req/s" in headers else ()
+        if "failed after kill" in headers:
+            drops += ("errors",)
         keep = [i for i, h in enumerate(headers) if h not in drops]
         table = Table(title=f"{os.path.basename(results_dir)} (mean ± 95% CI)")
         table.add_column("configuration", no_wrap=True)
