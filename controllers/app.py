@@ -157,11 +157,11 @@ class LoadBalancerApp(app_manager.OSKenApp):
         if name is None:
             return
         now = time.monotonic()
+        in_port = msg.match.get("in_port")
         with self.lock:
-            if not self.core.admit(name, now):
+            if not self.core.admit(name, now, in_port):
                 return
-        self._guard("packet_in", self.core.packet_in, name, msg.match.get("in_port"),
-                    bytes(msg.data), now)
+        self._guard("packet_in", self.core.packet_in, name, in_port, bytes(msg.data), now)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed_handler(self, ev):

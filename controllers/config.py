@@ -7,7 +7,8 @@ Pure: no I/O except :func:`load_config`, which only reads the file. The config h
       ofp_port: 6653
       api_host: 127.0.0.1  # JSON API (localhost only)
       api_port: 8080       # 0 = do not serve the API
-      packet_in_rate: 2000 # packet-ins accepted per second per switch (token bucket)
+      packet_in_rate: 5000 # packet-ins accepted per second per switch (token bucket)
+      packet_in_port_share: 0.5  # most of that one switch port (one host) may take
       probe_ip: 10.255.255.254    # source address of health probes (answered by the controller)
       probe_mac: 02:00:00:00:fe:fe
       stats_interval: 2.0  # seconds between flow/table/group stats polls (0 = never)
@@ -117,7 +118,8 @@ class ControllerSettings:
     ofp_port: int = 6653
     api_host: str = "127.0.0.1"
     api_port: int = 8080
-    packet_in_rate: int = 2000
+    packet_in_rate: int = 5000
+    packet_in_port_share: float = 0.5
     probe_ip: str = "10.255.255.254"
     probe_mac: str = "02:00:00:00:fe:fe"
     stats_interval: float = 2.0
@@ -304,6 +306,9 @@ def parse_settings(value):
         api_port=_int(f"{path}.api_port", get("api_port", defaults.api_port), 0, 65535),
         packet_in_rate=_int(f"{path}.packet_in_rate",
                             get("packet_in_rate", defaults.packet_in_rate), 1, 10 ** 6),
+        packet_in_port_share=_float(f"{path}.packet_in_port_share",
+                                    get("packet_in_port_share", defaults.packet_in_port_share),
+                                    0.01, 1.0),
         probe_ip=_ipv4(f"{path}.probe_ip", get("probe_ip", defaults.probe_ip)),
         probe_mac=_mac(f"{path}.probe_mac", get("probe_mac", defaults.probe_mac)),
         stats_interval=_float(f"{path}.stats_interval",

@@ -65,6 +65,7 @@ class Core:
         self.connected = set()
         self.switch_stats = {}
         self.buckets = {}
+        self.port_buckets = {}
         self.probe_ports = {}
         port = PROBE_PORT_BASE
         for ss in self.services:
@@ -99,12 +100,25 @@ class Core:
         """Forget that a switch is connected (its flows stay in it: fail_mode secure)."""
         self.connected.discard(switch)
 
-    def admit(self, switch, now):
-        """Return whether a packet-in from ``switch`` fits its rate limit (and count it)."""
+    def admit(self, switch, now, in_port=None):
+        """Return whether a packet-in fits the rate limits (and count it).
+
+        Two token buckets: one per switch (``packet_in_rate``) and one per switch port
+        (``packet_in_port_share`` of it), so a SYN flood from one host takes at most that share
+        and connections from the other ports still get set up.
+        """
         stats = self.switch_stats.setdefault(switch, {"packet_ins": 0, "dropped": 0,
                                                       "errors": 0, "flows": None})
-        bucket = self.buckets.setdefault(switch, TokenBucket(self.settings.packet_in_rate))
-        if bucket.admit(now):
+        rate = self.settings.packet_in_rate
+        port_ok = True
+        if in_port is not None:
+            port_bucket = self.port_buckets.get((switch, in_port))
+            if port_bucket is None:
+                port_bucket = TokenBucket(max(1.0, rate * self.settings.packet_in_port_share))
+                self.port_buckets[(switch, in_port)] = port_bucket
+            port_ok = port_bucket.admit(now)
+        bucket = self.buckets.setdefault(switch, TokenBucket(rate))
+        if port_ok and bucket.admit(now):
             stats["packet_ins"] += 1
             return True
         stats["dropped"] += 1

@@ -463,6 +463,13 @@ def test_packet_ins_are_rate_limited_per_switch():
     assert core.stats_view()["switches"]["s1"]["dropped"] == 40
 
 
+def test_a_flood_from_one_port_leaves_room_for_the_others():
+    core, _net, _cfg = make()
+    flood = sum(core.admit("s2", 0.0, in_port=1) for _ in range(200000))
+    assert flood == core.settings.packet_in_rate // 2  # packet_in_port_share 0.5
+    assert all(core.admit("s2", 0.0, in_port=2) for _ in range(100))
+
+
 def test_restart_relearns_connections_from_the_switch_flows():
     lab_ = lab("l4", "least_connections")
     for i in range(3):
