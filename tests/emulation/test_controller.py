@@ -211,9 +211,17 @@ def test_l4_udp_round_robin_per_flow(blab):
     vip, port = SERVICES["udp"][:2]
     served = []
     for client in CLIENTS:
-        out = blab.lab.host(client).cmd(
-            f"for i in $(seq 5); do echo x | socat -T0.5 - UDP4:{vip}:{port}; done")
-        served += out.split()
+        # five flows, each from a new socket (a new source port), each waiting for its answer
+        script = ("import socket\n"
+                  "for _ in range(5):\n"
+                  "    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)\n"
+                  f"    s.sendto(b'x', ('{vip}', {port}))\n"
+                  "    try: print(s.recv(100).decode().strip())\n"
+                  "    except OSError: print('FAILED')\n"
+                  "    s.close()\n")
+        out = blab.lab.host(client).cmd(f"python3 -c \"{script}\"")
+        # (the shell echoes '>' continuation prompts for the multi-line command)
+        served += [word for word in out.split() if word in BACKENDS or word == "FAILED"]
     assert collections.Counter(served) == {b: 5 for b in BACKENDS}, served
 
 
