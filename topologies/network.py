@@ -15,6 +15,7 @@ from topologies.capabilities import detect_datapath, missing_link_features
 
 OFFLOADS = ("tx", "rx", "tso", "gso", "gro")
 STOP_GRACE_SEC = 3.0
+INTERFACE_GONE_SEC = 5.0
 
 
 class NetworkError(RuntimeError):
@@ -118,6 +119,12 @@ class LabNetwork:
 
     def _start(self):
         self._check()
+        # A lab that just stopped may still be losing its interfaces (see _stop_mininet).
+        if not wait_for(lambda: not self._root_interfaces_present(), INTERFACE_GONE_SEC):
+            busy = self._root_interfaces_present()
+            raise NetworkError(
+                f"interfaces {', '.join(busy[:5])} already exist (left by a crashed run or "
+                f"another Mininet?): run 'lblab clean', or remove them if they are not lblab's")
         self.datapath = (detect_datapath() if self.requested_datapath == "auto"
                          else self.requested_datapath)
         link, log, net, node, topo = _mininet()
@@ -235,6 +242,13 @@ class LabNetwork:
         if leftover:
             subprocess.run(["ip", "-force", "-batch", "-"], capture_output=True, text=True,
                            input="".join(f"link del {i}\n" for i in leftover))
+        # The kernel dismantles a dead namespace (and the veth pairs in it) asynchronously:
+        # return only when the interfaces are gone, so the next lab can create the same names.
+        wait_for(lambda: not self._root_interfaces_present(), INTERFACE_GONE_SEC)
+
+    def _root_interfaces_present(self):
+        present = registry.existing_links()
+        return [i for i in root_interfaces(self.graph) if i in present]
 
     # -- use -----------------------------------------------------------------------------------
     def host(self, name):

@@ -161,3 +161,22 @@ def test_lblab_clean_after_sigkill_removes_everything():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_foreign_interface_with_our_name_is_refused_and_kept():
+    subprocess.run(["ip", "link", "add", "s1-eth2", "type", "veth", "peer", "name", "lbtestpeer0"],
+                   check=True)
+    try:
+        with pytest.raises(NetworkError, match="interfaces s1-eth2 already exist"):
+            with LabNetwork(graphs.single(n=2)):
+                pass
+        assert os.path.exists("/sys/class/net/s1-eth2"), "lblab deleted what it did not create"
+    finally:
+        subprocess.run(["ip", "link", "del", "s1-eth2"], capture_output=True)
+
+
+def test_back_to_back_labs_reuse_names():
+    # Namespaces die asynchronously; the next lab must not trip over the last one's veths.
+    for _ in range(3):
+        with LabNetwork(graphs.lb_lab(clients=2, backends=2)) as lab:
+            assert lab.net.pingAll(timeout=1) == 0.0
