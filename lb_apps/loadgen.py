@@ -29,7 +29,7 @@ _now = time.monotonic
 class Request:
     """One request in flight (plain slots object: cheap to create, no coroutine)."""
     __slots__ = ("rid", "scheduled", "start", "entry", "data", "user", "conn", "status",
-                 "nbytes", "backend", "cache", "warmup", "timer", "done", "on_done")
+                 "nbytes", "backend", "cache", "warmup", "timer", "done", "on_done", "error")
     # timer: the monotonic time at which the request times out
 
     def __init__(self, rid, scheduled, entry, data, user, warmup, on_done):
@@ -43,6 +43,7 @@ class Request:
         self.cache = None
         self.timer = None
         self.done = False
+        self.error = None
 
 
 class ClientConnection(asyncio.Protocol):
@@ -137,6 +138,7 @@ class LoadGenerator:
         self.templates = [wl.compile_request(e, cfg.target.host_header, cfg.keepalive)
                           for e in cfg.mix]
         self.think = wl.make_think(cfg.think_dist, cfg.think, think_rng)
+        self.error_backoff = cfg.error_backoff_ms / 1000.0
         self.jars = collections.defaultdict(dict) if cfg.session else None
         self.ssl = None
         if cfg.target.scheme == "https":
@@ -297,6 +299,7 @@ class LoadGenerator:
 
     def _finish(self, req, error):
         req.done = True
+        req.error = error
         end = _now()
         self.outstanding -= 1
         off = self.epoch_offset
@@ -358,9 +361,9 @@ class LoadGenerator:
             self.submit(req)
 
     def _user_done(self, req):
-        think = self.think()
-        if think > 0:
-            self.loop.call_later(think, self._user_next, req.user)
+        pause = wl.pause_after(self.think(), req.error, self.error_backoff)
+        if pause > 0:
+            self.loop.call_later(pause, self._user_next, req.user)
         else:
             self._user_next(req.user)     # safe: sending never completes a request inline
 
@@ -471,6 +474,10 @@ def build_parser():
                    help="each virtual user keeps the cookies it receives")
     p.add_argument("--timeout", type=float, help="seconds per request (default 5)")
     p.add_argument("--connect-timeout", type=float, help="seconds per connect (default 2)")
+    p.add_argument("--error-backoff-ms", type=float,
+                   help="closed loop: a user waits at least this long after a transport error "
+                        "(refused, reset, timeout...) before its next request (default "
+                        f"{wl.DEFAULT_ERROR_BACKOFF_MS:g}; 0 retries at once)")
     p.add_argument("--record", help="JSONL file of request records to create")
     p.add_argument("--name", help="client name in records and request ids (default loadgen)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

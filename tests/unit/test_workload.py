@@ -45,6 +45,10 @@ def test_defaults_and_url():
     ({"mix": [{"headers": {"Bad Name": "v"}}]}, ["mix[0].headers"]),
     ({"mix": [{"cookies": {"a": "1\r\nX: y"}}]}, ["mix[0].cookies"]),
     ({"mix": [{"colour": 1}]}, ["mix[0]", "colour"]),
+    ({"error_backoff_ms": -1}, ["'error_backoff_ms'", "-1", "milliseconds"]),
+    ({"error_backoff_ms": 1e9}, ["'error_backoff_ms'"]),
+    ({"error_backoff_ms": float("nan")}, ["'error_backoff_ms'"]),
+    ({"error_backoff_ms": "20"}, ["'error_backoff_ms'", "float"]),
 ])
 def test_bad_settings_name_field_and_value(data, words):
     with pytest.raises(wl.LoadgenConfigError) as info:
@@ -173,3 +177,18 @@ def test_percentile_nearest_rank():
     assert wl.percentile([], 50) is None
     assert wl.percentile([1, 2, 3, 4], 50) == 2
     assert wl.percentile([1, 2, 3, 4], 100) == 4 and wl.percentile([5], 99) == 5
+
+
+def test_error_backoff_setting_and_pause_after():
+    assert cfg().error_backoff_ms == wl.DEFAULT_ERROR_BACKOFF_MS == 20.0
+    assert cfg(error_backoff_ms=0).error_backoff_ms == 0
+    assert cfg(error_backoff_ms=5).error_backoff_ms == 5
+    # a full response (any status): the think time only
+    assert wl.pause_after(0.0, None, 0.02) == 0.0
+    assert wl.pause_after(0.3, None, 0.02) == 0.3
+    # a transport error: at least the back-off, the think time if longer (not their sum)
+    for kind in wl.ERROR_KINDS:
+        assert wl.pause_after(0.0, kind, 0.02) == 0.02
+    assert wl.pause_after(0.005, "reset", 0.02) == 0.02
+    assert wl.pause_after(0.3, "connect_refused", 0.02) == 0.3
+    assert wl.pause_after(0.0, "connect_refused", 0.0) == 0.0       # 0 disables it
