@@ -45,8 +45,13 @@ stamp=.venv/.lblab-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c "import experiments.cli" 2>/dev/null; then
   say "installing lblab (editable) and its Python dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  # pip's and setuptools' chatter goes to a log; it is shown only when the install fails.
+  log=.venv/pip-install.log
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+         .venv/bin/python -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    die "pip install failed (full log: $log)"
+  fi
   echo "$want" > "$stamp"
 else
   say ".venv: up to date"
