@@ -20,6 +20,9 @@ from lb_apps.records import RecordWriter
 
 FLUSH_RECORDS_AT = 5000
 SWEEP_PERIOD_SEC = 0.05     # request timeouts are checked this often
+# An open-loop sender behind its schedule yields to the event loop at least this often, so
+# that connects, responses, timeouts and SIGINT go on during a catch-up burst.
+SENDER_SLICE_SEC = 0.001
 # Timestamps come from time.monotonic (ns resolution): uvloop's loop.time() is cached with
 # millisecond resolution, too coarse for sub-millisecond latencies. Both read CLOCK_MONOTONIC,
 # so the loop's timers (call_at, sleep) and these stamps share one time base.
@@ -336,12 +339,22 @@ class LoadGenerator:
         offsets = wl.arrival_offsets(cfg.arrival, cfg.rate, cfg.warmup + cfg.duration,
                                      self.arrival_rng, cfg.max_requests)
         user = 0
+        last_yield = now()
         for offset in offsets:
             when = t0 + offset
-            delay = when - now()
-            while delay > 0:        # never send early: uvloop timers round to milliseconds
-                await asyncio.sleep(delay)
-                delay = when - now()
+            t = now()
+            delay = when - t
+            if delay > 0:
+                while delay > 0:    # never send early: uvloop timers round to milliseconds
+                    await asyncio.sleep(delay)
+                    delay = when - now()
+                last_yield = when
+            elif t - last_yield > SENDER_SLICE_SEC:
+                # Overdue (a stall, or a rate above what this process can send): without
+                # this the loop never awaited and created the whole backlog (500,000
+                # requests at --rate 1000000) before a single connect or SIGTERM ran.
+                await asyncio.sleep(0)
+                last_yield = now()
             if not self.sending:
                 break
             req = self.new_request(when, user)
@@ -395,7 +408,11 @@ class LoadGenerator:
                 sender = None
                 for user in range(cfg.users):
                     self.loop.call_soon(self._user_next, user)
-            timer = self.loop.call_at(self.deadline, self._end_window, self.deadline)
+            # Open loop: the window ends with the schedule (its arrivals end at the deadline),
+            # so a sender still behind at the deadline sends the rest of the planned arrivals
+            # late (their latency shows it) rather than dropping them.
+            timer = None if sender is not None else \
+                self.loop.call_at(self.deadline, self._end_window, self.deadline)
             self._sweeper = self.loop.call_later(SWEEP_PERIOD_SEC, self._sweep)
             stopper = None
             if stop is not None:
@@ -403,7 +420,8 @@ class LoadGenerator:
                 stopper.add_done_callback(lambda _: self._end_window(_now()))
             await self._window_over.wait()
             self.sending = False
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             for task in (sender, stopper):
                 if task is not None:
                     task.cancel()

@@ -112,3 +112,26 @@ def test_open_loop_keeps_its_schedule_and_bounds_a_catch_up_burst(tmp_path):
     assert summary["errors"] == {"connect_refused": 500}
     lags = sorted(r["start"] - r["scheduled"] for r in records)
     assert lags[-1] > 0.1        # the stall is visible as send lag, not hidden
+
+
+def test_open_loop_sender_behind_its_schedule_yields_and_still_sends_every_arrival(tmp_path):
+    # 1,000,000 req/s planned for 50 ms: far more than one process can send, so the sender is
+    # overdue from the start. It must let the event loop run (connects, timeouts, SIGINT)
+    # during the backlog (before: a probe due after 5 ms ran only once all 50,000 requests
+    # existed), and still send every planned arrival, late, instead of dropping the rest at
+    # the deadline.
+    cfg = config(free_port(), tmp_path, mode="open", rate=1_000_000, arrival="constant",
+                 duration=0.05, pool_size=1, timeout=0.3)
+    created_at_probe = []
+
+    async def main():
+        gen = LoadGenerator(cfg)
+        asyncio.get_running_loop().call_later(0.005, lambda: created_at_probe.append(gen.created))
+        return await gen.run()
+    summary = uvloop.run(main())
+    records = read_records(cfg.record, "loadgen")
+    assert created_at_probe and created_at_probe[0] < 25_000, created_at_probe
+    planned = len(list(wl.arrival_offsets("constant", 1_000_000, 0.05, None)))   # ~50,000
+    assert summary["sent"] == len(records) == planned and balanced(summary, records)
+    assert summary["duration"] == 0.05
+    assert set(summary["errors"]) <= {"connect_refused", "timeout"}
