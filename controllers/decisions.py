@@ -367,13 +367,22 @@ class Core:
         A probe unanswered after half an interval counts as a failure; a TCP RST counts at once.
         """
         msgs = []
-        for port, (ss, b) in self.probe_ports.items():
-            health = ss.svc.health
-            if health.kind == "none" or b.removed:
+        checked = [(port, ss, b) for port, (ss, b) in self.probe_ports.items()
+                   if ss.svc.health.kind != "none" and not b.removed]
+        timed_out = [(ss, b) for _port, ss, b in checked
+                     if b.health.pending is not None
+                     and now - b.health.pending >= ss.svc.health.interval * PROBE_TIMEOUT_FRACTION]
+        for ss, b in timed_out:
+            if self._whole_pool_silent(ss, timed_out):
+                # Every backend still up missed the same round: that is the controller's or the
+                # switches' own stall (a saturated host), not backends dying together, and a
+                # verdict would only take the whole pool down and cut every connection.
+                b.health.pending = None
+                b.health.inconclusive += 1
                 continue
-            if (b.health.pending is not None
-                    and now - b.health.pending >= health.interval * PROBE_TIMEOUT_FRACTION):
-                msgs += self._probe_result(ss, b, False, now)
+            msgs += self._probe_result(ss, b, False, now)
+        for port, ss, b in checked:
+            health = ss.svc.health
             if b.next_probe is not None and now < b.next_probe:
                 continue
             probe = self._probe(ss, b, port)
@@ -385,6 +394,18 @@ class Core:
             b.next_probe = now + health.interval
             msgs.append(probe)
         return msgs
+
+    @staticmethod
+    def _whole_pool_silent(ss, timed_out):
+        """Whether the probes that timed out in this tick cover every backend of ``ss`` that is up.
+
+        Then there is no live backend to fail over to, and marking them down would only delete
+        every client's flows: such a round counts neither as a failure nor as a success.
+        """
+        up = {b.name for b in ss.backends.values()
+              if not b.removed and b.health.state == UP}
+        silent = {b.name for s, b in timed_out if s is ss}
+        return bool(up) and up <= silent
 
     def _probe(self, ss, b, sport):
         switch, port = self.location.get(b.name, (None, None))
@@ -605,6 +626,7 @@ class Core:
                     "packets": b.closed_packets + packets_.get(b.name, 0) + polled_p,
                     "bytes": b.closed_bytes + bytes_.get(b.name, 0) + polled_b,
                     "probes_sent": b.health.probes_sent,
+                    "probes_inconclusive": b.health.inconclusive,
                 }
             services[ss.svc.name] = {"mode": ss.svc.mode, "backends": backends,
                                      "packet_ins": ss.packet_ins}

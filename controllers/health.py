@@ -30,6 +30,7 @@ class HealthState:
     failures: int = 0
     successes: int = 0
     probes_sent: int = 0
+    inconclusive: int = 0  # rounds in which every backend still up missed its probe (ignored)
     last_change: float | None = None
     pending: float | None = None  # send time of the probe not answered yet
 
