@@ -84,7 +84,12 @@ def read_run(path):
         flows = []
         for f in meta.get("iperf3_flows", []):
             file = os.path.join(path, f["file"])
-            result = load_json(file) if os.path.exists(file) else {"error": "no output file"}
+            if not os.path.exists(file):
+                result = {"error": "no output file"}
+            elif os.path.getsize(file) == 0:   # an iperf3 client killed before it wrote JSON
+                result = {"error": "empty output (the client was stopped)"}
+            else:
+                result = load_json(file)
             flows.append(dict(f, result=result))
         result = M.iperf3_run_metrics(flows, backends)
         extras["flow_mbps"] = list(result["flow_mbps"].values())

@@ -26,6 +26,7 @@ CONTROLLER_START_SEC = 20.0
 SATURATED_CPU_PERCENT = 90.0
 CPU_SAMPLE_SEC = 0.5
 IPERF_SERVER_START_SEC = 0.5
+IPERF_GRACE_SEC = 20.0    # a client still running this long after its test is stopped
 META_VERSION = 1
 
 
@@ -317,13 +318,19 @@ class Run:
             out.close()
             err.close()
         started = time.time()
-        limit = started + self.spec.warmup_s + self.spec.duration_s + 20.0
+        test_sec = self.spec.warmup_s + self.spec.duration_s
+        # Every client is bounded: one that has not ended IPERF_GRACE_SEC after its test should
+        # have is stopped (SIGTERM, then SIGKILL), all of them, and the run fails naming them.
+        deadline = started + test_sec + IPERF_GRACE_SEC
+        hung = []
         for client, proc in procs.items():
             try:
-                proc.wait(max(0.1, limit - time.time()))
+                proc.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
-                self.lab.stop_process(proc)
-                raise RunFailed(f"iperf3 on {client} did not finish in time")
+                hung.append(client)
+        for client in hung:
+            self.lab.stop_process(procs[client])
+        meta["iperf3_killed"] = hung
         meta["window"] = [started + self.spec.warmup_s,
                           started + self.spec.warmup_s + self.spec.duration_s]
         time.sleep(0.3)            # the servers write their JSON as each test ends
@@ -337,6 +344,10 @@ class Run:
         served = plan.iperf3_servers_by_client(logs, ips)
         meta["iperf3_flows"] = [{"flow": c, "client": c, "backend": served.get(c),
                                  "file": f"iperf3-{c}.json"} for c in clients]
+        if hung:
+            raise RunFailed(f"iperf3 on {', '.join(hung)} did not finish within "
+                            f"{test_sec + IPERF_GRACE_SEC:g} s (a {test_sec:g} s test + "
+                            f"{IPERF_GRACE_SEC:g} s); stopped")
 
     # -- L7 ------------------------------------------------------------------------------------
     def _proxy_config(self):

@@ -47,3 +47,26 @@ def test_flows_are_measured_and_attributed(results):
     assert 0 < m["jain_flows"] <= 1
     assert m["backend_flows"] == {"b1": 2, "b2": 2}
     assert os.path.isfile(os.path.join(results, "plots", "flows.png"))
+
+
+def test_a_hanging_iperf3_client_is_stopped_and_reported(tmp_path, monkeypatch):
+    """fairness.yaml: one iperf3 client hung; every client is now bounded in time, all the
+    stragglers are stopped, and the run fails naming them (the batch goes on)."""
+    from experiments import run_lab, run_plan
+    real_args = run_plan.iperf3_client_args
+
+    def args(spec, index):  # h2 never finishes: a client that hangs
+        return ["sleep", "600"] if index == 1 else real_args(spec, index)
+
+    monkeypatch.setattr(run_plan, "iperf3_client_args", args)
+    monkeypatch.setattr(run_lab, "IPERF_GRACE_SEC", 3.0)
+    spec = tmp_path / "hang.yaml"
+    spec.write_text(SPEC.replace("name: flows", "name: hang").replace("duration_s: 4",
+                                                                       "duration_s: 2"))
+    assert runner.main([str(spec), "--out", str(tmp_path / "results"), "--quiet"]) == 1
+    (run_dir,) = glob.glob(str(tmp_path / "results" / "hang-*"))
+    meta = json.load(open(os.path.join(run_dir, "raw", "l3_rr-r1", "meta.json")))
+    assert meta["status"] == "failed"
+    assert meta["iperf3_killed"] == ["h2"]
+    assert "iperf3 on h2 did not finish within 6 s" in meta["failure"]
+    assert meta["end"] - meta["network_up"] < 30
