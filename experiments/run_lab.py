@@ -238,14 +238,9 @@ class Run:
         if self.controller is None:
             return
         from topologies import registry
+        from topologies.network import terminate
         proc, self.controller = self.controller, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        terminate(proc, grace_sec=5.0)
         try:
             registry.untrack_process(self._controller_record, proc.pid)
         except Exception:  # noqa: BLE001 - the lab's record may already be gone

@@ -200,7 +200,7 @@ class LabNetwork:
     def _stop(self):
         try:
             for proc in reversed(self._procs):
-                _terminate(proc)
+                terminate(proc)
             if self.net is not None:
                 try:
                     self._stop_mininet()
@@ -275,7 +275,7 @@ class LabNetwork:
 
     def stop_process(self, proc, grace_sec=STOP_GRACE_SEC):
         """Stop one process started with ``popen`` now (SIGTERM, wait, SIGKILL)."""
-        _terminate(proc, grace_sec)
+        terminate(proc, grace_sec)
         if proc in self._procs:
             self._procs.remove(proc)
 
@@ -284,7 +284,8 @@ class LabNetwork:
         return {h: self.graph.nodes[h]["ip"] for h in graphs.hosts(self.graph, role)}
 
 
-def _terminate(proc, grace_sec=STOP_GRACE_SEC):
+def terminate(proc, grace_sec=STOP_GRACE_SEC):
+    """Stop a process: SIGTERM, wait ``grace_sec``, then SIGKILL (no-op if it has exited)."""
     if proc.poll() is not None:
         return
     try:
