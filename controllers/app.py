@@ -15,7 +15,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controllers import api, ofmsgs, pipeline
+from controllers import api, datapath, ofmsgs, pipeline
 from controllers.decisions import Core
 from controllers.pipeline import PacketOut
 from lb_apps.balancing import make_balancer
@@ -57,6 +57,7 @@ class LoadBalancerApp(app_manager.OSKenApp):
     def start(self):
         """Start the os-ken event loop, the health/stats threads and the JSON API."""
         thread = super().start()
+        datapath.LabDatapath.packet_in_sink = self.handle_packet_in
         self.threads.append(hub.spawn(self._tick_loop))
         if self.config.controller.stats_interval > 0:
             self.threads.append(hub.spawn(self._stats_loop))
@@ -151,17 +152,23 @@ class LoadBalancerApp(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in_handler(self, ev):
-        """A packet for the controller: rate-limit, then ask the core."""
+        """A packet-in as an os-ken event (when the switch is not a LabDatapath)."""
         msg = ev.msg
-        name = self.names.get(msg.datapath.id)
+        self.handle_packet_in(msg.datapath, msg.match.get("in_port"), bytes(msg.data))
+
+    def handle_packet_in(self, dp, in_port, data):
+        """A packet for the controller: rate-limit, then ask the core.
+
+        LabDatapath calls this in the switch's receive thread (controllers/datapath.py).
+        """
+        name = self.names.get(dp.id)
         if name is None:
             return
         now = time.monotonic()
-        in_port = msg.match.get("in_port")
         with self.lock:
             if not self.core.admit(name, now, in_port):
                 return
-        self._guard("packet_in", self.core.packet_in, name, in_port, bytes(msg.data), now)
+        self._guard("packet_in", self.core.packet_in, name, in_port, data, now)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed_handler(self, ev):

@@ -91,12 +91,13 @@ def run(config):
     from os_ken.base.app_manager import AppManager
     import os_ken.controller.controller  # noqa: F401 -- registers the ofp_* options
 
-    from controllers import app
+    from controllers import app, datapath
 
     cfg.CONF(args=[], project="os_ken")
     cfg.CONF.set_override("ofp_listen_host", config.controller.ofp_host)
     cfg.CONF.set_override("ofp_tcp_listen_port", config.controller.ofp_port)
     app.configure(config)
+    datapath.install()
     AppManager.run_apps([APP_MODULE])
 
 

@@ -5,6 +5,7 @@ packet-in costs a few microseconds instead of os_ken.lib.packet's object tree, a
 frame gives ``None`` fields rather than an exception.
 """
 import ipaddress
+import socket
 import struct
 from collections import namedtuple
 
@@ -28,7 +29,7 @@ PacketFacts.__new__.__defaults__ = (None,) * len(PacketFacts._fields)
 
 def mac_str(raw):
     """Return ``aa:bb:…`` for 6 raw bytes."""
-    return ":".join(f"{b:02x}" for b in raw)
+    return raw.hex(":")
 
 
 def mac_bytes(mac):
@@ -38,7 +39,7 @@ def mac_bytes(mac):
 
 def ip_str(raw):
     """Return dotted-quad text for 4 raw bytes."""
-    return str(ipaddress.IPv4Address(raw))
+    return socket.inet_ntoa(raw)
 
 
 def parse(data):
