@@ -1,9 +1,16 @@
-"""Benchmark: short HTTP connections per second through each mode's VIP vs directly to one
-backend, and packet-ins per second the controller handled while saturated (root).
+"""Benchmark: short HTTP connections per second through each mode's VIP vs directly to the
+backends, and packet-ins per second the controller handled while saturated (root).
 
 One lb_lab (h6-h9 ``lblab backend``), one controller with a service per mode; wrk with
-``Connection: close``, h1 -> VIP and h2 -> h6 directly, runs alternating direct / VIP so drift
-hits both alike.
+``Connection: close`` and ``--threads`` threads (default 4). Two direct baselines, both on a port
+no service matches (so no balancer flow touches them):
+
+- ``direct``: h2 -> h6, one backend, the baseline the goals are set against;
+- ``direct-4``: h2 -> h6..h9, wrk's threads spread over the four backends as a balanced VIP
+  spreads connections. On a small machine four backend processes cost more CPU per request than
+  one, and this baseline shows how much of a VIP's deficit comes from that, not from the switch.
+
+Runs alternate baselines and VIPs so drift on the machine hits all alike.
 Goals (issue 3): l4 >= 0.5x, l3/group/proactive >= 0.9x of direct.
 
     .venv/bin/python bench/l4_connrate.py [--seconds 5] [--connections 32] [--rounds 2]
@@ -15,38 +22,50 @@ import time
 from l4_lab import MODES, balancer_lab, services, start_backend, vip_of, wrk
 
 BASE_PORT = 80
+DIRECT_PORT = 8000
 BACKENDS = ("h6", "h7", "h8", "h9")
+BACKEND_IPS = ("10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.0.9")
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="bench/l4_connrate.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bench/l4_connrate.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=4,
+                        help="wrk threads (a multiple of 4 keeps direct-4 even)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--modes", default=",".join(MODES))
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     svc = services(BASE_PORT, BACKENDS)
+    load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads)
+    spread = [f"{ip}:{DIRECT_PORT}" for ip in BACKEND_IPS]
     with balancer_lab(svc) as (lab, ctl):
         for host in BACKENDS:
-            for i, _mode in enumerate(MODES):
-                start_backend(lab, host, BASE_PORT + i)
-        lab.host("h1").cmd(f"curl -s -o /dev/null http://{vip_of(0)}:{BASE_PORT}/")  # ARP warm
-        results = {"direct": []}
+            for port in [BASE_PORT + i for i in range(len(MODES))] + [DIRECT_PORT]:
+                start_backend(lab, host, port)
+        for ip in BACKEND_IPS:  # ARP warm-up
+            lab.host("h2").cmd(f"curl -s -o /dev/null http://{ip}:{DIRECT_PORT}/")
+        lab.host("h1").cmd(f"curl -s -o /dev/null http://{vip_of(0)}:{BASE_PORT}/")
+        results = {"direct": [], "direct-4": []}
         packet_in_rates = []
         for _ in range(args.rounds):
             for mode in modes:
-                # direct from h2, not h1: a direct connection reusing the source port of a
+                # baselines from h2, not h1: a direct connection reusing the source port of a
                 # NATed one still in conntrack would collide with its reply tuple
-                rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{BASE_PORT}/", args.seconds,
-                                  args.connections)
+                rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{DIRECT_PORT}/", **load)
                 results["direct"].append(rps)
-                print(f"direct h2->h6      {rps:9.0f} conn/s  errors {errors}", flush=True)
+                print(f"direct   h2->h6      {rps:9.0f} conn/s  errors {errors}", flush=True)
+                rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{DIRECT_PORT}/", spread=spread,
+                                  **load)
+                results["direct-4"].append(rps)
+                print(f"direct-4 h2->h6..h9  {rps:9.0f} conn/s  errors {errors}", flush=True)
                 index = MODES.index(mode)
                 before = ctl.api("GET", "/stats")[1]
                 start = time.monotonic()
                 rps, errors = wrk(lab, "h1", f"http://{vip_of(index)}:{BASE_PORT + index}/",
-                                  args.seconds, args.connections)
+                                  **load)
                 elapsed = time.monotonic() - start
                 after = ctl.api("GET", "/stats")[1]
                 pins = (after["switches"]["s1"]["packet_ins"]
@@ -55,18 +74,20 @@ def main(argv=None):
                 results.setdefault(mode, []).append(rps)
                 if mode == "l4":
                     packet_in_rates.append(pins / elapsed)
-                print(f"VIP {mode:<14} {rps:9.0f} conn/s  errors {errors}  packet-ins "
+                print(f"VIP {mode:<16} {rps:9.0f} conn/s  errors {errors}  packet-ins "
                       f"{pins} ({pins / elapsed:.0f}/s, {dropped} dropped by the rate limit)",
                       flush=True)
                 time.sleep(6)  # let per-connection flows idle out between runs
         direct = statistics.median(results["direct"])
-        print(f"\nshort connections/s, wrk -t1 -c{args.connections} -d{args.seconds}s "
-              f"'Connection: close', medians of {args.rounds} rounds")
-        print(f"{'path':<12}{'conn/s':>10}{'ratio':>8}")
-        print(f"{'direct':<12}{direct:>10.0f}{1.0:>8.2f}")
+        spread_rate = statistics.median(results["direct-4"])
+        print(f"\nshort connections/s, wrk -t{args.threads} -c{args.connections} "
+              f"-d{args.seconds}s 'Connection: close', medians of {args.rounds} rounds")
+        print(f"{'path':<12}{'conn/s':>10}{'vs direct':>11}{'vs direct-4':>13}")
+        print(f"{'direct':<12}{direct:>10.0f}{1.0:>11.2f}{direct / spread_rate:>13.2f}")
+        print(f"{'direct-4':<12}{spread_rate:>10.0f}{spread_rate / direct:>11.2f}{1.0:>13.2f}")
         for mode in modes:
             value = statistics.median(results[mode])
-            print(f"{mode:<12}{value:>10.0f}{value / direct:>8.2f}")
+            print(f"{mode:<12}{value:>10.0f}{value / direct:>11.2f}{value / spread_rate:>13.2f}")
         if packet_in_rates:
             print(f"controller packet-ins handled at saturation (l4): "
                   f"{statistics.median(packet_in_rates):.0f}/s")

@@ -20,9 +20,12 @@ from topologies import graphs  # noqa: E402
 from topologies.network import LabNetwork  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODES = ("l4", "l3", "l2", "group", "proactive")
-ALGORITHM = {"l4": "round_robin", "l3": "round_robin", "l2": "round_robin",
-             "group": "five_tuple_hash", "proactive": "ip_prefix"}
+# one service per name: (mode, algorithm, extra service keys)
+SERVICES = {"l4": ("l4", "round_robin", {}), "l3": ("l3", "round_robin", {}),
+            "l2": ("l2", "round_robin", {}), "group": ("group", "five_tuple_hash", {}),
+            "group_ct": ("group", "five_tuple_hash", {"conntrack": True}),
+            "proactive": ("proactive", "ip_prefix", {})}
+MODES = tuple(SERVICES)
 
 
 def vip_of(index):
@@ -31,13 +34,13 @@ def vip_of(index):
 
 
 def services(base_port, backends, algorithm=None, idle_timeout=5):
-    """Return the services dict: one per mode on ports base_port, base_port+1, …"""
+    """Return the services dict: one per name of SERVICES on ports base_port, base_port+1, …"""
     out = {}
-    for i, mode in enumerate(MODES):
-        out[mode] = {"vip": vip_of(i), "port": base_port + i, "mode": mode,
-                     "algorithm": (algorithm or {}).get(mode, ALGORITHM[mode]),
+    for i, (name, (mode, default_algorithm, extra)) in enumerate(SERVICES.items()):
+        out[name] = {"vip": vip_of(i), "port": base_port + i, "mode": mode,
+                     "algorithm": (algorithm or {}).get(name, default_algorithm),
                      "backends": {b: 1 for b in backends}, "idle_timeout": idle_timeout,
-                     "health": {"kind": "none"}}
+                     "health": {"kind": "none"}, **extra}
     return out
 
 
@@ -52,6 +55,12 @@ def balancer_lab(service_map, clients=4, backends=4):
         with LabNetwork(graph, controller=("127.0.0.1", ctl.ofp_port)) as lab:
             if not ctl.wait_switches(graphs.switches(graph)):
                 raise SystemExit(f"switches did not connect:\n{ctl.log_tail()}")
+            for host in graphs.hosts(graph, "client"):
+                # wrk closes each connection itself, so its side keeps TIME_WAIT: without reuse
+                # a client runs out of source ports after ~28,000 connections to one address
+                # (about 5 s at full rate here) and the run measures SYN retries instead
+                lab.host(host).cmd("sysctl -qw net.ipv4.tcp_tw_reuse=1 "
+                                   "net.ipv4.ip_local_port_range='1024 65535'")
             l2 = [s for s in service_map.values() if s["mode"] == "l2"]
             for host in graphs.hosts(graph, "backend"):
                 for svc in l2:
@@ -77,10 +86,35 @@ _ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), ti
 _NON2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 
 
-def wrk(lab, client, url, seconds, connections, close=True):
-    """Run wrk from ``client``; return (requests/s, errors)."""
+_SPREAD_LUA = """-- thread i connects to the i-th address given in LBLAB_SPREAD (host:port,host:port,...)
+local targets, next_target = {}, 1
+for item in string.gmatch(os.getenv("LBLAB_SPREAD"), "[^,]+") do
+   local host, port = string.match(item, "([^:]+):(%d+)")
+   table.insert(targets, wrk.lookup(host, port)[1])
+end
+function setup(thread)
+   thread.addr = targets[next_target]
+   next_target = next_target % #targets + 1
+end
+"""
+
+
+def wrk(lab, client, url, seconds, connections, close=True, threads=1, spread=None):
+    """Run wrk from ``client``; return (requests/s, errors).
+
+    Args:
+        spread (list[str]|None): ``host:port`` targets; wrk's threads connect to them in turn
+            (threads should be a multiple of their number). The URL then only names the path.
+    """
     header = "-H 'Connection: close' " if close else ""
-    out = lab.host(client).cmd(f"wrk -t1 -c{connections} -d{seconds}s {header}{url}")
+    script = env = ""
+    if spread:
+        path = os.path.join(tempfile.gettempdir(), "lblab-bench-spread.lua")
+        with open(path, "w", encoding="utf-8") as fp:
+            fp.write(_SPREAD_LUA)
+        script, env = f"-s {path} ", f"LBLAB_SPREAD={','.join(spread)} "
+    out = lab.host(client).cmd(f"{env}wrk -t{threads} -c{connections} -d{seconds}s "
+                               f"{script}{header}{url}")
     rps = _RPS.search(out)
     errors = sum(int(x) for x in (_ERRORS.search(out) or [0, 0, 0, 0, 0]).groups()) \
         if _ERRORS.search(out) else 0

@@ -23,6 +23,8 @@ Pure: no I/O except :func:`load_config`, which only reads the file. The config h
         mode: l4                  # l2 | l3 | l4 | group | proactive
         algorithm: round_robin    # see MODE_ALGORITHMS
         idle_timeout: 5           # seconds, per-connection/per-client flows (reactive modes)
+        conntrack: false          # group only: true commits each connection in OVS conntrack
+                                  # so bucket changes never move it; false: stateless buckets
         backends: {h6: 1, h7: {weight: 2}}   # graph host name -> weight
         health: {kind: tcp, interval: 1.0, rise: 2, fall: 3}   # kind: tcp | arp | none
 
@@ -104,6 +106,7 @@ class Service:
     backends: tuple
     idle_timeout: int = 5
     health: Health = field(default_factory=Health)
+    conntrack: bool = False  # group mode: connections pinned in conntrack (else stateless)
 
     @property
     def ip_proto(self):
@@ -267,7 +270,7 @@ def parse_service(name, value, graph):
         raise ConfigError(path, "service names are 1-64 of A-Z a-z 0-9 _ . -")
     value = _expect_dict(path, value)
     _check_keys(path, value, ("vip", "vmac", "protocol", "port", "mode", "algorithm",
-                              "backends", "idle_timeout", "health"))
+                              "backends", "idle_timeout", "health", "conntrack"))
     for key in ("vip", "port", "backends"):
         if key not in value:
             raise ConfigError(f"{path}.{key}", "is required")
@@ -283,13 +286,19 @@ def parse_service(name, value, graph):
     health = parse_health(f"{path}.health", value.get("health"))
     if protocol == "udp" and health.kind == "tcp":
         health = Health("arp", health.interval, health.rise, health.fall)
+    conntrack = value.get("conntrack", False)
+    if not isinstance(conntrack, bool):
+        raise ConfigError(f"{path}.conntrack", f"expected true or false, got {conntrack!r}")
+    if "conntrack" in value and mode != "group":
+        raise ConfigError(f"{path}.conntrack", f"applies to mode group only, not {mode} (l4 and "
+                                               "proactive always use conntrack, l2 and l3 never)")
     return Service(
         name=name, vip=vip,
         vmac=_mac(f"{path}.vmac", value["vmac"]) if "vmac" in value else vmac_for(vip),
         protocol=protocol, port=_int(f"{path}.port", value["port"], 1, 65535), mode=mode,
         algorithm=algorithm, backends=backends,
         idle_timeout=_int(f"{path}.idle_timeout", value.get("idle_timeout", 5), 1, 65535),
-        health=health)
+        health=health, conntrack=conntrack)
 
 
 def parse_settings(value):

@@ -9,8 +9,9 @@ backend's edge switch. A connection is counted open from its first packet until 
 is removed (idle timeout, or deleted when its backend goes down), so least-connections counts
 lag the real end of a connection by ``idle_timeout`` seconds.
 
-Conntrack modes (group, proactive) have no per-flow state here: Open vSwitch's connection
-tracker keeps each connection on its backend; pool changes rewrite group buckets or prefix rules.
+The in-switch modes (group, proactive) have no per-flow state here: Open vSwitch's connection
+tracker keeps each connection on its backend (a stateless group keeps none: its select group
+hashes every packet); pool changes rewrite group buckets or prefix rules.
 """
 from controllers import packets, pipeline
 from controllers.config import MODE_ALGORITHMS, ConfigError, parse_weight
@@ -465,8 +466,8 @@ class Core:
     # -- pool changes -------------------------------------------------------------------
 
     def _buckets(self, ss):
-        pool = [(b.ip, b.weight) for b in ss.backends.values() if b.live]
-        return pipeline.group_buckets(ss.sid, pool)
+        pool = [(b.ip, b.mac, b.weight) for b in ss.backends.values() if b.live]
+        return pipeline.group_buckets(ss.sid, pool, conntrack=ss.svc.conntrack)
 
     def _pool_changed(self, ss):
         """Return the switch changes after a pool change of a conntrack service."""
@@ -545,7 +546,7 @@ class Core:
                 if conn.backend == host:
                     ss.balancer.on_open(host)
         msgs = []
-        if ss.svc.mode in pipeline.CONNTRACK_PIPELINE_MODES:
+        if ss.svc.mode in pipeline.BACKEND_FLOW_MODES:
             for switch in sorted(self.connected):
                 msgs += pipeline.service_flows(switch, ss.sid, ss.svc, [b])
         return msgs + self._pool_changed(ss)
@@ -579,6 +580,8 @@ class Core:
     @staticmethod
     def data_path(ss):
         """Return how new connections of a service are set up (see docs/controller.md)."""
+        if ss.svc.mode == "group" and not ss.svc.conntrack:
+            return "select-group"
         if ss.svc.mode in ("group", "proactive"):
             return "conntrack"
         if ss.svc.mode == "l4" and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
@@ -594,6 +597,7 @@ class Core:
             out[svc.name] = {
                 "vip": svc.vip, "vmac": svc.vmac, "protocol": svc.protocol, "port": svc.port,
                 "mode": svc.mode, "algorithm": ss.algorithm, "idle_timeout": svc.idle_timeout,
+                "conntrack": pipeline.tracks_connections(svc),
                 "data_path": self.data_path(ss),
                 "health": {"kind": svc.health.kind, "interval": svc.health.interval,
                            "rise": svc.health.rise, "fall": svc.health.fall},

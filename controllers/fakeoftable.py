@@ -132,8 +132,15 @@ class FakeSwitch:
                             break
                         point -= weight
                     for bucket_action in bucket_actions:
-                        self._ct(bucket_action[1], pkt)
-                        next_table = bucket_action[1]["table"]
+                        if bucket_action[0] == "ct":
+                            self._ct(bucket_action[1], pkt)
+                            next_table = bucket_action[1]["table"]
+                        elif bucket_action[0] == "set_field":
+                            pkt[bucket_action[1]] = bucket_action[2]
+                        elif bucket_action[0] == "resubmit":
+                            next_table = bucket_action[1]
+                        else:
+                            raise AssertionError(f"{self.name}: bucket action {bucket_action}")
                 elif kind == "ct":
                     self._ct(action[1], pkt)
                     next_table = action[1]["table"]

@@ -29,8 +29,8 @@ def action(spec):
     """Return the os-ken action for one action tuple of :mod:`controllers.pipeline`.
 
     Args:
-        spec (tuple): ``("output", port)``, ``("set_field", name, value)``, ``("group", id)``
-            or ``("ct", {...})``.
+        spec (tuple): ``("output", port)``, ``("set_field", name, value)``, ``("group", id)``,
+            ``("resubmit", table)`` or ``("ct", {...})``.
     Returns:
         os_ken.ofproto.ofproto_v1_3_parser.OFPAction: the encoded action.
     Raises:
@@ -45,6 +45,8 @@ def action(spec):
         return parser.OFPActionSetField(**{spec[1]: spec[2]})
     if kind == "group":
         return parser.OFPActionGroup(spec[1])
+    if kind == "resubmit":
+        return parser.NXActionResubmitTable(table_id=spec[1])  # in_port: os-ken's "this port"
     if kind == "ct":
         ct = spec[1]
         nat = []
@@ -58,7 +60,8 @@ def action(spec):
             flags=nicira_ext.NX_CT_F_COMMIT if ct.get("commit") else 0,
             zone_src="", zone_ofs_nbits=ct["zone"],
             recirc_table=NX_CT_RECIRC_NONE if table is None else table, alg=0, actions=nat)
-    raise ValueError(f"action: unknown kind {kind!r}; expected output, set_field, group or ct")
+    raise ValueError(f"action: unknown kind {kind!r}; expected output, set_field, group, "
+                     "resubmit or ct")
 
 
 def flow_mod(flow):

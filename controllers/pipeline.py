@@ -7,11 +7,13 @@ on a fake flow table in tests.
 Tables::
 
     0 T_CLASSIFY  ARP/probe traffic for the controller; VIP traffic (to the controller in l2
-                  and l3, through conntrack in l4/group/proactive); per-connection and
-                  per-client NAT flows installed on packet-in; everything else -> T_L2
-    1 T_CT        after ct(nat): new VIP connections -> select group (group), client-prefix
-                  rule (proactive), both ct(commit,nat(dst=backend)), or the controller (l4);
-                  the rest (established, replies) -> T_POST
+                  and l3, through conntrack in l4/proactive/group with conntrack, straight to
+                  the select group in stateless group mode); per-connection and per-client NAT
+                  flows installed on packet-in; stateless reverse NAT of group replies;
+                  everything else -> T_L2
+    1 T_CT        after ct(nat): new VIP connections -> select group (group with conntrack),
+                  client-prefix rule (proactive), both ct(commit,nat(dst=backend)), or the
+                  controller (l4); the rest (established, replies) -> T_POST
     2 T_POST      fix MACs after NAT (VMAC -> backend MAC, backend MAC -> VMAC) -> T_L2
     3 T_L2        shortest-path unicast by destination MAC, broadcast along one spanning tree
 
@@ -37,7 +39,9 @@ COOKIE_STATIC = 0x01         # forwarding, control and VIP flows installed at sw
 COOKIE_CONNECTION = 0x03     # forward per-connection/per-client flow (sends flow-removed)
 COOKIE_REVERSE = 0x04        # its reverse-NAT partner
 COOKIE_PREFIX = 0x05         # proactive client-prefix rules
-COOKIE_POST = 0x06           # T_POST MAC fix-up per backend (counts its packets in ct modes)
+COOKIE_POST = 0x06           # per-backend flow whose counters are the backend's traffic: the
+                             # T_POST MAC fix-up (conntrack modes), the reply rewrite (stateless
+                             # group)
 COOKIE_CLASS_MASK = 0xFF << 56
 COOKIE_SERVICE_MASK = COOKIE_CLASS_MASK | (0xFFFF << 40)
 COOKIE_BACKEND_MASK = COOKIE_SERVICE_MASK | (0xFFFF << 24)
@@ -48,9 +52,8 @@ OFPP_CONTROLLER = "controller"
 OFPP_IN_PORT = "in_port"
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_ARP = 0x0806
-# Modes whose VIP traffic goes through conntrack: group and proactive entirely in the switch;
-# l4 too, with the controller deciding the first packet of each connection.
-CONNTRACK_PIPELINE_MODES = ("l4", "group", "proactive")
+# Modes with static per-backend flows (installed when a backend joins the pool).
+BACKEND_FLOW_MODES = ("l4", "group", "proactive")
 PREFIX_BITS = 6              # proactive mode splits the client space into 2**6 slices
 
 Flow = namedtuple("Flow", ("switch", "table", "priority", "match", "actions", "goto",
@@ -62,6 +65,7 @@ value or a (value, mask) pair; ``actions`` a tuple of action tuples::
 
     ("output", port|"controller"|"in_port")  ("set_field", name, value)  ("group", group_id)
     ("ct", {"zone": int, "table": int|None, "commit": bool, "nat_dst": ip|None, "nat": bool})
+    ("resubmit", table)   (Open vSwitch's resubmit: continue in ``table``; group buckets)
 
 ``command`` is add, delete (by match/cookie mask, any priority) or delete_strict."""
 GroupMod = namedtuple("GroupMod", ("switch", "group_id", "command", "buckets"))
@@ -115,15 +119,34 @@ def ct_action(svc_id, table, commit=False, nat_dst=None):
                    "nat": True})
 
 
-def group_buckets(svc_id, pool):
-    """Return the select-group buckets of a conntrack service.
+def tracks_connections(svc):
+    """Return whether a service's VIP traffic goes through the switch's conntrack.
+
+    l4 (the controller commits each connection), proactive (so re-splitting never moves an open
+    connection) and group with ``conntrack: true``; a stateless group rewrites every packet by
+    the bucket its hash picks, and l2/l3 use per-connection/per-client flows.
+    """
+    return svc.mode in ("l4", "proactive") or (svc.mode == "group" and svc.conntrack)
+
+
+def group_buckets(svc_id, pool, conntrack=True):
+    """Return the select-group buckets of a group service.
+
+    With conntrack a bucket commits the connection with its NAT (it then stays on its backend
+    whatever the buckets become); stateless, a bucket rewrites the destination and forwarding
+    continues in T_L2, so a packet's backend is whatever its hash picks now.
 
     Args:
         svc_id (int): service id (its conntrack zone is 1 + id).
-        pool (list[tuple]): (backend ip, weight) of the live backends, weight > 0.
+        pool (list[tuple]): (backend ip, backend mac, weight) of the live backends, weight > 0.
+        conntrack (bool): the service's ``conntrack`` setting.
     """
-    return tuple((weight, (ct_action(svc_id, T_POST, commit=True, nat_dst=ip),))
-                 for ip, weight in pool)
+    if conntrack:
+        return tuple((weight, (ct_action(svc_id, T_POST, commit=True, nat_dst=ip),))
+                     for ip, _mac, weight in pool)
+    return tuple((weight, (("set_field", "eth_dst", mac), ("set_field", "ipv4_dst", ip),
+                           ("resubmit", T_L2)))
+                 for ip, mac, weight in pool)
 
 
 def split_prefixes(weights, bits=PREFIX_BITS):
@@ -216,10 +239,12 @@ def service_flows(switch, svc_id, svc, backends):
         svc (controllers.config.Service): the service.
         backends (list): every backend ever in the pool: objects with ``ip``, ``mac``, ``bid``.
     """
-    if svc.mode not in CONNTRACK_PIPELINE_MODES:
+    if svc.mode not in BACKEND_FLOW_MODES:
         return [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc),
                      (("output", OFPP_CONTROLLER),), cookie=cookie(COOKIE_STATIC, svc_id))]
     src, _ = tp_fields(svc.protocol)
+    if not tracks_connections(svc):
+        return stateless_group_flows(switch, svc_id, svc, backends)
     flows = [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc), (ct_action(svc_id, T_CT),),
                   cookie=cookie(COOKIE_STATIC, svc_id))]
     for b in backends:
@@ -244,6 +269,25 @@ def service_flows(switch, svc_id, svc, backends):
         # l4: the controller decides each new connection; established ones never come up
         flows.append(Flow(switch, T_CT, PRIORITY_VIP, new_connection,
                           (("output", OFPP_CONTROLLER),), cookie=cookie(COOKIE_STATIC, svc_id)))
+    return flows
+
+
+def stateless_group_flows(switch, svc_id, svc, backends):
+    """Return the flows of a stateless group service: VIP -> select group, replies rewritten.
+
+    A reply is recognised by its source (backend address and service port) alone, so the
+    service port of a backend answers only through the VIP (the config allows one service per
+    backend port). The reply rule's counters are the backend's traffic in the stats.
+    """
+    src, _ = tp_fields(svc.protocol)
+    flows = [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc),
+                  (("group", group_id(svc_id)),), cookie=cookie(COOKIE_STATIC, svc_id))]
+    for b in backends:
+        flows.append(Flow(switch, T_CLASSIFY, PRIORITY_VIP,
+                          {"eth_type": ETH_TYPE_IPV4, "ipv4_src": b.ip,
+                           "ip_proto": svc.ip_proto, src: svc.port},
+                          (("set_field", "ipv4_src", svc.vip), ("set_field", "eth_src", svc.vmac)),
+                          goto=T_L2, cookie=cookie(COOKIE_POST, svc_id, b.bid)))
     return flows
 
 

@@ -171,6 +171,7 @@ def controller_config(spec, balancer, graph, roles, ofp_port, api_port):
                          for b in spec.backends},
             "health": {"kind": "arp" if iperf else "tcp", "interval": 0.5, "rise": 2,
                        "fall": 2},
+            **({"conntrack": True} if balancer.conntrack else {}),
         }},
     }
 

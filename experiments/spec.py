@@ -98,6 +98,7 @@ class Balancer:
     mode: str | None = None
     engine: str | None = None
     l7: dict | None = None
+    conntrack: bool = False  # mode group: keep connections in OVS conntrack (else stateless)
 
 
 @dataclass(frozen=True)
@@ -466,7 +467,7 @@ TOP_KEYS = ("name", "seed", "question", "topology", "backends", "balancers", "wo
 TOPOLOGY_KEYS = ("name", "params")
 BACKEND_KEYS = ("name", "weight", "capacity", "service", "response_size", "error_rate")
 SERVICE_KEYS = ("dist", "mean_ms", "sigma")
-BALANCER_KEYS = ("name", "layer", "mode", "engine", "algorithm", "l7")
+BALANCER_KEYS = ("name", "layer", "mode", "engine", "algorithm", "l7", "conntrack")
 HTTP_KEYS = ("type", "mode", "rate", "arrival", "users", "think_ms", "keepalive", "timeout_s",
              "session", "mix")
 IPERF_KEYS = ("type", "protocol", "flows", "bitrate")
@@ -580,6 +581,15 @@ def _balancers(ck, raw, algorithms, l7_parser, backends):
         layer = ck.choice(p + ("layer",), item.get("layer"), LAYERS)
         mode = engine = l7 = None
         algorithm = _BAD
+        conntrack = False
+        if "conntrack" in item:
+            conntrack = ck.boolean(p + ("conntrack",), item["conntrack"])
+            if layer == "l4" and item.get("mode", "l4") != "group":
+                conntrack = ck.fail(p + ("conntrack",), "applies to mode: group only (l4 and "
+                                                        "proactive always use conntrack, l2 "
+                                                        "and l3 never)")
+            elif layer != "l4":
+                conntrack = ck.fail(p + ("conntrack",), "applies to layer: l4, mode: group only")
         if layer == "l4":
             for key in ("engine", "l7"):
                 if key in item:
@@ -608,9 +618,9 @@ def _balancers(ck, raw, algorithms, l7_parser, backends):
             l7 = _check_l7(ck, p + ("l7",), l7, algorithm, l7_parser, backends)
             if _ok(l7, engine, algorithm) and engine != "builtin":
                 _check_engine(ck, p + ("engine",), engine, l7, algorithm, backends)
-        if _ok(name, layer, algorithm, mode, engine, l7):
+        if _ok(name, layer, algorithm, mode, engine, l7, conntrack):
             out.append(Balancer(name=name, layer=layer, algorithm=algorithm, mode=mode,
-                                engine=engine, l7=l7))
+                                engine=engine, l7=l7, conntrack=conntrack))
         else:
             out.append(_BAD)
     return tuple(out) if _ok(*out) else _BAD

@@ -27,6 +27,7 @@ SERVICES = {  # name: (vip, port, mode, algorithm)
     "proactive": ("10.0.0.104", 84, "proactive", "ip_prefix"),
     "kill": ("10.0.0.105", 85, "l4", "round_robin"),
     "udp": ("10.0.0.106", 5300, "l4", "round_robin"),
+    "group_ct": ("10.0.0.107", 86, "group", "five_tuple_hash"),  # with conntrack: true
 }
 KILL_HEALTH = {"kind": "tcp", "interval": 0.5, "rise": 2, "fall": 3}
 
@@ -39,6 +40,8 @@ def lab_config(graph):
             "protocol": "udp" if name == "udp" else "tcp",
             "backends": {b: 1 for b in BACKENDS}, "idle_timeout": 10,
             "health": KILL_HEALTH if name == "kill" else {"kind": "tcp", "interval": 1.0}}
+        if name == "group_ct":
+            services[name]["conntrack"] = True
     return {"controller": {"stats_interval": 1.0}, "topology": ctl_config.graph_to_data(graph),
             "services": services}
 
@@ -240,16 +243,29 @@ def test_long_connection_stays_on_one_backend(blab):
     assert len(served) == 50 and len(set(served)) == 1, served
 
 
-@pytest.mark.parametrize("service", ["l4", "group"])
+def slow_download(blab, service, size):
+    """Start a slow download (~6 s at 100 kB/s) from h1 through a service's VIP."""
+    vip, port = SERVICES[service][:2]
+    return blab.lab.host("h1").popen(
+        ["curl", "-s", "-m", "30", "--limit-rate", "100k", "-D", "-", "-o", "/dev/null",
+         "-w", "SIZE %{size_download}\n", f"http://{vip}:{port}/size/{size}"],
+        stdout=subprocess.PIPE, text=True)
+
+
+def serving_backend(blab, port):
+    """Return the backend with an established connection on ``port`` (server side view)."""
+    found = [host for host in BACKENDS
+             if f":{port}" in blab.lab.host(host).cmd(
+                 f"ss -tnH state established '( sport = :{port} )'")]
+    return found[0] if len(found) == 1 else None
+
+
+@pytest.mark.parametrize("service", ["l4", "group_ct"])
 def test_drain_lets_the_open_connection_finish_and_new_ones_avoid_it(blab, service):
     vip, port = SERVICES[service][:2]
-    client = blab.lab.host("h1")
     size = 600_000
     # a slow download (~6 s) holds one connection open while we drain its backend
-    slow = client.popen(["curl", "-s", "-m", "30", "--limit-rate", "100k", "-D", "-",
-                         "-o", "/dev/null", "-w", "SIZE %{size_download}\n",
-                         f"http://{vip}:{port}/size/{size}"],
-                        stdout=subprocess.PIPE, text=True)
+    slow = slow_download(blab, service, size)
     try:
         time.sleep(1.0)
         if service == "l4":
@@ -262,10 +278,7 @@ def test_drain_lets_the_open_connection_finish_and_new_ones_avoid_it(blab, servi
             drained = busy[0]
         else:
             # group: conntrack is in the switch; find the backend from the server side
-            for host in BACKENDS:
-                if f":{port}" in blab.lab.host(host).cmd(
-                        f"ss -tnH state established '( sport = :{port} )'"):
-                    drained = host
+            drained = serving_backend(blab, port)
         assert drained is not None
         assert blab.api("POST", f"/services/{service}/backends/{drained}/drain")[0] == 200
         new = [b for c in CLIENTS for b in blab.connections(c, service, 4)]
@@ -277,6 +290,30 @@ def test_drain_lets_the_open_connection_finish_and_new_ones_avoid_it(blab, servi
     assert drained not in new and "FAILED" not in new and len(new) == 16, new
     headers = out.lower()
     assert f"x-backend: {drained}" in headers and f"size {size}" in headers, out
+
+
+def test_stateless_group_drain_moves_the_open_connection(blab):
+    """The caveat of a stateless select group, measured: draining a backend re-hashes its open
+    connection onto another backend, which answers with a reset; the download breaks."""
+    port = SERVICES["group"][1]
+    size = 600_000
+    slow = slow_download(blab, "group", size)
+    drained = None
+    try:
+        time.sleep(1.0)
+        drained = serving_backend(blab, port)
+        assert drained is not None
+        assert blab.api("POST", f"/services/group/backends/{drained}/drain")[0] == 200
+        new = [b for c in CLIENTS for b in blab.connections(c, "group", 4)]
+        out, _ = slow.communicate(timeout=30)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+        if drained is not None:
+            blab.api("PUT", f"/services/group/backends/{drained}", {"weight": 1})
+    assert drained not in new and "FAILED" not in new and len(new) == 16, new
+    assert f"x-backend: {drained}" in out.lower(), out  # it had started on the drained one
+    assert f"SIZE {size}" not in out, out                # and did not finish
 
 
 def test_killed_backend_is_detected_within_fall_times_interval(blab):

@@ -170,9 +170,10 @@ def test_fat_tree_floods_reach_each_host_once_and_unicast_needs_no_controller():
 
 # -- first packet per mode, replies ----------------------------------------------------------
 
-@pytest.mark.parametrize("mode", ["l4", "l3", "group", "proactive"])
-def test_nat_modes_rewrite_to_backend_and_replies_come_back_from_the_vip(mode):
-    lab_ = lab(mode)
+@pytest.mark.parametrize("mode, extra", [("l4", {}), ("l3", {}), ("group", {}),
+                                         ("group", {"conntrack": True}), ("proactive", {})])
+def test_nat_modes_rewrite_to_backend_and_replies_come_back_from_the_vip(mode, extra):
+    lab_ = lab(mode, **extra)
     first = lab_.send("h1", lab_.tcp("h1", VIP, 40000))
     backend = served_by(first)
     assert backend in BACKENDS
@@ -205,12 +206,22 @@ def test_l2_dsr_rewrites_only_the_destination_mac():
 
 
 def test_direct_traffic_to_a_backend_is_not_rewritten_in_conntrack_modes():
-    lab_ = lab("group")
+    lab_ = lab("group", conntrack=True)
     direct = lab_.send("h1", lab_.tcp("h1", "10.0.0.7", 41000))
     assert served_by(direct) == "h7"
     reply = lab_.tcp("h7", "10.0.0.1", 80, dport=41000, flags=0x12, dst_mac="00:00:00:00:00:01")
     back = lab_.send("h7", reply)
     assert back[0][1]["ipv4_src"] == "10.0.0.7"
+
+
+def test_stateless_group_answers_from_the_vip_even_to_direct_clients():
+    # the documented price of statelessness: the service port of a backend belongs to the VIP
+    lab_ = lab("group")
+    reply = lab_.tcp("h7", "10.0.0.1", 80, dport=41000, flags=0x12, dst_mac="00:00:00:00:00:01")
+    assert lab_.send("h7", reply)[0][1]["ipv4_src"] == VIP
+    other_port = lab_.tcp("h7", "10.0.0.1", 8080, dport=41000, flags=0x12,
+                          dst_mac="00:00:00:00:00:01")
+    assert lab_.send("h7", other_port)[0][1]["ipv4_src"] == "10.0.0.7"
 
 
 @pytest.mark.parametrize("algorithm", ["round_robin", "least_connections"])
@@ -264,10 +275,23 @@ def test_weighted_round_robin_follows_weights():
 
 
 def test_group_mode_buckets_carry_weights_and_conntrack_nat():
-    core, net, cfg = make("group", weights=(1, 1, 2, 4))
+    core, net, cfg = make("group", weights=(1, 1, 2, 4), conntrack=True)
     (buckets,) = [g for g in net.switches["s1"].groups.values()]
     assert [w for w, _ in buckets] == [1, 1, 2, 4]
     assert buckets[3][1][0][1]["nat_dst"] == "10.0.0.9" and buckets[3][1][0][1]["commit"]
+    assert core.services_view()["web"]["data_path"] == "conntrack"
+
+
+def test_stateless_group_buckets_rewrite_and_resubmit_to_forwarding():
+    core, net, cfg = make("group", weights=(1, 1, 2, 4))
+    (buckets,) = [g for g in net.switches["s1"].groups.values()]
+    assert [w for w, _ in buckets] == [1, 1, 2, 4]
+    assert buckets[3][1] == (("set_field", "eth_dst", "00:00:00:00:00:09"),
+                             ("set_field", "ipv4_dst", "10.0.0.9"),
+                             ("resubmit", pipeline.T_L2))
+    view = core.services_view()["web"]
+    assert view["data_path"] == "select-group" and view["conntrack"] is False
+    assert not any("ct" == a[0] for f in net.switches["s1"].flows for a in f.actions)
 
 
 def test_proactive_prefixes_split_in_proportion_to_weights():
@@ -322,15 +346,23 @@ def test_drain_keeps_open_connections_and_sends_new_ones_elsewhere():
     assert backend not in new
 
 
-@pytest.mark.parametrize("mode", ["group", "proactive"])
-def test_conntrack_modes_keep_established_connections_when_the_pool_changes(mode):
-    lab_ = lab(mode)
+@pytest.mark.parametrize("mode, extra", [("group", {"conntrack": True}), ("proactive", {})])
+def test_conntrack_modes_keep_established_connections_when_the_pool_changes(mode, extra):
+    lab_ = lab(mode, **extra)
     backend = served_by(lab_.send("h1", lab_.tcp("h1", VIP, 8000)))
     lab_.net.apply(lab_.core.remove_backend("web", backend))
     assert served_by(lab_.send("h1", lab_.tcp("h1", VIP, 8000, flags=packets.TCP_ACK))) == backend
     new = {served_by(lab_.send(c, lab_.tcp(c, VIP, 9000 + i)))
            for i in range(8) for c in ("h1", "h2", "h3", "h4")}
     assert backend not in new and new
+
+
+def test_stateless_group_moves_established_connections_when_the_pool_changes():
+    lab_ = lab("group")
+    backend = served_by(lab_.send("h1", lab_.tcp("h1", VIP, 8000)))
+    lab_.net.apply(lab_.core.remove_backend("web", backend))
+    moved = served_by(lab_.send("h1", lab_.tcp("h1", VIP, 8000, flags=packets.TCP_ACK)))
+    assert moved != backend  # the caveat of a stateless select group (docs/controller.md)
 
 
 def test_proactive_resplit_adds_before_it_deletes():

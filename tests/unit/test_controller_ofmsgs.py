@@ -69,7 +69,8 @@ def test_delete_by_cookie_mask_spans_all_tables():
 
 
 def test_select_group_bucket_is_ct_commit_with_dst_nat():
-    decision = pipeline.GroupMod("s1", 1, "add", pipeline.group_buckets(0, [("10.0.0.6", 3)]))
+    decision = pipeline.GroupMod("s1", 1, "add", pipeline.group_buckets(
+        0, [("10.0.0.6", "00:00:00:00:00:06", 3)]))
     msg = ofmsgs.group_mod(decision)
     assert msg.type == ofp.OFPGT_SELECT and msg.group_id == 1
     msg.datapath = FakeDatapath()
@@ -82,6 +83,19 @@ def test_select_group_bucket_is_ct_commit_with_dst_nat():
     (nat,) = ct.actions
     assert nat.flags == ofmsgs.NX_NAT_F_DST
     assert nat.range_ipv4_min == nat.range_ipv4_max == "10.0.0.6"
+
+
+def test_stateless_bucket_rewrites_and_resubmits_to_forwarding():
+    decision = pipeline.GroupMod("s1", 1, "add", pipeline.group_buckets(
+        0, [("10.0.0.6", "00:00:00:00:00:06", 3)], conntrack=False))
+    msg = ofmsgs.group_mod(decision)
+    msg.datapath = FakeDatapath()
+    msg.serialize()
+    bucket = parser.OFPBucket.parser(msg.buf, ofp.OFP_GROUP_MOD_SIZE)
+    eth, ip, resubmit = bucket.actions
+    assert (eth.key, eth.value, ip.key, ip.value) == ("eth_dst", "00:00:00:00:00:06",
+                                                      "ipv4_dst", "10.0.0.6")
+    assert resubmit.table_id == pipeline.T_L2 and resubmit.in_port == 0xfff8  # OF1.0 IN_PORT
 
 
 def test_conntrack_match_and_plain_nat_encode():

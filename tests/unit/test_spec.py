@@ -243,6 +243,17 @@ def test_l7_groups_name_spec_backends():
     assert resolved["groups"]["api"]["backends"][0]["address"] == "10.0.0.5"
 
 
+def test_conntrack_is_a_group_option():
+    spec = S.loads_spec(GOOD.replace("mode: l4, algorithm: round_robin",
+                                     "mode: group, conntrack: true"), "quick.yaml")
+    assert spec.balancers[0].conntrack is True and spec.balancers[1].conntrack is False
+    (err,) = errors_of(GOOD.replace("mode: l4,", "mode: l4, conntrack: true,"))
+    assert err.startswith("quick.yaml:10: balancers[0].conntrack: applies to mode: group only")
+    (err,) = errors_of(GOOD.replace("mode: l4, algorithm: round_robin",
+                                    "mode: group, conntrack: 1"))
+    assert err.startswith("quick.yaml:10: balancers[0].conntrack: expected true or false")
+
+
 def test_l4_algorithm_must_suit_the_mode():
     (err,) = errors_of(GOOD.replace("mode: l4,", "mode: group,"))
     assert err == ("quick.yaml:10: balancers[0].algorithm: mode group cannot balance by "

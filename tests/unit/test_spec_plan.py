@@ -90,6 +90,16 @@ def test_controller_config_is_valid_for_the_controller(spec, graph):
     assert svc.algorithm == "weighted_round_robin"
     assert {b.name: b.weight for b in svc.backends} == {"h5": 1, "h6": 3}
     assert P.vip_is_free(graph)
+    assert svc.conntrack is False
+
+
+def test_controller_config_passes_conntrack_for_a_group(spec, graph):
+    import dataclasses
+    roles = P.assign_roles(graph, spec.backends)
+    group = dataclasses.replace(spec.balancers[0], mode="group", algorithm="five_tuple_hash",
+                                conntrack=True)
+    (svc,) = parse_config(P.controller_config(spec, group, graph, roles, 6653, 8080)).services
+    assert svc.mode == "group" and svc.conntrack is True
 
 
 def test_proxy_config_resolves_backend_names(spec, graph):
