@@ -449,7 +449,19 @@ class Core:
         msgs = self._pool_changed(ss)
         if changed == DOWN:
             msgs += self._remove_backend_flows(ss, b)
+            msgs += self._flush_backend_connections(ss, b)
         return msgs
+
+    def _flush_backend_connections(self, ss, b):
+        """Remove a down backend's connections from conntrack (one switch: the table is shared).
+
+        Their next packets are then new connections: balanced onto a live backend, which resets
+        them, so clients fail at once instead of waiting on a dead host.
+        """
+        if not pipeline.tracks_connections(ss.svc) or not self.connected:
+            return []
+        return [pipeline.CtFlush(sorted(self.connected)[0], pipeline.ct_zone(ss.sid),
+                                 ss.svc.ip_proto, b.ip, ss.svc.port)]
 
     def _remove_backend_flows(self, ss, b):
         """Delete a down backend's connection flows everywhere (flow-removed closes them)."""
@@ -598,6 +610,8 @@ class Core:
                 "vip": svc.vip, "vmac": svc.vmac, "protocol": svc.protocol, "port": svc.port,
                 "mode": svc.mode, "algorithm": ss.algorithm, "idle_timeout": svc.idle_timeout,
                 "conntrack": pipeline.tracks_connections(svc),
+                "conntrack_zone": (pipeline.ct_zone(ss.sid) if pipeline.tracks_connections(svc)
+                                   else None),
                 "data_path": self.data_path(ss),
                 "health": {"kind": svc.health.kind, "interval": svc.health.interval,
                            "rise": svc.health.rise, "fall": svc.health.fall},

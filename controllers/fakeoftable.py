@@ -5,7 +5,7 @@ tells where a packet would go. Packets are dicts of OXM names (``eth_dst``, ``ip
 import ipaddress
 import zlib
 
-from controllers.pipeline import CT_EST, CT_NEW, CT_RPL, CT_TRK, Flow, GroupMod
+from controllers.pipeline import CT_EST, CT_NEW, CT_RPL, CT_TRK, CtFlush, Flow, GroupMod
 
 MAX_STEPS = 32
 
@@ -177,11 +177,21 @@ class FakeNetwork:
         self.switches = {name: FakeSwitch(name) for name in switch_names}
 
     def apply(self, decisions):
-        """Apply Flow/GroupMod decisions; return the PacketOuts (not applied)."""
+        """Apply Flow/GroupMod/CtFlush decisions; return the PacketOuts (not applied).
+
+        A CtFlush empties matching entries of every switch, as the switches of one Open vSwitch
+        datapath share one conntrack table.
+        """
         outs = []
         for d in decisions:
             if isinstance(d, (Flow, GroupMod)):
                 self.switches[d.switch].apply(d)
+            elif isinstance(d, CtFlush):
+                for switch in self.switches.values():
+                    switch.conntrack = {
+                        (zone, orig): target for (zone, orig), target in switch.conntrack.items()
+                        if not (zone == d.zone and orig[0] == d.ip_proto and target == d.reply_src
+                                and orig[4] == d.reply_src_port)}
             else:
                 outs.append(d)
         return outs

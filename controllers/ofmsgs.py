@@ -2,13 +2,14 @@
 (like faucet/valve_of.py). The shim sets ``msg.datapath`` just before sending, so tests can
 encode and inspect every message without a switch.
 """
+import socket
 import struct
 
 from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controllers.pipeline import Flow, GroupMod, PacketOut
+from controllers.pipeline import CtFlush, Flow, GroupMod, PacketOut
 
 # ovs-actions(7): nat(dst=...) sets NX_NAT_F_DST; recirc table 255 means "do not recirculate".
 NX_NAT_F_DST = 1 << 1
@@ -142,16 +143,56 @@ def packet_out_bytes(out, xid=0):
     return header + actions + data
 
 
+# Open vSwitch's NXT_CT_FLUSH (nicira-ext.h, OVS >= 3.1): a nx_ct_flush body (ip_proto, family,
+# 6 zero bytes) followed by OpenFlow properties (type, length, value, padded to 8 bytes).
+NX_EXPERIMENTER_ID = 0x00002320
+NXT_CT_FLUSH = 32
+NXT_CT_ORIG_DIRECTION, NXT_CT_REPLY_DIRECTION, NXT_CT_ZONE_ID = 0, 1, 2
+NXT_CT_TUPLE_SRC, NXT_CT_TUPLE_DST, NXT_CT_TUPLE_SRC_PORT, NXT_CT_TUPLE_DST_PORT = 0, 1, 2, 3
+
+
+def _prop(prop_type, value):
+    length = 4 + len(value)
+    return struct.pack("!HH", prop_type, length) + value + bytes(-length % 8)
+
+
+def _nested_prop(prop_type, inner):
+    """A property holding properties: header, 4 bytes of padding, then the (aligned) inner ones."""
+    return struct.pack("!HH4x", prop_type, 8 + len(inner)) + inner
+
+
+def ct_flush_body(flush):
+    """Return the NXT_CT_FLUSH body of a :class:`controllers.pipeline.CtFlush`.
+
+    The reply tuple names the backend (source address, as IPv4-mapped IPv6, and source port);
+    16-bit values are padded to 4 bytes, as Open vSwitch encodes them.
+    """
+    mapped = bytes(10) + b"\xff\xff" + socket.inet_aton(flush.reply_src)
+    reply = (_prop(NXT_CT_TUPLE_SRC, mapped)
+             + _prop(NXT_CT_TUPLE_SRC_PORT, struct.pack("!H2x", flush.reply_src_port)))
+    return (struct.pack("!BB6x", flush.ip_proto, 0)
+            + _nested_prop(NXT_CT_REPLY_DIRECTION, reply)
+            + _prop(NXT_CT_ZONE_ID, struct.pack("!H2x", flush.zone)))
+
+
+def ct_flush(flush):
+    """Return the OFPExperimenter message of a :class:`controllers.pipeline.CtFlush`."""
+    return parser.OFPExperimenter(datapath=None, experimenter=NX_EXPERIMENTER_ID,
+                                  exp_type=NXT_CT_FLUSH, data=ct_flush_body(flush))
+
+
 def encode(decision):
-    """Return the os-ken message of any decision (Flow, GroupMod or PacketOut)."""
+    """Return the os-ken message of any decision (Flow, GroupMod, PacketOut or CtFlush)."""
     if isinstance(decision, Flow):
         return flow_mod(decision)
     if isinstance(decision, GroupMod):
         return group_mod(decision)
     if isinstance(decision, PacketOut):
         return packet_out(decision)
+    if isinstance(decision, CtFlush):
+        return ct_flush(decision)
     raise TypeError(f"decision: unknown type {type(decision).__name__}; "
-                    "expected Flow, GroupMod or PacketOut")
+                    "expected Flow, GroupMod, PacketOut or CtFlush")
 
 
 def flow_stats_request(cookie=0, cookie_mask=0):

@@ -70,6 +70,10 @@ value or a (value, mask) pair; ``actions`` a tuple of action tuples::
 ``command`` is add, delete (by match/cookie mask, any priority) or delete_strict."""
 GroupMod = namedtuple("GroupMod", ("switch", "group_id", "command", "buckets"))
 GroupMod.__doc__ = """A select group: ``buckets`` is a tuple of (weight, actions)."""
+CtFlush = namedtuple("CtFlush", ("switch", "zone", "ip_proto", "reply_src", "reply_src_port"))
+CtFlush.__doc__ = """Remove from conntrack the connections of ``zone`` whose replies come from
+``reply_src:reply_src_port``, i.e. those NATed to one backend (Open vSwitch's NXT_CT_FLUSH
+extension, OVS >= 3.1; all bridges of a datapath share one conntrack table)."""
 PacketOut = namedtuple("PacketOut", ("switch", "in_port", "actions", "data"))
 PacketOut.__doc__ = """Send ``data`` from ``switch`` with ``actions`` (in_port None = controller)."""
 
@@ -113,10 +117,15 @@ def forwarding_flows(graph, switch):
     return flows
 
 
+def ct_zone(svc_id):
+    """Return the conntrack zone of a service (1 + service id; zone 0 is left to others)."""
+    return 1 + svc_id
+
+
 def ct_action(svc_id, table, commit=False, nat_dst=None):
-    """Return a conntrack action tuple in the service's zone (zone = 1 + service id)."""
-    return ("ct", {"zone": 1 + svc_id, "table": table, "commit": commit, "nat_dst": nat_dst,
-                   "nat": True})
+    """Return a conntrack action tuple in the service's zone."""
+    return ("ct", {"zone": ct_zone(svc_id), "table": table, "commit": commit,
+                   "nat_dst": nat_dst, "nat": True})
 
 
 def tracks_connections(svc):

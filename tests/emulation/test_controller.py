@@ -316,21 +316,45 @@ def test_stateless_group_drain_moves_the_open_connection(blab):
     assert f"SIZE {size}" not in out, out                # and did not finish
 
 
+def conntrack_replies_from(blab, zone, ip):
+    """Return the conntrack entries of ``zone`` whose replies come from ``ip``."""
+    out = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", f"zone={zone}"],
+                         capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if f"reply=(src={ip}," in line]
+
+
 def test_killed_backend_is_detected_within_fall_times_interval(blab):
-    victim = "h9"
-    blab.lab.stop_process(blab.backend_procs[(victim, "kill")], grace_sec=1)
-    killed = time.monotonic()
-    limit = KILL_HEALTH["fall"] * KILL_HEALTH["interval"]
-    state = None
-    while time.monotonic() - killed < limit + 2:
-        state = blab.api("GET", "/services")[1]["kill"]["backends"][victim]["state"]
-        if state == "down":
-            break
-        time.sleep(0.05)
-    detected = time.monotonic() - killed
-    assert state == "down"
-    # probes answered by RST fail at once: fall probes are at most fall intervals apart;
-    # 0.2 s covers the controller's 50 ms tick and this loop's polling
-    assert detected <= limit + 0.2, detected
-    new = [b for c in CLIENTS for b in blab.connections(c, "kill", 5)]
-    assert victim not in new and "FAILED" not in new, new
+    victim, victim_ip = "h9", "10.0.0.9"
+    zone = blab.api("GET", "/services")[1]["kill"]["conntrack_zone"]
+    vip, port = SERVICES["kill"][:2]
+    # four slow downloads, one per backend (round robin), so the victim holds a connection
+    downloads = [blab.lab.host("h1").popen(
+        ["curl", "-s", "-m", "20", "--limit-rate", "50k", "-o", "/dev/null",
+         f"http://{vip}:{port}/size/500000"], stdout=subprocess.DEVNULL) for _ in range(4)]
+    try:
+        deadline = time.monotonic() + 5
+        while not conntrack_replies_from(blab, zone, victim_ip):
+            assert time.monotonic() < deadline, "no connection of the victim in conntrack"
+            time.sleep(0.1)
+        blab.lab.stop_process(blab.backend_procs[(victim, "kill")], grace_sec=1)
+        killed = time.monotonic()
+        limit = KILL_HEALTH["fall"] * KILL_HEALTH["interval"]
+        state = None
+        while time.monotonic() - killed < limit + 2:
+            state = blab.api("GET", "/services")[1]["kill"]["backends"][victim]["state"]
+            if state == "down":
+                break
+            time.sleep(0.05)
+        detected = time.monotonic() - killed
+        assert state == "down"
+        # probes answered by RST fail at once: fall probes are at most fall intervals apart;
+        # 0.2 s covers the controller's 50 ms tick and this loop's polling
+        assert detected <= limit + 0.2, detected
+        new = [b for c in CLIENTS for b in blab.connections(c, "kill", 5)]
+        assert victim not in new and "FAILED" not in new, new
+        # its connections were flushed from conntrack when it went down (NXT_CT_FLUSH)
+        assert conntrack_replies_from(blab, zone, victim_ip) == []
+    finally:
+        for download in downloads:
+            download.kill()
+            download.wait()

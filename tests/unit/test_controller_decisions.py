@@ -434,7 +434,8 @@ def test_tcp_probes_take_a_backend_down_after_fall_and_back_after_rise():
                 backend = [b for b in cfg.services[0].backends if b.ip == f.ip_dst][0]
                 core.packet_in("s1", 6, _synack(core, backend.ip, backend.mac, d), second)
     assert core.services_view()["web"]["backends"]["h6"]["state"] == "down"
-    deletes = [d for d in decisions if d.command == "delete"]
+    deletes = [d for d in decisions if getattr(d, "command", None) == "delete"]
+    assert [d.reply_src for d in decisions if isinstance(d, pipeline.CtFlush)] == ["10.0.0.6"]
     assert {pipeline.cookie_parts(d.cookie)[2] for d in deletes} == {1}
     assert core.services[0].balancer.backends()["h6"]["up"] is False
     for second in (4.0, 5.0, 6.0):
@@ -452,6 +453,29 @@ def test_tcp_rst_answer_is_an_immediate_failure():
     core.packet_in("s1", 7, _synack(core, "10.0.0.7", "00:00:00:00:00:07", probe,
                                     flags=packets.TCP_RST | packets.TCP_ACK), 0.1)
     assert core.services_view()["web"]["backends"]["h7"]["state"] == "down"
+
+
+@pytest.mark.parametrize("mode, extra, flushed", [
+    ("l4", {}, True), ("proactive", {}, True), ("group", {"conntrack": True}, True),
+    ("group", {}, False), ("l3", {}, False)])
+def test_a_down_backend_is_flushed_from_conntrack(mode, extra, flushed):
+    lab_ = lab(mode, health={"kind": "tcp", "interval": 1.0, "rise": 1, "fall": 1}, **extra)
+    backend = served_by(lab_.send("h1", lab_.tcp("h1", VIP, 5000)))
+    ip, mac = lab_.nodes[backend]["ip"], lab_.nodes[backend]["mac"]
+    probe = [p for p in lab_.core.tick(0.0) if packets.parse(p.data).ip_dst == ip][0]
+    decisions = lab_.core.packet_in("s1", 6, _synack(lab_.core, ip, mac, probe,
+                                                     flags=packets.TCP_RST | packets.TCP_ACK), 0.1)
+    assert lab_.core.services_view()["web"]["backends"][backend]["state"] == "down"
+    flushes = [d for d in decisions if isinstance(d, pipeline.CtFlush)]
+    if not flushed:
+        assert flushes == []
+        return
+    assert flushes == [pipeline.CtFlush("s1", pipeline.ct_zone(lab_.core.services[0].sid), 6,
+                                        ip, 80)]
+    lab_.net.apply(decisions)
+    # the connection's next packet is new again: it goes to a live backend (which resets it)
+    moved = served_by(lab_.send("h1", lab_.tcp("h1", VIP, 5000, flags=packets.TCP_ACK)))
+    assert moved != backend
 
 
 def test_arp_probe_for_udp_services():

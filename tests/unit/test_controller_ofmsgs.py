@@ -98,6 +98,20 @@ def test_stateless_bucket_rewrites_and_resubmits_to_forwarding():
     assert resubmit.table_id == pipeline.T_L2 and resubmit.in_port == 0xfff8  # OF1.0 IN_PORT
 
 
+def test_ct_flush_is_what_ovs_ofctl_sends():
+    # captured from Open vSwitch 3.1.0: ovs-ofctl -O OpenFlow13 ct-flush <switch> zone=3 ''
+    # 'ct_nw_src=10.0.0.9,ct_nw_proto=6,ct_tp_src=85' (talking to a socket that printed it)
+    expected = bytes.fromhex(
+        "0404004800000002" "0000232000000020" "0600000000000000"
+        "0001002800000000" "0000001400000000000000000000ffff0a00000900000000"
+        "0002000800550000" "0002000800030000")
+    msg = ofmsgs.ct_flush(pipeline.CtFlush("s1", 3, 6, "10.0.0.9", 85))
+    msg.datapath = FakeDatapath()
+    msg.set_xid(2)
+    msg.serialize()
+    assert bytes(msg.buf) == expected
+
+
 def test_conntrack_match_and_plain_nat_encode():
     flow = pipeline.Flow("s1", 1, 500, {"eth_type": 0x0800, "ct_state": (0x21, 0x21)},
                          (pipeline.ct_action(0, pipeline.T_CT),))
@@ -124,7 +138,7 @@ def test_output_to_controller_sends_whole_packets():
 def test_unknown_action_and_decision_are_rejected():
     with pytest.raises(ValueError, match="unknown kind 'meter'"):
         ofmsgs.action(("meter", 1))
-    with pytest.raises(TypeError, match="expected Flow, GroupMod or PacketOut"):
+    with pytest.raises(TypeError, match="expected Flow, GroupMod, PacketOut or CtFlush"):
         ofmsgs.encode(object())
 
 
