@@ -203,6 +203,16 @@ class LoadBalancerApp(app_manager.OSKenApp):
                  if s.table_id <= pipeline.T_L2}
         self._guard("table_stats", self.core.flow_stats, name, [], sizes)
 
+    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
+    def meter_stats_reply_handler(self, ev):
+        """Record how many VIP packets the packet-in meters of a switch passed and dropped."""
+        msg = ev.msg
+        name = self.names.get(msg.datapath.id)
+        meters = {m.meter_id: (m.packet_in_count,
+                               sum(b.packet_band_count for b in m.band_stats))
+                  for m in msg.body}
+        self._guard("meter_stats", self.core.meter_stats, name, meters)
+
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     def error_msg_handler(self, ev):
         """Log OpenFlow errors from switches (a refused flow is a bug worth seeing)."""
@@ -233,6 +243,8 @@ class LoadBalancerApp(app_manager.OSKenApp):
                         self._send_raw(dp, ofmsgs.flow_stats_request(
                             pipeline.cookie(kind), pipeline.COOKIE_CLASS_MASK))
                     self._send_raw(dp, ofmsgs.table_stats_request())
+                    if self.config.controller.packet_in_meter:
+                        self._send_raw(dp, ofmsgs.meter_stats_request())
                 except Exception:  # noqa: BLE001 -- a dead connection must not end polling
                     LOG.exception("lblab controller: stats poll failed; carrying on")
 

@@ -9,6 +9,7 @@ Pure: no I/O except :func:`load_config`, which only reads the file. The config h
       api_port: 8080       # 0 = do not serve the API
       packet_in_rate: 5000 # packet-ins accepted per second per switch (token bucket)
       packet_in_port_share: 0.5  # most of that one switch port (one host) may take
+      packet_in_meter: true  # also meter VIP packet-ins per port in the switch (OpenFlow meters)
       probe_ip: 10.255.255.254    # source address of health probes (answered by the controller)
       probe_mac: 02:00:00:00:fe:fe
       stats_interval: 2.0  # seconds between flow/table/group stats polls (0 = never)
@@ -123,6 +124,7 @@ class ControllerSettings:
     api_port: int = 8080
     packet_in_rate: int = 5000
     packet_in_port_share: float = 0.5
+    packet_in_meter: bool = True
     probe_ip: str = "10.255.255.254"
     probe_mac: str = "02:00:00:00:fe:fe"
     stats_interval: float = 2.0
@@ -180,6 +182,12 @@ def _mac(path, value):
     if not isinstance(value, str) or not _MAC_RE.match(value.lower()):
         raise ConfigError(path, f"must be a MAC address like 02:00:00:00:00:01, got {value!r}")
     return value.lower()
+
+
+def _bool(path, value):
+    if not isinstance(value, bool):
+        raise ConfigError(path, f"expected true or false, got {value!r}")
+    return value
 
 
 def _choice(path, value, choices):
@@ -286,9 +294,7 @@ def parse_service(name, value, graph):
     health = parse_health(f"{path}.health", value.get("health"))
     if protocol == "udp" and health.kind == "tcp":
         health = Health("arp", health.interval, health.rise, health.fall)
-    conntrack = value.get("conntrack", False)
-    if not isinstance(conntrack, bool):
-        raise ConfigError(f"{path}.conntrack", f"expected true or false, got {conntrack!r}")
+    conntrack = _bool(f"{path}.conntrack", value.get("conntrack", False))
     if "conntrack" in value and mode != "group":
         raise ConfigError(f"{path}.conntrack", f"applies to mode group only, not {mode} (l4 and "
                                                "proactive always use conntrack, l2 and l3 never)")
@@ -318,6 +324,8 @@ def parse_settings(value):
         packet_in_port_share=_float(f"{path}.packet_in_port_share",
                                     get("packet_in_port_share", defaults.packet_in_port_share),
                                     0.01, 1.0),
+        packet_in_meter=_bool(f"{path}.packet_in_meter",
+                              get("packet_in_meter", defaults.packet_in_meter)),
         probe_ip=_ipv4(f"{path}.probe_ip", get("probe_ip", defaults.probe_ip)),
         probe_mac=_mac(f"{path}.probe_mac", get("probe_mac", defaults.probe_mac)),
         stats_interval=_float(f"{path}.stats_interval",

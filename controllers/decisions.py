@@ -76,13 +76,31 @@ class Core:
 
     # -- switches -----------------------------------------------------------------------
 
+    def _switch_stats(self, switch):
+        """Return (creating) the counters of a switch."""
+        return self.switch_stats.setdefault(switch, {
+            "packet_ins": 0, "dropped": 0, "errors": 0, "flows": None, "meter_packets": None,
+            "meter_dropped": None})
+
+    def meter_ports(self, switch):
+        """Return the ports whose packet-ins are metered on ``switch`` (None: no meters)."""
+        if not self.settings.packet_in_meter:
+            return None
+        return pipeline.switch_ports(self.graph, switch)
+
+    def meter_rate(self):
+        """Return the packets/s of each port's meter: that port's share of the switch's rate."""
+        return max(1, int(self.settings.packet_in_rate * self.settings.packet_in_port_share))
+
     def switch_up(self, switch):
-        """Return every proactive flow and group for a switch that (re)connected."""
+        """Return every proactive flow, group and meter for a switch that (re)connected."""
         self.connected.add(switch)
-        self.switch_stats.setdefault(switch, {"packet_ins": 0, "dropped": 0, "errors": 0,
-                                              "flows": None})
+        self._switch_stats(switch)
         self.buckets[switch] = TokenBucket(self.settings.packet_in_rate)
+        meter_ports = self.meter_ports(switch)
         msgs = []
+        if meter_ports:
+            msgs += pipeline.packet_in_meters(switch, meter_ports, self.meter_rate())
         for ss in self.services:
             if ss.svc.mode == "group":
                 msgs.append(GroupMod(switch, pipeline.group_id(ss.sid), "delete", ()))
@@ -91,7 +109,8 @@ class Core:
         msgs += pipeline.control_flows(switch, list(self.by_vip), self.settings.probe_ip)
         msgs += pipeline.forwarding_flows(self.graph, switch)
         for ss in self.services:
-            msgs += pipeline.service_flows(switch, ss.sid, ss.svc, list(ss.backends.values()))
+            msgs += pipeline.service_flows(switch, ss.sid, ss.svc, list(ss.backends.values()),
+                                           meter_ports)
             if ss.svc.mode == "proactive":
                 msgs += pipeline.prefix_flows(switch, ss.sid, ss.svc, ss.backends,
                                               ss.effective_weights())
@@ -108,8 +127,7 @@ class Core:
         (``packet_in_port_share`` of it), so a SYN flood from one host takes at most that share
         and connections from the other ports still get set up.
         """
-        stats = self.switch_stats.setdefault(switch, {"packet_ins": 0, "dropped": 0,
-                                                      "errors": 0, "flows": None})
+        stats = self._switch_stats(switch)
         rate = self.settings.packet_in_rate
         port_ok = True
         if in_port is not None:
@@ -329,6 +347,17 @@ class Core:
             conn.packets, conn.bytes = packets_, bytes_
         return learnt
 
+    def meter_stats(self, switch, meters):
+        """Take one meter poll of a switch.
+
+        Args:
+            meters (dict): meter id -> (packets that reached it, packets its band dropped).
+        """
+        stats = self._switch_stats(switch)
+        stats["meter_packets"] = sum(p for p, _ in meters.values())
+        stats["meter_dropped"] = sum(d for _, d in meters.values())
+        return []
+
     def flow_stats(self, switch, flows, table_sizes=None, learn=False):
         """Take one poll of a switch: connection/backend flow counters and table sizes.
 
@@ -357,8 +386,7 @@ class Core:
             if backend is not None:
                 backend.polled[switch] = counters
         if table_sizes is not None:
-            self.switch_stats.setdefault(switch, {"packet_ins": 0, "dropped": 0, "errors": 0,
-                                                  "flows": None})["flows"] = table_sizes
+            self._switch_stats(switch)["flows"] = table_sizes
 
     # -- health ---------------------------------------------------------------------------
 
@@ -560,7 +588,8 @@ class Core:
         msgs = []
         if ss.svc.mode in pipeline.BACKEND_FLOW_MODES:
             for switch in sorted(self.connected):
-                msgs += pipeline.service_flows(switch, ss.sid, ss.svc, [b])
+                msgs += pipeline.service_flows(switch, ss.sid, ss.svc, [b],
+                                               self.meter_ports(switch))
         return msgs + self._pool_changed(ss)
 
     def remove_backend(self, service, backend):

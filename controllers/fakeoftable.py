@@ -5,7 +5,8 @@ tells where a packet would go. Packets are dicts of OXM names (``eth_dst``, ``ip
 import ipaddress
 import zlib
 
-from controllers.pipeline import CT_EST, CT_NEW, CT_RPL, CT_TRK, CtFlush, Flow, GroupMod
+from controllers.pipeline import (CT_EST, CT_NEW, CT_RPL, CT_TRK, CtFlush, Flow, GroupMod,
+                                  MeterMod)
 
 MAX_STEPS = 32
 
@@ -36,9 +37,21 @@ class FakeSwitch:
         self.flows = []
         self.groups = {}
         self.conntrack = {}  # (zone, orig 5-tuple) -> nat destination
+        self.meters = {}     # meter id -> (rate, burst); packets are not metered here
 
     def apply(self, decision):
-        """Apply one Flow or GroupMod addressed to this switch."""
+        """Apply one Flow, GroupMod or MeterMod addressed to this switch."""
+        if isinstance(decision, MeterMod):
+            if decision.command == "delete":
+                if decision.meter_id == "all":
+                    self.meters.clear()
+                else:
+                    self.meters.pop(decision.meter_id, None)
+                # as in OpenFlow: flows using a deleted meter go with it
+                self.flows = [f for f in self.flows if f.meter is None or f.meter in self.meters]
+            else:
+                self.meters[decision.meter_id] = (decision.rate, decision.burst)
+            return
         if isinstance(decision, GroupMod):
             if decision.command == "delete":
                 self.groups.pop(decision.group_id, None)
@@ -177,14 +190,14 @@ class FakeNetwork:
         self.switches = {name: FakeSwitch(name) for name in switch_names}
 
     def apply(self, decisions):
-        """Apply Flow/GroupMod/CtFlush decisions; return the PacketOuts (not applied).
+        """Apply Flow/GroupMod/MeterMod/CtFlush decisions; return the PacketOuts (not applied).
 
         A CtFlush empties matching entries of every switch, as the switches of one Open vSwitch
         datapath share one conntrack table.
         """
         outs = []
         for d in decisions:
-            if isinstance(d, (Flow, GroupMod)):
+            if isinstance(d, (Flow, GroupMod, MeterMod)):
                 self.switches[d.switch].apply(d)
             elif isinstance(d, CtFlush):
                 for switch in self.switches.values():

@@ -9,7 +9,7 @@ from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controllers.pipeline import CtFlush, Flow, GroupMod, PacketOut
+from controllers.pipeline import CtFlush, Flow, GroupMod, MeterMod, PacketOut
 
 # ovs-actions(7): nat(dst=...) sets NX_NAT_F_DST; recirc table 255 means "do not recirculate".
 NX_NAT_F_DST = 1 << 1
@@ -78,6 +78,8 @@ def flow_mod(flow):
             priority=flow.priority, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
             match=match)
     instructions = []
+    if flow.meter is not None:
+        instructions.append(parser.OFPInstructionMeter(flow.meter, ofp.OFPIT_METER))
     if flow.actions:
         instructions.append(parser.OFPInstructionActions(
             ofp.OFPIT_APPLY_ACTIONS, [action(a) for a in flow.actions]))
@@ -89,6 +91,24 @@ def flow_mod(flow):
         priority=flow.priority, buffer_id=ofp.OFP_NO_BUFFER,
         flags=ofp.OFPFF_SEND_FLOW_REM if flow.send_flow_rem else 0,
         match=match, instructions=instructions)
+
+
+METER_COMMANDS = {"add": ofp.OFPMC_ADD, "modify": ofp.OFPMC_MODIFY, "delete": ofp.OFPMC_DELETE}
+
+
+def meter_mod(meter):
+    """Return the OFPMeterMod of a :class:`controllers.pipeline.MeterMod` (packets/s, drop band)."""
+    meter_id = ofp.OFPM_ALL if meter.meter_id == "all" else meter.meter_id
+    bands = [] if meter.command == "delete" else [
+        parser.OFPMeterBandDrop(rate=meter.rate, burst_size=meter.burst)]
+    return parser.OFPMeterMod(datapath=None, command=METER_COMMANDS[meter.command],
+                              flags=ofp.OFPMF_PKTPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
+                              meter_id=meter_id, bands=bands)
+
+
+def meter_stats_request():
+    """Return a request for the statistics of every meter."""
+    return parser.OFPMeterStatsRequest(datapath=None, flags=0, meter_id=ofp.OFPM_ALL)
 
 
 def group_mod(group):
@@ -182,7 +202,7 @@ def ct_flush(flush):
 
 
 def encode(decision):
-    """Return the os-ken message of any decision (Flow, GroupMod, PacketOut or CtFlush)."""
+    """Return the os-ken message of any decision (Flow, GroupMod, PacketOut, CtFlush, MeterMod)."""
     if isinstance(decision, Flow):
         return flow_mod(decision)
     if isinstance(decision, GroupMod):
@@ -191,8 +211,10 @@ def encode(decision):
         return packet_out(decision)
     if isinstance(decision, CtFlush):
         return ct_flush(decision)
+    if isinstance(decision, MeterMod):
+        return meter_mod(decision)
     raise TypeError(f"decision: unknown type {type(decision).__name__}; "
-                    "expected Flow, GroupMod, PacketOut or CtFlush")
+                    "expected Flow, GroupMod, PacketOut, CtFlush or MeterMod")
 
 
 def flow_stats_request(cookie=0, cookie_mask=0):

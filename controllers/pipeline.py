@@ -58,8 +58,8 @@ PREFIX_BITS = 6              # proactive mode splits the client space into 2**6 
 
 Flow = namedtuple("Flow", ("switch", "table", "priority", "match", "actions", "goto",
                            "cookie", "idle_timeout", "hard_timeout", "send_flow_rem",
-                           "command", "cookie_mask"))
-Flow.__new__.__defaults__ = (None, 0, 0, 0, False, "add", 0)
+                           "command", "cookie_mask", "meter"))
+Flow.__new__.__defaults__ = (None, 0, 0, 0, False, "add", 0, None)
 Flow.__doc__ = """One flow-table change. ``match`` is a dict of OXM names (os-ken spelling) to a
 value or a (value, mask) pair; ``actions`` a tuple of action tuples::
 
@@ -67,7 +67,11 @@ value or a (value, mask) pair; ``actions`` a tuple of action tuples::
     ("ct", {"zone": int, "table": int|None, "commit": bool, "nat_dst": ip|None, "nat": bool})
     ("resubmit", table)   (Open vSwitch's resubmit: continue in ``table``; group buckets)
 
-``command`` is add, delete (by match/cookie mask, any priority) or delete_strict."""
+``command`` is add, delete (by match/cookie mask, any priority) or delete_strict; ``meter`` a
+meter id the packets pass first (OpenFlow 1.3 meter instruction) or None."""
+MeterMod = namedtuple("MeterMod", ("switch", "meter_id", "command", "rate", "burst"))
+MeterMod.__doc__ = """A packets-per-second drop meter: ``command`` add or delete (``meter_id``
+"all" with delete removes every meter of the switch)."""
 GroupMod = namedtuple("GroupMod", ("switch", "group_id", "command", "buckets"))
 GroupMod.__doc__ = """A select group: ``buckets`` is a tuple of (weight, actions)."""
 CtFlush = namedtuple("CtFlush", ("switch", "zone", "ip_proto", "reply_src", "reply_src_port"))
@@ -239,7 +243,37 @@ def control_flows(switch, vips, probe_ip):
     return flows
 
 
-def service_flows(switch, svc_id, svc, backends):
+def switch_ports(graph, switch):
+    """Return the port numbers of a switch in the topology graph, sorted."""
+    return sorted(data["ports"][switch] for _, _, data in graph.edges(switch, data=True))
+
+
+def packet_in_meters(switch, ports, rate):
+    """Return the meters of a switch: every old one deleted, then one per port at ``rate``.
+
+    VIP packets bound for the controller pass the meter of the port they came in on, so the
+    datapath itself drops a SYN flood from one host beyond its share, before Open vSwitch
+    builds a packet-in, and the other ports keep theirs. (Deleting a meter also deletes the
+    flows that use it; the caller re-sends them after these.)
+    """
+    return [MeterMod(switch, "all", "delete", 0, 0)] + [
+        MeterMod(switch, port, "add", rate, rate) for port in ports]
+
+
+def to_controller(switch, table, match, cookie_value, meter_ports=None):
+    """Return the flows sending VIP packets matching ``match`` to the controller.
+
+    Without ``meter_ports`` one flow; with them one flow per ingress port, through that port's
+    meter (:func:`packet_in_meters`).
+    """
+    up = (("output", OFPP_CONTROLLER),)
+    if not meter_ports:
+        return [Flow(switch, table, PRIORITY_VIP, match, up, cookie=cookie_value)]
+    return [Flow(switch, table, PRIORITY_VIP, dict(match, in_port=port), up,
+                 cookie=cookie_value, meter=port) for port in meter_ports]
+
+
+def service_flows(switch, svc_id, svc, backends, meter_ports=None):
     """Return the static flows of one service on one switch (no per-connection state).
 
     Args:
@@ -247,10 +281,12 @@ def service_flows(switch, svc_id, svc, backends):
         svc_id (int): service id.
         svc (controllers.config.Service): the service.
         backends (list): every backend ever in the pool: objects with ``ip``, ``mac``, ``bid``.
+        meter_ports (list[int]|None): meter the packet-ins of this switch per port (see
+            :func:`to_controller`).
     """
     if svc.mode not in BACKEND_FLOW_MODES:
-        return [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc),
-                     (("output", OFPP_CONTROLLER),), cookie=cookie(COOKIE_STATIC, svc_id))]
+        return to_controller(switch, T_CLASSIFY, vip_match(svc), cookie(COOKIE_STATIC, svc_id),
+                             meter_ports)
     src, _ = tp_fields(svc.protocol)
     if not tracks_connections(svc):
         return stateless_group_flows(switch, svc_id, svc, backends)
@@ -276,8 +312,8 @@ def service_flows(switch, svc_id, svc, backends):
                           (("group", group_id(svc_id)),), cookie=cookie(COOKIE_STATIC, svc_id)))
     elif svc.mode == "l4":
         # l4: the controller decides each new connection; established ones never come up
-        flows.append(Flow(switch, T_CT, PRIORITY_VIP, new_connection,
-                          (("output", OFPP_CONTROLLER),), cookie=cookie(COOKIE_STATIC, svc_id)))
+        flows += to_controller(switch, T_CT, new_connection, cookie(COOKIE_STATIC, svc_id),
+                               meter_ports)
     return flows
 
 

@@ -63,6 +63,8 @@ def test_udp_service_probes_with_arp():
      "1..100"),
     (lambda d: d.update(controller={"ofp_port": 70000}), "controller.ofp_port", "1..65535"),
     (lambda d: d.update(controller={"probe_mac": "zz"}), "controller.probe_mac", "MAC"),
+    (lambda d: d.update(controller={"packet_in_meter": "on"}), "controller.packet_in_meter",
+     "true or false, got 'on'"),
     (lambda d: d.pop("topology"), "topology", "required"),
     (lambda d: d.update(topology={"name": "ring"}), "topology", "unknown topology"),
 ])

@@ -14,7 +14,8 @@ VIP = "10.0.0.100"
 BACKENDS = ("h6", "h7", "h8", "h9")
 
 
-def make(mode="l4", algorithm=None, weights=(1, 1, 1, 1), graph=None, **extra):
+def make(mode="l4", algorithm=None, weights=(1, 1, 1, 1), graph=None, controller_extra=None,
+         **extra):
     graph = graph or graphs.lb_lab()
     svc = {"vip": VIP, "port": 80, "mode": mode,
            "backends": dict(zip(BACKENDS, weights)), "health": {"kind": "none"}}
@@ -22,7 +23,8 @@ def make(mode="l4", algorithm=None, weights=(1, 1, 1, 1), graph=None, **extra):
         svc["algorithm"] = algorithm
     svc.update(extra)
     cfg = config.parse_config({"topology": config.graph_to_data(graph),
-                               "controller": {"packet_in_rate": 100000},
+                               "controller": {"packet_in_rate": 100000,
+                                              **(controller_extra or {})},
                                "services": {"web": svc}})
     core = Core(cfg, make_balancer)
     net = FakeNetwork(graphs.switches(cfg.graph))
@@ -578,3 +580,38 @@ def test_restart_relearns_connections_from_the_switch_flows():
     assert sum(fresh.services[0].balancer.in_flight().values()) == 3
     fresh.flow_stats("s1", flows)  # a periodic poll adopts nothing new
     assert sum(fresh.services[0].balancer.in_flight().values()) == 3
+
+
+# -- packet-in meters --------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["l4", "l3", "l2"])
+def test_vip_packet_ins_pass_the_meter_of_their_ingress_port(mode):
+    core, net, cfg = make(mode, controller_extra=None)
+    sw = net.switches["s1"]
+    ports = pipeline.switch_ports(cfg.graph, "s1")
+    rate = int(100000 * 0.5)
+    assert sw.meters == {port: (rate, rate) for port in ports}
+    up = [f for f in sw.flows if ("output", "controller") in f.actions
+          and f.priority == pipeline.PRIORITY_VIP]
+    assert sorted(f.match["in_port"] for f in up) == ports
+    assert all(f.meter == f.match["in_port"] for f in up)
+    # the control flows (ARP for the VIP, probe answers) are not metered
+    assert all(f.meter is None for f in sw.flows if f.priority == pipeline.PRIORITY_CONTROL)
+    lab_ = Lab(core, net, cfg)
+    assert served_by(lab_.send("h2", lab_.tcp("h2", VIP, 4000))) in BACKENDS
+
+
+def test_meters_can_be_switched_off():
+    core, net, cfg = make("l4", controller_extra={"packet_in_meter": False})
+    sw = net.switches["s1"]
+    assert sw.meters == {}
+    (up,) = [f for f in sw.flows if ("output", "controller") in f.actions
+             and f.priority == pipeline.PRIORITY_VIP]
+    assert up.meter is None and "in_port" not in up.match
+
+
+def test_meter_stats_reach_the_stats_view():
+    core, _net, _cfg = make("l4")
+    core.meter_stats("s1", {1: (500, 300), 2: (20, 0)})
+    switch = core.stats_view()["switches"]["s1"]
+    assert (switch["meter_packets"], switch["meter_dropped"]) == (520, 300)

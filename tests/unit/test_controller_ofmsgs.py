@@ -1,5 +1,7 @@
 """OpenFlow encoding of pipeline decisions: every message of every mode serialises and parses
 back to what was meant (no switch needed: datapath=None until sending)."""
+import struct
+
 import pytest
 from os_ken.ofproto import ofproto_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -112,6 +114,24 @@ def test_ct_flush_is_what_ovs_ofctl_sends():
     assert bytes(msg.buf) == expected
 
 
+def test_metered_flow_and_meter_mod_encode():
+    flow = pipeline.Flow("s1", 1, 500, {"eth_type": 0x0800, "in_port": 3},
+                         (("output", "controller"),), meter=3)
+    back = round_trip(ofmsgs.flow_mod(flow))
+    meter, actions = back.instructions
+    assert meter.meter_id == 3 and actions.actions[0].port == ofp.OFPP_CONTROLLER
+    msg = ofmsgs.meter_mod(pipeline.MeterMod("s1", 3, "add", 250, 250))
+    msg.datapath = FakeDatapath()
+    msg.serialize()
+    command, flags, meter_id = struct.unpack_from("!HHI", msg.buf, 8)
+    band_type, _len, rate, burst = struct.unpack_from("!HHII", msg.buf, 16)
+    assert (command, meter_id, rate, burst) == (ofp.OFPMC_ADD, 3, 250, 250)
+    assert flags == ofp.OFPMF_PKTPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS
+    assert band_type == ofp.OFPMBT_DROP
+    delete = ofmsgs.meter_mod(pipeline.MeterMod("s1", "all", "delete", 0, 0))
+    assert delete.meter_id == ofp.OFPM_ALL and delete.bands == []
+
+
 def test_conntrack_match_and_plain_nat_encode():
     flow = pipeline.Flow("s1", 1, 500, {"eth_type": 0x0800, "ct_state": (0x21, 0x21)},
                          (pipeline.ct_action(0, pipeline.T_CT),))
@@ -138,7 +158,7 @@ def test_output_to_controller_sends_whole_packets():
 def test_unknown_action_and_decision_are_rejected():
     with pytest.raises(ValueError, match="unknown kind 'meter'"):
         ofmsgs.action(("meter", 1))
-    with pytest.raises(TypeError, match="expected Flow, GroupMod, PacketOut or CtFlush"):
+    with pytest.raises(TypeError, match="expected Flow, GroupMod, PacketOut, CtFlush or MeterMod"):
         ofmsgs.encode(object())
 
 
