@@ -77,7 +77,10 @@ def test_syn_flood_is_metered_in_the_switch_and_others_still_connect(tmp_path):
     allowed = share * (FLOOD_SEC + 1) + share + 10
     assert sent > 5 * allowed, f"the flood was too slow to test anything: {sent} SYNs"
     assert packet_ins <= allowed, (packet_ins, allowed, sent)
-    assert after["meter_dropped"] >= sent / 2, (after, sent)
+    # most frames written never reach the switch (the host's queue drops them), so judge the
+    # meter by what reached it: it passed at most `allowed` and dropped the rest
+    assert after["meter_packets"] - after["meter_dropped"] <= allowed, (after, allowed)
+    assert after["meter_dropped"] >= 20 * allowed, (after, allowed, sent)
     # what passed the meter fits the controller's own per-port token bucket: the flood never
     # reached os-ken's socket, let alone the controller's rate limit
     assert after["dropped"] - before["dropped"] <= share, (after, before)
