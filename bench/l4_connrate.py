@@ -36,9 +36,12 @@ def main(argv=None):
                         help="wrk threads (a multiple of 4 keeps direct-4 even)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--l4-algorithm", default="round_robin",
+                        help="algorithm of the l4 service (least_connections takes the "
+                             "counting-flow path)")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
-    svc = services(BASE_PORT, BACKENDS)
+    svc = services(BASE_PORT, BACKENDS, algorithm={"l4": args.l4_algorithm})
     load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads)
     spread = [f"{ip}:{DIRECT_PORT}" for ip in BACKEND_IPS]
     with balancer_lab(svc) as (lab, ctl):

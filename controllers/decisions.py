@@ -223,15 +223,23 @@ class Core:
                 # packets and replies never come up, and no flow is installed.
                 backend = ss.backends[name]
                 backend.flows_total += 1
-                commit = pipeline.ct_action(ss.sid, pipeline.T_POST, commit=True,
-                                            nat_dst=backend.ip)
-                return [PacketOut(switch, in_port, (commit,), data)]
+                return [self._commit(ss, switch, in_port, backend, data)]
             ss.balancer.on_open(name)
             ss.backends[name].flows_total += 1
             conn = Conn(name, facts.ip_src, None if ss.svc.mode == "l3" else facts.tp_src,
                         switch, now)
             ss.conns[key] = conn
+            if ss.svc.mode == "l4":
+                # In-flight algorithms: conntrack does the NAT; a counting flow, installed
+                # before the packet is committed, tells when the connection ends.
+                backend = ss.backends[name]
+                conn.installed = now
+                return [self.counting_flow(ss, conn, backend),
+                        self._commit(ss, switch, in_port, backend, data)]
         backend = ss.backends[conn.backend]
+        if ss.svc.mode == "l4":
+            # a packet that entered before the connection was committed: same backend
+            return [self._commit(ss, switch, in_port, backend, data)]
         if conn.installed is not None and now - conn.installed < REINSTALL_AFTER_SEC:
             # A packet that left the switch's datapath cache before our flow-mod reached it
             # (Open vSwitch revalidates its cached "to controller" entry a moment later): the
@@ -247,6 +255,30 @@ class Core:
         out = pipeline.OFPP_IN_PORT if out_port == in_port else out_port
         msgs.append(PacketOut(switch, in_port, rewrite + (("output", out),), data))
         return msgs
+
+    @staticmethod
+    def _commit(ss, switch, in_port, backend, data):
+        """Return the packet-out committing a connection to ``backend`` in conntrack (l4)."""
+        commit = pipeline.ct_action(ss.sid, pipeline.T_POST, commit=True, nat_dst=backend.ip)
+        return PacketOut(switch, in_port, (commit,), data)
+
+    def counting_flow(self, ss, conn, backend):
+        """Return the per-connection flow of an l4 connection balanced by in-flight counts.
+
+        It sits in T_POST, after conntrack's NAT, on the switch that committed the connection:
+        it fixes the MAC like the static POST flow and counts the client's packets; its removal
+        after ``idle_timeout`` without any (``OFPFF_SEND_FLOW_REM``) closes the connection in the
+        balancer. Replies never touch it (conntrack un-NATs them).
+        """
+        svc = ss.svc
+        src, dst = pipeline.tp_fields(svc.protocol)
+        match = {"eth_type": pipeline.ETH_TYPE_IPV4, "ip_proto": svc.ip_proto,
+                 "eth_dst": svc.vmac, "ipv4_src": conn.client_ip, src: conn.client_port,
+                 "ipv4_dst": backend.ip, dst: svc.port}
+        return Flow(conn.switch, pipeline.T_POST, pipeline.PRIORITY_CONNECTION, match,
+                    (("set_field", "eth_dst", backend.mac),), goto=pipeline.T_L2,
+                    cookie=pipeline.cookie(pipeline.COOKIE_CONNECTION, ss.sid, backend.bid),
+                    idle_timeout=svc.idle_timeout, send_flow_rem=True)
 
     def _rewrite(self, ss, backend):
         if ss.svc.mode == "l2":
@@ -319,6 +351,8 @@ class Core:
             return []
         conn.packets, conn.bytes = packets_, bytes_
         self._close(ss, key)
+        if ss.svc.mode == "l4":
+            return []  # a counting flow has no partner: conntrack did the NAT
         msgs = self.connection_flows(ss, conn, backend)
         return [m._replace(command="delete_strict") for m in msgs[:-1]]
 
@@ -627,6 +661,8 @@ class Core:
             return "conntrack"
         if ss.svc.mode == "l4" and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
             return "packet-in+conntrack"
+        if ss.svc.mode == "l4":
+            return "packet-in+conntrack+counting-flow"
         return "packet-in+flows"
 
     def services_view(self):

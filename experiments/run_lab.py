@@ -264,10 +264,13 @@ class Run:
         self.log(f"starting {len(self.spec.backends)} backends")
         for i, backend in enumerate(self.spec.backends):
             self._start_backend(backend, i)
-        probe = self.lab.host(self.roles.clients[0])
         for backend in self.spec.backends:
-            ip = self.graph.nodes[self.roles.backends[backend.name]]["ip"]
-            self._wait_http(probe, f"http://{ip}:{plan.BACKEND_PORT}/health",
+            # asked from the backend's own host: the network path is not the question here,
+            # and a stateless select group rewrites every reply from the service port as if
+            # it came from the VIP, so a client could not reach a backend directly
+            host = self.roles.backends[backend.name]
+            ip = self.graph.nodes[host]["ip"]
+            self._wait_http(self.lab.host(host), f"http://{ip}:{plan.BACKEND_PORT}/health",
                             f"backend {backend.name}", self.backends[backend.name])
 
     def _wait_http(self, host, url, what, proc=None):

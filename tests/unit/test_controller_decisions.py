@@ -228,8 +228,8 @@ def test_stateless_group_answers_from_the_vip_even_to_direct_clients():
 
 @pytest.mark.parametrize("algorithm", ["round_robin", "least_connections"])
 def test_round_robin_per_connection_and_same_connection_same_backend(algorithm):
-    # round robin takes the conntrack path, least connections per-connection flows; with
-    # every connection still open least connections breaks ties round robin
+    # both commit connections to conntrack; least connections also installs a counting flow
+    # per connection; with every connection still open it breaks ties round robin
     lab_ = lab("l4", algorithm)
     chosen = [served_by(lab_.send(f"h{1 + i % 4}", lab_.tcp(f"h{1 + i % 4}", VIP, 30000 + i)))
               for i in range(8)]
@@ -238,17 +238,18 @@ def test_round_robin_per_connection_and_same_connection_same_backend(algorithm):
         again = lab_.tcp(f"h{1 + i % 4}", VIP, 30000 + i, flags=packets.TCP_ACK)
         assert served_by(lab_.send(f"h{1 + i % 4}", again)) == chosen[i]
     assert lab_.core.services[0].packet_ins == 8
+    counting = [f for f in lab_.net.switches["s1"].flows
+                if pipeline.cookie_parts(f.cookie)[0] == pipeline.COOKIE_CONNECTION]
     if algorithm == "round_robin":
-        assert not [f for f in lab_.net.switches["s1"].flows
-                    if pipeline.cookie_parts(f.cookie)[0] == pipeline.COOKIE_CONNECTION]
+        assert not counting
         return
-    # a packet that raced the flow-mod keeps its backend and is only forwarded
+    assert len(counting) == 8 and {f.table for f in counting} == {pipeline.T_POST}
+    assert all(f.send_flow_rem and f.idle_timeout == 5 for f in counting)
+    # a packet that entered before the commit is committed again to the same backend only
     again = lab_.core.packet_in("s1", 1, to_bytes(lab_.tcp("h1", VIP, 30000)), 0.1)
     assert [type(d).__name__ for d in again] == ["PacketOut"]
-    assert ("set_field", "ipv4_dst", "10.0.0.6") in again[0].actions
-    # much later (the flow may be gone) the flows are sent again
-    later = lab_.core.packet_in("s1", 1, to_bytes(lab_.tcp("h1", VIP, 30000)), 5.0)
-    assert [type(d).__name__ for d in later] == ["Flow", "Flow", "PacketOut"]
+    assert again[0].actions[0][1]["nat_dst"] == "10.0.0.6" and again[0].actions[0][1]["commit"]
+    assert lab_.core.services[0].balancer.in_flight()["h6"] == 2
 
 
 def test_l3_keeps_one_backend_per_client_ip():
@@ -316,15 +317,17 @@ def _forward_flow(lab_, backend):
             and ("set_field", "eth_dst", lab_.nodes[backend]["mac"]) in f.actions]
 
 
-def test_flow_removed_closes_the_connection_and_deletes_the_reverse_flow():
-    lab_ = lab("l4", "least_connections")
+@pytest.mark.parametrize("mode, partners", [("l4", []), ("l3", ["delete_strict"]),
+                                              ("l2", [])])
+def test_flow_removed_closes_the_connection_and_deletes_its_partner(mode, partners):
+    lab_ = lab(mode, "least_connections")
     backend = served_by(lab_.send("h1", lab_.tcp("h1", VIP, 5000)))
     ss = lab_.core.services[0]
     assert ss.balancer.in_flight()[backend] == 1
     (flow,) = _forward_flow(lab_, backend)
     decisions = lab_.core.flow_removed("s1", flow.cookie, flow.match, 7, 700, 0, 1.0)
     assert ss.balancer.in_flight()[backend] == 0
-    assert [d.command for d in decisions] == ["delete_strict"]
+    assert [d.command for d in decisions] == partners  # l3's reverse-NAT flow goes with it
     assert lab_.core.stats_view()["services"]["web"]["backends"][backend]["packets"] == 7
 
 
