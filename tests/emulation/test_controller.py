@@ -7,6 +7,7 @@ mode, on different ports, so the whole set needs few network set-ups. Backends a
 """
 import collections
 import subprocess
+import sys
 import time
 
 import pytest
@@ -30,6 +31,13 @@ SERVICES = {  # name: (vip, port, mode, algorithm)
     "group_ct": ("10.0.0.107", 86, "group", "five_tuple_hash"),  # with conntrack: true
 }
 KILL_HEALTH = {"kind": "tcp", "interval": 0.5, "rise": 2, "fall": 3}
+UDP_ECHO = """import socket
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("", {port}))
+while True:
+    _data, peer = sock.recvfrom(2048)
+    sock.sendto(b"{name}\\n", peer)
+"""
 
 
 def lab_config(graph):
@@ -56,9 +64,11 @@ class BalancerLab:
     def start_backends(self):
         for host in BACKENDS:
             self.lab.host(host).cmd("; ".join(dsr_commands(SERVICES["l2"][0], f"{host}-eth0")))
+            # a UDP server answering every datagram with the host's name, in one process
+            # (socat's fork per datagram missed a datagram's answer twice in CI)
             self.backend_procs[(host, "udp")] = self.lab.popen(
-                host, ["socat", f"UDP4-RECVFROM:{SERVICES['udp'][1]},fork",
-                       f"SYSTEM:echo {host}"],
+                host, [sys.executable, "-c", UDP_ECHO.format(port=SERVICES["udp"][1],
+                                                             name=host)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for name, (_vip, port, _mode, _alg) in SERVICES.items():
                 if name == "udp":
