@@ -218,9 +218,10 @@ class Core:
             name = ss.balancer.choose(self._balancer_key(ss, facts))
             if name is None:
                 return []
-            if ss.svc.mode == "l4" and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
-                # Commit the connection with its NAT in the switch's conntrack: its next
-                # packets and replies never come up, and no flow is installed.
+            if ss.svc.mode in ("l2", "l4") and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
+                # Commit the connection in the switch's conntrack (l4: with its NAT; l2: with
+                # the backend's id as ct_mark): its next packets and replies never come up, and
+                # no flow is installed.
                 backend = ss.backends[name]
                 backend.flows_total += 1
                 return [self._commit(ss, switch, in_port, backend, data)]
@@ -258,8 +259,17 @@ class Core:
 
     @staticmethod
     def _commit(ss, switch, in_port, backend, data):
-        """Return the packet-out committing a connection to ``backend`` in conntrack (l4)."""
-        commit = pipeline.ct_action(ss.sid, pipeline.T_POST, commit=True, nat_dst=backend.ip)
+        """Return the packet-out committing a connection to ``backend`` in conntrack.
+
+        l4: with the NAT to the backend, continuing in T_POST; l2: no NAT, the backend's id as
+        ``ct_mark``, back to T_CT, whose mark rule gives the packet the backend's MAC.
+        """
+        if ss.svc.mode == "l2":
+            commit = pipeline.ct_action(ss.sid, pipeline.T_CT, commit=True, nat=False,
+                                        mark=backend.bid)
+        else:
+            commit = pipeline.ct_action(ss.sid, pipeline.T_POST, commit=True,
+                                        nat_dst=backend.ip)
         return PacketOut(switch, in_port, (commit,), data)
 
     def counting_flow(self, ss, conn, backend):
@@ -520,7 +530,7 @@ class Core:
         Their next packets are then new connections: balanced onto a live backend, which resets
         them, so clients fail at once instead of waiting on a dead host.
         """
-        if not pipeline.tracks_connections(ss.svc) or not self.connected:
+        if not pipeline.nats_in_conntrack(ss.svc) or not self.connected:
             return []
         return [pipeline.CtFlush(sorted(self.connected)[0], pipeline.ct_zone(ss.sid),
                                  ss.svc.ip_proto, b.ip, ss.svc.port)]
@@ -659,7 +669,7 @@ class Core:
             return "select-group"
         if ss.svc.mode in ("group", "proactive"):
             return "conntrack"
-        if ss.svc.mode == "l4" and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
+        if ss.svc.mode in ("l2", "l4") and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
             return "packet-in+conntrack"
         if ss.svc.mode == "l4":
             return "packet-in+conntrack+counting-flow"

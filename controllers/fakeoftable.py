@@ -37,6 +37,7 @@ class FakeSwitch:
         self.flows = []
         self.groups = {}
         self.conntrack = {}  # (zone, orig 5-tuple) -> nat destination
+        self.marks = {}      # (zone, orig 5-tuple) -> ct_mark
         self.meters = {}     # meter id -> (rate, burst); packets are not metered here
 
     def apply(self, decision):
@@ -96,16 +97,20 @@ class FakeSwitch:
         if spec.get("commit"):
             target = spec.get("nat_dst")
             self.conntrack[(zone, orig)] = target
+            self.marks[(zone, orig)] = spec.get("mark") or 0
             if target:
                 pkt["ipv4_dst"] = target
             pkt["ct_state"] = CT_NEW | CT_TRK
+            pkt["ct_mark"] = self.marks[(zone, orig)]
             return
         if (zone, orig) in self.conntrack:
             target = self.conntrack[(zone, orig)]
             if spec.get("nat") and target:
                 pkt["ipv4_dst"] = target
             pkt["ct_state"] = CT_EST | CT_TRK
+            pkt["ct_mark"] = self.marks.get((zone, orig), 0)
             return
+        pkt["ct_mark"] = 0
         for (z, (p, c, cport, vip, vport)), target in self.conntrack.items():
             if z == zone and p == proto and target == src and sport == vport \
                     and dst == c and dport == cport:

@@ -56,6 +56,8 @@ def action(spec):
                                       range_ipv4_max=ct["nat_dst"])]
         elif ct.get("nat"):
             nat = [parser.NXActionNAT(flags=0)]
+        if ct.get("mark") is not None:
+            nat.append(parser.OFPActionSetField(ct_mark=ct["mark"]))
         table = ct.get("table")
         return parser.NXActionCT(
             flags=nicira_ext.NX_CT_F_COMMIT if ct.get("commit") else 0,

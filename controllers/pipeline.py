@@ -28,6 +28,7 @@ T_CLASSIFY, T_CT, T_POST, T_L2 = 0, 1, 2, 3
 
 PRIORITY_CONTROL = 1000      # ARP for VIPs and the probe address, probe replies
 PRIORITY_CONNECTION = 600    # per-connection / per-client NAT flows (reactive modes)
+PRIORITY_MARK = 550          # l2: committed connections by their ct_mark (= backend id)
 PRIORITY_VIP = 500           # VIP -> controller (reactive) or -> conntrack
 PRIORITY_PREFIX_BASE = 500   # + prefix length: proactive client-prefix rules in T_CT
 PRIORITY_POST = 100
@@ -53,7 +54,7 @@ OFPP_IN_PORT = "in_port"
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_ARP = 0x0806
 # Modes with static per-backend flows (installed when a backend joins the pool).
-BACKEND_FLOW_MODES = ("l4", "group", "proactive")
+BACKEND_FLOW_MODES = ("l2", "l4", "group", "proactive")
 PREFIX_BITS = 6              # proactive mode splits the client space into 2**6 slices
 
 Flow = namedtuple("Flow", ("switch", "table", "priority", "match", "actions", "goto",
@@ -64,7 +65,8 @@ Flow.__doc__ = """One flow-table change. ``match`` is a dict of OXM names (os-ke
 value or a (value, mask) pair; ``actions`` a tuple of action tuples::
 
     ("output", port|"controller"|"in_port")  ("set_field", name, value)  ("group", group_id)
-    ("ct", {"zone": int, "table": int|None, "commit": bool, "nat_dst": ip|None, "nat": bool})
+    ("ct", {"zone": int, "table": int|None, "commit": bool, "nat_dst": ip|None, "nat": bool,
+            "mark": int|None})   (mark: set ct_mark when committing)
     ("resubmit", table)   (Open vSwitch's resubmit: continue in ``table``; group buckets)
 
 ``command`` is add, delete (by match/cookie mask, any priority) or delete_strict; ``meter`` a
@@ -126,20 +128,29 @@ def ct_zone(svc_id):
     return 1 + svc_id
 
 
-def ct_action(svc_id, table, commit=False, nat_dst=None):
+def ct_action(svc_id, table, commit=False, nat_dst=None, nat=True, mark=None):
     """Return a conntrack action tuple in the service's zone."""
     return ("ct", {"zone": ct_zone(svc_id), "table": table, "commit": commit,
-                   "nat_dst": nat_dst, "nat": True})
+                   "nat_dst": nat_dst, "nat": nat, "mark": mark})
 
 
 def tracks_connections(svc):
     """Return whether a service's VIP traffic goes through the switch's conntrack.
 
-    l4 (the controller commits each connection), proactive (so re-splitting never moves an open
-    connection) and group with ``conntrack: true``; a stateless group rewrites every packet by
-    the bucket its hash picks, and l2/l3 use per-connection/per-client flows.
+    l2 and l4 (the controller commits each connection), proactive (so re-splitting never moves
+    an open connection) and group with ``conntrack: true``; a stateless group rewrites every
+    packet by the bucket its hash picks, and l3 uses per-client flows.
     """
-    return svc.mode in ("l4", "proactive") or (svc.mode == "group" and svc.conntrack)
+    return svc.mode in ("l2", "l4", "proactive") or (svc.mode == "group" and svc.conntrack)
+
+
+def nats_in_conntrack(svc):
+    """Return whether conntrack also rewrites the service's addresses (all but l2's DSR).
+
+    Those connections can be found by their reply tuple (source = the backend), which is what
+    flushing a down backend's connections needs; l2's replies come from the VIP.
+    """
+    return tracks_connections(svc) and svc.mode != "l2"
 
 
 def group_buckets(svc_id, pool, conntrack=True):
@@ -290,6 +301,8 @@ def service_flows(switch, svc_id, svc, backends, meter_ports=None):
     src, _ = tp_fields(svc.protocol)
     if not tracks_connections(svc):
         return stateless_group_flows(switch, svc_id, svc, backends)
+    if svc.mode == "l2":
+        return dsr_flows(switch, svc_id, svc, backends, meter_ports)
     flows = [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc), (ct_action(svc_id, T_CT),),
                   cookie=cookie(COOKIE_STATIC, svc_id))]
     for b in backends:
@@ -314,6 +327,28 @@ def service_flows(switch, svc_id, svc, backends, meter_ports=None):
         # l4: the controller decides each new connection; established ones never come up
         flows += to_controller(switch, T_CT, new_connection, cookie(COOKIE_STATIC, svc_id),
                                meter_ports)
+    return flows
+
+
+def dsr_flows(switch, svc_id, svc, backends, meter_ports=None):
+    """Return the flows of an l2 (direct server return) service.
+
+    VIP packets go through conntrack without NAT (only the client's direction ever passes the
+    switch; Open vSwitch still tracks it: committed, later packets are +est). A new connection
+    goes to the controller, which commits it with ``ct_mark`` = the backend's id; packets of a
+    committed connection get that backend's MAC. Per-connection flows of the in-flight
+    algorithms (T_CLASSIFY, higher priority) catch their connections before conntrack.
+    """
+    flows = [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc),
+                  (ct_action(svc_id, T_CT, nat=False),), cookie=cookie(COOKIE_STATIC, svc_id))]
+    for b in backends:
+        flows.append(Flow(switch, T_CT, PRIORITY_MARK,
+                          vip_match(svc, ct_state=(CT_TRK, CT_TRK), ct_mark=b.bid),
+                          (("set_field", "eth_dst", b.mac),), goto=T_L2,
+                          cookie=cookie(COOKIE_POST, svc_id, b.bid)))
+    flows += to_controller(switch, T_CT, vip_match(svc, ct_state=(CT_NEW | CT_TRK,
+                                                                  CT_NEW | CT_TRK)),
+                           cookie(COOKIE_STATIC, svc_id), meter_ports)
     return flows
 
 

@@ -207,6 +207,22 @@ def test_l2_dsr_rewrites_only_the_destination_mac():
     assert served_by(back) == "h1" and back[0][1]["eth_src"] == lab_.nodes[backend]["mac"]
 
 
+@pytest.mark.parametrize("algorithm, data_path", [
+    ("round_robin", "packet-in+conntrack"), ("least_connections", "packet-in+flows")])
+def test_l2_commits_connections_with_the_backend_as_ct_mark(algorithm, data_path):
+    lab_ = lab("l2", algorithm)
+    assert lab_.core.services_view()["web"]["data_path"] == data_path
+    chosen = [served_by(lab_.send("h1", lab_.tcp("h1", VIP, 30000 + i))) for i in range(4)]
+    assert sorted(chosen) == sorted(BACKENDS)
+    for i, backend in enumerate(chosen):  # later packets: no controller, same backend, DSR
+        delivered = lab_.send("h1", lab_.tcp("h1", VIP, 30000 + i, flags=packets.TCP_ACK))
+        assert served_by(delivered) == backend and delivered[0][1]["ipv4_dst"] == VIP
+    assert lab_.core.services[0].packet_ins == 4
+    flows = [f for f in lab_.net.switches["s1"].flows
+             if pipeline.cookie_parts(f.cookie)[0] == pipeline.COOKIE_CONNECTION]
+    assert len(flows) == (0 if algorithm == "round_robin" else 4)
+
+
 def test_direct_traffic_to_a_backend_is_not_rewritten_in_conntrack_modes():
     lab_ = lab("group", conntrack=True)
     direct = lab_.send("h1", lab_.tcp("h1", "10.0.0.7", 41000))
@@ -462,7 +478,7 @@ def test_tcp_rst_answer_is_an_immediate_failure():
 
 @pytest.mark.parametrize("mode, extra, flushed", [
     ("l4", {}, True), ("proactive", {}, True), ("group", {"conntrack": True}, True),
-    ("group", {}, False), ("l3", {}, False)])
+    ("group", {}, False), ("l3", {}, False), ("l2", {}, False)])
 def test_a_down_backend_is_flushed_from_conntrack(mode, extra, flushed):
     lab_ = lab(mode, health={"kind": "tcp", "interval": 1.0, "rise": 1, "fall": 1}, **extra)
     backend = served_by(lab_.send("h1", lab_.tcp("h1", VIP, 5000)))
