@@ -18,7 +18,7 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from controllers.decisions import ChangeError
+from controllers.changes import ChangeError
 
 LOG = logging.getLogger("lblab.controller.api")
 MAX_BODY_BYTES = 64 * 1024

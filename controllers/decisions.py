@@ -1,29 +1,27 @@
 """Pure balancer decisions: packet facts, flow removals, probe results and API changes in;
-flows, group changes and packet-outs out (like faucet/valve.py). No os-ken, no sockets, no clock:
-every entry point takes ``now``.
+flows, group changes, meters, conntrack flushes and packet-outs out (like faucet/valve.py). No
+os-ken, no sockets, no clock: every entry point takes ``now``.
 
-Reactive modes (l2, l3, l4) take one packet-in per new connection (l2, l4) or per new client
-(l3), ask the :mod:`lb_apps.balancing` balancer, and install a forward flow on the switch that
-saw the packet (idle timeout, ``OFPFF_SEND_FLOW_REM``) plus, for NAT modes, a reverse flow on the
-backend's edge switch. A connection is counted open from its first packet until its forward flow
-is removed (idle timeout, or deleted when its backend goes down), so least-connections counts
-lag the real end of a connection by ``idle_timeout`` seconds.
+The reactive modes (l2, l3, l4) take one packet-in per new connection (l2, l4) or per new client
+(l3) and ask the :mod:`lb_apps.balancing` balancer. Where the algorithm needs no facts about
+connections ending (round robin, hashing, random), l2 and l4 commit the connection in the
+switch's conntrack with one packet-out (l4 with its NAT, l2 with the backend as ``ct_mark``).
+The in-flight algorithms (least connections, power of two) need those facts: l4 adds a counting
+flow per connection, l2 and l3 install forward flows (plus reverse-NAT flows for l3), all with
+an idle timeout and ``OFPFF_SEND_FLOW_REM``. Such a connection counts as open until its flow is
+removed, so least-connections counts lag the real end of a connection by ``idle_timeout``.
 
 The in-switch modes (group, proactive) have no per-flow state here: Open vSwitch's connection
 tracker keeps each connection on its backend (a stateless group keeps none: its select group
-hashes every packet); pool changes rewrite group buckets or prefix rules.
+hashes every packet); pool changes (controllers/changes.py) rewrite group buckets or prefix
+rules. The JSON views are in controllers/views.py.
 """
-from controllers import packets, pipeline
-from controllers.config import MODE_ALGORITHMS, ConfigError, parse_weight
-
-# l4 algorithms that need no connection-end facts take the conntrack path (one packet-in and
-# one packet-out per connection, no flow-mod); the least-connections family and power of two
-# need in-flight counts, so they install per-connection flows whose removal reports the end.
-CONNTRACK_PATH_ALGORITHMS = ("round_robin", "weighted_round_robin", "random", "ip_hash",
-                             "five_tuple_hash", "consistent_hash")
-from controllers.health import DOWN, UP, HealthState
+from controllers import packets, pipeline, views
+from controllers.changes import ChangeError, PoolChanges  # noqa: F401 -- ChangeError re-exported
+from controllers.health import DOWN, UP
 from controllers.pipeline import Flow, GroupMod, PacketOut
-from controllers.state import BackendState, Conn, ServiceState, TokenBucket
+from controllers.state import Conn, ServiceState, TokenBucket
+from controllers.views import CONNTRACK_PATH_ALGORITHMS
 from topologies import forwarding
 
 PROBE_PORT_BASE = 40000
@@ -37,16 +35,7 @@ PROBE_TIMEOUT_FRACTION = 0.5
 CONTROLLER_IN_PORT = None
 
 
-class ChangeError(ValueError):
-    """A rejected API change: ``field`` names the bad input (answered with HTTP ``status``)."""
-
-    def __init__(self, field_name, message, status=400):
-        self.field = field_name
-        self.status = status
-        super().__init__(f"{field_name}: {message}")
-
-
-class Core:
+class Core(PoolChanges):
     """All balancer state and decisions of one controller process.
 
     Args:
@@ -68,11 +57,13 @@ class Core:
         self.buckets = {}
         self.port_buckets = {}
         self.probe_ports = {}
-        port = PROBE_PORT_BASE
         for ss in self.services:
             for b in ss.backends.values():
-                self.probe_ports[port] = (ss, b)
-                port += 1
+                self._register_probe_port(ss, b)
+
+    def _register_probe_port(self, ss, b):
+        """Give a backend joining a pool the source port its probes come from."""
+        self.probe_ports[PROBE_PORT_BASE + len(self.probe_ports)] = (ss, b)
 
     # -- switches -----------------------------------------------------------------------
 
@@ -547,183 +538,12 @@ class Core:
                                  cookie_mask=pipeline.COOKIE_BACKEND_MASK))
         return msgs
 
-    # -- pool changes -------------------------------------------------------------------
-
-    def _buckets(self, ss):
-        pool = [(b.ip, b.mac, b.weight) for b in ss.backends.values() if b.live]
-        return pipeline.group_buckets(ss.sid, pool, conntrack=ss.svc.conntrack)
-
-    def _pool_changed(self, ss):
-        """Return the switch changes after a pool change of a conntrack service."""
-        msgs = []
-        if ss.svc.mode == "group":
-            buckets = self._buckets(ss)
-            for switch in sorted(self.connected):
-                msgs.append(GroupMod(switch, pipeline.group_id(ss.sid), "modify", buckets))
-        elif ss.svc.mode == "proactive":
-            for switch in sorted(self.connected):
-                old = pipeline.prefix_flows(switch, ss.sid, ss.svc, ss.backends,
-                                            ss.prefix_rules)
-                new = pipeline.prefix_flows(switch, ss.sid, ss.svc, ss.backends,
-                                            ss.effective_weights())
-                # Add first (same match and priority replaces), then delete what is gone, so
-                # no new connection ever finds no rule.
-                msgs += new
-                keep = {(f.priority, tuple(sorted(f.match.items()))) for f in new}
-                msgs += [f._replace(command="delete_strict", actions=()) for f in old
-                         if (f.priority, tuple(sorted(f.match.items()))) not in keep]
-            ss.prefix_rules = ss.effective_weights()
-        return msgs
-
-    def _service(self, name):
-        for ss in self.services:
-            if ss.svc.name == name:
-                return ss
-        raise ChangeError("service", f"unknown {name!r}; expected one of "
-                          f"{', '.join(s.svc.name for s in self.services)}", status=404)
-
-    def _backend(self, ss, name):
-        b = ss.backends.get(name)
-        if b is None or b.removed:
-            live = ", ".join(n for n, x in ss.backends.items() if not x.removed)
-            raise ChangeError("backend", f"unknown {name!r} in service {ss.svc.name}; "
-                              f"expected one of {live}")
-        return b
-
-    def set_weight(self, service, backend, weight):
-        """Change a backend's weight (0 = drain: no new flows, open ones stay)."""
-        ss = self._service(service)
-        b = self._backend(ss, backend)
-        try:
-            weight = parse_weight("weight", weight)
-        except ConfigError as exc:
-            raise ChangeError("weight", exc.problem) from None
-        b.weight = weight
-        if ss.balancer is not None:
-            ss.balancer.set_weight(b.name, weight)
-        return self._pool_changed(ss)
-
-    def add_backend(self, service, host, weight=1):
-        """Add topology host ``host`` to a pool (or bring a removed one back)."""
-        ss = self._service(service)
-        node = self.graph.nodes.get(host) if isinstance(host, str) else None
-        if node is None or node.get("kind") != "host":
-            raise ChangeError("backend", f"unknown host {host!r}; expected a host of the "
-                                         "topology")
-        if host in ss.backends and not ss.backends[host].removed:
-            raise ChangeError("backend", f"{host!r} is already in service {service}")
-        try:
-            weight = parse_weight("weight", weight)
-        except ConfigError as exc:
-            raise ChangeError("weight", exc.problem) from None
-        if host in ss.backends:
-            b = ss.backends[host]
-            b.removed, b.weight, b.health = False, weight, HealthState()
-        else:
-            bid = 1 + max((x.bid for x in ss.backends.values()), default=0)
-            b = BackendState(host, node["ip"], node["mac"].lower(), bid, weight)
-            ss.backends[host] = b
-            self.probe_ports[PROBE_PORT_BASE + len(self.probe_ports)] = (ss, b)
-        if ss.balancer is not None:
-            ss.balancer.add_backend(host, weight)
-            for conn in ss.conns.values():
-                if conn.backend == host:
-                    ss.balancer.on_open(host)
-        msgs = []
-        if ss.svc.mode in pipeline.BACKEND_FLOW_MODES:
-            for switch in sorted(self.connected):
-                msgs += pipeline.service_flows(switch, ss.sid, ss.svc, [b],
-                                               self.meter_ports(switch))
-        return msgs + self._pool_changed(ss)
-
-    def remove_backend(self, service, backend):
-        """Take a backend out of the pool; its established connections are left to finish."""
-        ss = self._service(service)
-        b = self._backend(ss, backend)
-        b.removed = True
-        if ss.balancer is not None:
-            ss.balancer.remove_backend(b.name)
-        return self._pool_changed(ss)
-
-    def set_algorithm(self, service, algorithm):
-        """Switch a service to another algorithm; open connections keep their backends."""
-        ss = self._service(service)
-        allowed = MODE_ALGORITHMS[ss.svc.mode]
-        if algorithm not in allowed:
-            raise ChangeError("algorithm", f"unknown {algorithm!r} for mode {ss.svc.mode}; "
-                                           f"expected one of {', '.join(allowed)}")
-        ss.algorithm = algorithm
-        if ss.reactive:
-            ss.balancer = ss._new_balancer(algorithm)
-            for conn in ss.conns.values():
-                if not ss.backends[conn.backend].removed:
-                    ss.balancer.on_open(conn.backend)
-        return []
-
     # -- views --------------------------------------------------------------------------
-
-    @staticmethod
-    def data_path(ss):
-        """Return how new connections of a service are set up (see docs/controller.md)."""
-        if ss.svc.mode == "group" and not ss.svc.conntrack:
-            return "select-group"
-        if ss.svc.mode in ("group", "proactive"):
-            return "conntrack"
-        if ss.svc.mode in ("l2", "l4") and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
-            return "packet-in+conntrack"
-        if ss.svc.mode == "l4":
-            return "packet-in+conntrack+counting-flow"
-        return "packet-in+flows"
 
     def services_view(self):
         """Return the JSON-ready pools, weights and states of every service."""
-        out = {}
-        for ss in self.services:
-            svc = ss.svc
-            in_flight = ss.balancer.in_flight() if ss.balancer is not None else {}
-            out[svc.name] = {
-                "vip": svc.vip, "vmac": svc.vmac, "protocol": svc.protocol, "port": svc.port,
-                "mode": svc.mode, "algorithm": ss.algorithm, "idle_timeout": svc.idle_timeout,
-                "conntrack": pipeline.tracks_connections(svc),
-                "conntrack_zone": (pipeline.ct_zone(ss.sid) if pipeline.tracks_connections(svc)
-                                   else None),
-                "data_path": self.data_path(ss),
-                "health": {"kind": svc.health.kind, "interval": svc.health.interval,
-                           "rise": svc.health.rise, "fall": svc.health.fall},
-                "backends": {b.name: {"ip": b.ip, "mac": b.mac, "weight": b.weight,
-                                      "state": b.health.state,
-                                      "draining": b.weight == 0 and not b.removed,
-                                      "in_flight": in_flight.get(b.name)}
-                             for b in ss.backends.values() if not b.removed},
-            }
-        return out
+        return views.services_view(self)
 
     def stats_view(self):
         """Return JSON-ready per-backend flow counters and per-switch counters."""
-        services = {}
-        for ss in self.services:
-            active, packets_, bytes_ = {}, {}, {}
-            for conn in ss.conns.values():
-                active[conn.backend] = active.get(conn.backend, 0) + 1
-                packets_[conn.backend] = packets_.get(conn.backend, 0) + conn.packets
-                bytes_[conn.backend] = bytes_.get(conn.backend, 0) + conn.bytes
-            backends = {}
-            for b in ss.backends.values():
-                polled_p = sum(p for p, _ in b.polled.values())
-                polled_b = sum(x for _, x in b.polled.values())
-                backends[b.name] = {
-                    "state": b.health.state, "removed": b.removed,
-                    "active_flows": active.get(b.name, 0) if ss.reactive else None,
-                    # l4 on the conntrack path: connections live in the switch, not here
-                    "flows_total": b.flows_total if ss.reactive else None,
-                    "packets": b.closed_packets + packets_.get(b.name, 0) + polled_p,
-                    "bytes": b.closed_bytes + bytes_.get(b.name, 0) + polled_b,
-                    "probes_sent": b.health.probes_sent,
-                    "probes_inconclusive": b.health.inconclusive,
-                }
-            services[ss.svc.name] = {"mode": ss.svc.mode, "backends": backends,
-                                     "packet_ins": ss.packet_ins}
-        return {"services": services,
-                "switches": {s: dict(v, connected=s in self.connected)
-                             for s, v in sorted(self.switch_stats.items())}}
-
+        return views.stats_view(self)
