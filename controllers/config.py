@@ -296,8 +296,9 @@ def parse_service(name, value, graph):
         health = Health("arp", health.interval, health.rise, health.fall)
     conntrack = _bool(f"{path}.conntrack", value.get("conntrack", False))
     if "conntrack" in value and mode != "group":
-        raise ConfigError(f"{path}.conntrack", f"applies to mode group only, not {mode} (l4 and "
-                                               "proactive always use conntrack, l2 and l3 never)")
+        raise ConfigError(f"{path}.conntrack", f"applies to mode group only, not {mode} (the "
+                                               "other modes choose their data path by mode and "
+                                               "algorithm)")
     return Service(
         name=name, vip=vip,
         vmac=_mac(f"{path}.vmac", value["vmac"]) if "vmac" in value else vmac_for(vip),

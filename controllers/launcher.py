@@ -76,6 +76,7 @@ def main(argv):
             "switches": sum(1 for _, d in config.graph.nodes(data=True)
                             if d["kind"] == "switch"),
             "services": {s.name: f"{s.vip} {s.protocol}/{s.port} {s.mode} {s.algorithm} "
+                                 f"{'conntrack ' if s.conntrack else ''}"
                                  f"{len(s.backends)} backends" for s in config.services},
         }, indent=2, sort_keys=True))
         return 0

@@ -585,9 +585,9 @@ def _balancers(ck, raw, algorithms, l7_parser, backends):
         if "conntrack" in item:
             conntrack = ck.boolean(p + ("conntrack",), item["conntrack"])
             if layer == "l4" and item.get("mode", "l4") != "group":
-                conntrack = ck.fail(p + ("conntrack",), "applies to mode: group only (l4 and "
-                                                        "proactive always use conntrack, l2 "
-                                                        "and l3 never)")
+                conntrack = ck.fail(p + ("conntrack",), "applies to mode: group only (the "
+                                                        "other modes choose their data path "
+                                                        "by mode and algorithm)")
             elif layer != "l4":
                 conntrack = ck.fail(p + ("conntrack",), "applies to layer: l4, mode: group only")
         if layer == "l4":
