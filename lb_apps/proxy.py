@@ -26,8 +26,16 @@ LISTEN_BACKLOG = 1024
 STATS_FORMAT_VERSION = "1.0"
 
 
+def _line(stream, text):
+    """Write one line in a single write: workers share stdout/stderr, and ``print`` writes the
+    text and its newline separately when Python runs unbuffered (PYTHONUNBUFFERED), so two
+    workers' lines could interleave."""
+    stream.write(text + "\n")
+    stream.flush()
+
+
 def _log(message):
-    print(f"lblab proxy[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+    _line(sys.stderr, f"lblab proxy[{os.getpid()}]: {message}")
 
 
 def server_ssl_context(tls):
@@ -269,8 +277,8 @@ async def serve(config, config_path=None, worker=0, reuse_port=False, ready=None
     loop.add_signal_handler(signal.SIGHUP, server.reload)
     scheme = "https" if server.tls else "http"
     stats = f", stats on http://{config.stats.host}:{server.stats_port}/" if server.stats_port else ""
-    print(f"lblab proxy: worker {worker} listening on {scheme}://{config.listen.host}:"
-          f"{server.port}{stats}", flush=True)
+    _line(sys.stdout, f"lblab proxy: worker {worker} listening on {scheme}://"
+                      f"{config.listen.host}:{server.port}{stats}")
     if ready is not None:
         ready(server)
     try:
