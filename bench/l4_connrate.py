@@ -19,12 +19,8 @@ import argparse
 import statistics
 import time
 
-from l4_lab import MODES, balancer_lab, services, start_backend, vip_of, wrk
-
-BASE_PORT = 80
-DIRECT_PORT = 8000
-BACKENDS = ("h6", "h7", "h8", "h9")
-BACKEND_IPS = ("10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.0.9")
+from l4_lab import (BACKEND_IPS, BACKENDS, BASE_PORT, DIRECT_PORT, MODES, balancer_lab,
+                    service_ports, services, start_backends, vip_of, wrk)
 
 
 def main(argv=None):
@@ -45,9 +41,7 @@ def main(argv=None):
     load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads)
     spread = [f"{ip}:{DIRECT_PORT}" for ip in BACKEND_IPS]
     with balancer_lab(svc) as (lab, ctl):
-        for host in BACKENDS:
-            for port in [BASE_PORT + i for i in range(len(MODES))] + [DIRECT_PORT]:
-                start_backend(lab, host, port)
+        start_backends(lab, service_ports())
         for ip in BACKEND_IPS:  # ARP warm-up
             lab.host("h2").cmd(f"curl -s -o /dev/null http://{ip}:{DIRECT_PORT}/")
         lab.host("h1").cmd(f"curl -s -o /dev/null http://{vip_of(0)}:{BASE_PORT}/")

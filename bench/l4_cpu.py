@@ -12,11 +12,9 @@ import argparse
 import os
 import time
 
-from l4_lab import MODES, balancer_lab, services, start_backend, vip_of, wrk
+from l4_lab import (BACKENDS, BASE_PORT, DIRECT_PORT, MODES, balancer_lab, service_ports,
+                    services, start_backends, vip_of, wrk)
 
-BASE_PORT = 80
-DIRECT_PORT = 8000
-BACKENDS = ("h6", "h7", "h8", "h9")
 VSWITCHD_PIDFILE = "/var/run/openvswitch/ovs-vswitchd.pid"
 
 
@@ -44,9 +42,7 @@ def main(argv=None):
     with open(VSWITCHD_PIDFILE, encoding="ascii") as fp:
         vswitchd = int(fp.read())
     with balancer_lab(services(BASE_PORT, BACKENDS)) as (lab, ctl):
-        for host in BACKENDS:
-            for port in [BASE_PORT + i for i in range(len(MODES))] + [DIRECT_PORT]:
-                start_backend(lab, host, port)
+        start_backends(lab, service_ports())
         print(f"{'path':<10}{'conn/s':>9}{'controller user':>17}{'sys':>7}"
               f"{'ovs-vswitchd user':>19}{'sys':>7}   (µs per connection)")
         for _ in range(args.rounds):

@@ -7,25 +7,27 @@ every figure of a run is measured side by side, against direct traffic to one ba
 import contextlib
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from controllers import config as ctl_config  # noqa: E402
-from controllers.harness import ControllerProcess, dsr_commands  # noqa: E402
+from controllers.harness import (ControllerProcess, HarnessError, dsr_commands,  # noqa: E402
+                                 start_http_backend)
 from topologies import graphs  # noqa: E402
 from topologies.network import LabNetwork  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # one service per name: (mode, algorithm, extra service keys)
 SERVICES = {"l4": ("l4", "round_robin", {}), "l3": ("l3", "round_robin", {}),
             "l2": ("l2", "round_robin", {}), "group": ("group", "five_tuple_hash", {}),
             "group_ct": ("group", "five_tuple_hash", {"conntrack": True}),
             "proactive": ("proactive", "ip_prefix", {})}
 MODES = tuple(SERVICES)
+BASE_PORT = 80               # the services listen on BASE_PORT, BASE_PORT + 1, ...
+DIRECT_PORT = 8000           # backends also listen here: a port no service matches
+BACKENDS = ("h6", "h7", "h8", "h9")
+BACKEND_IPS = ("10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.0.9")
 
 
 def vip_of(index):
@@ -68,17 +70,19 @@ def balancer_lab(service_map, clients=4, backends=4):
             yield lab, ctl
 
 
-def start_backend(lab, host, port):
-    """Start ``lblab backend`` on host:port and wait until it listens."""
-    proc = lab.popen(host, [os.path.join(REPO, ".venv/bin/lblab"), "backend", "--name", host,
-                            "--port", str(port)],
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while "LISTEN" not in lab.host(host).cmd(f"ss -ltnH 'sport = :{port}' | cut -c1-6"):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"backend {host}:{port} did not start")
-        time.sleep(0.1)
-    return proc
+def start_backends(lab, ports):
+    """Start ``lblab backend`` on every port of every backend host; wait until all listen."""
+    try:
+        for host in BACKENDS:
+            for port in ports:
+                start_http_backend(lab, host, port)
+    except HarnessError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def service_ports(base_port=BASE_PORT):
+    """Return the ports of the services of :func:`services` plus the direct port."""
+    return [base_port + i for i in range(len(MODES))] + [DIRECT_PORT]
 
 
 _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")

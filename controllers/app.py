@@ -164,11 +164,14 @@ class LoadBalancerApp(app_manager.OSKenApp):
         name = self.names.get(dp.id)
         if name is None:
             return
-        now = time.monotonic()
-        with self.lock:
-            if not self.core.admit(name, now, in_port):
-                return
-        self._guard("packet_in", self.core.packet_in, name, in_port, data, now)
+        self._guard("packet_in", self._admitted_packet_in, name, in_port, data,
+                    time.monotonic())
+
+    def _admitted_packet_in(self, name, in_port, data, now):
+        """Ask the core about a packet-in the rate limits admit (called under ``self.lock``)."""
+        if not self.core.admit(name, now, in_port):
+            return []
+        return self.core.packet_in(name, in_port, data, now)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed_handler(self, ev):

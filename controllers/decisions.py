@@ -225,7 +225,6 @@ class Core(PoolChanges):
                 # In-flight algorithms: conntrack does the NAT; a counting flow, installed
                 # before the packet is committed, tells when the connection ends.
                 backend = ss.backends[name]
-                conn.installed = now
                 return [self.counting_flow(ss, conn, backend),
                         self._commit(ss, switch, in_port, backend, data)]
         backend = ss.backends[conn.backend]

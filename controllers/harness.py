@@ -22,7 +22,8 @@ STOP_GRACE_SEC = 5.0
 
 
 class HarnessError(RuntimeError):
-    """The controller process did not start or answer; the message carries its log tail."""
+    """A harnessed process (the controller, a backend) did not start or answer; the message
+    says which and why (for the controller: its log tail)."""
 
 
 def free_port(host="127.0.0.1"):
@@ -52,6 +53,31 @@ def dsr_commands(vip, intf="eth0"):
         cmds.append(f"sysctl -q -w net.ipv4.conf.{scope}.arp_announce=2")
     cmds.append(f"ip addr replace {vip}/32 dev lo")
     return cmds
+
+
+def start_http_backend(lab, host, port, timeout=10.0):
+    """Start ``lblab backend`` on a lab host's port and wait until it listens.
+
+    Args:
+        lab (topologies.network.LabNetwork): the running lab.
+        host (str): the host to run it on (it names itself after the host in ``X-Backend``).
+        port (int): TCP port.
+        timeout (float): seconds to wait for the listening socket.
+    Returns:
+        subprocess.Popen: the backend process (the lab stops it on teardown).
+    Raises:
+        HarnessError: it did not listen within ``timeout`` (or exited).
+    """
+    proc = lab.popen(host, [os.path.join(REPO_ROOT, ".venv/bin/lblab"), "backend", "--name",
+                            host, "--port", str(port)],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while "LISTEN" not in lab.host(host).cmd(f"ss -ltnH 'sport = :{port}' | cut -c1-6"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise HarnessError(f"backend {host}:{port} did not start listening within "
+                               f"{timeout:g} s (exit status {proc.poll()})")
+        time.sleep(0.1)
+    return proc
 
 
 def api_call(port, method, path, body=None, timeout=5.0):

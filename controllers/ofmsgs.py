@@ -50,19 +50,19 @@ def action(spec):
         return parser.NXActionResubmitTable(table_id=spec[1])  # in_port: os-ken's "this port"
     if kind == "ct":
         ct = spec[1]
-        nat = []
+        inner = []
         if ct.get("nat_dst"):
-            nat = [parser.NXActionNAT(flags=NX_NAT_F_DST, range_ipv4_min=ct["nat_dst"],
+            inner = [parser.NXActionNAT(flags=NX_NAT_F_DST, range_ipv4_min=ct["nat_dst"],
                                       range_ipv4_max=ct["nat_dst"])]
         elif ct.get("nat"):
-            nat = [parser.NXActionNAT(flags=0)]
+            inner = [parser.NXActionNAT(flags=0)]
         if ct.get("mark") is not None:
-            nat.append(parser.OFPActionSetField(ct_mark=ct["mark"]))
+            inner.append(parser.OFPActionSetField(ct_mark=ct["mark"]))
         table = ct.get("table")
         return parser.NXActionCT(
             flags=nicira_ext.NX_CT_F_COMMIT if ct.get("commit") else 0,
             zone_src="", zone_ofs_nbits=ct["zone"],
-            recirc_table=NX_CT_RECIRC_NONE if table is None else table, alg=0, actions=nat)
+            recirc_table=NX_CT_RECIRC_NONE if table is None else table, alg=0, actions=inner)
     raise ValueError(f"action: unknown kind {kind!r}; expected output, set_field, group, "
                      "resubmit or ct")
 

@@ -7,7 +7,7 @@ import sys
 import time
 
 from controllers import config as ctl_config
-from controllers.harness import ControllerProcess
+from controllers.harness import ControllerProcess, start_http_backend
 from topologies import graphs
 from topologies.network import LabNetwork
 
@@ -47,10 +47,7 @@ def test_syn_flood_is_metered_in_the_switch_and_others_still_connect(tmp_path):
         with LabNetwork(graph, controller=("127.0.0.1", ctl.ofp_port)) as lab:
             assert ctl.wait_switches(["s1"]), ctl.log_tail()
             for host in ("h6", "h7", "h8", "h9"):
-                lab.popen(host, [os.path.join(REPO, ".venv/bin/lblab"), "backend", "--name",
-                                 host, "--port", str(PORT)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1.5)
+                start_http_backend(lab, host, PORT)
             assert "X-Backend" in lab.host("h1").cmd(
                 f"curl -s -m 3 -D - -o /dev/null http://{VIP}/"), "VIP not serving"
             h3 = graph.nodes["h3"]
