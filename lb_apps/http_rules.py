@@ -4,8 +4,13 @@ stripping, forwarding headers and message framing. Pure: headers in, bytes/decis
 Message boundaries and byte-level syntax (bare CR, NUL, obs-fold, whitespace before colon,
 CL+TE, duplicate or malformed Content-Length, bad chunk sizes) are enforced by httptools (llhttp,
 strict mode); this module adds the checks llhttp leaves to the application: Host presence and
-uniqueness, Transfer-Encoding on HTTP/1.0 and codings other than ``chunked``, and maps parser
+uniqueness, Transfer-Encoding on HTTP/1.0 and codings other than ``chunked``, the request-target
+forms (RFC 9112 3.2), a ``Connection`` header naming a field the proxy relies on, and maps parser
 errors to a status (400/501) the way h11's ``error_status_hint`` does.
+
+Framing is the proxy's own: the upstream head carries ``Host`` and ``Content-Length`` written
+from the values the proxy parsed and acted on, never the client's lines copied through, so no
+``Connection`` option can make the bytes sent upstream differ from the one request the proxy saw.
 """
 import re
 from http import HTTPStatus
@@ -18,6 +23,13 @@ HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"te"
 # Requests a server must not see twice on the wire if a retry happens (RFC 9110 9.2.2).
 IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"))
 VIA_NAME = b"lblab"
+# Fields the proxy itself relies on (framing, routing, auth, stickiness, caching decisions on
+# Authorization): a request whose Connection names one is refused with 400 (RFC 9110 7.6.1 lets
+# an intermediary drop Connection-named fields, but then the proxy would act on a field the
+# backend never sees, or frame a body the backend cannot). Routing and hash-key headers of the
+# running config are added to this set (``Runtime.protected``).
+PROTECTED_FIELDS = frozenset((b"host", b"content-length", b"transfer-encoding", b"cookie",
+                              b"authorization"))
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -79,18 +91,21 @@ for _name in HOP_BY_HOP:
 _HOST_RE = re.compile(rb"^[A-Za-z0-9\-._~!$&'()*+;=:\[\]%]{1,255}$")
 
 
-def analyze_request(headers, http_minor):
+def analyze_request(headers, http_minor, protected=PROTECTED_FIELDS):
     """Check a request's headers and split them into what to forward and what the proxy uses.
 
     Args:
         headers (list[tuple[bytes, bytes]]): (name, value) as httptools reported them.
         http_minor (int): 0 for HTTP/1.0, 1 for HTTP/1.1.
+        protected (frozenset[bytes]): lower-case field names the proxy relies on; a
+            ``Connection`` header naming one of them is refused.
     Returns:
-        RequestHead: the facts; ``b"".join(forward)`` is the header lines to pass upstream
-        (hop-by-hop, Connection-named and forwarding headers excluded).
+        RequestHead: the facts; ``b"".join(forward)`` is the end-to-end header lines to pass
+        upstream (hop-by-hop, Connection-named, forwarding, Host and Content-Length excluded:
+        ``build_request_head`` writes the last two from the parsed values).
     Raises:
-        RequestError: 400 for missing/duplicate/invalid Host or TE on HTTP/1.0, 501 for a
-            transfer coding other than chunked.
+        RequestError: 400 for missing/duplicate/invalid Host, TE on HTTP/1.0 or a Connection
+            header naming a protected field, 501 for a transfer coding other than chunked.
     """
     head = RequestHead()
     forward = head.forward
@@ -103,11 +118,9 @@ def analyze_request(headers, http_minor):
             forward += (name, b": ", value, b"\r\n")
         elif kind == _HOST:
             hosts += 1
-            head.host = value
-            forward += (name, b": ", value, b"\r\n")
+            head.host = value  # written upstream by build_request_head
         elif kind == _CL:
-            head.content_length = int(value)
-            forward += (name, b": ", value, b"\r\n")
+            head.content_length = int(value)  # the proxy frames the body itself
         elif kind == _HOP:
             continue
         elif kind == _CONNECTION:
@@ -150,12 +163,68 @@ def analyze_request(headers, http_minor):
         head.conn_keep_alive = b"keep-alive" in tokens
         named = tokens - {b"close", b"keep-alive"}
         if named:
+            refused = named & protected
+            if refused:
+                raise RequestError(400, "Connection names " + ", ".join(
+                    sorted(t.decode("latin-1") for t in refused)) + ": a field the proxy relies "
+                    "on (framing, routing, auth or stickiness) cannot be hop-by-hop")
             head.forward = _without(forward, named)
-            if b"cookie" in named:
-                head.cookie = None
-            if b"authorization" in named:
-                head.authorization = None
+            # what the backend will not see, the proxy does not act on either
+            if b"x-forwarded-for" in named:
+                head.xff = None
+            if b"forwarded" in named:
+                head.forwarded = None
+            if b"via" in named:
+                head.via = None
+            if b"expect" in named:
+                head.expect_continue = False
+            if b"cache-control" in named:
+                head.cache_control = None
+            if b"pragma" in named:
+                head.pragma = None
     return head
+
+
+def origin_form(method, url, head):
+    """Check the request-target's form and return it in origin-form (RFC 9112 3.2).
+
+    Origin-form (``/path?q``) passes as is; asterisk-form (``*``) only with OPTIONS;
+    absolute-form (``http://authority/path``) becomes origin-form, and its authority replaces
+    the Host header (RFC 9112 3.2.2: a server uses the target's authority and ignores Host),
+    so routing, caching and the upstream ``Host`` all use the same authority.
+
+    Args:
+        method (bytes): the request method.
+        url (bytes): the request-target as received.
+        head (RequestHead): the analysed request; ``host`` is replaced for absolute-form.
+    Returns:
+        bytes: the target to route on and forward.
+    Raises:
+        RequestError: 400 for ``*`` with another method, an authority-form target, a scheme
+            other than http/https, userinfo or an invalid authority.
+    """
+    if url[:1] == b"/":
+        return url
+    if url == b"*":
+        if method != b"OPTIONS":
+            raise RequestError(400, "request-target '*' is only valid with OPTIONS")
+        return url
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise RequestError(400, f"request-target {url[:64]!r} is not origin-form "
+                                f"('/path') or absolute-form ('http://host/path')")
+    end = len(rest)
+    for stop in (b"/", b"?", b"#"):
+        at = rest.find(stop)
+        if 0 <= at < end:
+            end = at
+    authority, path = rest[:end], rest[end:]
+    if b"@" in authority or _HOST_RE.match(authority) is None:
+        raise RequestError(400, f"invalid authority {authority[:64]!r} in the request-target")
+    head.host = authority
+    if not path.startswith(b"/"):
+        path = b"/" + path
+    return path
 
 
 def _without(parts, names):
@@ -206,18 +275,28 @@ def forwarding_lines(head, client_ip, proto, http_minor):
 
 
 def build_request_head(method, url, head, extra):
-    """Encode the upstream request head (always HTTP/1.1, keep-alive, re-framed body).
+    """Encode the upstream request head (always HTTP/1.1, keep-alive, framed by the proxy).
+
+    ``Host`` and the body's framing are written from the parsed values, so the head describes
+    exactly the request the proxy parsed, whatever the client's headers said.
 
     Args:
         method (bytes): request method.
-        url (bytes): request target as received.
+        url (bytes): request target (origin-form, see :func:`origin_form`).
         head (RequestHead): analysed request.
         extra (bytes): additional header lines (forwarding headers, Host for HTTP/1.0).
     Returns:
         bytes: the head, ending in an empty line.
     """
-    framing = b"Transfer-Encoding: chunked\r\n" if head.chunked else b""
-    return b"".join((method, b" ", url, b" HTTP/1.1\r\n", *head.forward, extra, framing, b"\r\n"))
+    host = b"" if head.host is None else b"Host: " + head.host + b"\r\n"
+    if head.chunked:
+        framing = b"Transfer-Encoding: chunked\r\n"
+    elif head.content_length is not None:
+        framing = b"Content-Length: %d\r\n" % head.content_length
+    else:
+        framing = b""
+    return b"".join((method, b" ", url, b" HTTP/1.1\r\n", host, *head.forward, extra, framing,
+                     b"\r\n"))
 
 
 class ResponseHead:

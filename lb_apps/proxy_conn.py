@@ -13,7 +13,7 @@ import httptools
 
 from lb_apps import http_rules
 from lb_apps.cache import CacheEntry, request_lookup_policy, response_ttl
-from lb_apps.http_rules import RequestError, analyze_request, analyze_response
+from lb_apps.http_rules import RequestError, analyze_request, analyze_response, origin_form
 from lb_apps.proxy_runtime import MAX_IDLE_PER_BACKEND
 from lb_apps.proxy_upstream import UpstreamConnection
 from lb_apps.routing import challenge, check_auth
@@ -95,6 +95,7 @@ class ClientConnection(asyncio.Protocol):
         self.head_bytes = 0
         self.paused_by_upstream = False
         self.lingering = False
+        self.client_eof = False
         self.fwd_cache = {}
         self.limits = server.rt.limits
         self.timeouts = server.rt.timeouts
@@ -134,6 +135,24 @@ class ClientConnection(asyncio.Protocol):
                 up.detach()
                 up.close()
             self._release_backend(req, ok=True)
+
+    def eof_received(self):
+        """The client half-closed its side: answer what it sent in full, then close.
+
+        As HAProxy does, a complete request followed by a shut write side still gets its
+        response; a request cut off mid-head or mid-body is abandoned. Returning True keeps
+        the transport open for writing (asyncio closes it otherwise).
+        """
+        self.client_eof = True
+        if self.closed or self.lingering:
+            return False
+        if self.state in (HEAD, BODY) and self.cur is not None and not self.cur.responded:
+            return False  # an incomplete request: nothing more will come
+        if self.active is None and not self.queue:
+            return False  # idle: nothing to answer
+        (self.queue[-1] if self.queue else self.active).keep = False  # close after the last
+        self.state = DONE
+        return True
 
     def pause_writing(self):
         up = self.active.up if self.active is not None else None
@@ -290,7 +309,8 @@ class ClientConnection(asyncio.Protocol):
         if method == b"CONNECT":
             raise _Refuse(501, "CONNECT is not supported")
         try:
-            head = analyze_request(self.headers, minor)
+            head = analyze_request(self.headers, minor, self.server.rt.protected)
+            url = origin_form(method, self.url, head)
         except RequestError as exc:
             raise _Refuse(exc.status, str(exc)) from None
         if parser.should_upgrade() and (head.chunked or head.content_length):
@@ -298,7 +318,7 @@ class ClientConnection(asyncio.Protocol):
         if head.content_length is not None and head.content_length > self.server.rt.limits.max_body:
             raise _Refuse(413, "request body too large")
         keep = minor == 1 and not head.conn_close and parser.should_keep_alive()
-        req = Request(method, self.url, self.headers, head, minor, keep)
+        req = Request(method, url, self.headers, head, minor, keep)
         self.cur = req
         self.state = BODY
         if self.active is None:
@@ -660,7 +680,9 @@ class ClientConnection(asyncio.Protocol):
             self.wbuf.append(b"0\r\n\r\n")
         req.up = up.client = up.req = None  # detach
         backend = req.backend
-        if (not up.closed and not up.until_close and up.parser.should_keep_alive()
+        # pooled only when its framing is certain: the whole request went up (an early response
+        # leaves the backend waiting for the rest of a body) and the response ended by framing
+        if (req.complete and not up.closed and not up.until_close and up.parser.should_keep_alive()
                 and not up.transport.is_closing() and not backend.retired
                 and len(backend.idle) < MAX_IDLE_PER_BACKEND):
             backend.idle.append(up)

@@ -8,13 +8,33 @@ import ssl
 from lb_apps.balancing import HASHING_ALGORITHMS, make_balancer
 from lb_apps.cache import ResponseCache
 from lb_apps.health import BackendHealth
+from lb_apps.http_rules import PROTECTED_FIELDS
 from lb_apps.l7config import DEFAULT_GROUP
 from lb_apps.routing import Router
 
 LATENCY_SAMPLES = 2048  # per backend, most recent first out
-MAX_IDLE_PER_BACKEND = 256
+MAX_IDLE_PER_BACKEND = 256  # pooled keep-alive upstream connections kept per backend
 IN_FLIGHT_ALGORITHMS = frozenset(("least_connections", "weighted_least_connections",
-                                  "power_of_two"))  # pooled keep-alive upstream connections kept per backend
+                                  "power_of_two"))
+
+
+def protected_fields(config):
+    """Return the request fields a ``Connection`` header may not name under this config.
+
+    Args:
+        config (lb_apps.l7config.L7Config): the validated config.
+    Returns:
+        frozenset[bytes]: lower-case names: framing, Host, Cookie, Authorization, and every
+        header that a route matches on or a group hashes on.
+    """
+    names = set(PROTECTED_FIELDS)
+    for route in config.routes:
+        if route.match.header is not None:
+            names.add(route.match.header.name.lower().encode("latin-1"))
+    for group in config.groups.values():
+        if group.hash_key.type == "header" and group.hash_key.name:
+            names.add(group.hash_key.name.lower().encode("latin-1"))
+    return frozenset(names)
 
 
 class BackendRuntime:
@@ -146,6 +166,7 @@ class Runtime:
                        config.groups.items()}
         self.default = self.groups[DEFAULT_GROUP]
         self.router = Router(config.routes)
+        self.protected = protected_fields(config)
         self.route_hits = [0] * len(config.routes)
         self.default_hits = 0
         self.cache = None

@@ -12,9 +12,10 @@ class _LeanCallbacks:
     """Callbacks of the lean response parser: httptools calls no per-header callback when the
     protocol object has none, so a plain response costs three Python calls, not one per header."""
 
-    __slots__ = ("on_headers_complete", "on_body", "on_message_complete")
+    __slots__ = ("on_message_begin", "on_headers_complete", "on_body", "on_message_complete")
 
     def __init__(self, up):
+        self.on_message_begin = up.on_message_begin
         self.on_headers_complete = up.on_lean_headers_complete
         self.on_body = up.on_lean_body
         self.on_message_complete = up.on_message_complete
@@ -170,6 +171,12 @@ class UpstreamConnection(asyncio.Protocol):
             self.client.upstream_lost(self, exc)
         else:
             self.backend.forget(self)
+
+    def on_message_begin(self):
+        if self.client is None:
+            # bytes after the end of the response: the backend's framing cannot be trusted,
+            # so this connection must never carry another request (the parser error closes it)
+            raise ValueError("response bytes with no request outstanding")
 
     def on_status(self, status):
         self.reason = status

@@ -16,8 +16,11 @@ def test_analyze_request_splits_hop_by_hop_and_forwarding():
         (b"Keep-Alive", b"5"), (b"TE", b"trailers"), (b"X-Forwarded-For", b"1.1.1.1"),
         (b"X-Forwarded-For", b"2.2.2.2"), (b"Cookie", b"a=1"), (b"Cookie", b"b=2"),
         (b"Content-Length", b"3"), (b"X-Keep", b"y")], 1)
-    assert b"".join(head.forward) == (b"Host: lab\r\nCookie: a=1\r\nCookie: b=2\r\n"
-                                      b"Content-Length: 3\r\nX-Keep: y\r\n")
+    assert b"".join(head.forward) == b"Cookie: a=1\r\nCookie: b=2\r\nX-Keep: y\r\n"
+    # Host and Content-Length are written by the proxy from the values it parsed
+    assert http_rules.build_request_head(b"POST", b"/", head, b"") == (
+        b"POST / HTTP/1.1\r\nHost: lab\r\nCookie: a=1\r\nCookie: b=2\r\nX-Keep: y\r\n"
+        b"Content-Length: 3\r\n\r\n")
     assert head.xff == b"1.1.1.1, 2.2.2.2" and head.cookie == b"a=1; b=2"
     assert head.content_length == 3 and head.conn_keep_alive and not head.conn_close
     lines = http_rules.forwarding_lines(head, "127.0.0.1", b"http", 1)
@@ -40,6 +43,58 @@ def test_analyze_request_errors(headers, minor, status):
     with pytest.raises(http_rules.RequestError) as info:
         http_rules.analyze_request(headers, minor)
     assert info.value.status == status
+
+
+@pytest.mark.parametrize("connection", [
+    [b"content-length"], [b"close, content-length"], [b"keep-alive", b"Content-Length"],
+    [b"host"], [b"transfer-encoding"], [b"cookie"], [b"x-a, Authorization"]])
+def test_connection_naming_a_field_the_proxy_relies_on_is_refused(connection):
+    headers = [(b"Host", b"lab"), (b"Content-Length", b"37"), (b"Cookie", b"s=1"),
+               (b"Authorization", b"Basic eA==")] + [(b"Connection", c) for c in connection]
+    with pytest.raises(http_rules.RequestError) as info:
+        http_rules.analyze_request(headers, 1)
+    assert info.value.status == 400 and "Connection names" in str(info.value)
+
+
+def test_connection_naming_a_configured_routing_header_is_refused():
+    headers = [(b"Host", b"lab"), (b"X-Tenant", b"a"), (b"Connection", b"x-tenant")]
+    assert http_rules.analyze_request(headers, 1).forward == []  # not protected by default
+    with pytest.raises(http_rules.RequestError):
+        http_rules.analyze_request(headers, 1, http_rules.PROTECTED_FIELDS | {b"x-tenant"})
+
+
+def test_connection_named_fields_are_neither_forwarded_nor_acted_on():
+    head = http_rules.analyze_request([
+        (b"Host", b"lab"), (b"Connection", b"x-forwarded-for, via, expect, cache-control"),
+        (b"X-Forwarded-For", b"6.6.6.6"), (b"Via", b"1.1 evil"), (b"Expect", b"100-continue"),
+        (b"Cache-Control", b"no-cache")], 1)
+    assert head.forward == []
+    assert head.xff is head.via is head.cache_control is None and not head.expect_continue
+
+
+@pytest.mark.parametrize("method, url, host, want", [
+    (b"GET", b"/a?b", b"lab", b"/a?b"),
+    (b"OPTIONS", b"*", b"lab", b"*"),
+    (b"GET", b"http://other:8080/p?q=1", b"other:8080", b"/p?q=1"),
+    (b"GET", b"HTTPS://Other", b"Other", b"/"),
+    (b"GET", b"http://other?x", b"other", b"/?x"),
+])
+def test_origin_form(method, url, host, want):
+    head = http_rules.analyze_request([(b"Host", b"lab")], 1)
+    assert http_rules.origin_form(method, url, head) == want
+    assert head.host == host
+    assert http_rules.build_request_head(method, want, head, b"").startswith(
+        method + b" " + want + b" HTTP/1.1\r\nHost: " + host + b"\r\n")
+
+
+@pytest.mark.parametrize("method, url", [
+    (b"GET", b"*"), (b"POST", b"*"), (b"GET", b"lab:80"), (b"GET", b"ftp://lab/x"),
+    (b"GET", b"http://user@lab/x"), (b"GET", b"http:///x"), (b"GET", b"http://a b/")])
+def test_bad_request_targets_are_400(method, url):
+    head = http_rules.analyze_request([(b"Host", b"lab")], 1)
+    with pytest.raises(http_rules.RequestError) as info:
+        http_rules.origin_form(method, url, head)
+    assert info.value.status == 400
 
 
 def test_http10_without_host_is_fine_and_request_head_is_http11():

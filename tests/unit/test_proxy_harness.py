@@ -189,13 +189,18 @@ def config(backends, **extra):
     return data
 
 
-def request(port, data, timeout=2.0, tls=None):
-    """Send raw bytes, read until the server closes (or ``timeout``); return the bytes."""
+def request(port, data, timeout=2.0, tls=None, half_close=False):
+    """Send raw bytes, read until the server closes (or ``timeout``); return the bytes.
+
+    ``half_close`` shuts the write side after sending, as ``curl`` piped from a file may.
+    """
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     if tls is not None:
         sock = tls.wrap_socket(sock, server_hostname="localhost")
     try:
         sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         chunks = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
