@@ -33,6 +33,10 @@ LINGER_SEC = 2.0
 _perf = time.perf_counter
 
 
+class _Stop(Exception):
+    """Raised in a parser callback to stop parsing: the connection reads no more requests."""
+
+
 class _Refuse(Exception):
     def __init__(self, status, message=""):
         super().__init__(message)
@@ -248,7 +252,9 @@ class ClientConnection(asyncio.Protocol):
             self._after_upgrade(data, exc.args[0])
         except httptools.HttpParserError as exc:
             cause = exc.__context__
-            if isinstance(cause, _Refuse):
+            if isinstance(cause, _Stop):
+                pass
+            elif isinstance(cause, _Refuse):
                 self.refuse(cause.status, str(cause))
             else:
                 self.refuse(http_rules.parser_error_status(str(exc)), f"bad request: {exc}")
@@ -270,6 +276,10 @@ class ClientConnection(asyncio.Protocol):
             self.data_received(rest)
 
     def on_message_begin(self):
+        if self.state == DONE:
+            # the connection answered its last request (an error, or a close decided while the
+            # body was still arriving in the same read): bytes after it are not requests
+            raise _Stop
         rt = self.server.rt  # limits and timeouts are read per request (they change on reload)
         self.limits = rt.limits
         self.timeouts = rt.timeouts
@@ -349,7 +359,7 @@ class ClientConnection(asyncio.Protocol):
             req.out.append(b"0\r\n\r\n")
         req.complete = True
         self.cur = None
-        if req.keep:
+        if req.keep and self.state != DONE:
             self.state = IDLE
             self.deadline = self.server.now + self.timeouts.keepalive_idle
         else:

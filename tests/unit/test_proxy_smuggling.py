@@ -177,3 +177,14 @@ def test_early_response_never_pools_the_upstream_connection(lt, proxy):
         assert seen["connections"] == 2  # /next did not ride the connection left mid-body
     finally:
         lt.call(server.close)
+
+
+def test_no_request_after_a_close_decided_mid_read_goes_upstream(backends, proxy):
+    """A 401 to a request whose body is still in the same read closes the connection: the
+    pipelined request after that body is not a request any more (found by the fuzz test: it
+    went upstream, and its response was written after the write side was shut)."""
+    b1, p = _lab(backends, proxy)
+    out = request(p.port, b"POST /admin/x HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                  b"3\r\nabc\r\n0\r\n\r\nGET /after HTTP/1.1\r\n" + H + b"\r\n")
+    assert out.startswith(b"HTTP/1.1 401 ") and out.count(b"HTTP/1.1 ") == 1, out
+    assert _marker_round_trip(b1, p.port) == ["/marker"]
