@@ -23,17 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from lblab_core.netutil import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 HOST = "127.0.0.1"
 FD_RESERVE = 100  # descriptors HAProxy keeps for itself besides two per proxied connection
 START_TIMEOUT_SEC = 10.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, proc, name):
@@ -126,7 +122,7 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="lblab-l7bench-")
     try:
         bport, pport, hport = free_port(), free_port(), free_port()
-        backend = subprocess.Popen([PY, "-m", "experiments.cli", "backend", "--name", "b1",
+        backend = subprocess.Popen([PY, "-m", "lb_apps.backend", "--name", "b1",
                                     "--host", HOST, "--port", str(bport)], cwd=REPO,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(backend)

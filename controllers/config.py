@@ -33,12 +33,13 @@ Errors are :class:`ConfigError` naming the key path, the value and what was expe
 ``services.web.mode: unknown 'l5'; expected one of l2, l3, l4, group, proactive``.
 """
 import ipaddress
-import json
 import re
 from dataclasses import dataclass, field
 
 import networkx as nx
 
+from lblab_core import loader
+from lblab_core.errors import InputError
 from topologies import graphs
 
 MODES = ("l2", "l3", "l4", "group", "proactive")
@@ -375,24 +376,14 @@ def parse_config(data):
 
 
 def load_config(path):
-    """Read and parse a YAML or JSON config file.
+    """Read and parse a YAML or JSON config file (with lblab_core's loader).
 
     Raises:
-        ConfigError: unreadable file, bad YAML/JSON, or an invalid config.
+        ConfigError: unreadable file, bad YAML/JSON (every problem, one per line), or an
+            invalid config.
     """
     try:
-        with open(path, encoding="utf-8") as fp:
-            text = fp.read()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read config {path}: {exc.strerror}") from None
-    try:
-        if path.endswith(".json"):
-            data = json.loads(text)
-        else:
-            import yaml
-            data = yaml.safe_load(text)
-    except ValueError as exc:
-        raise ConfigError("", f"{path}: not valid JSON: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError
-        raise ConfigError("", f"{path}: not valid YAML: {exc}") from None
+        data, _ = loader.load(path)
+    except InputError as exc:
+        raise ConfigError("", "\n".join(exc.errors)) from None
     return parse_config(data)

@@ -4,7 +4,7 @@ import argparse
 import json
 import os
 
-from experiments.cli import UsageError
+from lblab_core.errors import UsageError
 from topologies import registry
 
 

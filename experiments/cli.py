@@ -3,13 +3,13 @@
 Each command lives in the module that owns it and exposes ``main(argv) -> int`` with an argparse
 parser whose ``prog`` is ``lblab <command>``; this file only routes. Errors that are the user's
 (bad spec, bad parameter, missing root) are printed as one clear line and exit 2, never as a
-traceback.
+traceback (``lblab_core.entry.run``, the same wrapper each host process's ``__main__`` uses).
 """
 import importlib
 import sys
 
 from experiments import __version__
-from experiments.errors import UsageError  # noqa: F401 - re-exported for commands
+from lblab_core import entry
 
 # command -> (module, one-line help). Modules are imported only when their command runs, so
 # `lblab --help` stays fast and a command's heavy imports (os-ken, Mininet) stay in its own shell.
@@ -27,7 +27,7 @@ COMMANDS = {
     "proxy": ("lb_apps.proxy", "run the L7 reverse proxy"),
     "backend": ("lb_apps.backend", "run a tunable HTTP backend"),
     "loadgen": ("lb_apps.loadgen", "run the HTTP load generator"),
-    "engine": ("lb_apps.engines", "render HAProxy/nginx configs from an L7 spec"),
+    "engine": ("lb_apps.engine_proc", "render HAProxy/nginx configs from an L7 spec"),
 }
 
 
@@ -74,14 +74,7 @@ def main(argv=None):
                   file=sys.stderr)
             return 2
         raise
-    try:
-        return module.main(rest) or 0
-    except UsageError as exc:
-        print(f"lblab {command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"lblab {command}: interrupted", file=sys.stderr)
-        return 130
+    return entry.run(command, module.main, rest)
 
 
 if __name__ == "__main__":

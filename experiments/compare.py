@@ -10,6 +10,7 @@ import os
 import sys
 
 from experiments import report
+from lblab_core.errors import UsageError
 
 DEFAULT_METRICS = ("goodput_rps", "latency_p99_ms", "jain_backends")
 IPERF_METRICS = ("total_mbps", "jain_flows", "jain_backends")
@@ -62,8 +63,6 @@ def _label(run_dir):
 
 def main(argv=None):
     """Print the runs side by side (a rich table, or CSV/JSON for scripts)."""
-    from experiments.cli import UsageError
-
     parser = argparse.ArgumentParser(
         prog="lblab compare",
         description="Put the results of several runs side by side (mean ± 95% CI per "

@@ -215,11 +215,8 @@ def flow_rates(labels, rates, stem):
 
 
 def topology(graph, stem):
-    """Draw the topology with ``topologies.draw`` (PNG and SVG); None if it is not available."""
-    try:
-        from topologies.draw import draw
-    except ImportError:
-        return None
+    """Draw the topology with ``topologies.draw`` (PNG and SVG)."""
+    from topologies.draw import draw  # imports networkx drawing only when a report needs it
     with plt.rc_context({"svg.hashsalt": "lblab"}):
         draw(graph, stem + ".png")
         draw(graph, stem + ".svg")

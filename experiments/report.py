@@ -28,6 +28,7 @@ import os
 import jinja2
 
 from experiments import metrics as M
+from lblab_core.errors import UsageError
 
 SUMMARY_VERSION = 1
 ID_COLUMNS = ("config", "balancer", "layer", "kind", "algorithm", "sweep_param", "sweep_value",
@@ -460,8 +461,6 @@ def build(run_dir, plots=True):
 
 def main(argv=None):
     """``lblab report RUN_DIR``: rebuild the summary, plots and report from raw/ alone."""
-    from experiments.cli import UsageError
-
     parser = argparse.ArgumentParser(
         prog="lblab report",
         description="Rebuild summary.csv, summary.json, plots/ and report.html of a results "

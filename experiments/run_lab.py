@@ -18,6 +18,7 @@ import urllib.request
 
 from experiments import run_plan as plan
 from topologies import graphs
+from lblab_core.netutil import free_port
 
 READY_TIMEOUT_SEC = 20.0
 CONTROLLER_START_SEC = 20.0
@@ -32,13 +33,6 @@ META_VERSION = 1
 
 class RunFailed(RuntimeError):
     """A run could not be completed; the message says which step and why."""
-
-
-def free_port():
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout, proc=None):
@@ -363,7 +357,7 @@ class Run:
             self.log("starting the L7 proxy")
             log = self._logfile("proxy.log")
             self.proxy = self.lab.popen(
-                self.roles.lb, [sys.executable, "-m", "experiments.cli", "proxy", "--config", path],
+                self.roles.lb, [sys.executable, "-m", "lb_apps.proxy", "--config", path],
                 stdout=log, stderr=subprocess.STDOUT)
             log.close()
             return
@@ -417,7 +411,7 @@ class Run:
             _write_json(path, cfg)
             out = self._logfile(f"loadgen-{client}.log")
             procs[client] = self.lab.popen(
-                client, [sys.executable, "-m", "experiments.cli", "loadgen", "--config", path,
+                client, [sys.executable, "-m", "lb_apps.loadgen", "--config", path,
                          "--json"], stdout=out, stderr=subprocess.STDOUT)
             out.close()
         # A load generator creates its records file as it starts its clock (after ~0.3 s of

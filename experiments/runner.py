@@ -23,6 +23,7 @@ import yaml
 
 from experiments import run_plan as plan
 from experiments import spec as spec_mod
+from lblab_core.errors import UsageError
 
 MANIFEST_VERSION = 1
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -169,9 +170,8 @@ def make_results_dir(out, name, now=None):
     """Create and return ``<out>/<name>-<UTC timestamp>``; never reuse an existing folder.
 
     Raises:
-        experiments.cli.UsageError: the folder exists (a second run within the same second).
+        lblab_core.errors.UsageError: the folder exists (a second run within the same second).
     """
-    from experiments.cli import UsageError
     now = now or datetime.datetime.now(datetime.timezone.utc)
     path = os.path.join(out, plan.results_dir_name(name, now))
     try:
@@ -344,7 +344,6 @@ def json_summary(result, results_dir):
 
 def check_machine():
     """Raise UsageError when this machine cannot run a lab (root, Open vSwitch, Mininet)."""
-    from experiments.cli import UsageError
     if os.geteuid() != 0:
         raise UsageError("lblab run needs root (Mininet and Open vSwitch): run it as root or "
                          "with sudo")
@@ -355,7 +354,6 @@ def check_machine():
 
 def load(args):
     """Load and validate the spec with overrides; print every problem and raise UsageError."""
-    from experiments.cli import UsageError
     overrides = list(args.overrides)
     if args.repetitions is not None:
         overrides.append(f"repetitions={args.repetitions}")

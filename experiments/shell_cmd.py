@@ -4,6 +4,7 @@ import os
 import tempfile
 
 from experiments import run_plan as plan
+from lblab_core.errors import UsageError
 
 
 def build_parser():
@@ -23,7 +24,6 @@ def build_parser():
 def main(argv=None):
     """Run ``lblab shell``; returns 0 when the prompt is left."""
     from experiments import runner
-    from experiments.cli import UsageError
     from experiments.run_lab import Run
     from experiments.spec import variant
 

@@ -16,18 +16,18 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-import yaml
-
+from controllers.config import DEFAULT_ALGORITHM, MODE_ALGORITHMS
+from lb_apps.balancing import ALGORITHMS
+from lb_apps.engines import check_support
+from lb_apps.l7config import L7ConfigError, parse_l7_config
+from lblab_core import loader
+from lblab_core.errors import InputError
 from topologies import graphs
 
 TOPOLOGIES = ("lb_lab", "single", "linear", "tree", "fat_tree", "leaf_spine", "dumbbell")
 LAYERS = ("l4", "l7")
 L4_MODES = ("l2", "l3", "l4", "group", "proactive")
 L7_ENGINES = ("builtin", "haproxy", "nginx")
-# Used only while lb_apps.balancing is not importable (it is written concurrently).
-FALLBACK_ALGORITHMS = ("round_robin", "weighted_round_robin", "least_connections",
-                       "weighted_least_connections", "random", "power_of_two", "ip_hash",
-                       "five_tuple_hash", "consistent_hash")
 SERVICE_DISTS = ("fixed", "exponential", "lognormal")
 WORKLOAD_TYPES = ("http", "iperf3")
 HTTP_MODES = ("open", "closed")
@@ -48,12 +48,8 @@ _BITRATE_RE = re.compile(r"^\d+(\.\d+)?[KMG]?$")
 _SET_PATH_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-class SpecError(ValueError):
+class SpecError(InputError, ValueError):
     """An invalid spec; ``errors`` holds every problem found, one line each."""
-
-    def __init__(self, errors):
-        self.errors = list(errors)
-        super().__init__("\n".join(self.errors))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,65 +181,17 @@ class Spec:
 
 
 # ---------------------------------------------------------------------------------------------
-# YAML with line numbers and duplicate-key detection.
+# YAML with line numbers, duplicate-key detection and bounds: the one loader in lblab_core.
+
+_fmt = loader.format_path
+
 
 def _compose(text, source):
     """Parse YAML into plain values plus a map {key path tuple: line number}."""
-    loader = yaml.SafeLoader(text)
-    lines = {}
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, lines
-        errors = []
-        value = _to_plain(loader, node, (), lines, errors, source)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([f"{where}: not valid YAML: {problem}"]) from None
-    finally:
-        loader.dispose()
-    if errors:
-        raise SpecError(errors)
-    return value, lines
-
-
-def _to_plain(loader, node, path, lines, errors, source):
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        out = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)) or key is None:
-                errors.append(f"{source}:{key_node.start_mark.line + 1}: {_fmt(path)}: "
-                              f"a key must be a plain scalar, got {key!r}")
-                continue
-            if key in out:
-                first = lines.get(path + (key,))
-                errors.append(f"{source}:{key_node.start_mark.line + 1}: {_fmt(path + (key,))}: "
-                              f"duplicate key {key!r} (first at line {first})")
-                continue
-            lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _to_plain(loader, value_node, path + (key,), lines, errors, source)
-            lines[path + (key,)] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_plain(loader, item, path + (i,), lines, errors, source)
-                for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
-
-
-def _fmt(path):
-    """Render a key path tuple as ``balancers[2].algorithm``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "(top level)"
+        return loader.compose(text, source)
+    except InputError as exc:
+        raise SpecError(exc.errors) from None
 
 
 def parse_set_path(text):
@@ -327,10 +275,12 @@ def apply_overrides(data, overrides):
         key, raw = item.split("=", 1)
         try:
             path = parse_set_path(key)
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = loader.compose(raw, f"--set {key}")[0] if raw.strip() else ""
             data = set_path(data, path, value)
             touched.append(path)
-        except (ValueError, yaml.YAMLError) as exc:
+        except InputError as exc:
+            errors.extend(exc.errors)
+        except ValueError as exc:
             errors.append(f"--set {item}: {exc}")
     if errors:
         raise SpecError(errors)
@@ -346,10 +296,6 @@ _BAD = object()
 
 def known_algorithms():
     """Return the balancing algorithm names (``lb_apps.balancing.ALGORITHMS``)."""
-    try:
-        from lb_apps.balancing import ALGORITHMS
-    except ImportError:
-        return FALLBACK_ALGORITHMS
     return tuple(ALGORITHMS)
 
 
@@ -632,20 +578,11 @@ def l4_algorithms(mode, algorithms):
     The controller's data path decides: reactive modes (l2, l3, l4) take any algorithm; the
     conntrack modes take one each (``group``: five_tuple_hash, ``proactive``: ip_prefix).
     """
-    try:
-        from controllers.config import DEFAULT_ALGORITHM, MODE_ALGORITHMS
-    except ImportError:
-        return tuple(algorithms), "round_robin"
     return tuple(MODE_ALGORITHMS[mode]), DEFAULT_ALGORITHM[mode]
 
 
 def _check_engine(ck, path, engine, l7, algorithm, backends):
     """HAProxy and nginx cannot express every L7 feature: say which, before anything starts."""
-    try:
-        from lb_apps.engines import check_support
-        from lb_apps.l7config import parse_l7_config
-    except ImportError:
-        return
     addresses = {b.name: (f"10.255.0.{i + 1}", b.weight) for i, b in enumerate(backends)}
     problems = check_support(engine, parse_l7_config(resolve_l7(l7, addresses, algorithm)))
     if problems:
@@ -697,7 +634,7 @@ def resolve_l7(l7, addresses, algorithm=None, port=80):
 def _check_l7(ck, path, l7, algorithm, l7_parser, backends):
     if not isinstance(l7, dict):
         return ck.fail(path, f"expected a mapping (the L7 proxy config), got {_show(l7)}")
-    if l7_parser is None or backends is _BAD:
+    if backends is _BAD:
         return dict(l7)
     # Placeholder addresses: the runner resolves the real ones when it writes the proxy config.
     addresses = {b.name: (f"10.255.0.{i + 1}", b.weight) for i, b in enumerate(backends)}
@@ -719,10 +656,6 @@ def _check_l7(ck, path, l7, algorithm, l7_parser, backends):
 
 
 def _l7_parser():
-    try:
-        from lb_apps.l7config import L7ConfigError, parse_l7_config
-    except ImportError:
-        return None
     return parse_l7_config, L7ConfigError
 
 
@@ -1034,10 +967,9 @@ def load_spec(path, overrides=()):
         SpecError: the file is unreadable or the spec invalid.
     """
     try:
-        with open(path, encoding="utf-8") as fp:
-            text = fp.read()
-    except OSError as exc:
-        raise SpecError([f"{path}: cannot read the spec: {exc.strerror}"]) from None
+        text = loader.read(path)
+    except InputError as exc:
+        raise SpecError(exc.errors) from None
     return loads_spec(text, str(path), overrides)
 
 

@@ -4,7 +4,7 @@ import json
 
 import yaml
 
-from experiments.cli import UsageError
+from lblab_core.errors import UsageError
 from topologies import graphs
 
 

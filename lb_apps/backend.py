@@ -16,6 +16,8 @@ import time
 import httptools
 
 from lb_apps import backend_model as model
+from lblab_core import entry, loader
+from lblab_core.errors import UsageError
 from lb_apps.records import RecordWriter
 
 STATUS_LINES = {
@@ -364,27 +366,12 @@ class Connection(asyncio.Protocol):
 # ----- command line ------------------------------------------------------------------------
 
 def load_settings_file(path):
-    """Return the flat settings mapping of a JSON or YAML (.yaml/.yml) file.
+    """Return the flat settings mapping of a YAML or JSON file (read by ``lblab_core.loader``).
 
     Raises:
-        experiments.cli.UsageError: unreadable file, bad syntax, not a mapping.
+        lblab_core.errors.UsageError: unreadable file, bad syntax, not a mapping.
     """
-    from experiments.cli import UsageError
-    try:
-        with open(path, encoding="utf-8") as fp:
-            text = fp.read()
-    except OSError as exc:
-        raise UsageError(f"--config {path}: {exc.strerror}") from None
-    try:
-        if path.endswith((".yaml", ".yml")):
-            import yaml
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"--config {path}: not valid JSON/YAML ({exc})") from None
-    except Exception as exc:  # yaml.YAMLError is not a ValueError
-        raise UsageError(f"--config {path}: not valid YAML ({exc})") from None
+    data, _ = loader.load(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -426,9 +413,8 @@ def config_from_argv(argv):
     """Parse flags (and the --config file) into a validated ``BackendConfig``.
 
     Raises:
-        experiments.cli.UsageError: bad file or setting.
+        lblab_core.errors.UsageError: bad file or setting.
     """
-    from experiments.cli import UsageError
     args = vars(build_parser().parse_args(argv))
     data = load_settings_file(args.pop("config")) if "config" in args else {}
     data.update(args)
@@ -458,7 +444,6 @@ async def serve(cfg, stop, ready=None):
 
 def main(argv=None):
     """Run ``lblab backend``; SIGTERM/SIGINT stop it cleanly after flushing records."""
-    from experiments.cli import UsageError
     cfg = config_from_argv(sys.argv[1:] if argv is None else argv)
     import uvloop
 
@@ -557,7 +542,5 @@ class BackendThread:
 
 
 if __name__ == "__main__":
-    # `python -m lb_apps.backend ...` (how processes are started on Mininet hosts) behaves like
-    # `lblab backend ...`: without this it imported the module and exited 0 doing nothing.
-    from experiments.cli import main as _cli_main
-    sys.exit(_cli_main(["backend"] + sys.argv[1:]))
+    # `python -m lb_apps.backend ...` (how processes start on Mininet hosts) is `lblab backend`
+    sys.exit(entry.run("backend", main))

@@ -9,7 +9,7 @@ Stopping follows what was seen here: a SIGKILLed nginx master leaves its workers
 escalates, and then checks that no process of the engine's session is left (each engine is
 started in its own session, so its session id is the master's pid).
 
-``main(argv)`` is ``lblab engine render|check`` (``lb_apps.engines.main`` delegates here).
+``main(argv)`` is ``lblab engine render|check`` (the dispatcher calls it directly).
 """
 import argparse
 import dataclasses
@@ -28,6 +28,7 @@ import psutil
 from lb_apps import engines
 from lb_apps.engines import EngineError
 from lb_apps.l7config import L7ConfigError, load_l7_config
+from lblab_core.errors import UsageError
 
 CHECK_TIMEOUT_SEC = 30.0
 READY_TIMEOUT_SEC = 10.0
@@ -386,10 +387,8 @@ def main(argv):
     Returns:
         int: exit status.
     Raises:
-        experiments.cli.UsageError: bad config, unsupported feature, or a failed engine check.
+        lblab_core.errors.UsageError: bad config, unsupported feature, or a failed engine check.
     """
-    from experiments.cli import UsageError
-
     args = _parser().parse_args(argv)
     run_dir = os.path.abspath(args.run_dir or os.path.join(".lab", "engines", args.engine))
     try:

@@ -717,19 +717,3 @@ def render(engine, cfg, run_dir, ulimit_n, **kwargs):
     if engine == "nginx":
         return render_nginx(cfg, run_dir, ulimit_n, **kwargs)
     raise EngineError(f"engine: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line (the shell lives in lb_apps.engine_proc; experiments/cli.py dispatches here)
-# ---------------------------------------------------------------------------------------------
-
-def main(argv):
-    """Run ``lblab engine render|check`` (see :func:`lb_apps.engine_proc.main`).
-
-    Args:
-        argv (list[str]): arguments after ``engine``.
-    Returns:
-        int: exit status.
-    """
-    from lb_apps import engine_proc
-    return engine_proc.main(argv)

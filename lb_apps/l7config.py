@@ -10,9 +10,11 @@ Errors are :class:`L7ConfigError` naming the key path, the value and what was ex
 import dataclasses
 import difflib
 import ipaddress
-import json
 import re
 from dataclasses import dataclass, field
+
+from lblab_core import loader
+from lblab_core.errors import InputError
 
 DEFAULT_GROUP = "default"
 HASH_KEY_TYPES = ("uri", "header", "cookie", "client_ip")
@@ -35,7 +37,8 @@ class L7ConfigError(ValueError):
         self.path = path
         self.problem = message
         where = f"{path}: " if path else ""
-        super().__init__(f"{source}: {where}{message}")
+        # source None: the message is already located (``file:line: ...`` from the loader)
+        super().__init__(f"{where}{message}" if source is None else f"{source}: {where}{message}")
 
 
 @dataclass(frozen=True)
@@ -665,27 +668,16 @@ def load_l7_config(path):
     """Read a YAML or JSON L7 config file and parse it.
 
     Args:
-        path (str): file path (``.json`` is read as JSON, anything else as YAML).
+        path (str): file path (YAML or JSON, read by ``lblab_core.loader``).
     Returns:
         L7Config: the validated config.
     Raises:
         L7ConfigError: unreadable file, syntax error, or invalid config.
     """
     try:
-        with open(path, encoding="utf-8") as fp:
-            text = fp.read()
-    except OSError as exc:
-        raise L7ConfigError(path, "", f"cannot read config: {exc.strerror}") from None
-    try:
-        if str(path).endswith(".json"):
-            data = json.loads(text)
-        else:
-            import yaml
-            data = yaml.safe_load(text)
-    except (ValueError, ImportError) as exc:
-        raise L7ConfigError(path, "", f"not valid JSON/YAML: {exc}") from None
-    except Exception as exc:  # yaml.YAMLError has no common base we can import lazily
-        raise L7ConfigError(path, "", f"not valid YAML: {exc}") from None
+        data, _ = loader.load(path)
+    except InputError as exc:
+        raise L7ConfigError(None, "", "\n".join(exc.errors)) from None
     if data is None:
         raise L7ConfigError(path, "", "the file is empty; expected a mapping with 'backends'")
     return parse_l7_config(data, source=str(path))

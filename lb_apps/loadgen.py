@@ -16,6 +16,8 @@ import time
 import httptools
 
 from lb_apps import workload as wl
+from lblab_core import entry
+from lblab_core.errors import UsageError
 from lb_apps.records import RecordWriter
 
 FLUSH_RECORDS_AT = 5000
@@ -506,9 +508,8 @@ def config_from_argv(argv):
     """Parse flags (and the --config file) into ``(LoadgenConfig, as_json)``.
 
     Raises:
-        experiments.cli.UsageError: bad file or setting.
+        lblab_core.errors.UsageError: bad file or setting.
     """
-    from experiments.cli import UsageError
     from lb_apps.backend import load_settings_file
     args = vars(build_parser().parse_args(argv))
     as_json = args.pop("json", False)
@@ -534,7 +535,6 @@ def main(argv=None):
     """Run ``lblab loadgen``; SIGINT/SIGTERM end the send window early, records are flushed."""
     import signal
     import uvloop
-    from experiments.cli import UsageError
     cfg, as_json = config_from_argv(sys.argv[1:] if argv is None else argv)
 
     async def go():
@@ -554,6 +554,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # `python -m lb_apps.loadgen ...` behaves like `lblab loadgen ...` (one-line usage errors).
-    from experiments.cli import main as _cli_main
-    sys.exit(_cli_main(["loadgen"] + sys.argv[1:]))
+    # `python -m lb_apps.loadgen ...` (how processes start on Mininet hosts) is `lblab loadgen`
+    sys.exit(entry.run("loadgen", main))

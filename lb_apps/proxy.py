@@ -18,6 +18,8 @@ import time
 from lb_apps.l7config import L7ConfigError, load_l7_config, parse_l7_config
 from lb_apps.proxy_conn import ClientConnection
 from lb_apps.proxy_runtime import Runtime
+from lblab_core import entry
+from lblab_core.errors import UsageError
 
 SWEEP_PERIOD_SEC = 0.1  # resolution of every timeout (client header, idle, connect, response)
 DRAIN_POLL_SEC = 0.05
@@ -363,7 +365,6 @@ def build_parser():
 
 
 def _override(config_path, args):
-    from experiments.cli import UsageError
     try:
         config = load_l7_config(config_path)
         if args.workers is None and args.listen is None:
@@ -394,9 +395,8 @@ def main(argv=None):
     Returns:
         int: exit status.
     Raises:
-        experiments.cli.UsageError: invalid config or options.
+        lblab_core.errors.UsageError: invalid config or options.
     """
-    from experiments.cli import UsageError
     args = build_parser().parse_args(argv)
     config = _override(args.config, args)
     try:
@@ -420,4 +420,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m lb_apps.proxy ...` (how the proxy starts on a Mininet host) is `lblab proxy`
+    sys.exit(entry.run("proxy", main))

@@ -162,7 +162,7 @@ class L7Lab:
             record = os.path.join(self.workdir, f"loadgen-{client}-{tag}.jsonl")
             log = open(os.path.join(self.workdir, f"loadgen-{client}-{tag}.log"), "ab")
             procs[client] = (record, self.lab.popen(
-                client, [sys.executable, "-m", "experiments.cli", "loadgen", "--url", url + "/",
+                client, [sys.executable, "-m", "lb_apps.loadgen", "--url", url + "/",
                          "--users", str(users), "--max-requests", str(per_client),
                          "--duration", "20", "--timeout", "5", "--name", client,
                          "--record", record], stdout=log, stderr=subprocess.STDOUT))

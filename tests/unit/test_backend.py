@@ -234,7 +234,7 @@ def test_config_file_and_flags(tmp_path):
     path.write_text("name: fromfile\nresponse_size: 5\ncapacity: 3\n")
     cfg = config_from_argv(["--config", str(path), "--response-size", "9"])
     assert (cfg.name, cfg.response_size, cfg.capacity) == ("fromfile", 9, 3)
-    from experiments.cli import UsageError
+    from lblab_core.errors import UsageError
     path.write_text("capacity: -2\n")
     with pytest.raises(UsageError, match="'capacity'"):
         config_from_argv(["--config", str(path)])

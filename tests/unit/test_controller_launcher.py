@@ -4,7 +4,7 @@ import json
 import pytest
 
 from controllers import launcher
-from experiments.cli import UsageError
+from lblab_core.errors import UsageError
 
 
 def write(tmp_path, data):

@@ -138,9 +138,9 @@ def test_load_yaml_and_json(tmp_path):
     assert load_l7_config(str(j)).backends[0].name == "b1"
     bad = tmp_path / "bad.yaml"
     bad.write_text("backends: [\n")
-    with pytest.raises(L7ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(L7ConfigError, match="bad.yaml:2: not valid YAML"):
         load_l7_config(str(bad))
-    with pytest.raises(L7ConfigError, match="cannot read config"):
+    with pytest.raises(L7ConfigError, match="missing.yaml: cannot read the file"):
         load_l7_config(str(tmp_path / "missing.yaml"))
     empty = tmp_path / "empty.yaml"
     empty.write_text("")

@@ -16,6 +16,7 @@ from lb_apps import workload as wl
 from lb_apps.backend import BackendThread
 from lb_apps.loadgen import run
 from lb_apps.records import read_records
+from lblab_core.netutil import free_port
 
 pytestmark = pytest.mark.timeout(30)
 LBLAB = os.path.join(os.path.dirname(sys.executable), "lblab")
@@ -35,12 +36,6 @@ def lg(port, tmp_path, name="lg.jsonl", **data):
                                str(tmp_path / name), "duration": 0.5, "timeout": 2.0, **data})
     summary = run(cfg)
     return summary, read_records(cfg.record, "loadgen")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_open_loop_constant_rate_counts_and_joins_backend_records(backend, tmp_path):

@@ -4,7 +4,6 @@ Before the back-off, 4 closed-loop users against a closed port wrote ~8,000 reco
 (a tight connect-refused loop using a full core). The bounds below are on record counts.
 """
 import asyncio
-import socket
 import time
 
 import pytest
@@ -15,14 +14,9 @@ from lb_apps import workload as wl
 from lb_apps.backend import BackendThread
 from lb_apps.loadgen import LoadGenerator, run
 from lb_apps.records import read_records
+from lblab_core.netutil import free_port
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(port, tmp_path, name="lg.jsonl", **data):

@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from experiments import compare, report
-from experiments.cli import UsageError
+from lblab_core.errors import UsageError
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run_tiny")
 EXPECTED_CSV = os.path.join(os.path.dirname(__file__), "fixtures", "run_tiny_summary.csv")

@@ -8,7 +8,7 @@ from controllers.config import parse_config
 from experiments import run_plan as P
 from experiments import runner
 from experiments import spec as S
-from experiments.cli import UsageError
+from lblab_core.errors import UsageError
 from lb_apps.l7config import parse_l7_config
 from topologies import graphs
 
@@ -117,7 +117,7 @@ def test_proxy_config_resolves_backend_names(spec, graph):
 
 def test_backend_args(spec):
     args = P.backend_args(spec.backends[1], "/r/b2.jsonl", 7)
-    assert args[:4] == ["-m", "experiments.cli", "backend", "--name"]
+    assert args[:3] == ["-m", "lb_apps.backend", "--name"]
     assert args[args.index("--service-mean") + 1] == "0.005"
     assert args[args.index("--service-sigma") + 1] == "0.3"
     assert args[args.index("--capacity") + 1] == "3"
