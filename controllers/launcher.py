@@ -2,20 +2,28 @@
 
 os-ken 4.x ships no ``osken-manager``: this module parses our config, sets os-ken's OpenFlow
 listen address/port (``CONF.ofp_listen_host``/``CONF.ofp_tcp_listen_port``) and starts the app
-with ``AppManager.run_apps``. os-ken runs on native threads (``OSKEN_HUB_TYPE=native``, its
-default); that variable must be set before os-ken is imported, so it is set here first.
+the way ``AppManager.run_apps`` does. os-ken runs on native threads (``OSKEN_HUB_TYPE=native``,
+its default); that variable must be set before os-ken is imported, so it is set here first.
+
+SIGTERM ends the process with status 0 and SIGINT with 130, after closing the JSON API (see
+:func:`run` for why the process ends with ``os._exit``). The switches keep their flows
+(docs/controller.md, "Stopping the controller").
 """
 import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 
 os.environ.setdefault("OSKEN_HUB_TYPE", "native")
 
 from controllers.config import ConfigError, load_config  # noqa: E402
 
 APP_MODULE = "controllers.app"
+STOP_STATUS = {signal.SIGTERM: 0, signal.SIGINT: 130}   # exit status per stop signal
+LOG = logging.getLogger("lblab.controller")
 
 
 def build_parser():
@@ -38,7 +46,7 @@ def build_parser():
 
 
 def _usage_error(message):
-    from experiments.cli import UsageError
+    from lblab_core.errors import UsageError
     return UsageError(message)
 
 
@@ -50,7 +58,7 @@ def main(argv):
     Returns:
         int: exit status.
     Raises:
-        experiments.cli.UsageError: bad arguments or config (one line, exit 2).
+        lblab_core.errors.UsageError: bad arguments or config (one line, exit 2).
     """
     args = build_parser().parse_args(argv)
     try:
@@ -82,12 +90,36 @@ def main(argv):
         return 0
     logging.basicConfig(level=getattr(logging, args.log_level),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    run(config)
+    run(config)  # ends the process on SIGTERM/SIGINT
     return 0
 
 
 def run(config):
-    """Start os-ken with the balancer app and block until it stops."""
+    """Start os-ken with the balancer app and serve until SIGTERM or SIGINT, then end the process.
+
+    os-ken's native hub cannot stop a thread (``hub.kill`` is a no-op) and the app's tick, stats
+    and switch threads never end, so after ``AppManager.run_apps`` returned the interpreter would
+    wait for them forever (and without a handler SIGTERM kills the process, status -15). So the
+    apps are started here as ``run_apps`` starts them, the main thread waits for a stop signal,
+    closes the JSON API, flushes the log and leaves with ``os._exit``: 0 for SIGTERM, 130 for
+    SIGINT. The kernel closes the OpenFlow connections; what the switches keep is in
+    docs/controller.md.
+
+    Args:
+        config (controllers.config.Config): the parsed config.
+    Returns:
+        Never: the process ends here.
+    """
+    stop = threading.Event()
+    received = []
+
+    def on_signal(signum, _frame):
+        received.append(signum)
+        stop.set()
+
+    for signum in STOP_STATUS:
+        signal.signal(signum, on_signal)
+
     from os_ken import cfg
     from os_ken.base.app_manager import AppManager
     import os_ken.controller.controller  # noqa: F401 -- registers the ofp_* options
@@ -99,7 +131,21 @@ def run(config):
     cfg.CONF.set_override("ofp_tcp_listen_port", config.controller.ofp_port)
     app.configure(config)
     datapath.install()
-    AppManager.run_apps([APP_MODULE])
+    manager = AppManager.get_instance()
+    manager.load_apps([APP_MODULE])
+    manager.instantiate_apps(**manager.create_contexts())
+    stop.wait()
+    signum = received[0]
+    LOG.info("lblab controller: stopping on %s", signal.Signals(signum).name)
+    for instance in list(manager.applications.values()):
+        server = getattr(instance, "api_server", None)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(STOP_STATUS[signum])
 
 
 if __name__ == "__main__":
