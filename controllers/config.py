@@ -71,6 +71,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 class ConfigError(ValueError):
     """Invalid controller config; ``path`` names the key (``services.web.port``)."""
 
+    located = False  # True when the message already names the file (and line)
+
     def __init__(self, path, message):
         self.path = path
         self.problem = message
@@ -385,5 +387,7 @@ def load_config(path):
     try:
         data, _ = loader.load(path)
     except InputError as exc:
-        raise ConfigError("", "\n".join(exc.errors)) from None
+        err = ConfigError("", "\n".join(exc.errors))
+        err.located = True  # the loader's lines already start with the file name
+        raise err from None
     return parse_config(data)

@@ -20,6 +20,7 @@ import threading
 os.environ.setdefault("OSKEN_HUB_TYPE", "native")
 
 from controllers.config import ConfigError, load_config  # noqa: E402
+from lblab_core import entry  # noqa: E402
 
 APP_MODULE = "controllers.app"
 STOP_STATUS = {signal.SIGTERM: 0, signal.SIGINT: 130}   # exit status per stop signal
@@ -64,7 +65,7 @@ def main(argv):
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        raise _usage_error(f"{args.config}: {exc}") from None
+        raise _usage_error(str(exc) if exc.located else f"{args.config}: {exc}") from None
     settings = config.controller
     overrides = {}
     for name, value in (("ofp_port", args.ofp_port), ("api_port", args.api_port)):
@@ -149,12 +150,5 @@ def run(config):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # UsageError without importing the CLI at module import
-        if type(exc).__name__ == "UsageError":
-            print(f"lblab controller: error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        raise
+    # `python -m controllers.launcher ...` (how the runner starts it) is `lblab controller ...`
+    sys.exit(entry.run("controller", main))

@@ -210,7 +210,7 @@ class Run:
         log = self._logfile("controller.log")
         self.log(f"starting the controller ({self.balancer.mode}/{self.balancer.algorithm})")
         self.controller = subprocess.Popen(
-            [sys.executable, "-m", "experiments.cli", "controller", "--config", path,
+            [sys.executable, "-m", "controllers.launcher", "--config", path,
              "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()
