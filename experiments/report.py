@@ -211,7 +211,7 @@ def write_summary(run_dir, summary):
 
 
 # A shaped bottleneck should deliver its configured rate to TCP flows that fill it (measured
-# here: 47.7 of 50 Mbit/s through HTB, DESIGN.md); below this fraction the shaping, not the
+# here: 47.7 of 50 Mbit/s through HTB, docs/architecture.md); below this fraction the shaping, not the
 # balancer, is what the numbers show.
 SHAPED_RATE_MIN_FRACTION = 0.85
 SHAPED_RATE_MAX_FRACTION = 1.05

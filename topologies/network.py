@@ -182,7 +182,7 @@ class LabNetwork:
 
     def _disable_offloads(self):
         # On the userspace datapath, veth checksum/segmentation offloads leave packets with
-        # partial checksums that nobody completes: TCP stalls at 0 bit/s (DESIGN.md).
+        # partial checksums that nobody completes: TCP stalls at 0 bit/s (docs/architecture.md, "This machine").
         flags = " ".join(f"{o} off" for o in OFFLOADS)
         for host in self.net.hosts:
             cmds = "; ".join(f"ethtool -K {intf} {flags} >/dev/null 2>&1"
