@@ -13,6 +13,7 @@ import pytest
 from lb_apps import backend_model as model
 from lb_apps.backend import BackendThread, config_from_argv
 from lb_apps.records import read_records
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.timeout(30)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -113,14 +114,44 @@ def test_bad_request_gets_400_and_close():
         assert out.startswith(b"HTTP/1.1 400")
 
 
+class HeldAnswers:
+    """Keep a backend's requests in service until the test releases them, one at a time.
+
+    ``Backend.finish`` (what runs when a service time is over) is looked up on the instance;
+    replacing it there holds each finished service, so a slot frees when the test says so
+    instead of when a timer fires on a machine that may be running late.
+    """
+
+    def __init__(self, bt):
+        self.bt = bt
+        self.held = []
+        self.finish = bt.backend.finish
+        bt.call(setattr, bt.backend, "finish", lambda *args: self.held.append(args))
+
+    def wait_held(self, count):
+        """Wait until ``count`` requests are held (their service time is over)."""
+        wait_for(lambda: self.bt.call(len, self.held) == count, f"{count} request(s) held")
+
+    def release(self):
+        """Answer the oldest held request (its slot goes to the next queued one)."""
+        self.bt.call(lambda: self.finish(*self.held.pop(0)))
+
+
+def stats_of(bt):
+    return bt.call(bt.backend.stats)
+
+
 def test_capacity_reject_answers_503(tmp_path):
     record = str(tmp_path / "r.jsonl")
-    with start(capacity=1, overflow="reject", service_mean=0.3, record=record) as bt:
+    with start(capacity=1, overflow="reject", record=record) as bt:
+        held = HeldAnswers(bt)
         s1 = socket.create_connection(("127.0.0.1", bt.port))
         s1.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.05)
+        held.wait_held(1)  # /slow holds the only slot
+        assert stats_of(bt)["in_flight"] == 1
         status, _, _ = request(bt.port, "/second")
         assert status == 503
+        held.release()
         s1.settimeout(2)
         assert s1.recv(100).startswith(b"HTTP/1.1 200")
         s1.close()
@@ -130,16 +161,25 @@ def test_capacity_reject_answers_503(tmp_path):
 
 def test_capacity_queue_waits_in_order(tmp_path):
     record = str(tmp_path / "q.jsonl")
-    with start(capacity=1, service_mean=0.1, record=record) as bt:
+    now = [1000.0]  # the backend's clock (arrivals and waits), stepped by the test
+    with start(capacity=1, record=record) as bt:
+        bt.call(setattr, bt.backend, "now", lambda: now[0])
+        held = HeldAnswers(bt)
         socks = []
         for i in range(3):
+            now[0] = 1000.0 + 0.01 * i  # arrivals 10 ms apart, each one in before the next
             s = socket.create_connection(("127.0.0.1", bt.port))
             s.sendall(b"GET /q%d HTTP/1.1\r\nHost: x\r\n\r\n" % i)
             socks.append(s)
-            time.sleep(0.01)
-        time.sleep(0.02)
-        stats = bt.backend.stats()
+            wait_for(lambda: stats_of(bt)["requests"] == i + 1, f"request {i} arrived")
+        held.wait_held(1)
+        stats = stats_of(bt)
         assert stats["in_flight"] == 1 and stats["queued"] == 2
+        for step in (1, 2):  # each service lasts 0.1 s on the backend's clock
+            now[0] = 1000.0 + 0.1 * step
+            held.release()
+            held.wait_held(1)
+        held.release()
         for s in socks:
             s.settimeout(2)
             assert s.recv(100).startswith(b"HTTP/1.1 200")
@@ -147,6 +187,7 @@ def test_capacity_queue_waits_in_order(tmp_path):
     records = sorted(read_records(record, "backend"), key=lambda r: r["path"])
     assert [r["wait"] > 0.05 for r in records] == [False, True, True]
     assert records[2]["wait"] > records[1]["wait"]
+    assert [r["wait"] for r in records] == pytest.approx([0.0, 0.09, 0.18])
 
 
 def test_error_rate_answers_500_deterministically():
@@ -203,12 +244,34 @@ def test_fault_close_truncates_the_response():
         assert request(bt.port, "/health")[0] == 503
 
 
+def connects(port):
+    """True when a TCP connection to 127.0.0.1:``port`` is accepted."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except ConnectionRefusedError:
+        return False
+
+
 def test_fault_refuse_stops_listening_then_comes_back():
+    duration = 0.3
     with start() as bt:
-        request(bt.port, "/admin/fault?mode=refuse&duration=0.3", method="POST")
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", bt.port), timeout=1)
-        time.sleep(0.5)
+        # The listener closes before the answer and reopens `duration` later: a connection
+        # tried and answered within `duration` of asking must be refused. A try that a loaded
+        # machine delayed past that says nothing either way, so the fault is asked again.
+        for _ in range(5):
+            asked = time.monotonic()
+            request(bt.port, f"/admin/fault?mode=refuse&duration={duration}", method="POST")
+            accepted = connects(bt.port)
+            conclusive = time.monotonic() - asked < duration
+            wait_for(lambda: connects(bt.port), "listening again after the refuse fault")
+            back = time.monotonic()
+            assert back - asked >= duration, "listening again before the fault's duration"
+            if conclusive:
+                break
+        else:
+            pytest.fail(f"no connection could be tried within {duration} s of the fault")
+        assert not accepted, "a connection was accepted while the fault refused them"
         assert request(bt.port, "/health")[0] == 200
 
 
@@ -225,7 +288,7 @@ def test_refuse_keeps_existing_connections_for_control():
         conn.request("POST", "/admin/fault?mode=none")
         conn.getresponse().read()
         conn.close()
-        time.sleep(0.1)
+        wait_for(lambda: connects(bt.port), "listening again after mode=none")
         assert request(bt.port, "/")[0] == 200
 
 
