@@ -1,5 +1,6 @@
 """L7 proxy over loopback: each balancing algorithm, content-based routing, stickiness, auth
 and caching, asserting which backend served what."""
+import asyncio
 import base64
 import collections
 import socket
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from lb_apps.sticky import sign
+from tests.conftest import wait_for
 from tests.unit.test_proxy_harness import (Client, backends, config, lt, proxy,  # noqa: F401
                                            served_by)
 
@@ -36,19 +38,42 @@ def test_weighted_round_robin(backends, proxy):
     assert collections.Counter(spread(p.port, ["/"] * 8)) == {"b1": 6, "b2": 2}
 
 
+def hold_answers(lt, held_backends):
+    """Make in-test backends hold their answer to ``/held`` (then answer as for any path)
+    until the returned ``release()`` is called, so a request stays in flight for exactly as
+    long as a test needs. ``release()`` may be called more than once."""
+    released = asyncio.Event()
+    for backend in held_backends:
+        answer = backend.respond
+
+        async def respond(proto, req, answer=answer):
+            if req["url"] == "/held":
+                await released.wait()
+            await answer(proto, req)
+        backend.respond = respond
+    return lambda: lt.call(released.set)
+
+
+def held_at(held_backends):
+    """Return the names of the backends that received a ``/held`` request, once each."""
+    return [name for b in held_backends for name in [b.name] * b.paths().count("/held")]
+
+
 @pytest.mark.parametrize("algorithm", ["least_connections", "weighted_least_connections"])
-def test_least_connections_avoids_busy_backend(backends, proxy, algorithm):
+def test_least_connections_avoids_busy_backend(backends, proxy, lt, algorithm):
     bs = backends("b1", "b2")
+    release = hold_answers(lt, bs)
     p = proxy(config(bs, algorithm=algorithm))
     slow = Client(p.port)
     try:
-        slow.send(b"GET /slow/0.6 HTTP/1.1\r\nHost: lab\r\n\r\n")
-        time.sleep(0.15)
-        busy = bs[0].name if bs[0].requests else bs[1].name
+        slow.send(b"GET /held HTTP/1.1\r\nHost: lab\r\n\r\n")
+        (busy,) = wait_for(lambda: held_at(bs), "the held request at a backend")
         others = spread(p.port, ["/q"] * 4)
         assert busy not in others and len(set(others)) == 1
+        release()
         assert served_by(slow.response()) == busy
     finally:
+        release()
         slow.close()
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_for
+from tests.unit.test_proxy_balancing import hold_answers, held_at
 from tests.unit.test_proxy_harness import (Client, backends, config, lt, proxy,  # noqa: F401
                                            request, served_by)
 
@@ -204,8 +206,18 @@ def _stop(proc):
     proc.wait(5)
 
 
-def test_graceful_drain_on_sigterm_loses_nothing(backends, tmp_path):
+def accepts(port):
+    """True when a TCP connection to 127.0.0.1:``port`` is accepted."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_graceful_drain_on_sigterm_loses_nothing(backends, lt, tmp_path):
     b1, b2 = backends("b1", "b2")
+    release = hold_answers(lt, [b1, b2])  # each request stays in flight until release()
     port = free_port()
     cfg = config([b1, b2], listen={"host": "127.0.0.1", "port": port})
     proc, _ = _start_proxy(tmp_path, cfg)
@@ -213,16 +225,19 @@ def test_graceful_drain_on_sigterm_loses_nothing(backends, tmp_path):
         results = []
 
         def one(i):
-            out = request(port, b"GET /slow/0.4 HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n",
-                          timeout=4)
+            out = request(port, b"GET /held HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n",
+                          timeout=10)
             results.append(out)
         idle = Client(port)
         assert idle.get("/warm")[0] == 200  # an idle keep-alive client is closed at drain
         threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
-        time.sleep(0.15)
+        wait_for(lambda: len(held_at([b1, b2])) == 6, "all six requests at the backends")
         proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: not accepts(port), "the draining proxy to stop accepting")
+        assert results == []  # all six were in flight through the start of the drain
+        release()
         for t in threads:
             t.join(5)
         assert len(results) == 6 and all(r.startswith(b"HTTP/1.1 200 ") for r in results), results
@@ -231,6 +246,7 @@ def test_graceful_drain_on_sigterm_loses_nothing(backends, tmp_path):
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=0.5)
     finally:
+        release()
         _stop(proc)
 
 
