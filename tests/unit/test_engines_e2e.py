@@ -16,6 +16,7 @@ import pytest
 from lb_apps import engine_proc
 from lb_apps.engines import haproxy_socket_path, sticky_cookie_value
 from lb_apps.l7config import parse_l7_config
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.skipif(not (shutil.which("haproxy") and shutil.which("nginx")),
                                 reason="haproxy and nginx are not installed (make setup)")
@@ -113,17 +114,35 @@ def l7(port, servers, **extra):
     return parse_l7_config(data)
 
 
+def nginx_workers(pid):
+    """Return the pids of an nginx master's worker processes (as they name themselves)."""
+    return sorted(p.pid for p in psutil.Process(pid).children()
+                  if "worker process" in " ".join(p.cmdline()))
+
+
+def wait_nginx_workers(pid, count):
+    """Wait until the master ``pid`` has ``count`` workers; return their pids.
+
+    nginx's master opens the listening socket before it forks its workers, and a fresh fork
+    shows the master's command line until it renames itself, so listening says nothing about
+    the workers yet.
+    """
+    def ready():
+        workers = nginx_workers(pid)
+        return workers if len(workers) == count else None
+    return wait_for(ready, f"{count} nginx worker(s) of master {pid}",
+                    timeout_sec=CONNECT_WAIT_SEC)
+
+
 def run_engine(engine, cfg, run_dir, body):
     """Start the engine, run ``body()``, stop it; assert none of its processes is left."""
     handle = engine_proc.start_engine(engine, cfg, str(run_dir), access_log=False)
     pid = handle.process.pid
     try:
         wait_listening(cfg.listen.port)
-        children = psutil.Process(pid).children(recursive=True)
-        family = [pid] + [p.pid for p in children]
         if engine == "nginx":  # plus cache manager/loader when a cache is configured
-            workers = [p for p in children if "worker process" in " ".join(p.cmdline())]
-            assert len(workers) == cfg.workers
+            wait_nginx_workers(pid, cfg.workers)
+        family = [pid] + [p.pid for p in psutil.Process(pid).children(recursive=True)]
         body()
     finally:
         stopped = engine_proc.stop_engine(handle)
@@ -233,9 +252,7 @@ def test_stray_nginx_workers_of_a_killed_master_are_found_and_killed(backends, t
     pid = handle.process.pid
     try:
         wait_listening(port)
-        workers = sorted(p.pid for p in psutil.Process(pid).children()
-                         if "worker process" in " ".join(p.cmdline()))
-        assert len(workers) == 2
+        workers = wait_nginx_workers(pid, 2)
         handle.process.kill()  # our own master, killed the way that orphans workers
         handle.process.wait(timeout=5)
         assert all(psutil.pid_exists(w) for w in workers)
