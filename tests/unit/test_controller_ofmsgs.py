@@ -166,9 +166,29 @@ def test_every_lab_switch_of_a_fat_tree_gets_encodable_forwarding():
     cfg = config.parse_config({"topology": {"name": "fat_tree", "params": {"k": 4}},
                                "services": {}})
     core = Core(cfg, make_balancer)
-    for switch in graphs.switches(cfg.graph):
-        for decision in core.switch_up(switch):
-            round_trip(ofmsgs.encode(decision))
+    switches = graphs.switches(cfg.graph)
+    assert len(switches) == 20  # k=4: 4 core, 8 aggregation, 8 edge switches
+    host_macs = {cfg.graph.nodes[h]["mac"].lower() for h in graphs.hosts(cfg.graph)}
+    assert len(host_macs) == 16
+    for switch in switches:
+        decisions = core.switch_up(switch)
+        unicast = {d.match["eth_dst"] for d in decisions if isinstance(d, pipeline.Flow)
+                   and d.table == pipeline.T_L2 and d.priority == pipeline.PRIORITY_UNICAST}
+        assert unicast == host_macs, switch  # a way to every host
+        for decision in decisions:
+            msg = ofmsgs.encode(decision)
+            if isinstance(decision, pipeline.Flow):
+                back = round_trip(msg)
+                assert (back.table_id, back.priority, back.cookie) == \
+                    (decision.table, decision.priority, decision.cookie), (switch, decision)
+                assert {k: back.match[k] for k in decision.match} == decision.match, decision
+            else:
+                # os-ken parses no MeterMod (a switch never sends one): check what was written
+                assert isinstance(decision, pipeline.MeterMod), decision
+                msg.datapath = FakeDatapath()
+                msg.serialize()
+                assert struct.unpack_from("!BBH", msg.buf) == \
+                    (ofp.OFP_VERSION, ofp.OFPT_METER_MOD, len(msg.buf)), decision
 
 
 @pytest.mark.parametrize("actions, in_port", [
