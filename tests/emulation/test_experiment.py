@@ -69,6 +69,7 @@ def test_results_folder_has_every_file(results):
 
 def test_request_counts_add_up(results):
     summary = json.load(open(os.path.join(results, "summary.json")))
+    assert sorted(run["meta"]["run"] for run in summary["runs"]) == ["l4_rr-r1", "l7_rr-r1"]
     for run in summary["runs"]:
         m = run["metrics"]
         assert m["sent"] > 100, run["meta"]["run"]
