@@ -92,14 +92,17 @@ class ProxyProcess:
                 self.proc.wait()
 
     def stderr_problems(self):
-        """Lines on the proxy's stderr that report an exception."""
-        lines = []
+        """The exceptions the proxy reported on stderr: one text block per traceback."""
+        blocks = []
         for n in range(1, self.starts + 1):
-            path = os.path.join(self.workdir, f"proxy-{n}.err")
-            with open(path, "rb") as f:
-                lines += [ln for ln in f.read().decode("utf-8", "replace").splitlines()
-                          if "Error" in ln or "Traceback" in ln]
-        return lines
+            with open(os.path.join(self.workdir, f"proxy-{n}.err"), "rb") as f:
+                lines = f.read().decode("utf-8", "replace").splitlines()
+            for i, line in enumerate(lines):
+                if line.startswith("Traceback"):
+                    end = next((j for j in range(i + 1, len(lines))
+                                if lines[j] and not lines[j][0].isspace()), len(lines) - 1)
+                    blocks.append("\n".join(lines[max(0, i - 3):end + 1]))
+        return blocks
 
 
 def fmt_mib(value):
@@ -190,14 +193,14 @@ async def run(args, workdir):
     print("other findings: " + (", ".join(f"{k} {n}" for k, n in others) or "none"))
     print(f"proxy RSS: start {fmt_mib(rss['start'])}, after {RSS_MARK_REQUESTS:,} requests "
           f"{fmt_mib(rss.get('after_100k'))}, end {fmt_mib(rss['end'])}")
-    print(f"proxy stderr lines reporting an exception: {len(errors)}")
+    print(f"proxy exceptions on stderr: {len(errors)}")
     print(f"elapsed: {elapsed:.0f} s ({rec.requests_sent / elapsed:,.0f} requests/s)")
     if rec.counts:
         print("details:")
         for line in rec.report():
             print("  " + line)
-    for line in errors[:10]:
-        print("  proxy stderr: " + line)
+    for block in errors[:2]:
+        print("proxy stderr:\n" + block)
     return 1 if rec.counts or crashed or errors else 0
 
 

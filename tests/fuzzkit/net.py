@@ -61,15 +61,18 @@ class Recorder:
         """An event-loop exception handler: an exception raised in a proxy callback (the
         in-process equivalent of a crash) is a ``proxy_exception`` finding."""
         exc = context.get("exception")
-        where = "?"
+        where, rid = "?", None
         tb = exc.__traceback__ if exc is not None else None
         while tb is not None:  # the innermost frame of the project's code outside tests/
             code = tb.tb_frame.f_code
             if code.co_filename.startswith(_REPO) and not code.co_filename.startswith(_TESTS):
                 where = f"{code.co_filename[len(_REPO) + 1:]}:{tb.tb_lineno} {code.co_name}"
+                url = getattr(tb.tb_frame.f_locals.get("self"), "url", None)
+                if isinstance(url, bytes):  # the client connection's last request target
+                    rid = _rid(url) or rid
             tb = tb.tb_next
         kind = "proxy_exception" if where != "?" else "loop_exception"
-        self.add(kind, "?", f"{context.get('message')}: {exc!r} at {where}")
+        self.add(kind, self.case_name(rid), f"{context.get('message')}: {exc!r} at {where}")
 
     def report(self):
         """Return the findings as text lines (empty list: nothing found)."""
