@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (argcomplete's marker: this entry point answers completion requests)
 """The lblab command line: one entry point that dispatches to each command's own ``main(argv)``.
 
 Each command lives in the module that owns it and exposes ``main(argv) -> int`` with an argparse
@@ -6,6 +7,7 @@ parser whose ``prog`` is ``lblab <command>``; this file only routes. Errors that
 traceback (``lblab_core.entry.run``, the same wrapper each host process's ``__main__`` uses).
 """
 import importlib
+import os
 import sys
 
 from experiments import __version__
@@ -53,6 +55,9 @@ def main(argv=None):
     Returns:
         int: the process exit status.
     """
+    if argv is None and "_ARGCOMPLETE" in os.environ:  # the shell asks for completions
+        from experiments import completion
+        completion.complete(COMMANDS)  # prints them and exits
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
