@@ -1,8 +1,9 @@
-"""Run the controller as its own process (for tests, benchmarks and the runner) and configure
-backend hosts for direct server return.
+"""Run the controller as its own process and configure backend hosts for direct server return.
 
-The controller always runs as a subprocess (``python -m controllers.launcher``), registered with
-``topologies.registry`` so ``lblab clean`` can kill it after a crash, and stopped in ``finally``.
+:class:`ControllerProcess` is the one way the controller is started as a process: by the
+runner (``experiments.run_lab``), the emulation tests and the benchmarks. It runs
+``python -m controllers.launcher``, registered with ``topologies.registry`` so ``lblab clean``
+can kill it after a crash, and is stopped in ``finally``.
 """
 import json
 import os
@@ -14,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 
+from lblab_core.netutil import free_port
 from topologies import registry
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,13 +26,6 @@ STOP_GRACE_SEC = 5.0
 class HarnessError(RuntimeError):
     """A harnessed process (the controller, a backend) did not start or answer; the message
     says which and why (for the controller: its log tail)."""
-
-
-def free_port(host="127.0.0.1"):
-    """Return a TCP port that is free on ``host`` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def dsr_commands(vip, intf="eth0"):
@@ -98,10 +93,13 @@ class ControllerProcess:
     Args:
         config (dict): a controller config (``controller``/``topology``/``services``); the
             OpenFlow and API ports are picked free unless given.
-        workdir (str): where the config and the log are written.
+        workdir (str): where the config and the log are written (unless given below).
+        config_path (str|None): the config file to write (default ``workdir/controller.json``).
+        log_path (str|None): the log to append to (default ``workdir/controller.log``).
+        log_level (str|None): ``--log-level`` of the launcher (default: the launcher's).
     """
 
-    def __init__(self, config, workdir):
+    def __init__(self, config, workdir, config_path=None, log_path=None, log_level=None):
         self.config = json.loads(json.dumps(config))
         settings = self.config.setdefault("controller", {})
         settings.setdefault("ofp_port", free_port())
@@ -109,25 +107,41 @@ class ControllerProcess:
         self.ofp_port = settings["ofp_port"]
         self.api_port = settings["api_port"]
         self.workdir = workdir
-        self.config_path = os.path.join(workdir, "controller.json")
-        self.log_path = os.path.join(workdir, "controller.log")
+        self.config_path = config_path or os.path.join(workdir, "controller.json")
+        self.log_path = log_path or os.path.join(workdir, "controller.log")
+        self.log_level = log_level
         self.proc = None
         self.record = None
 
     def __enter__(self):
-        os.makedirs(self.workdir, exist_ok=True)
+        return self.start()
+
+    def start(self):
+        """Start the process and wait until its API answers and its OpenFlow port listens.
+
+        Returns:
+            ControllerProcess: self.
+        Raises:
+            HarnessError: it exited or did not come up (the message has its log tail); the
+                process is stopped before this is raised.
+        """
+        for path in (self.config_path, self.log_path):
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with open(self.config_path, "w", encoding="utf-8") as fp:
             json.dump(self.config, fp, sort_keys=True)
-        log = open(self.log_path, "w", encoding="utf-8")
+        argv = [sys.executable, "-m", "controllers.launcher", "--config", self.config_path]
+        if self.log_level is not None:
+            argv += ["--log-level", self.log_level]
+        log = open(self.log_path, "a", encoding="utf-8")
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "controllers.launcher", "--config", self.config_path],
-                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
         self.record = registry.track_process(self.proc, "controller")
         try:
             self.wait_api()
+            self.wait_openflow()
         except BaseException:
             self.stop()
             raise
@@ -158,6 +172,21 @@ class ControllerProcess:
             except OSError:
                 time.sleep(0.1)
         raise HarnessError(f"controller API not up after {timeout}s:\n{self.log_tail()}")
+
+    def wait_openflow(self, timeout=START_TIMEOUT_SEC):
+        """Wait until the OpenFlow port accepts connections (switches can connect)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError(f"controller exited with {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.ofp_port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise HarnessError(f"controller not listening on OpenFlow port {self.ofp_port} after "
+                           f"{timeout}s:\n{self.log_tail()}")
 
     def api(self, method, path, body=None, timeout=5.0):
         """Call the API; return (status, JSON)."""

@@ -9,19 +9,17 @@ reads it. Needs root, Open vSwitch and Mininet.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
+from controllers.harness import ControllerProcess, HarnessError
 from experiments import run_plan as plan
 from topologies import graphs
 from lblab_core.netutil import free_port
 
 READY_TIMEOUT_SEC = 20.0
-CONTROLLER_START_SEC = 20.0
 # CPU above this (percent of all cores, mean over the measurement) marks a run as saturated:
 # the emulation then measures the machine, not the balancer (the Mininet-HiFi argument).
 SATURATED_CPU_PERCENT = 90.0
@@ -35,18 +33,8 @@ class RunFailed(RuntimeError):
     """A run could not be completed; the message says which step and why."""
 
 
-def wait_port(port, timeout, proc=None):
-    """Wait until 127.0.0.1:port accepts connections; False on timeout or if ``proc`` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+def _tail_text(text, lines=5):
+    return " | ".join(text.strip().splitlines()[-lines:])
 
 
 def _tail(path, lines=5):
@@ -111,7 +99,6 @@ class Run:
         self.roles = plan.assign_roles(self.graph, spec.backends)
         self.lab = None
         self.controller = None
-        self.api_port = None
         self.engine = None
         self.proxy = None
         self.backends = {}
@@ -201,44 +188,29 @@ class Run:
 
     # -- controller (L4) -------------------------------------------------------------------
     def _start_controller(self):
-        from topologies import registry
-        ofp_port, self.api_port = free_port(), free_port()
         cfg = plan.controller_config(self.spec, self.balancer, self.graph, self.roles,
-                                     ofp_port, self.api_port)
-        path = self.path("controller.json")
-        _write_json(path, cfg)
-        log = self._logfile("controller.log")
+                                     free_port(), free_port())
         self.log(f"starting the controller ({self.balancer.mode}/{self.balancer.algorithm})")
-        self.controller = subprocess.Popen(
-            [sys.executable, "-m", "controllers.launcher", "--config", path,
-             "--log-level", "WARNING"], stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        log.close()
-        self._controller_record = registry.track_process(self.controller, "controller")
-        if not wait_port(ofp_port, CONTROLLER_START_SEC, self.controller):
-            raise RunFailed(f"the controller did not listen on 127.0.0.1:{ofp_port}: "
-                            f"{_tail(self.path('logs', 'controller.log'))}")
-        return ofp_port
+        controller = ControllerProcess(cfg, self.path(), config_path=self.path("controller.json"),
+                                       log_path=self.path("logs", "controller.log"),
+                                       log_level="WARNING")
+        try:
+            controller.start()
+        except HarnessError as exc:
+            raise RunFailed(f"the controller did not start: {_tail_text(str(exc))}") from None
+        self.controller = controller
+        return controller.ofp_port
 
     def _controller_api(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.api_port}{path}", data=data,
-                                     method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=3) as resp:
-            return json.loads(resp.read() or b"{}")
+        status, data = self.controller.api(method, path, body, timeout=3)
+        if status >= 400:
+            raise RunFailed(f"controller API {method} {path} answered {status}: {data}")
+        return data
 
     def _stop_controller(self):
-        if self.controller is None:
-            return
-        from topologies import registry
-        from topologies.network import terminate
-        proc, self.controller = self.controller, None
-        terminate(proc, grace_sec=5.0)
-        try:
-            registry.untrack_process(self._controller_record, proc.pid)
-        except Exception:  # noqa: BLE001 - the lab's record may already be gone
-            pass
+        controller, self.controller = self.controller, None
+        if controller is not None:
+            controller.stop()
 
     # -- backends ------------------------------------------------------------------------------
     def _start_backend(self, backend, index):
@@ -497,7 +469,7 @@ class Run:
 
     # -- stats and meta --------------------------------------------------------------------------
     def _collect_stats(self):
-        if self.controller is not None and self.api_port:
+        if self.controller is not None:
             try:
                 _write_json(self.path("stats-controller.json"),
                             {"stats": self._controller_api("GET", "/stats"),
