@@ -331,8 +331,8 @@ class ClientConnection(asyncio.Protocol):
         req = Request(method, url, self.headers, head, minor, keep)
         self.cur = req
         self.state = BODY
-        if self.active is None:
-            self.start(req)
+        if self.active is None and not self.queue:
+            self.start(req)  # (a non-empty queue has a _next scheduled: answers stay in order)
         else:
             self.queue.append(req)
             if len(self.queue) >= MAX_PIPELINED:
@@ -758,7 +758,7 @@ class ClientConnection(asyncio.Protocol):
             self.loop.call_soon(self._next)
 
     def _next(self):
-        if self.closed or self.active is not None or not self.queue:
+        if self.closed or self.lingering or self.active is not None or not self.queue:
             return
         req = self.queue.pop(0)
         if len(self.queue) == MAX_PIPELINED - 1:
