@@ -7,6 +7,7 @@ import re
 HOST = b"lab"
 ID_HEADER = b"X-Fz-Id"
 ID_RE = re.compile(rb"/fz/([0-9a-z.]+)")
+_ANY_ID_RE = re.compile(rb"/fz/([0-9a-z.]+)|(?i:x-fz-id):[ \t]*([0-9a-z.]+)")
 AUTH_OK = b"Basic " + base64.b64encode(b"alice:secret")
 AUTH_BAD = b"Basic " + base64.b64encode(b"mallory:guess")
 ADMIN_PREFIX = b"/admin"
@@ -157,8 +158,15 @@ class Case:
         self.pause_turns = None  # or: this many event-loop turns between writes
 
     def ids(self):
-        """Every id that appears in the bytes the case sends (outer and hidden requests)."""
-        return [m.decode() for m in ID_RE.findall(self.data)]
+        """Every id that appears in the bytes the case sends (outer and hidden requests), in
+        order: in a ``/fz/<id>`` path or in an ``X-Fz-Id`` header (a mutation may have broken
+        one of the two, and the backends echo the header's)."""
+        out = []
+        for m in _ANY_ID_RE.finditer(self.data):
+            rid = (m.group(1) or m.group(2)).decode()
+            if rid not in out:
+                out.append(rid)
+        return out
 
 
 def plain_get(rid, path=b"/plain"):
