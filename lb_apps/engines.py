@@ -1,29 +1,26 @@
 """HAProxy 2.6 and nginx 1.22 as alternative L7 engines, rendered from the same L7Config.
 
-Pure core: :func:`check_support` says what an engine cannot express, :func:`render_haproxy` and
-:func:`render_nginx` turn a parsed :class:`lb_apps.l7config.L7Config` into config text with the
-jinja2 templates in ``lb_apps/templates/``. Files the configs refer to (TLS PEM, htpasswd, logs,
+Pure core: :func:`check_support` (from :mod:`lb_apps.engine_support`) says what an engine cannot
+express, :func:`render_haproxy` and :func:`render_nginx` turn a parsed
+:class:`lb_apps.l7config.L7Config` into config text with the jinja2 templates in
+``lb_apps/templates/``, behind the wall of :mod:`lb_apps.engine_text` (no interpolated value can
+break out of its line or word). Files the configs refer to (TLS PEM, htpasswd, logs,
 sockets) live in a run directory; :mod:`lb_apps.engine_proc` writes them, runs the engines and
 implements ``lblab engine render|check`` (``main`` here delegates to it). The feature mapping is
 documented in ``docs/engines.md``.
 """
-import functools
 import hashlib
 import hmac
 import math
 import os
 import re
 
-import jinja2
-
+from lb_apps.engine_support import (ENGINES, HAPROXY_MAX_WEIGHT,  # noqa: F401 - re-exported
+                                    WEIGHTED_ALGORITHMS, check_support, require_support)
+from lb_apps.engine_text import (EngineError, control_chars, environment, hq, nexact, nkey,
+                                 nq)
 from lb_apps.l7config import DEFAULT_GROUP
 
-ENGINES = ("haproxy", "nginx")
-# Algorithms whose builtin implementation (lb_apps.balancing) uses backend weights; the others
-# only honour weight 0 (drain), so the engines get weight 1 for every live server.
-WEIGHTED_ALGORITHMS = ("weighted_round_robin", "weighted_least_connections", "random",
-                       "power_of_two", "consistent_hash")
-HAPROXY_MAX_WEIGHT = 256
 # File descriptors HAProxy needs beyond 2 per connection (listeners, stats socket, health checks,
 # log pipes); measured here: maxconn 9990 needs 20008 fds with a small config.
 HAPROXY_FD_RESERVE = 256
@@ -42,174 +39,7 @@ TLS_CERT = "tls.crt"
 TLS_KEY = "tls.key"
 STICKY_VALUE_HEX_CHARS = 16
 
-_NGINX_VAR_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-class EngineError(Exception):
-    """A config the engine cannot express, or an engine that failed to check, start or stop."""
-
-
-@functools.lru_cache(maxsize=1)
-def _env():
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True, autoescape=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Support: what each engine cannot express
-# ---------------------------------------------------------------------------------------------
-
-def _control_chars(text):
-    return any(ord(c) < 0x20 or ord(c) == 0x7f for c in text)
-
-
-def _route_strings(route):
-    """Yield (label, string) for every user string a route puts into an engine config."""
-    m = route.match
-    where = f"routes[{route.index}]"
-    for label, value in (("match.path_prefix", m.path_prefix), ("match.path_regex", m.path_regex),
-                         ("match.host", m.host)):
-        if value is not None:
-            yield f"{where}.{label}", value
-    for kind in ("header", "cookie", "query"):
-        nv = getattr(m, kind)
-        if nv is not None and nv.value is not None:
-            yield f"{where}.match.{kind}.value", nv.value
-    if route.auth is not None:
-        yield f"{where}.auth.realm", route.auth.realm
-        for user, password in route.auth.users.items():
-            yield f"{where}.auth.users", user
-            yield f"{where}.auth.users.{user}", password
-        for i, token in enumerate(route.auth.tokens):
-            yield f"{where}.auth.tokens[{i}]", token
-
-
-def _common_unsupported(cfg):
-    out = []
-    if cfg.listen.port == 0:
-        out.append(("listen.port 0", "listen.port 0 (the engine cannot report which free port "
-                                     "it picked; give a fixed port)"))
-    if cfg.stats is not None and cfg.stats.port == 0:
-        out.append(("stats.port 0", "stats.port 0 (give a fixed port)"))
-    for route in cfg.routes:
-        for label, value in _route_strings(route):
-            if _control_chars(value):
-                out.append((f"control characters in {label}",
-                            f"control characters in {label} ({value!r} cannot be written into a "
-                            f"config file line)"))
-    return out
-
-
-def _haproxy_unsupported(cfg):
-    out = []
-    for group in cfg.groups.values():
-        for backend in group.backends:
-            if group.algorithm in WEIGHTED_ALGORITHMS and backend.weight > HAPROXY_MAX_WEIGHT:
-                out.append((f"weight {backend.weight}",
-                            f"weight {backend.weight} for backend {backend.name!r} in group "
-                            f"{group.name!r} (HAProxy weights are 0-{HAPROXY_MAX_WEIGHT})"))
-    return out
-
-
-def _nginx_name(kind, name, where):
-    """Return an unsupported entry if ``name`` cannot be an nginx ``$http_/$cookie_/$arg_`` name."""
-    check = name.replace("-", "_") if kind == "header" else name
-    if kind == "header" and "_" in name:
-        return (f"{kind} name with '_'",
-                f"{kind} name {name!r} in {where} (nginx drops header names with '_' by default "
-                f"and cannot tell 'X_A' from 'X-A')")
-    if not _NGINX_VAR_NAME_RE.match(check):
-        allowed = "letters, digits and '-'" if kind == "header" else "letters, digits and '_'"
-        return (f"{kind} name {name!r}",
-                f"{kind} name {name!r} in {where} (nginx variables ${_NGINX_PREFIX[kind]}... "
-                f"allow only {allowed})")
-    return None
-
-
-_NGINX_PREFIX = {"header": "http_", "cookie": "cookie_", "query": "arg_"}
-
-
-def _nginx_unsupported(cfg):
-    out = []
-    for group in cfg.groups.values():
-        where = f"group {group.name!r}"
-        if group.health is not None:
-            out.append(("active health checks",
-                        f"active health checks in {where} (nginx open source has only passive "
-                        f"checks: max_fails/fail_timeout; set health: false)"))
-        if len({b.tls for b in group.backends}) > 1:
-            out.append(("mixed TLS and plain backends",
-                        f"mixed TLS and plain backends in {where} (proxy_pass picks http or https "
-                        f"per upstream group; put TLS backends in their own group)"))
-        key = group.hash_key
-        if group.algorithm == "consistent_hash" and key.type in ("header", "cookie"):
-            bad = _nginx_name(key.type, key.name, f"{where} hash_key")
-            if bad:
-                out.append(bad)
-    if cfg.sticky is not None:
-        out.append(("sticky cookie insert",
-                    "sticky cookie insert (the 'sticky' directive is nginx Plus only; open source "
-                    "has ip_hash/hash, which do not set a cookie)"))
-    for route in cfg.routes:
-        where = f"routes[{route.index}]"
-        for kind in ("header", "cookie", "query"):
-            nv = getattr(route.match, kind)
-            if nv is None:
-                continue
-            bad = _nginx_name(kind, nv.name, f"{where}.match")
-            if bad:
-                out.append(bad)
-            if nv.value == "":
-                out.append((f"empty {kind} value",
-                            f"an empty {kind} value in {where}.match (nginx cannot tell an empty "
-                            f"{kind} from a missing one)"))
-        auth = route.auth
-        if auth is None:
-            continue
-        if "$" in auth.realm:
-            out.append(("'$' in an auth realm",
-                        f"'$' in {where}.auth.realm (nginx would read it as a variable)"))
-        for user, password in auth.users.items():
-            if user.startswith("#") or ":" in password:
-                out.append(("basic auth user or password",
-                            f"basic auth user {user!r} in {where} (an htpasswd line cannot hold a "
-                            f"user starting with '#' or a password with ':')"))
-    return out
-
-
-def _unsupported(engine, cfg):
-    if engine not in ENGINES:
-        raise EngineError(f"engine: unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    specific = _haproxy_unsupported(cfg) if engine == "haproxy" else _nginx_unsupported(cfg)
-    return _common_unsupported(cfg) + specific
-
-
-def check_support(engine, cfg):
-    """Return the features of ``cfg`` that ``engine`` cannot express (empty: it can render).
-
-    Args:
-        engine (str): ``haproxy`` or ``nginx``.
-        cfg (L7Config): the parsed L7 config.
-    Returns:
-        list[str]: one entry per feature, "<feature> (<why>)".
-    Raises:
-        EngineError: unknown engine.
-    """
-    return [text for _, text in _unsupported(engine, cfg)]
-
-
-def _require_support(engine, cfg):
-    problems = _unsupported(engine, cfg)
-    if not problems:
-        return
-    keys = {key for key, _ in problems}
-    others = [e for e in ENGINES if e != engine and not keys & {k for k, _ in _unsupported(e, cfg)}]
-    use = " or ".join(["builtin"] + others)
-    raise EngineError(f"{engine}: cannot express {'; '.join(t for _, t in problems)}; "
-                      f"use engine {use}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +71,7 @@ def _check_run_dir(run_dir):
     run_dir = str(run_dir)
     if not os.path.isabs(run_dir):
         raise EngineError(f"run_dir: expected an absolute path, got {run_dir!r}")
-    if _control_chars(run_dir) or any(c in run_dir for c in " \"'$;{}#\\"):
+    if control_chars(run_dir) or any(c in run_dir for c in " \"'$;{}#\\"):
         raise EngineError(f"run_dir: {run_dir!r} holds a space, quote or one of $;{{}}#\\ "
                           f"(it is written unquoted into engine configs); pick a plain path")
     return run_dir.rstrip("/") or "/"
@@ -267,7 +97,14 @@ def htpasswd_text(users):
         users (dict): user name -> password.
     Returns:
         str: one ``user:{PLAIN}password`` line per user.
+    Raises:
+        EngineError: a user with ':' or a control character, or a password with one (the
+            models refuse them; this keeps a forced value from adding an htpasswd line).
     """
+    for user, password in users.items():
+        if ":" in user or control_chars(user) or control_chars(password):
+            raise EngineError(f"refusing to write basic auth user {user!r} into an htpasswd "
+                              f"file: ':' or a control character would forge another entry")
     return "".join(f"{user}:{{PLAIN}}{password}\n" for user, password in users.items())
 
 
@@ -326,14 +163,6 @@ def haproxy_socket_path(run_dir):
     return f"/tmp/lblab-haproxy-{digest}.sock"
 
 
-def _hq(text):
-    """Quote a string for haproxy.cfg: single quotes keep it literal; else escaped double quotes."""
-    if "'" not in text:
-        return f"'{text}'"
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-    return f'"{escaped}"'
-
-
 def _hap_name_value(kind, nv):
     fetch = {"header": f"req.fhdr({nv.name})", "cookie": f"req.cook({nv.name})",
              # url_dec: the builtin proxy compares decoded query values (parse_qsl).
@@ -344,24 +173,24 @@ def _hap_name_value(kind, nv):
         return "{ " + present[kind] + " }"
     if nv.value == "":
         return "{ " + fetch + " -m len 0 }"
-    return "{ " + fetch + " -m str -- " + _hq(nv.value) + " }"
+    return "{ " + fetch + " -m str -- " + hq(nv.value) + " }"
 
 
 def _hap_conditions(match):
     """Return the anonymous ACLs (ANDed) for a route's match."""
     conds = []
     if match.path_prefix is not None:
-        conds.append("{ path_beg -- " + _hq(match.path_prefix) + " }")
+        conds.append("{ path_beg -- " + hq(match.path_prefix) + " }")
     if match.path_regex is not None:
-        conds.append("{ path_reg -- " + _hq(match.path_regex) + " }")
+        conds.append("{ path_reg -- " + hq(match.path_regex) + " }")
     if match.host is not None:
         host = "req.hdr(host),field(1,:),lower"
         if match.host.startswith("*."):
-            conds.append("{ " + host + " -m end -- " + _hq(match.host[1:]) + " }")
+            conds.append("{ " + host + " -m end -- " + hq(match.host[1:]) + " }")
         else:
-            conds.append("{ " + host + " -m str -- " + _hq(match.host) + " }")
+            conds.append("{ " + host + " -m str -- " + hq(match.host) + " }")
     if match.methods:
-        conds.append("{ method " + " ".join(_hq(m) for m in match.methods) + " }")
+        conds.append("{ method " + " ".join(hq(m) for m in match.methods) + " }")
     for kind in ("header", "cookie", "query"):
         nv = getattr(match, kind)
         if nv is not None:
@@ -416,7 +245,7 @@ def _hap_backend(cfg, group, section):
     health = group.health
     return {"section": section, "name": group.name, "balance": balance, "hash_type": hash_type,
             "servers": servers,
-            "httpchk": None if health is None else f"GET {health.path}",
+            "check_path": None if health is None else health.path,
             "check_timeout": None if health is None else _ms(health.timeout)}
 
 
@@ -428,14 +257,14 @@ def _hap_auth_lines(route):
     selected = "{ var(txn.lblab_route) -m int " + str(route.index) + " }"
     if auth.type == "basic":
         name = f"lblab_r{route.index}"
-        users = [f"user {_hq(u)} insecure-password {_hq(p)}" for u, p in auth.users.items()]
-        line = (f"http-request auth realm {_hq(auth.realm)} if {selected} "
+        users = [f"user {hq(u)} insecure-password {hq(p)}" for u, p in auth.users.items()]
+        line = (f"http-request auth realm {hq(auth.realm)} if {selected} "
                 f"!{{ http_auth({name}) }}")
         return {"name": name, "users": users}, [line]
     realm = auth.realm.replace("%", "%%")
     line = (f"http-request return status 401 hdr WWW-Authenticate "
-            f"{_hq(f'Bearer realm={chr(34)}{realm}{chr(34)}')} if {selected} "
-            f"!{{ req.fhdr(authorization) -m reg -- {_hq(bearer_regex(auth.tokens))} }}")
+            f"{hq(f'Bearer realm={chr(34)}{realm}{chr(34)}')} if {selected} "
+            f"!{{ req.fhdr(authorization) -m reg -- {hq(bearer_regex(auth.tokens))} }}")
     return None, [line]
 
 
@@ -467,7 +296,7 @@ def render_haproxy(cfg, run_dir, ulimit_n, access_log=True):
         EngineError: a feature HAProxy cannot express, ``max_connections`` beyond what the fd
             limit allows, or a bad run_dir.
     """
-    _require_support("haproxy", cfg)
+    require_support("haproxy", cfg)
     run_dir = _check_run_dir(run_dir)
     maxconn = haproxy_maxconn(ulimit_n)
     frontend_maxconn = cfg.limits.max_connections * cfg.workers
@@ -516,29 +345,12 @@ def render_haproxy(cfg, run_dir, ulimit_n, access_log=True):
                               max(1, math.ceil(cache.max_bytes / (1024 * 1024))) * 1024 * 1024 // 2)},
         "stats": None if cfg.stats is None else f"{cfg.stats.host}:{cfg.stats.port}",
     }
-    return _env().get_template("haproxy.cfg.j2").render(**context)
+    return environment().get_template("haproxy.cfg.j2").render(**context)
 
 
 # ---------------------------------------------------------------------------------------------
 # nginx
 # ---------------------------------------------------------------------------------------------
-
-def _nq(text):
-    """Quote a string for nginx.conf: double quotes, backslash and quote escaped."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _nkey(text):
-    """A literal map key: escape a leading '~' or a special word with a backslash."""
-    if text.startswith("~") or text in ("default", "hostnames", "include", "volatile"):
-        text = "\\" + text
-    return _nq(text)
-
-
-def _nexact(text):
-    """A case-sensitive exact-match map key (plain map keys ignore case)."""
-    return _nq("~^" + re.escape(text) + "$")
-
 
 def nginx_worker_connections(max_connections):
     """Return ``worker_connections``: each client connection may hold one upstream connection.
@@ -569,17 +381,17 @@ def _ngx_route_maps(route):
         flags.append(var)
 
     if m.path_prefix is not None:
-        add("$lblab_path", [(_nq("~^" + re.escape(m.path_prefix)), "1")], "prefix")
+        add("$lblab_path", [(nq("~^" + re.escape(m.path_prefix)), "1")], "prefix")
     if m.path_regex is not None:
-        add("$lblab_path", [(_nq("~" + m.path_regex), "1")], "regex")
+        add("$lblab_path", [(nq("~" + m.path_regex), "1")], "regex")
     if m.host is not None:
-        key = (_nq("~" + re.escape(m.host[1:]) + "$") if m.host.startswith("*.")
-               else _nkey(m.host))
+        key = (nq("~" + re.escape(m.host[1:]) + "$") if m.host.startswith("*.")
+               else nkey(m.host))
         add("$host", [(key, "1")], "host")
     # Plain map keys compare case-insensitively; the builtin compares methods and values
     # exactly, so those are anchored case-sensitive regexes.
     if m.methods:
-        add("$request_method", [(_nexact(meth), "1") for meth in m.methods], "method")
+        add("$request_method", [(nexact(meth), "1") for meth in m.methods], "method")
     for kind in ("header", "cookie", "query"):
         nv = getattr(m, kind)
         if nv is None:
@@ -587,7 +399,7 @@ def _ngx_route_maps(route):
         if nv.value is None:
             add(_ngx_var(kind, nv.name), [('""', "0"), ("~.", "1")], kind)
         else:
-            add(_ngx_var(kind, nv.name), [(_nexact(nv.value), "1")], kind)
+            add(_ngx_var(kind, nv.name), [(nexact(nv.value), "1")], kind)
     return maps, "".join(flags) or "1", "1" * len(flags) or "1"
 
 
@@ -641,7 +453,7 @@ def render_nginx(cfg, run_dir, ulimit_n, user=None, access_log=True):
     Raises:
         EngineError: a feature nginx cannot express, or a bad run_dir.
     """
-    _require_support("nginx", cfg)
+    require_support("nginx", cfg)
     run_dir = _check_run_dir(run_dir)
     ids = _group_ids(cfg)
     upstreams = [_ngx_upstream(g, ids[name]) for name, g in cfg.groups.items()]
@@ -652,22 +464,22 @@ def render_nginx(cfg, run_dir, ulimit_n, user=None, access_log=True):
     for route in cfg.routes:
         route_maps, source, all_ones = _ngx_route_maps(route)
         maps.extend(route_maps)
-        maps.append({"source": _nq(source), "var": f"$lblab_r{route.index}",
-                     "entries": [(_nq(all_ones), "1"), ("default", "0")]})
+        maps.append({"source": nq(source), "var": f"$lblab_r{route.index}",
+                     "entries": [(nq(all_ones), "1"), ("default", "0")]})
         flag_sources.append(f"$lblab_r{route.index}")
         # First match wins: the route selected is the first '1' in "$lblab_r0$lblab_r1...".
-        route_entries.append((_nq("~^" + "0" * route.index + "1"), str(route.index)))
-        upstream_entries.append((_nq(str(route.index)), urls[route.group]))
+        route_entries.append((nq("~^" + "0" * route.index + "1"), str(route.index)))
+        upstream_entries.append((nq(str(route.index)), urls[route.group]))
         auth = route.auth
         if auth is not None and auth.type == "basic":
-            realm_entries.append((_nq(str(route.index)), _nq(auth.realm)))
-            file_entries.append((_nq(str(route.index)),
+            realm_entries.append((nq(str(route.index)), nq(auth.realm)))
+            file_entries.append((nq(str(route.index)),
                                  os.path.join(run_dir, f"htpasswd-r{route.index}")))
         elif auth is not None:
             # Regexes are tried in order: the accepted tokens first, then "any other value".
             accepted = bearer_regex(auth.tokens).replace("^", f"^{route.index}:", 1)
-            bearer_entries.append((_nq("~" + accepted), '""'))
-            bearer_entries.append((_nq(f"~^{route.index}:"), _nq(auth.realm)))
+            bearer_entries.append((nq("~" + accepted), '""'))
+            bearer_entries.append((nq(f"~^{route.index}:"), nq(auth.realm)))
     limits, t = cfg.limits, cfg.timeouts
     header_buffer_kb = max(1, math.ceil(max(limits.max_uri, 1024) / 1024))
     worker_connections = nginx_worker_connections(limits.max_connections)
@@ -681,7 +493,7 @@ def render_nginx(cfg, run_dir, ulimit_n, user=None, access_log=True):
                                              "key": os.path.join(run_dir, TLS_KEY)},
         "upstreams": upstreams, "keepalive": NGINX_UPSTREAM_KEEPALIVE,
         "routes": bool(cfg.routes), "maps": maps,
-        "route_source": _nq("".join(flag_sources)), "route_entries": route_entries,
+        "route_source": nq("".join(flag_sources)), "route_entries": route_entries,
         "upstream_entries": upstream_entries, "default_url": urls[DEFAULT_GROUP],
         "realm_entries": realm_entries, "file_entries": file_entries,
         "bearer_entries": bearer_entries,
@@ -701,7 +513,7 @@ def render_nginx(cfg, run_dir, ulimit_n, user=None, access_log=True):
                   (f"{cfg.stats.host}:{cfg.stats.port}" if ":" not in cfg.stats.host
                    else f"[{cfg.stats.host}]:{cfg.stats.port}")),
     }
-    return _env().get_template("nginx.conf.j2").render(**context)
+    return environment().get_template("nginx.conf.j2").render(**context)
 
 
 def render(engine, cfg, run_dir, ulimit_n, **kwargs):

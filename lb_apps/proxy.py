@@ -15,7 +15,7 @@ import ssl
 import sys
 import time
 
-from lb_apps.l7config import L7ConfigError, load_l7_config, parse_l7_config
+from lb_apps.l7config import L7ConfigError, load_l7_config, parse_l7_config, read_l7_data
 from lb_apps.proxy_conn import ClientConnection
 from lb_apps.proxy_runtime import Runtime
 from lblab_core import entry
@@ -365,24 +365,26 @@ def build_parser():
 
 
 def _override(config_path, args):
+    """Load the config with ``--workers``/``--listen`` applied to the data before validation,
+    so ``--check`` and a real start run exactly the same checks (the models')."""
     try:
-        config = load_l7_config(config_path)
         if args.workers is None and args.listen is None:
-            return config
-        import dataclasses
-        data = {}
+            return load_l7_config(config_path)
+        data, lines = read_l7_data(config_path)
+        override = {}
         if args.workers is not None:
-            data["workers"] = args.workers
+            override["workers"] = args.workers
         if args.listen is not None:
             host, sep, port = args.listen.rpartition(":")
             if not sep or not port.isdigit():
                 raise UsageError(f"--listen: expected HOST:PORT, got {args.listen!r}")
-            data["listen"] = {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
-        # re-validate the overrides through the parser so they get the same checks
-        probe_cfg = parse_l7_config({"backends": [{"name": "x", "address": "127.0.0.1",
-                                                   "port": 1}], **data}, source="command line")
-        return dataclasses.replace(config, workers=probe_cfg.workers,
-                                   listen=probe_cfg.listen if args.listen else config.listen)
+            override["listen"] = {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
+        if isinstance(data, dict):
+            data = {**data, **override}
+        # An overridden value has no line in the file: its errors name the flag instead.
+        lines = {k: v for k, v in lines.items() if k and k[0] not in override}
+        flags = " ".join(f"--{key} {getattr(args, key)}" for key in override)
+        return parse_l7_config(data, source=f"{config_path} ({flags})", lines=lines)
     except L7ConfigError as exc:
         raise UsageError(str(exc)) from None
 
@@ -408,9 +410,7 @@ def main(argv=None):
                            for g in config.groups.values())
         print(f"{args.config}: ok; groups {groups}; {len(config.routes)} route(s)")
         return 0
-    if config.workers > 1:
-        if config.listen.port == 0:
-            raise UsageError("workers: more than one worker needs a fixed listen.port, got 0")
+    if config.workers > 1:  # a fixed listen.port: the config's model checked it
         return run_workers(config, args.config, config.workers)
     try:
         return run_loop(serve(config, args.config))

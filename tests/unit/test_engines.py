@@ -1,4 +1,5 @@
 """lb_apps.engines, pure parts: support matrix, refusals, algorithm mapping, maxconn, CLI errors."""
+import dataclasses
 import re
 
 import pytest
@@ -7,7 +8,9 @@ from experiments import cli
 from lb_apps import engines
 from lb_apps.engines import (EngineError, check_support, haproxy_maxconn, render_haproxy,
                              render_nginx)
-from lb_apps.l7config import parse_l7_config
+from lb_apps.engine_text import environment
+from lb_apps.l7config import (DEFAULT_GROUP, Auth, Backend, Health, Listen, Match, NameValue,
+                              Route, Sticky, parse_l7_config)
 
 RUN_DIR = "/tmp/lblab-engine-test"
 ULIMIT = 20000
@@ -208,11 +211,82 @@ def test_several_problems_in_one_message_and_only_builtin_left():
     assert message.endswith("; use engine builtin")
 
 
-def test_control_characters_are_refused_by_both():
-    cfg = make(routes=[{"match": {"header": {"name": "X-A", "value": "a\nb"}}}])
-    for engine in ("haproxy", "nginx"):
-        assert any("control characters in routes[0].match.header.value" in p
-                   for p in check_support(engine, cfg))
+@pytest.mark.parametrize("extra, feature, special", [
+    ({"sticky": {"cookie": "a#b", "secret": "s"}}, "sticky.cookie 'a#b'", "#"),
+    ({"health": {"path": "/h{x}"}}, "group 'default' health.path '/h{x}'", "{}"),
+    ({"routes": [{"match": {"header": {"name": "X-A'B"}}}]},
+     "routes[0].match.header.name \"X-A'B\"", "'"),
+    ({"algorithm": "consistent_hash", "hash_key": {"type": "header", "name": "X$Y"}},
+     "group 'default' hash_key.name 'X$Y'", "$"),
+])
+def test_haproxy_refuses_names_that_would_not_stay_one_word(extra, feature, special):
+    problems = check_support("haproxy", make(**extra))
+    assert problems == [f"{feature} (it is written unquoted into haproxy.cfg, where {special} "
+                        f"would change its meaning)"]
+
+
+# ----- the templates' wall: values forced past the models --------------------------------------
+
+def forced(cfg, group=None, route=None, **top):
+    """``cfg`` with some parts replaced by objects built without validation (model_construct)."""
+    groups = dict(cfg.groups)
+    if group is not None:
+        groups[DEFAULT_GROUP] = dataclasses.replace(groups[DEFAULT_GROUP], **group)
+    routes = cfg.routes
+    if route is not None:
+        routes = (Route(index=0, match=route.get("match", Match()), group=DEFAULT_GROUP,
+                        auth=route.get("auth")),)
+    return dataclasses.replace(cfg, groups=groups, routes=routes, **top)
+
+
+INJECT = "\r\n    server evil 6.6.6.6:80"
+FORCED = {
+    "haproxy-health-path": ("haproxy", {"group": {"health": Health.model_construct(
+        path="/h" + INJECT, interval=1.0, rise=2, fall=3, timeout=1.0)}}),
+    "haproxy-backend-address": ("haproxy", {"group": {"backends": (Backend.model_construct(
+        name="b1", address="127.0.0.1" + INJECT, port=1, weight=1, tls=False),)}}),
+    "haproxy-sticky-cookie": ("haproxy", {"sticky": Sticky.model_construct(
+        cookie="S\nbackend x", secret="s")}),
+    "haproxy-header-value": ("haproxy", {"route": {"match": Match.model_construct(
+        path_prefix=None, path_regex=None, host=None, method=(), cookie=None, query=None,
+        header=NameValue.model_construct(name="X-A", value="a" + INJECT))}}),
+    "haproxy-realm": ("haproxy", {"route": {"auth": Auth.model_construct(
+        type="basic", users={"u": "p"}, tokens=(), realm="lab\nuserlist x")}}),
+    "nginx-listen": ("nginx", {"listen": Listen.model_construct(
+        host="0.0.0.0:80; include /etc/passwd", port=80)}),
+    "nginx-path-prefix": ("nginx", {"route": {"match": Match.model_construct(
+        path_prefix="/a" + INJECT, path_regex=None, host=None, method=(), header=None,
+        cookie=None, query=None)}}),
+    "nginx-bearer-realm": ("nginx", {"route": {"auth": Auth.model_construct(
+        type="bearer", users={}, tokens=("t",), realm="lab\r\n}")}}),
+}
+
+
+@pytest.mark.parametrize("case", FORCED)
+def test_templates_refuse_values_forced_past_the_models(case, monkeypatch):
+    engine, parts = FORCED[case]
+    cfg = forced(make(), **parts)
+    # The wall must hold on its own: switch the support check off as if it had missed.
+    monkeypatch.setattr(engines, "require_support", lambda engine, cfg: None)
+    with pytest.raises(EngineError, match="refusing to (write|quote)"):
+        engines.render(engine, cfg, RUN_DIR, ULIMIT)
+
+
+def test_quotes_stay_inside_their_quoted_string():
+    auth = Auth.model_construct(type="basic", users={"u": "p"}, tokens=(),
+                                realm='lab"; return 200; #')
+    text = ngx(forced(make(), route={"auth": auth}))
+    assert '"lab\\"; return 200; #"' in text
+
+
+def test_every_interpolation_is_finalized_and_htpasswd_refuses_forged_lines():
+    with pytest.raises(EngineError, match="control character"):
+        environment().from_string("x {{ v }}").render(v="a\r\nb")
+    assert environment().from_string("{{ n }} {{ t }}").render(n=3, t="a\tb") == "3 a\tb"
+    with pytest.raises(EngineError, match="htpasswd"):
+        engines.htpasswd_text({"a\nroot": "x"})
+    with pytest.raises(EngineError, match="htpasswd"):
+        engines.htpasswd_text({"a:b": "x"})
 
 
 @pytest.mark.parametrize("run_dir, why", [("relative/dir", "expected an absolute path"),
@@ -392,4 +466,4 @@ def test_cli_render_and_errors(tmp_path, capsys):
     assert err.startswith("lblab engine: error: nginx: cannot express sticky cookie insert")
     path.write_text("backends: []\n")
     assert cli.main(["engine", "render", "--engine", "nginx", "--config", str(path)]) == 2
-    assert "backends: expected a non-empty list" in capsys.readouterr().err
+    assert "backends: expected at least one backend" in capsys.readouterr().err
