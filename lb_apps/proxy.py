@@ -70,11 +70,14 @@ class ProxyServer:
         config_path (str|None): file re-read on reload.
         worker (int): worker index (stats port offset).
         reuse_port (bool): bind with SO_REUSEPORT (several workers share the port).
+        override (dict|None): top-level keys set from the command line (``--workers``,
+            ``--listen``), applied again to the file on every reload.
     """
 
-    def __init__(self, config, config_path=None, worker=0, reuse_port=False):
+    def __init__(self, config, config_path=None, worker=0, reuse_port=False, override=None):
         self.config = config
         self.config_path = config_path
+        self.override = override
         self.worker = worker
         self.reuse_port = reuse_port
         self.rt = Runtime(config, seed=worker)
@@ -167,7 +170,7 @@ class ProxyServer:
             _log("reload: no config file to re-read")
             return False
         try:
-            config = load_l7_config(self.config_path)
+            config = load_config(self.config_path, self.override)
         except L7ConfigError as exc:
             _log(f"reload rejected, old config keeps serving: {exc}")
             return False
@@ -258,7 +261,7 @@ async def probe(address, port, path, timeout, ssl_ctx=None):
             writer.close()
 
 
-async def serve(config, config_path=None, worker=0, reuse_port=False, ready=None):
+async def serve(config, config_path=None, worker=0, reuse_port=False, ready=None, override=None):
     """Run one worker until SIGTERM/SIGINT, then drain and exit.
 
     Args:
@@ -267,10 +270,11 @@ async def serve(config, config_path=None, worker=0, reuse_port=False, ready=None
         worker (int): worker index.
         reuse_port (bool): bind with SO_REUSEPORT.
         ready (callable|None): called with the started ProxyServer.
+        override (dict|None): command-line settings re-applied on reload (see ProxyServer).
     Returns:
         int: exit status (0 after a clean drain).
     """
-    server = ProxyServer(config, config_path, worker, reuse_port)
+    server = ProxyServer(config, config_path, worker, reuse_port, override)
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -307,7 +311,7 @@ def run_loop(coro):
     return asyncio.run(coro)
 
 
-def run_workers(config, config_path, workers):
+def run_workers(config, config_path, workers, override=None):
     """Fork ``workers`` processes sharing the port with SO_REUSEPORT; forward signals to them.
 
     Returns:
@@ -319,7 +323,8 @@ def run_workers(config, config_path, workers):
         if pid == 0:
             code = 1
             try:
-                code = run_loop(serve(config, config_path, index, reuse_port=True))
+                code = run_loop(serve(config, config_path, index, reuse_port=True,
+                                      override=override))
             finally:
                 os._exit(code)
         children.append(pid)
@@ -364,29 +369,41 @@ def build_parser():
     return parser
 
 
-def _override(config_path, args):
-    """Load the config with ``--workers``/``--listen`` applied to the data before validation,
-    so ``--check`` and a real start run exactly the same checks (the models')."""
-    try:
-        if args.workers is None and args.listen is None:
-            return load_l7_config(config_path)
-        data, lines = read_l7_data(config_path)
-        override = {}
-        if args.workers is not None:
-            override["workers"] = args.workers
-        if args.listen is not None:
-            host, sep, port = args.listen.rpartition(":")
-            if not sep or not port.isdigit():
-                raise UsageError(f"--listen: expected HOST:PORT, got {args.listen!r}")
-            override["listen"] = {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
-        if isinstance(data, dict):
-            data = {**data, **override}
-        # An overridden value has no line in the file: its errors name the flag instead.
-        lines = {k: v for k, v in lines.items() if k and k[0] not in override}
-        flags = " ".join(f"--{key} {getattr(args, key)}" for key in override)
-        return parse_l7_config(data, source=f"{config_path} ({flags})", lines=lines)
-    except L7ConfigError as exc:
-        raise UsageError(str(exc)) from None
+def load_config(config_path, override=None):
+    """Load the config file with command-line settings applied to its data before validation,
+    so ``--check``, a real start and a reload run exactly the same checks (the models').
+
+    Args:
+        config_path (str): the file.
+        override (dict|None): top-level keys to set (``workers``, ``listen``).
+    Returns:
+        lb_apps.l7config.L7Config: the validated config.
+    Raises:
+        L7ConfigError: every problem (an overridden value's errors name the flags).
+    """
+    if not override:
+        return load_l7_config(config_path)
+    data, lines = read_l7_data(config_path)
+    if isinstance(data, dict):
+        data = {**data, **override}
+    # An overridden value has no line in the file: its errors name the flag instead.
+    lines = {k: v for k, v in lines.items() if k and k[0] not in override}
+    flags = " ".join(f"--listen {v['host']}:{v['port']}" if key == "listen" else f"--{key} {v}"
+                     for key, v in override.items())
+    return parse_l7_config(data, source=f"{config_path} ({flags})", lines=lines)
+
+
+def _override(args):
+    """Return the top-level settings that ``--workers``/``--listen`` set (None if neither)."""
+    override = {}
+    if args.workers is not None:
+        override["workers"] = args.workers
+    if args.listen is not None:
+        host, sep, port = args.listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise UsageError(f"--listen: expected HOST:PORT, got {args.listen!r}")
+        override["listen"] = {"host": host.strip("[]") or "0.0.0.0", "port": int(port)}
+    return override or None
 
 
 def main(argv=None):
@@ -400,8 +417,9 @@ def main(argv=None):
         lblab_core.errors.UsageError: invalid config or options.
     """
     args = build_parser().parse_args(argv)
-    config = _override(args.config, args)
+    override = _override(args)
     try:
+        config = load_config(args.config, override)
         server_ssl_context(config.tls)
     except L7ConfigError as exc:
         raise UsageError(str(exc)) from None
@@ -411,9 +429,9 @@ def main(argv=None):
         print(f"{args.config}: ok; groups {groups}; {len(config.routes)} route(s)")
         return 0
     if config.workers > 1:  # a fixed listen.port: the config's model checked it
-        return run_workers(config, args.config, config.workers)
+        return run_workers(config, args.config, config.workers, override)
     try:
-        return run_loop(serve(config, args.config))
+        return run_loop(serve(config, args.config, override=override))
     except OSError as exc:
         raise UsageError(f"listen: cannot serve on {config.listen.host}:{config.listen.port}: "
                          f"{exc.strerror or exc}") from None
