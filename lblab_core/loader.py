@@ -38,7 +38,10 @@ def format_path(path):
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            if not text.isprintable():  # a key with a newline must not split an error line
+                text = repr(text)
+            out += ("." if out else "") + text
     return out or "(top level)"
 
 

@@ -104,3 +104,4 @@ def test_utf8_bom_is_fine_and_unreadable_file_is_one_line(tmp_path):
 def test_format_path():
     assert loader.format_path(("balancers", 2, "algorithm")) == "balancers[2].algorithm"
     assert loader.format_path(()) == "(top level)"
+    assert loader.format_path(("a\nb", 0)) == "'a\\nb'[0]"
