@@ -1,43 +1,34 @@
 """Parse and validate the controller config (a plain dict from YAML/JSON) into frozen objects.
 
-Pure: no I/O except :func:`load_config`, which only reads the file. The config has three sections::
+Pure: no I/O except :func:`load_config`, which only reads the file. The file has three sections
+(every key and default: docs/controller.md, "Config")::
 
-    controller:            # all optional
-      ofp_host: 127.0.0.1  # OpenFlow listen address
-      ofp_port: 6653
-      api_host: 127.0.0.1  # JSON API (localhost only)
-      api_port: 8080       # 0 = do not serve the API
-      packet_in_rate: 5000 # packet-ins accepted per second per switch (token bucket)
-      packet_in_port_share: 0.5  # most of that one switch port (one host) may take
-      packet_in_meter: true  # also meter VIP packet-ins per port in the switch (OpenFlow meters)
-      probe_ip: 10.255.255.254    # source address of health probes (answered by the controller)
-      probe_mac: 02:00:00:00:fe:fe
-      stats_interval: 2.0  # seconds between flow/table/group stats polls (0 = never)
-      seed: 0
-    topology:              # networkx.node_link_data(graph), or {name: lb_lab, params: {...}}
+    controller: {ofp_port: 6653, api_port: 8080, seed: 0, ...}   # all optional
+    topology: {name: lb_lab, params: {...}}     # or networkx.node_link_data(graph)
     services:
-      web:
-        vip: 10.0.0.100
-        vmac: 02:00:00:00:00:64   # optional, derived from the VIP
-        protocol: tcp             # tcp | udp
-        port: 80
-        mode: l4                  # l2 | l3 | l4 | group | proactive
-        algorithm: round_robin    # see MODE_ALGORITHMS
-        idle_timeout: 5           # seconds, per-connection/per-client flows (reactive modes)
-        conntrack: false          # group only: true commits each connection in OVS conntrack
-                                  # so bucket changes never move it; false: stateless buckets
-        backends: {h6: 1, h7: {weight: 2}}   # graph host name -> weight
-        health: {kind: tcp, interval: 1.0, rise: 2, fall: 3}   # kind: tcp | arp | none
+      web: {vip: 10.0.0.100, port: 80, mode: l4, algorithm: round_robin,
+            backends: {h6: 1, h7: {weight: 2}}, health: {kind: tcp}}
 
-Errors are :class:`ConfigError` naming the key path, the value and what was expected, e.g.
-``services.web.mode: unknown 'l5'; expected one of l2, l3, l4, group, proactive``.
+The file's shape is the pydantic models below (:class:`ConfigFile`: :class:`ControllerSettings`,
+:class:`Topology` with :class:`Node` and :class:`Link`, :class:`ServiceSpec`, on
+``lblab_core.config``); what needs the whole graph (node-link consistency, backend hosts,
+addresses in use) is checked by functions after it. Errors are a :class:`ConfigError` with every
+problem, one line each, e.g.
+``ctl.yaml:9: services.web.mode: 'l5': expected one of l2, l3, l4, group, proactive``.
 """
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional
 
 import networkx as nx
+import pydantic
+from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, field_validator
+from pydantic import model_validator
+from pydantic_core import PydanticCustomError
 
+from lb_apps.backend_model import Problem, format_problem, input_problems
+from lblab_core import config as C
 from lblab_core import loader
 from lblab_core.errors import InputError
 from topologies import graphs
@@ -59,34 +50,334 @@ MODE_ALGORITHMS = {
     "group": ("five_tuple_hash",),
     "proactive": ("ip_prefix",),
 }
+ALGORITHMS = tuple(dict.fromkeys(a for algs in MODE_ALGORITHMS.values() for a in algs))
 DEFAULT_ALGORITHM = {"l2": "round_robin", "l3": "round_robin", "l4": "round_robin",
                      "group": "five_tuple_hash", "proactive": "ip_prefix"}
 PROTOCOLS = {"tcp": 6, "udp": 17}
 HEALTH_KINDS = ("tcp", "arp", "none")
 MAX_WEIGHT = 65535  # an OpenFlow bucket weight is 16 bits
-_MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_MAC_RE = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}")  # fullmatch: "$" passes a final "\n"
 
 
-class ConfigError(ValueError):
-    """Invalid controller config; ``path`` names the key (``services.web.port``)."""
+class ConfigError(InputError, ValueError):
+    """Invalid controller config: every problem, one line each (``errors``).
 
-    located = False  # True when the message already names the file (and line)
+    Args:
+        problems (list[lb_apps.backend_model.Problem]): the located problems.
+        source (str|None): the file name (None: lines are ``key.path: problem``).
+    Attributes:
+        problems (list): as given.
+        path (str): the first problem's key path (``services.web.port``).
+        problem (str): the first problem's message.
+    """
 
-    def __init__(self, path, message):
-        self.path = path
-        self.problem = message
-        super().__init__(f"{path}: {message}" if path else message)
+    def __init__(self, problems, source=None):
+        self.problems = list(problems)
+        first = self.problems[0]
+        self.path, self.problem = first.path, first.message
+        super().__init__([format_problem(source, p) for p in self.problems])
 
 
-@dataclass(frozen=True)
-class Health:
+# -- value types ------------------------------------------------------------------------------
+
+def _ipv4(value):
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise PydanticCustomError("ipv4", "expected an IPv4 address like 10.0.0.100") from None
+
+
+def _mac(value):
+    if not _MAC_RE.fullmatch(value.lower()):
+        raise PydanticCustomError("mac", "expected a MAC address like 02:00:00:00:00:01")
+    return value.lower()
+
+
+def _pool_entry(value):
+    # `h6: 2` is short for `h6: {weight: 2}`; a bad short weight is reported at `h6`.
+    return value if isinstance(value, dict) else {"weight": _WEIGHT.validate_python(value)}
+
+
+IPv4 = Annotated[str, AfterValidator(_ipv4)]
+MAC = Annotated[str, AfterValidator(_mac)]
+Weight = Annotated[int, Field(ge=0, le=MAX_WEIGHT)]
+_WEIGHT = TypeAdapter(Weight, config=pydantic.ConfigDict(strict=True))
+
+
+class Health(C.Model):
     """Active health probing of a service's backends."""
-    kind: str = "tcp"
-    interval: float = 1.0
-    rise: int = 2
-    fall: int = 3
+    kind: Annotated[str, C.one_of(HEALTH_KINDS)] = "tcp"
+    interval: Annotated[float, Field(ge=0.05, le=3600, allow_inf_nan=False)] = 1.0
+    rise: Annotated[int, Field(ge=1, le=100)] = 2
+    fall: Annotated[int, Field(ge=1, le=100)] = 3
 
+
+class PoolEntry(C.Model):
+    """One backend of a pool as written: ``{weight: n}`` (or just ``n``); 0 = drained."""
+    weight: Weight = 1
+
+
+def _pool_not_empty(pool):
+    if not pool:
+        raise PydanticCustomError("empty_pool", "expected at least one backend host")
+    return pool
+
+
+class ServiceSpec(C.Model):
+    """One service as written in ``services:`` (resolved into :class:`Service`)."""
+    vip: IPv4
+    vmac: Optional[MAC] = None
+    protocol: Annotated[str, C.one_of(tuple(PROTOCOLS))] = "tcp"
+    port: C.Port
+    mode: Annotated[str, C.one_of(MODES)] = "l4"
+    algorithm: Optional[str] = None
+    backends: Annotated[dict[C.Name, Annotated[PoolEntry, BeforeValidator(_pool_entry)]],
+                        AfterValidator(_pool_not_empty)]
+    idle_timeout: Annotated[int, Field(ge=1, le=65535)] = 5
+    health: Health = Health()
+    conntrack: bool = False
+
+    @field_validator("algorithm")
+    @classmethod
+    def _algorithm_of_mode(cls, value, info):
+        mode = info.data.get("mode")
+        choices = MODE_ALGORITHMS.get(mode, ALGORITHMS)
+        if value not in choices:
+            where = f" (mode {mode})" if mode in MODE_ALGORITHMS else ""
+            raise PydanticCustomError("one_of", "unknown algorithm", {
+                "value": repr(value), "expected": ", ".join(choices) + where,
+                "choices": choices})
+        return value
+
+    @field_validator("conntrack")
+    @classmethod
+    def _conntrack_of_group(cls, value, info):
+        mode = info.data.get("mode")
+        if value and mode is not None and mode != "group":
+            raise PydanticCustomError(
+                "group_only", "applies to mode group only, not {mode} (the other modes choose "
+                "their data path by mode and algorithm)", {"mode": mode})
+        return value
+
+
+def _api_port_free(value, info):
+    hosts = {info.data.get("ofp_host"), info.data.get("api_host")}
+    if value and value == info.data.get("ofp_port") and (len(hosts) == 1 or "0.0.0.0" in hosts):
+        raise PydanticCustomError("port_clash", "is also the OpenFlow port (ofp_port) on "
+                                                "{host}; expected another port, or 0 for no API",
+                                  {"host": info.data.get("api_host")})
+    return value
+
+
+class ControllerSettings(C.Model):
+    """Where the controller listens, its rate limits, probe addresses and seed."""
+    ofp_host: IPv4 = "127.0.0.1"
+    ofp_port: C.Port = 6653
+    api_host: IPv4 = "127.0.0.1"
+    api_port: Annotated[C.PortOrAny, AfterValidator(_api_port_free)] = \
+        Field(default=8080, validate_default=True)
+    packet_in_rate: Annotated[int, Field(ge=1, le=10 ** 6)] = 5000
+    packet_in_port_share: Annotated[float, Field(ge=0.01, le=1.0, allow_inf_nan=False)] = 0.5
+    packet_in_meter: bool = True
+    probe_ip: IPv4 = "10.255.255.254"
+    probe_mac: MAC = "02:00:00:00:fe:fe"
+    stats_interval: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 2.0
+    seed: C.Seed = 0
+
+
+# -- node-link data ---------------------------------------------------------------------------
+
+def _switch_name(value):
+    # topologies.forwarding orders switches by (letter, number): "s12" -> ("s", 12)
+    if not re.fullmatch(r"[A-Za-z][0-9]{1,9}", value):
+        raise PydanticCustomError("switch_name", "expected a switch name: a letter and a "
+                                                 "number, like s1")
+    return value
+
+
+def _dpid(value):
+    if not re.fullmatch(r"[0-9A-Fa-f]{1,16}", value):
+        raise PydanticCustomError("dpid", "expected a datapath id of 1-16 hex digits")
+    return value
+
+
+def _must_be_false(value):
+    if value:
+        raise PydanticCustomError("not_false", "expected false: the controller takes an "
+                                               "undirected simple graph")
+    return value
+
+
+OF_PORT_MAX = 0xFFFFFF00  # OFPP_MAX: the highest physical OpenFlow port number
+
+
+class Node(C.Model):
+    """A node of node-link data: a host (``ip``, ``mac``) or a switch (``dpid``, ``tier``)."""
+    id: C.Name
+    kind: Annotated[str, C.one_of(("host", "switch"))]
+    index: Annotated[int, Field(ge=1, le=2 ** 31)]
+    role: Optional[Annotated[str, C.one_of(graphs.ROLES)]] = None
+    ip: Optional[IPv4] = None
+    prefixlen: Optional[Annotated[int, Field(ge=0, le=32)]] = None
+    mac: Optional[MAC] = None
+    dpid: Optional[Annotated[str, AfterValidator(_dpid)]] = None
+    tier: Optional[C.Name] = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self):
+        needs, refuses = (("ip", "mac"), ("dpid", "tier")) if self.kind == "host" else \
+            (("dpid",), ("ip", "mac", "prefixlen"))
+        missing = [k for k in needs if getattr(self, k) is None]
+        extra = [k for k in refuses if getattr(self, k) is not None]
+        roles = graphs.HOST_ROLES if self.kind == "host" else ("switch",)
+        problems = [f"no {k!r}; expected " + {"ip": "an IPv4 address", "mac": "a MAC address",
+                                              "dpid": "a datapath id"}[k] for k in missing]
+        problems += [f"{k!r} is not a {self.kind} attribute" for k in extra]
+        if self.role is not None and self.role not in roles:
+            problems.append(f"role {self.role!r}: expected one of {', '.join(roles)}")
+        if self.kind == "switch":
+            try:
+                _switch_name(self.id)
+            except PydanticCustomError as exc:
+                problems.append(f"id {self.id!r}: {exc.message()}")
+        if problems:
+            raise ValueError(f"{self.kind} {self.id!r}: " + "; ".join(problems))
+        return self
+
+
+class Link(C.Model):
+    """A link of node-link data: its two ends, their OpenFlow ports and the link parameters."""
+    source: C.Name
+    target: C.Name
+    ports: dict[C.Name, Annotated[int, Field(ge=0, le=OF_PORT_MAX)]]
+    bw: Optional[C.PosFloat] = None
+    delay: Optional[str] = None
+    loss: Optional[Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]] = None
+    max_queue: Optional[Annotated[int, Field(ge=1, le=10 ** 7)]] = None
+
+    @model_validator(mode="after")
+    def _ports_of_both_ends(self):
+        if self.source == self.target:
+            raise ValueError(f"links {self.source!r} to itself; expected two different nodes")
+        if set(self.ports) != {self.source, self.target}:
+            raise ValueError(f"ports: {sorted(self.ports)}: expected the port of each end, "
+                             f"{{{self.source}: n, {self.target}: m}}")
+        return self
+
+
+def check_graph(topo, prefix):
+    """Check node-link data as a whole (what one node or link cannot tell).
+
+    Node ids, host addresses, MACs and datapath ids unique; links between known nodes, at most
+    one per pair; a switch port used once, numbered from 1; each host on exactly one link, to a
+    switch (``topologies.forwarding`` needs each host's one switch port).
+
+    Args:
+        topo (Topology): validated node-link data.
+        prefix (tuple): the key path of ``topology`` in the file.
+    Returns:
+        list[tuple[tuple, str]]: (key path, problem), empty when the graph is consistent.
+    """
+    found = []
+    key = "edges" if topo.edges else "links"
+    nodes, seen = {}, {}
+    for i, node in enumerate(topo.nodes):
+        for attr in ("id", "ip", "mac", "dpid"):
+            value = getattr(node, attr)
+            if value is None:
+                continue
+            if (attr, value) in seen:
+                found.append((prefix + ("nodes", i, attr), f"{value!r} is already the {attr} "
+                              f"of node {seen[(attr, value)]!r}; expected a unique {attr}"))
+            seen.setdefault((attr, value), node.id)
+        nodes.setdefault(node.id, node)
+    pairs, ports, host_links = {}, {}, {}
+    for i, link in enumerate(getattr(topo, key)):
+        at = prefix + (key, i)
+        ends = [n for n in (link.source, link.target) if n not in nodes]
+        for name in ends:
+            found.append((at + ("source" if name == link.source else "target",),
+                          f"unknown node {name!r}; expected a node id of 'nodes'"
+                          f"{C._did_you_mean(name, list(nodes))}"))
+        if ends:
+            continue
+        pair = frozenset((link.source, link.target))
+        if pair in pairs:
+            found.append((at, f"a second link between {link.source} and {link.target} "
+                              f"(first: {key}[{pairs[pair]}]); expected one"))
+        pairs.setdefault(pair, i)
+        for name in (link.source, link.target):
+            port = link.ports[name]
+            if nodes[name].kind == "host":
+                host_links.setdefault(name, []).append(link)
+            elif port < 1:
+                found.append((at + ("ports", name), f"{port}: expected a switch port >= 1"))
+            elif (name, port) in ports:
+                found.append((at + ("ports", name), f"port {port} of {name} is already used "
+                                                    f"by {key}[{ports[(name, port)]}]"))
+            ports.setdefault((name, port), i)
+    for i, node in enumerate(topo.nodes):
+        links = host_links.get(node.id, [])
+        if node.kind != "host" or nodes[node.id] is not node:
+            continue
+        peers = [link.target if link.source == node.id else link.source for link in links]
+        if len(links) != 1 or nodes[peers[0]].kind != "switch":
+            found.append((prefix + ("nodes", i), f"host {node.id!r} has {len(links)} links"
+                          f"{' (to ' + ', '.join(peers) + ')' if peers else ''}; expected one "
+                          "link, to a switch"))
+    return found
+
+
+def _graph_of(topo):
+    graph = nx.Graph(**topo.graph)
+    for node in topo.nodes:
+        attrs = node.model_dump(exclude={"id"}, exclude_none=True)
+        attrs.setdefault("role", "host" if node.kind == "host" else "switch")
+        graph.add_node(node.id, **attrs)
+    for link in topo.edges or topo.links:
+        graph.add_edge(link.source, link.target, **link.model_dump(
+            exclude={"source", "target"}))
+    return graph
+
+
+class Topology(C.Model):
+    """``topology:``: a generator (``name``, ``params``) or networkx node-link data (``nodes``,
+    ``edges`` or ``links``, ``graph``, ``directed``, ``multigraph``) whose nodes and links are
+    :class:`Node` and :class:`Link`."""
+    name: Optional[Annotated[str, C.one_of(tuple(graphs.GENERATORS))]] = None
+    params: dict[str, Any] = {}
+    nodes: Optional[C.TupleOf(Node)] = None
+    edges: C.TupleOf(Link) = ()
+    links: C.TupleOf(Link) = ()
+    graph: dict[str, Any] = {}
+    directed: Annotated[bool, AfterValidator(_must_be_false)] = False
+    multigraph: Annotated[bool, AfterValidator(_must_be_false)] = False
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        given = self.model_fields_set
+        if (self.name is None) == (self.nodes is None):
+            raise ValueError(("expected either" if self.name else "expected") +
+                             " 'name' (a generator, with 'params') or 'nodes' (node-link data)"
+                             + (", not both" if self.name else ""))
+        wrong = given & ({"edges", "links", "graph", "directed", "multigraph"} if self.name
+                         else {"params"})
+        if wrong:
+            raise ValueError(f"{', '.join(sorted(wrong))}: not part of "
+                             + ("a generator's topology" if self.name else "node-link data"))
+        if self.edges and self.links:
+            raise ValueError("expected the links in 'edges' or in 'links', not in both")
+        return self
+
+
+class ConfigFile(C.Model):
+    """The whole file as written: the three sections."""
+    controller: ControllerSettings = ControllerSettings()
+    topology: Topology
+    services: dict[C.Name, ServiceSpec] = {}
+
+
+# -- what the rest of the controller reads ----------------------------------------------------
 
 @dataclass(frozen=True)
 class Backend:
@@ -109,29 +400,13 @@ class Service:
     algorithm: str
     backends: tuple
     idle_timeout: int = 5
-    health: Health = field(default_factory=Health)
+    health: Health = Health()
     conntrack: bool = False  # group mode: connections pinned in conntrack (else stateless)
 
     @property
     def ip_proto(self):
         """int: the IP protocol number (6 or 17)."""
         return PROTOCOLS[self.protocol]
-
-
-@dataclass(frozen=True)
-class ControllerSettings:
-    """Where the controller listens and its rate limits."""
-    ofp_host: str = "127.0.0.1"
-    ofp_port: int = 6653
-    api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    packet_in_rate: int = 5000
-    packet_in_port_share: float = 0.5
-    packet_in_meter: bool = True
-    probe_ip: str = "10.255.255.254"
-    probe_mac: str = "02:00:00:00:fe:fe"
-    stats_interval: float = 2.0
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,56 +424,6 @@ class Config:
         raise KeyError(name)
 
 
-def _expect_dict(path, value):
-    if not isinstance(value, dict):
-        raise ConfigError(path, f"must be a mapping, got {value!r} ({type(value).__name__})")
-    return value
-
-
-def _check_keys(path, value, known):
-    unknown = sorted(set(value) - set(known))
-    if unknown:
-        where = f"{path}.{unknown[0]}" if path else str(unknown[0])
-        raise ConfigError(where, f"unknown key; expected one of {', '.join(known)}")
-
-
-def _int(path, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(path, f"must be an integer in {lo}..{hi}, got {value!r}")
-    return value
-
-
-def _float(path, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise ConfigError(path, f"must be a number in {lo}..{hi}, got {value!r}")
-    return float(value)
-
-
-def _ipv4(path, value):
-    try:
-        return str(ipaddress.IPv4Address(value))
-    except (ipaddress.AddressValueError, ValueError, TypeError):
-        raise ConfigError(path, f"must be an IPv4 address, got {value!r}") from None
-
-
-def _mac(path, value):
-    if not isinstance(value, str) or not _MAC_RE.match(value.lower()):
-        raise ConfigError(path, f"must be a MAC address like 02:00:00:00:00:01, got {value!r}")
-    return value.lower()
-
-
-def _bool(path, value):
-    if not isinstance(value, bool):
-        raise ConfigError(path, f"expected true or false, got {value!r}")
-    return value
-
-
-def _choice(path, value, choices):
-    if value not in choices:
-        raise ConfigError(path, f"unknown {value!r}; expected one of {', '.join(choices)}")
-    return value
-
-
 def vmac_for(vip):
     """Return the default virtual MAC of a VIP: locally administered, low 32 bits = the address.
 
@@ -211,183 +436,169 @@ def vmac_for(vip):
     return "02:00:" + ":".join(f"{b:02x}" for b in raw)
 
 
-def parse_topology(value, path="topology"):
-    """Return a networkx graph from node-link data or ``{name, params}``.
-
-    Raises:
-        ConfigError: neither form, or the generator rejected the parameters.
-    """
-    _expect_dict(path, value)
-    if "nodes" in value:
-        key = "edges" if "edges" in value else "links"
-        try:
-            graph = nx.node_link_graph(value, edges=key)
-        except Exception as exc:  # networkx raises several types for malformed data
-            raise ConfigError(path, f"not valid node-link data: {exc}") from None
-        for node, data in graph.nodes(data=True):
-            if data.get("kind") not in ("host", "switch"):
-                raise ConfigError(f"{path}.nodes.{node}.kind",
-                                  f"must be 'host' or 'switch', got {data.get('kind')!r}")
-        return graph
-    _check_keys(path, value, ("name", "params"))
-    if "name" not in value:
-        raise ConfigError(path, "needs 'nodes' (node-link data) or 'name' (a generator)")
-    try:
-        return graphs.build(value["name"], value.get("params") or {})
-    except graphs.TopologyError as exc:
-        raise ConfigError(path, str(exc)) from None
-
-
 def graph_to_data(graph):
     """Return JSON-ready node-link data of ``graph`` (what ``topology:`` accepts)."""
     return nx.node_link_data(graph, edges="edges")
 
 
-def parse_health(path, value):
-    """Return :class:`Health` from a dict (None = defaults)."""
-    value = _expect_dict(path, value if value is not None else {})
-    _check_keys(path, value, ("kind", "interval", "rise", "fall"))
-    return Health(
-        kind=_choice(f"{path}.kind", value.get("kind", "tcp"), HEALTH_KINDS),
-        interval=_float(f"{path}.interval", value.get("interval", 1.0), 0.05, 3600),
-        rise=_int(f"{path}.rise", value.get("rise", 2), 1, 100),
-        fall=_int(f"{path}.fall", value.get("fall", 3), 1, 100))
-
-
 def parse_weight(path, value):
     """Return a backend weight (0 = drain) or raise :class:`ConfigError` naming ``path``."""
-    return _int(path, value, 0, MAX_WEIGHT)
+    try:
+        return _WEIGHT.validate_python(value)
+    except pydantic.ValidationError as exc:
+        problems = input_problems(PoolEntry, exc)
+    raise ConfigError([p._replace(path=path) for p in problems])
 
 
-def parse_backend(path, name, value, graph):
-    """Return :class:`Backend` for graph host ``name`` with ``value`` = weight or {weight}."""
-    if not isinstance(name, str) or name not in graph or graph.nodes[name].get("kind") != "host":
-        hosts = ", ".join(graphs.hosts(graph)[:12]) if graph.number_of_nodes() else "none"
-        raise ConfigError(path, f"unknown backend host {name!r}; expected a host of the "
-                                f"topology ({hosts})")
-    weight_path = path
-    if isinstance(value, dict):
-        _check_keys(path, value, ("weight",))
-        value, weight_path = value.get("weight", 1), f"{path}.weight"
-    weight = parse_weight(weight_path, value)
-    node = graph.nodes[name]
-    return Backend(name=name, ip=node["ip"], mac=node["mac"].lower(), weight=weight)
+def _validate(model, data, lines, prefix, problems):
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems.extend(input_problems(model, exc, lines, prefix))
+        return None
 
 
-def parse_service(name, value, graph):
-    """Return a :class:`Service` from its dict; ``graph`` resolves backend host names."""
-    path = f"services.{name}"
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ConfigError(path, "service names are 1-64 of A-Z a-z 0-9 _ . -")
-    value = _expect_dict(path, value)
-    _check_keys(path, value, ("vip", "vmac", "protocol", "port", "mode", "algorithm",
-                              "backends", "idle_timeout", "health", "conntrack"))
-    for key in ("vip", "port", "backends"):
-        if key not in value:
-            raise ConfigError(f"{path}.{key}", "is required")
-    vip = _ipv4(f"{path}.vip", value["vip"])
-    mode = _choice(f"{path}.mode", value.get("mode", "l4"), MODES)
-    algorithm = value.get("algorithm", DEFAULT_ALGORITHM[mode])
-    _choice(f"{path}.algorithm", algorithm, MODE_ALGORITHMS[mode])
-    pool = _expect_dict(f"{path}.backends", value["backends"])
-    if not pool:
-        raise ConfigError(f"{path}.backends", "must name at least one backend host")
-    backends = tuple(parse_backend(f"{path}.backends.{b}", b, v, graph) for b, v in pool.items())
-    protocol = _choice(f"{path}.protocol", value.get("protocol", "tcp"), tuple(PROTOCOLS))
-    health = parse_health(f"{path}.health", value.get("health"))
-    if protocol == "udp" and health.kind == "tcp":
-        health = Health("arp", health.interval, health.rise, health.fall)
-    conntrack = _bool(f"{path}.conntrack", value.get("conntrack", False))
-    if "conntrack" in value and mode != "group":
-        raise ConfigError(f"{path}.conntrack", f"applies to mode group only, not {mode} (the "
-                                               "other modes choose their data path by mode and "
-                                               "algorithm)")
-    return Service(
-        name=name, vip=vip,
-        vmac=_mac(f"{path}.vmac", value["vmac"]) if "vmac" in value else vmac_for(vip),
-        protocol=protocol, port=_int(f"{path}.port", value["port"], 1, 65535), mode=mode,
-        algorithm=algorithm, backends=backends,
-        idle_timeout=_int(f"{path}.idle_timeout", value.get("idle_timeout", 5), 1, 65535),
-        health=health, conntrack=conntrack)
+def _build_graph(topo, lines, problems):
+    """Return the graph of a validated :class:`Topology` (None after a problem)."""
+    if topo.name is not None:
+        try:
+            return graphs.build(topo.name, topo.params)
+        except graphs.TopologyError as exc:
+            param = getattr(exc, "param", None)  # the parameter it blames, if it names one
+            at = ("topology", "params") + ((param,) if param in topo.params else ())
+            problems.append(Problem(_line(lines, at), at, loader.format_path(at), str(exc)))
+            return None
+    found = check_graph(topo, ("topology",))
+    problems.extend(Problem(_line(lines, loc), loc, loader.format_path(loc), message)
+                    for loc, message in found)
+    return None if found else _graph_of(topo)
 
 
-def parse_settings(value):
-    """Return :class:`ControllerSettings` from the ``controller`` section (None = defaults)."""
-    path = "controller"
-    value = _expect_dict(path, value if value is not None else {})
-    defaults = ControllerSettings()
-    _check_keys(path, value, tuple(defaults.__dataclass_fields__))
-    get = value.get
-    return ControllerSettings(
-        ofp_host=_ipv4(f"{path}.ofp_host", get("ofp_host", defaults.ofp_host)),
-        ofp_port=_int(f"{path}.ofp_port", get("ofp_port", defaults.ofp_port), 1, 65535),
-        api_host=_ipv4(f"{path}.api_host", get("api_host", defaults.api_host)),
-        api_port=_int(f"{path}.api_port", get("api_port", defaults.api_port), 0, 65535),
-        packet_in_rate=_int(f"{path}.packet_in_rate",
-                            get("packet_in_rate", defaults.packet_in_rate), 1, 10 ** 6),
-        packet_in_port_share=_float(f"{path}.packet_in_port_share",
-                                    get("packet_in_port_share", defaults.packet_in_port_share),
-                                    0.01, 1.0),
-        packet_in_meter=_bool(f"{path}.packet_in_meter",
-                              get("packet_in_meter", defaults.packet_in_meter)),
-        probe_ip=_ipv4(f"{path}.probe_ip", get("probe_ip", defaults.probe_ip)),
-        probe_mac=_mac(f"{path}.probe_mac", get("probe_mac", defaults.probe_mac)),
-        stats_interval=_float(f"{path}.stats_interval",
-                              get("stats_interval", defaults.stats_interval), 0, 3600),
-        seed=_int(f"{path}.seed", get("seed", defaults.seed), 0, 2 ** 32 - 1))
+def _line(lines, loc):
+    lines = lines or {}
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc)
 
 
-def parse_config(data):
+def _resolve(file, graph, lines):
+    """Return (services, problems): each :class:`ServiceSpec` against the graph."""
+    problems = []
+
+    def fail(loc, message):
+        problems.append(Problem(_line(lines, loc), loc, loader.format_path(loc), message))
+
+    hosts = graphs.hosts(graph)
+    host_ips = {graph.nodes[h]["ip"]: h for h in hosts}
+    host_macs = {graph.nodes[h]["mac"].lower(): h for h in hosts}
+    settings = file.controller
+    if settings.probe_ip in host_ips:
+        fail(("controller", "probe_ip"), f"{settings.probe_ip} is the address of host "
+                                         f"{host_ips[settings.probe_ip]}; expected an unused "
+                                         "address")
+    ips = {settings.probe_ip: "controller.probe_ip"}
+    macs = {settings.probe_mac: "controller.probe_mac"}
+    owners = {}
+    services = []
+    for name, spec in file.services.items():
+        at = ("services", name)
+        vmac = spec.vmac or vmac_for(spec.vip)
+        for value, used, kind, key in ((spec.vip, ips, host_ips, "vip"),
+                                       (vmac, macs, host_macs, "vmac")):
+            if key == "vmac" and spec.vmac is None and spec.vip in ips | host_ips.keys():
+                continue  # derived from a VIP already reported
+            if value in kind:
+                fail(at + (key,), f"{value} is the address of host {kind[value]}; expected an "
+                                  "unused address")
+            elif value in used:
+                fail(at + (key,), f"{value} is already used by {used[value]}")
+            used[value] = f"services.{name}.{key}"
+        backends = []
+        for host, entry in spec.backends.items():
+            if host not in hosts:
+                shown = ", ".join(hosts[:12]) + (", ..." if len(hosts) > 12 else "")
+                fail(at + ("backends", host), f"unknown backend host {host!r}; expected a host "
+                     f"of the topology ({shown or 'none'}){C._did_you_mean(host, hosts)}")
+                continue
+            key = (host, spec.protocol, spec.port)
+            if owners.setdefault(key, name) != name:
+                fail(at + ("backends", host), f"{host} {spec.protocol}/{spec.port} already serves "
+                                              f"service {owners[key]}; expected one service per "
+                                              "port")
+            node = graph.nodes[host]
+            backends.append(Backend(host, node["ip"], node["mac"].lower(), entry.weight))
+        health = spec.health
+        if spec.protocol == "udp" and health.kind == "tcp":
+            health = health.model_copy(update={"kind": "arp"})  # a TCP probe cannot test UDP
+        services.append(Service(
+            name=name, vip=spec.vip, vmac=vmac, protocol=spec.protocol, port=spec.port,
+            mode=spec.mode, algorithm=spec.algorithm or DEFAULT_ALGORITHM[spec.mode],
+            backends=tuple(backends), idle_timeout=spec.idle_timeout, health=health,
+            conntrack=spec.conntrack))
+    return tuple(services), problems
+
+
+def parse_config(data, source=None, lines=None):
     """Return a validated :class:`Config` from a plain dict.
 
     Args:
         data (dict): the parsed YAML/JSON document.
+        source (str|None): the file name, for errors (None: errors are ``key.path: problem``).
+        lines (dict[tuple, int]|None): key path -> line, from ``lblab_core.loader``.
     Returns:
         Config: settings, graph and services.
     Raises:
-        ConfigError: the first problem found, naming its key path, value and what was expected.
+        ConfigError: every problem of the file's shape (or, once that is right, of the graph
+            and the services against it), each naming its key path, value and expectation.
     """
-    data = _expect_dict("", data)
-    _check_keys("", data, ("controller", "topology", "services"))
-    if "topology" not in data:
-        raise ConfigError("topology", "is required (node-link data or {name, params})")
-    settings = parse_settings(data.get("controller"))
-    graph = parse_topology(data["topology"])
-    services_raw = _expect_dict("services", data.get("services", {}))
-    services = tuple(parse_service(n, v, graph) for n, v in services_raw.items())
-    host_ips = {d["ip"]: n for n, d in graph.nodes(data=True) if d.get("kind") == "host"}
-    seen = {settings.probe_ip: "controller.probe_ip"}
-    for svc in services:
-        path = f"services.{svc.name}.vip"
-        if svc.vip in host_ips:
-            raise ConfigError(path, f"{svc.vip} is the address of host {host_ips[svc.vip]}; "
-                                    "expected an unused address")
-        if svc.vip in seen:
-            raise ConfigError(path, f"{svc.vip} is already used by {seen[svc.vip]}")
-        seen[svc.vip] = path
-    owners = {}
-    for svc in services:
-        for backend in svc.backends:
-            key = (backend.name, svc.protocol, svc.port)
-            if key in owners and owners[key] != svc.name:
-                raise ConfigError(f"services.{svc.name}.backends.{backend.name}",
-                                  f"{backend.name} {svc.protocol}/{svc.port} already serves "
-                                  f"service {owners[key]}; expected one service per port")
-            owners[key] = svc.name
-    return Config(controller=settings, graph=graph, services=services)
+    problems = []
+    file = _validate(ConfigFile, data, lines, (), problems)
+    if file is None:
+        raise ConfigError(problems, source)
+    graph = _build_graph(file.topology, lines, problems)
+    if graph is None:
+        raise ConfigError(problems, source)
+    services, problems = _resolve(file, graph, lines)
+    if problems:
+        raise ConfigError(sorted(problems, key=lambda p: p.line or 0), source)
+    return Config(controller=file.controller, graph=graph, services=services)
+
+
+def with_overrides(config, **overrides):
+    """Return ``config`` with controller settings replaced (command-line flags), checked as the
+    file's are.
+
+    Args:
+        config (Config): a parsed config.
+        **overrides: setting name -> value (e.g. ``ofp_port=7000``).
+    Returns:
+        Config: the new config.
+    Raises:
+        ConfigError: ``--ofp-port: 0: expected a number >= 1`` for a flag's problem, or the
+            setting it clashes with.
+    """
+    if not overrides:
+        return config
+    try:
+        settings = ControllerSettings.model_validate({**config.controller.model_dump(),
+                                                      **overrides})
+    except pydantic.ValidationError as exc:
+        problems = [p._replace(path=f"--{p.loc[0].replace('_', '-')}" if p.loc[0] in overrides
+                               else f"controller.{p.path}")
+                    for p in input_problems(ControllerSettings, exc)]
+        raise ConfigError(problems) from None
+    return Config(controller=settings, graph=config.graph, services=config.services)
 
 
 def load_config(path):
     """Read and parse a YAML or JSON config file (with lblab_core's loader).
 
     Raises:
-        ConfigError: unreadable file, bad YAML/JSON (every problem, one per line), or an
-            invalid config.
+        ConfigError: unreadable file, bad YAML/JSON, or an invalid config; every problem, one
+            line each, starting with the file name (and line).
     """
     try:
-        data, _ = loader.load(path)
+        data, lines = loader.load(path)
     except InputError as exc:
-        err = ConfigError("", "\n".join(exc.errors))
-        err.located = True  # the loader's lines already start with the file name
-        raise err from None
-    return parse_config(data)
+        raise ConfigError([Problem(None, (), "", line) for line in exc.errors]) from None
+    return parse_config(data, str(path), lines)

@@ -19,7 +19,7 @@ import threading
 
 os.environ.setdefault("OSKEN_HUB_TYPE", "native")
 
-from controllers.config import ConfigError, load_config  # noqa: E402
+from controllers.config import load_config, with_overrides  # noqa: E402
 from lblab_core import entry  # noqa: E402
 
 APP_MODULE = "controllers.app"
@@ -40,44 +40,48 @@ def build_parser():
     parser.add_argument("--api-port", type=int, default=None, metavar="PORT",
                         help="JSON API port on controller.api_host (0 = no API)")
     parser.add_argument("--check", action="store_true",
-                        help="validate the config, print a summary and exit")
+                        help="run every check a start runs (config, port flags, the balancer "
+                             "core), print a summary and exit")
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     return parser
 
 
-def _usage_error(message):
-    from lblab_core.errors import UsageError
-    return UsageError(message)
+def prepare(args):
+    """Everything a start does before os-ken runs: read and check the config, apply the port
+    flags (checked like the file's settings), and build the app's balancer core once (what
+    ``controllers.app`` does when os-ken instantiates it).
+
+    Args:
+        args (argparse.Namespace): the parsed arguments.
+    Returns:
+        controllers.config.Config: the config to run.
+    Raises:
+        controllers.config.ConfigError: every problem (a ``UsageError``: one line each, exit 2).
+    """
+    from controllers.decisions import Core
+    from lb_apps.balancing import make_balancer
+    overrides = {name: value for name, value in (("ofp_port", args.ofp_port),
+                                                 ("api_port", args.api_port))
+                 if value is not None}
+    config = with_overrides(load_config(args.config), **overrides)
+    Core(config, make_balancer)
+    return config
 
 
 def main(argv):
-    """Run the controller until interrupted.
+    """Run the controller until interrupted (``--check``: run every check, print a summary).
 
     Args:
         argv (list[str]): arguments after ``lblab controller``.
     Returns:
         int: exit status.
     Raises:
-        lblab_core.errors.UsageError: bad arguments or config (one line, exit 2).
+        lblab_core.errors.UsageError: bad arguments or config (one line per problem, exit 2).
     """
     args = build_parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        raise _usage_error(str(exc) if exc.located else f"{args.config}: {exc}") from None
+    config = prepare(args)
     settings = config.controller
-    overrides = {}
-    for name, value in (("ofp_port", args.ofp_port), ("api_port", args.api_port)):
-        if value is not None:
-            if not 0 <= value <= 65535 or (name == "ofp_port" and value == 0):
-                raise _usage_error(f"--{name.replace('_', '-')}: must be a port number in "
-                                   f"{1 if name == 'ofp_port' else 0}..65535, got {value}")
-            overrides[name] = value
-    if overrides:
-        settings = settings.__class__(**{**settings.__dict__, **overrides})
-        config = config.__class__(controller=settings, graph=config.graph,
-                                  services=config.services)
     if args.check:
         print(json.dumps({
             "ofp": f"{settings.ofp_host}:{settings.ofp_port}",

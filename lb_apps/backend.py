@@ -366,18 +366,47 @@ class Connection(asyncio.Protocol):
 # ----- command line ------------------------------------------------------------------------
 
 def load_settings_file(path):
-    """Return the flat settings mapping of a YAML or JSON file (read by ``lblab_core.loader``).
+    """Return the settings file's value and its key-path line map (``lblab_core.loader``).
+
+    Returns:
+        tuple: (the parsed value, ``{key path: line}``); an empty file is ``{}``.
+    Raises:
+        lblab_core.errors.InputError: unreadable file or bad syntax.
+    """
+    data, lines = loader.load(path)
+    return ({} if data is None else data), lines
+
+
+def settings_from_argv(parser, model_cls, argv):
+    """Parse flags and the ``--config`` file into validated settings (flags override the file).
+
+    Args:
+        parser (argparse.ArgumentParser): the command's parser (``argument_default=SUPPRESS``).
+        model_cls (type): the settings model (``BackendConfig`` or ``LoadgenConfig``).
+        argv (list[str]): the arguments.
+    Returns:
+        tuple: (settings, the flags that are not settings: ``check``, ``json``...).
+    Raises:
+        lblab_core.errors.InputError: every problem of the file and the flags, one line each.
+    """
+    args = vars(parser.parse_args(argv))
+    extra = {k: args.pop(k) for k in list(args) if k not in model_cls.model_fields
+             and k != "config"}
+    data, lines, source = {}, None, "command line"
+    if "config" in args:
+        source = args.pop("config")
+        data, lines = load_settings_file(source)
+    return model.validate_input(model_cls, data, source, lines, flags=args), extra
+
+
+def check_record_path(path):
+    """Refuse a records file that exists: results are never overwritten (checked before start).
 
     Raises:
-        lblab_core.errors.UsageError: unreadable file, bad syntax, not a mapping.
+        lblab_core.errors.UsageError: ``path`` exists.
     """
-    data, _ = loader.load(path)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {path}: expected a mapping of settings, got "
-                         f"{type(data).__name__}")
-    return data
+    if path and os.path.lexists(path):
+        raise UsageError(f"--record {path} already exists; results are never overwritten")
 
 
 def build_parser():
@@ -390,6 +419,9 @@ def build_parser():
     p.add_argument("--host", help="address to listen on (default 0.0.0.0)")
     p.add_argument("--port", type=int, help="TCP port (default 8080; 0 picks a free one)")
     p.add_argument("--config", help="JSON or YAML file of settings (same names, underscores)")
+    p.add_argument("--check", action="store_true",
+                   help="check the settings (file and flags) as a start would, print one line "
+                        "and exit")
     p.add_argument("--record", help="JSONL file of request records to create")
     p.add_argument("--response-size", type=int, help="body bytes for paths other than /size/<n>")
     p.add_argument("--service-dist", choices=model.SERVICE_DISTS,
@@ -413,15 +445,15 @@ def config_from_argv(argv):
     """Parse flags (and the --config file) into a validated ``BackendConfig``.
 
     Raises:
-        lblab_core.errors.UsageError: bad file or setting.
+        lblab_core.errors.UsageError: bad file or setting (an ``InputError``: every problem).
     """
-    args = vars(build_parser().parse_args(argv))
-    data = load_settings_file(args.pop("config")) if "config" in args else {}
-    data.update(args)
-    try:
-        return model.config_from_dict(data)
-    except model.BackendConfigError as exc:
-        raise UsageError(str(exc)) from None
+    return _parse(argv)[0]
+
+
+def _parse(argv):
+    cfg, extra = settings_from_argv(build_parser(), model.BackendConfig, argv)
+    check_record_path(cfg.record)
+    return cfg, extra.get("check", False)
 
 
 async def serve(cfg, stop, ready=None):
@@ -443,8 +475,17 @@ async def serve(cfg, stop, ready=None):
 
 
 def main(argv=None):
-    """Run ``lblab backend``; SIGTERM/SIGINT stop it cleanly after flushing records."""
-    cfg = config_from_argv(sys.argv[1:] if argv is None else argv)
+    """Run ``lblab backend``; SIGTERM/SIGINT stop it cleanly after flushing records.
+
+    With ``--check`` it runs every check a start runs (settings, records file), prints one
+    line and returns 0 without listening.
+    """
+    cfg, check = _parse(sys.argv[1:] if argv is None else argv)
+    if check:
+        print(f"lblab backend: {cfg.name} OK: would listen on {cfg.host}:{cfg.port}, "
+              f"{cfg.service_dist} service mean {cfg.service_mean:g} s, capacity "
+              f"{cfg.capacity or 'unlimited'}, fault {cfg.fault}", flush=True)
+        return 0
     import uvloop
 
     async def run():
@@ -463,6 +504,10 @@ def main(argv=None):
     except FileExistsError as exc:
         raise UsageError(f"--record {exc.filename} already exists; results are never "
                          "overwritten") from None
+    except OSError as exc:  # the records file (its folder, permissions); listen errors below
+        if exc.filename is None:
+            raise
+        raise UsageError(f"--record {exc.filename}: cannot create it: {exc.strerror}") from None
     except ListenError as exc:
         raise UsageError(str(exc)) from None
     return 0

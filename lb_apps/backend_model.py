@@ -1,14 +1,27 @@
 """Pure decisions of the HTTP backend: config, service times, capacity, errors, faults, records.
 
-Nothing here does I/O; ``lb_apps.backend`` is the asyncio shell that calls it.
+Nothing here does I/O; ``lb_apps.backend`` is the asyncio shell that calls it. The settings are
+the pydantic model :class:`BackendConfig`; :func:`validate_input` and :func:`input_problems`
+turn its errors into lblab's one-line messages (also used by ``lb_apps.workload`` and
+``controllers.config``).
 """
 import dataclasses
+import ipaddress
 import math
 import random
+import re
 from json.encoder import encode_basestring_ascii
+from typing import Annotated, NamedTuple, Optional
 from urllib.parse import parse_qs
 
+import pydantic
+from pydantic import AfterValidator, Field, field_validator
+from pydantic_core import PydanticCustomError
+
 from lb_apps.records import FORMAT_VERSION
+from lblab_core import config as C
+from lblab_core.errors import InputError
+from lblab_core.loader import format_path
 
 SERVICE_DISTS = ("fixed", "exponential", "lognormal")
 OVERFLOW_POLICIES = ("queue", "reject")
@@ -51,94 +64,189 @@ FAULT_MODES = {
 }
 
 
-class BackendConfigError(ValueError):
-    """A bad backend setting; the message names the field, the value and what was expected."""
+# -- input checking shared by the backend, the load generator and the controller config -------
+# (lblab_core.config.errors_of prints a key that is not a string as a list index, and a key with
+# a line break raw, on two lines; these helpers fix both. They belong in lblab_core.config.)
+
+class Problem(NamedTuple):
+    """One located problem of an input: its line (or None), pydantic's location, the printed
+    key path and the message (``'x': expected ...``)."""
+    line: Optional[int]
+    loc: tuple
+    path: str
+    message: str
 
 
-@dataclasses.dataclass(frozen=True)
-class BackendConfig:
-    """Settings of one backend (see docs/backend.md for each field)."""
-    name: str = "backend"
-    host: str = "0.0.0.0"
-    port: int = 8080
-    record: str = None
-    response_size: int = 100
-    service_dist: str = "fixed"
-    service_mean: float = 0.0
-    service_sigma: float = 0.5
-    capacity: int = None
-    overflow: str = "queue"
-    queue_limit: int = None
-    error_rate: float = 0.0
-    seed: int = 1
-    fault: str = "none"
-    slow_delay: float = 0.1
-    cache_control: str = None
-    flush_period: float = 0.25
+def _printable(part):
+    return repr(part) if isinstance(part, str) and not part.isprintable() else part
 
 
-_FIELD_TYPES = {
-    "name": (str,), "host": (str,), "port": (int,), "record": (str, type(None)),
-    "response_size": (int,), "service_dist": (str,), "service_mean": (int, float),
-    "service_sigma": (int, float), "capacity": (int, type(None)), "overflow": (str,),
-    "queue_limit": (int, type(None)), "error_rate": (int, float), "seed": (int,),
-    "fault": (str,), "slow_delay": (int, float), "cache_control": (str, type(None)),
-    "flush_period": (int, float),
-}
+def _line_of(lines, loc):
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc)
 
 
-def _expect(ok, field, value, expected):
-    if not ok:
-        raise BackendConfigError(f"backend setting {field!r} is {value!r}; expected {expected}")
+def input_problems(model, exc, lines=None, prefix=()):
+    """Turn a pydantic ValidationError into :class:`Problem` s, in document order.
+
+    Messages come from ``lblab_core.config``; a key that is not a string or breaks its
+    grammar is reported at its mapping as ``key 1: expected a string``, and every key in a
+    path is printable (``services.'web\\n'``), so each problem stays one line.
+
+    Args:
+        model (type[lblab_core.config.Model]): the validated model (for "did you mean").
+        exc (pydantic.ValidationError): the error.
+        lines (dict[tuple, int]|None): key path -> line, from ``lblab_core.loader``.
+        prefix (tuple): the key path of the validated value in its file.
+    Returns:
+        list[Problem]: one per pydantic error, sorted by line.
+    """
+    found, bad_keys = [], set()
+    for err in exc.errors(include_url=False):
+        loc, message = C._describe(model, err)  # noqa: SLF001 - see the note above
+        loc = tuple(prefix) + tuple(loc)
+        at, shown, key = loc, loc, True
+        if err["type"] == "invalid_key":
+            message = f"key {C._show(err['input'])}: expected a string"  # noqa: SLF001
+            shown = loc[:-1]
+        elif "[key]" in loc:
+            i = loc.index("[key]")
+            at, shown, message = loc[:i], loc[:i - 1], "key " + message
+        else:
+            key = False
+            value = err.get("input")
+            shown_value = C._show(value) + ": "  # noqa: SLF001
+            if isinstance(value, (dict, list, tuple)) and err["type"] not in C._TYPE_NAMES \
+                    and message.startswith(shown_value):  # noqa: SLF001
+                message = message[len(shown_value):]  # "a mapping" says nothing but its type
+        if key:
+            bad_keys.add(at)
+        path = format_path(tuple(_printable(part) for part in shown))
+        found.append((key, Problem(_line_of(lines or {}, at), loc, path, message)))
+    # a bad key is one problem: what pydantic says about its value would repeat it
+    out = [p for key, p in found
+           if key or not any(p.loc[:len(k)] == k for k in bad_keys)]
+    return sorted(out, key=lambda p: p.line or 0)
 
 
-def config_from_dict(data):
+def format_problem(source, problem):
+    """Return ``source[:line]: key.path: message`` (``key.path: message`` without a source; the
+    message alone when the problem has no path: a line the loader already located)."""
+    text = f"{problem.path}: {problem.message}" if problem.path else problem.message
+    if not source:
+        return text
+    where = f"{source}:{problem.line}" if problem.line else source
+    return f"{where}: {text}"
+
+
+def validate_input(model, data, source, lines=None, flags=None):
+    """Validate settings from a file (``data``) and command-line flags against ``model``.
+
+    Flags override the file's keys; a problem with a flag's value is reported as
+    ``--flag-name: message``, one in the file as ``source:line: key: message``.
+
+    Args:
+        model (type[lblab_core.config.Model]): the settings' model.
+        data: the parsed file (None: empty), or a plain dict.
+        source (str): the file's name (or what the dict came from).
+        lines (dict[tuple, int]|None): key path -> line.
+        flags (dict|None): setting name -> value given on the command line.
+    Returns:
+        the validated model.
+    Raises:
+        InputError: every problem, one line each.
+    """
+    data = {} if data is None else data
+    flags = flags or {}
+    if flags and isinstance(data, dict):
+        data = {**data, **flags}
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = input_problems(model, exc, lines)
+    raise InputError([f"--{p.loc[0].replace('_', '-')}: {p.message}"
+                      if p.loc and p.loc[0] in flags else format_problem(source, p)
+                      for p in problems])
+
+
+def _path_text(value):
+    if not value or len(value) > 4096 or not value.isprintable():
+        raise PydanticCustomError("file_path", "expected a file path (1-4096 printable "
+                                               "characters)")
+    return value
+
+
+def _host_text(value):
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME_RE.fullmatch(value):
+        raise PydanticCustomError("host", "expected an IP address or a host name")
+    return value
+
+
+# fullmatch, not match with "$": Python's "$" also matches before a final newline.
+_HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                          r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*")
+FilePath = Annotated[str, AfterValidator(_path_text)]
+HostText = Annotated[str, AfterValidator(_host_text)]
+# random.Random takes any integer; the bound keeps a seed a signed 64-bit integer.
+Seed64 = Annotated[int, Field(ge=0, le=2 ** 63 - 1)]
+MAX_SERVICE_SEC = 3600.0
+MAX_SIGMA = 10.0  # exp(10 * z) stays finite for any z a normal draw gives
+MAX_CAPACITY = 1_000_000
+MAX_QUEUE = 10_000_000
+
+
+class BackendConfig(C.Model):
+    """Settings of one backend (see docs/backend.md for each field): the one description of
+    the settings file and the flags, checked by pydantic (strict types, closed, ranges)."""
+    name: C.Name = "backend"
+    host: HostText = "0.0.0.0"
+    port: C.PortOrAny = 8080
+    record: Optional[FilePath] = None
+    response_size: Annotated[int, Field(ge=0, le=MAX_RESPONSE_BYTES)] = 100
+    service_dist: Annotated[str, C.one_of(SERVICE_DISTS)] = "fixed"
+    service_mean: Annotated[float, Field(ge=0, le=MAX_SERVICE_SEC, allow_inf_nan=False)] = 0.0
+    service_sigma: Annotated[float, Field(gt=0, le=MAX_SIGMA, allow_inf_nan=False)] = 0.5
+    capacity: Optional[Annotated[int, Field(ge=1, le=MAX_CAPACITY)]] = None
+    overflow: Annotated[str, C.one_of(OVERFLOW_POLICIES)] = "queue"
+    queue_limit: Optional[Annotated[int, Field(ge=0, le=MAX_QUEUE)]] = None
+    error_rate: C.Fraction = 0.0
+    seed: Seed64 = 1
+    fault: Annotated[str, C.one_of(tuple(FAULT_MODES))] = "none"
+    slow_delay: Annotated[float, Field(ge=0, le=MAX_SERVICE_SEC, allow_inf_nan=False)] = 0.1
+    cache_control: Optional[C.HeaderValue] = None
+    flush_period: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 0.25
+
+    @field_validator("queue_limit")
+    @classmethod
+    def _queue_limit_needs_a_queue(cls, value, info):
+        if value is not None and info.data.get("capacity", 0) is None:
+            raise PydanticCustomError("no_queue", "applies only with a capacity (without one "
+                                                  "nothing ever waits)")
+        if value is not None and info.data.get("overflow") == "reject":
+            raise PydanticCustomError("no_queue", "applies to overflow: queue only (reject "
+                                                  "answers 503 at once)")
+        return value
+
+
+def config_from_dict(data, source="backend settings", lines=None):
     """Build and validate a ``BackendConfig`` from a plain dict (a parsed config file or flags).
 
     Args:
         data (dict): setting name -> value; missing settings take the defaults.
+        source (str): where it came from, for errors.
+        lines (dict[tuple, int]|None): key path -> line (``lblab_core.loader``).
     Returns:
         BackendConfig: the validated settings.
     Raises:
-        BackendConfigError: unknown key, wrong type or value out of range.
+        lblab_core.errors.InputError: every unknown key, wrong type or value out of range.
     """
-    if not isinstance(data, dict):
-        raise BackendConfigError(f"backend config must be a mapping, not {type(data).__name__}")
-    unknown = sorted(set(data) - set(_FIELD_TYPES))
-    if unknown:
-        raise BackendConfigError(f"unknown backend settings {unknown}; expected some of "
-                                 f"{sorted(_FIELD_TYPES)}")
-    for key, value in data.items():
-        types = _FIELD_TYPES[key]
-        _expect(isinstance(value, types) and not isinstance(value, bool), key, value,
-                "a value of type " + " or ".join(t.__name__ for t in types))
-    cfg = BackendConfig(**data)
-    _expect(1 <= len(cfg.name) <= 64 and cfg.name.isprintable() and " " not in cfg.name,
-            "name", cfg.name, "1-64 printable characters without spaces")
-    _expect(0 <= cfg.port <= 65535, "port", cfg.port, "0..65535")
-    _expect(0 <= cfg.response_size <= MAX_RESPONSE_BYTES, "response_size", cfg.response_size,
-            f"0..{MAX_RESPONSE_BYTES}")
-    _expect(cfg.service_dist in SERVICE_DISTS, "service_dist", cfg.service_dist,
-            f"one of {SERVICE_DISTS}")
-    _expect(math.isfinite(cfg.service_mean) and cfg.service_mean >= 0, "service_mean",
-            cfg.service_mean, "seconds >= 0")
-    _expect(math.isfinite(cfg.service_sigma) and cfg.service_sigma > 0, "service_sigma",
-            cfg.service_sigma, "a number > 0")
-    _expect(cfg.capacity is None or cfg.capacity >= 1, "capacity", cfg.capacity,
-            "an integer >= 1 or null (unlimited)")
-    _expect(cfg.overflow in OVERFLOW_POLICIES, "overflow", cfg.overflow,
-            f"one of {OVERFLOW_POLICIES}")
-    _expect(cfg.queue_limit is None or cfg.queue_limit >= 0, "queue_limit", cfg.queue_limit,
-            "an integer >= 0 or null (unlimited)")
-    _expect(0.0 <= cfg.error_rate <= 1.0, "error_rate", cfg.error_rate, "a fraction in 0..1")
-    _expect(cfg.fault in FAULT_MODES, "fault", cfg.fault, f"one of {sorted(FAULT_MODES)}")
-    _expect(math.isfinite(cfg.slow_delay) and cfg.slow_delay >= 0, "slow_delay",
-            cfg.slow_delay, "seconds >= 0")
-    _expect(cfg.cache_control is None or ("\r" not in cfg.cache_control
-                                          and "\n" not in cfg.cache_control),
-            "cache_control", cfg.cache_control, "a header value without line breaks")
-    _expect(0 < cfg.flush_period <= 60, "flush_period", cfg.flush_period, "seconds in (0, 60]")
-    return cfg
+    return validate_input(BackendConfig, data, source, lines)
 
 
 def make_service_sampler(dist, mean, sigma, rng):
@@ -153,7 +261,7 @@ def make_service_sampler(dist, mean, sigma, rng):
     Returns:
         callable: ``sample() -> float``.
     Raises:
-        BackendConfigError: unknown distribution.
+        ValueError: unknown distribution.
     """
     if dist == "fixed" or mean == 0:
         return lambda: mean
@@ -164,7 +272,7 @@ def make_service_sampler(dist, mean, sigma, rng):
         # E[exp(N(mu, sigma))] = exp(mu + sigma^2 / 2); pick mu so the mean is `mean`.
         mu = math.log(mean) - sigma * sigma / 2.0
         return lambda: rng.lognormvariate(mu, sigma)
-    raise BackendConfigError(f"service_dist {dist!r} must be one of {SERVICE_DISTS}")
+    raise ValueError(f"service_dist {dist!r} must be one of {SERVICE_DISTS}")
 
 
 def make_error_decider(error_rate, rng):

@@ -501,6 +501,9 @@ def build_parser():
     p.add_argument("--record", help="JSONL file of request records to create")
     p.add_argument("--name", help="client name in records and request ids (default loadgen)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--check", action="store_true",
+                   help="check the settings (file and flags) as a start would, print one line "
+                        "and exit")
     return p
 
 
@@ -508,17 +511,17 @@ def config_from_argv(argv):
     """Parse flags (and the --config file) into ``(LoadgenConfig, as_json)``.
 
     Raises:
-        lblab_core.errors.UsageError: bad file or setting.
+        lblab_core.errors.UsageError: bad file or setting (an ``InputError``: every problem).
     """
-    from lb_apps.backend import load_settings_file
-    args = vars(build_parser().parse_args(argv))
-    as_json = args.pop("json", False)
-    data = load_settings_file(args.pop("config")) if "config" in args else {}
-    data.update(args)
-    try:
-        return wl.config_from_dict(data), as_json
-    except wl.LoadgenConfigError as exc:
-        raise UsageError(str(exc)) from None
+    cfg, extra = _parse(argv)
+    return cfg, extra.get("json", False)
+
+
+def _parse(argv):
+    from lb_apps.backend import check_record_path, settings_from_argv
+    cfg, extra = settings_from_argv(build_parser(), wl.LoadgenConfig, argv)
+    check_record_path(cfg.record)
+    return cfg, extra
 
 
 def format_summary(summary):
@@ -535,7 +538,14 @@ def main(argv=None):
     """Run ``lblab loadgen``; SIGINT/SIGTERM end the send window early, records are flushed."""
     import signal
     import uvloop
-    cfg, as_json = config_from_argv(sys.argv[1:] if argv is None else argv)
+    cfg, extra = _parse(sys.argv[1:] if argv is None else argv)
+    as_json = extra.get("json", False)
+    if extra.get("check", False):
+        load = (f"open {cfg.rate:g} req/s {cfg.arrival}" if cfg.mode == "open"
+                else f"closed {cfg.users} users")
+        print(f"lblab loadgen: {cfg.name} OK: would load {cfg.url} ({load}, "
+              f"{cfg.duration:g} s, {len(cfg.mix)} mix entries)", flush=True)
+        return 0
 
     async def go():
         stop = asyncio.Event()
@@ -548,6 +558,10 @@ def main(argv=None):
     except FileExistsError as exc:
         raise UsageError(f"--record {exc.filename} already exists; results are never "
                          "overwritten") from None
+    except OSError as exc:  # the records file: its folder, permissions
+        if exc.filename is None:
+            raise
+        raise UsageError(f"--record {exc.filename}: cannot create it: {exc.strerror}") from None
     print(json.dumps(summary, sort_keys=True) if as_json else format_summary(summary),
           flush=True)
     return 0

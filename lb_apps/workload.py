@@ -1,15 +1,24 @@
 """Pure load-generator logic: config, arrival schedules, think times, request mix, requests, records, summary.
 
-Nothing here does I/O; ``lb_apps.loadgen`` is the asyncio shell that calls it.
+Nothing here does I/O; ``lb_apps.loadgen`` is the asyncio shell that calls it. The settings are
+the pydantic model :class:`LoadgenConfig` (a mix entry as written: :class:`MixItem`).
 """
 import bisect
 import dataclasses
+import functools
 import math
 import random
+import re
 from json.encoder import encode_basestring_ascii
+from typing import Annotated, Optional
 from urllib.parse import urlsplit
 
+from pydantic import AfterValidator, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+from lb_apps.backend_model import FilePath, Seed64, validate_input
 from lb_apps.records import FORMAT_VERSION
+from lblab_core import config as C
 
 MODES = ("open", "closed")
 ARRIVALS = ("poisson", "constant")
@@ -22,18 +31,16 @@ MAX_DURATION_SEC = 24 * 3600.0
 MAX_RATE_PER_SEC = 1_000_000.0
 MAX_USERS = 100_000
 MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_REQUESTS = 10 ** 9
 DEFAULT_OPEN_POOL_SIZE = 64
 # Closed loop: pause after a transport error before the user's next request. A refused connect
 # fails in ~0.1 ms, so without it a user with think time 0 retries in a tight loop: ~8,000
 # records/s from 4 users and a full core taken from the host that also runs the balancer.
 DEFAULT_ERROR_BACKOFF_MS = 20.0
 MAX_ERROR_BACKOFF_MS = 60_000.0
-# Request methods of the mix (CONNECT and TRACE are not load-balancing workloads).
-MIX_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
-
-
-class LoadgenConfigError(ValueError):
-    """A bad load generator setting; the message names the field, the value and what was expected."""
+# The HTTP methods a workload may send (CONNECT and TRACE are not load-balancing workloads);
+# the one list: the spec's workload mix should import it from here.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,32 +70,123 @@ class MixEntry:
     body_size: int = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadgenConfig:
-    """Settings of one load generator run (see docs/loadgen.md for each field)."""
-    url: str
-    target: Target
-    mode: str = "closed"
-    rate: float = 100.0
-    arrival: str = "poisson"
-    users: int = 1
-    think: float = 0.0
-    think_dist: str = "fixed"
-    duration: float = 10.0
-    warmup: float = 0.0
-    warmup_records: str = "mark"
-    max_requests: int = None
+def parse_url(url):
+    """Parse the target URL.
+
+    Args:
+        url (str): ``http://host[:port]/path`` or ``https://...``, printable ASCII, no spaces.
+    Returns:
+        Target: scheme, host, port, path.
+    Raises:
+        ValueError: not http(s), no host, bad port, spaces or control characters (the message
+            says what was expected).
+    """
+    if not _URL_RE.fullmatch(url):
+        raise ValueError("expected a URL of printable ASCII without spaces or CR/LF")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"expected an http:// or https:// URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("expected an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("expected a URL with a host (http://host[:port]/path)")
+    if port == 0:
+        raise ValueError("expected a port in 1..65535")
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    path = parts.path or "/"
+    if not path.startswith("/"):
+        raise ValueError("expected a path starting with '/'")
+    if parts.query:
+        path += "?" + parts.query
+    return Target(parts.scheme, parts.hostname, port, path)
+
+
+_URL_RE = re.compile(r"[\x21-\x7e]{1,2048}")  # fullmatch: "$" would let a final "\n" in
+# RFC 6265 cookie-octet: visible ASCII except '"', ',', ';' and '\'.
+_COOKIE_VALUE_RE = re.compile(r'[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*')
+
+
+def _url(value):
+    try:
+        parse_url(value)
+    except ValueError as exc:
+        raise PydanticCustomError("url", str(exc)) from None
+    return value
+
+
+def _cookie_value(value):
+    if len(value) > 4096 or not _COOKIE_VALUE_RE.fullmatch(value):
+        raise PydanticCustomError("cookie_value", "expected a cookie value (printable ASCII "
+                                                  "without spaces, '\"', ',', ';' or '\\')")
+    return value
+
+
+def _open_only(value, info):
+    if info.data.get("mode") == "closed":
+        raise PydanticCustomError("mode_only", "applies to mode open only (mode is closed)")
+    return value
+
+
+def _closed_only(value, info):
+    if info.data.get("mode") == "open":
+        raise PydanticCustomError("mode_only", "applies to mode closed only (mode is open)")
+    return value
+
+
+class MixItem(C.Model):
+    """One entry of the ``mix`` setting as written (see :class:`MixEntry` for the resolved one)."""
+    path: Optional[C.UrlPath] = None          # default: the URL's path
+    method: Annotated[str, C.one_of(HTTP_METHODS)] = "GET"
+    weight: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] = 1.0
+    headers: dict[C.Token, C.HeaderValue] = {}
+    cookies: dict[C.Token, Annotated[str, AfterValidator(_cookie_value)]] = {}
+    body_size: Annotated[int, Field(ge=0, le=MAX_BODY_BYTES)] = 0
+
+
+class LoadgenConfig(C.Model):
+    """Settings of one load generator run (see docs/loadgen.md for each field): the one
+    description of the settings file and the flags. ``mix`` holds the resolved
+    :class:`MixEntry` tuple (an entry without a path, or an empty mix, takes the URL's path)."""
+    url: Annotated[str, AfterValidator(_url)]
+    mode: Annotated[str, C.one_of(MODES)] = "closed"
+    rate: Annotated[float, Field(gt=0, le=MAX_RATE_PER_SEC, allow_inf_nan=False),
+                    AfterValidator(_open_only)] = 100.0
+    arrival: Annotated[str, C.one_of(ARRIVALS), AfterValidator(_open_only)] = "poisson"
+    users: Annotated[int, Field(ge=1, le=MAX_USERS)] = 1
+    think: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False),
+                     AfterValidator(_closed_only)] = 0.0
+    think_dist: Annotated[str, C.one_of(THINK_DISTS), AfterValidator(_closed_only)] = "fixed"
+    duration: Annotated[float, Field(gt=0, le=MAX_DURATION_SEC, allow_inf_nan=False)] = 10.0
+    warmup: Annotated[float, Field(ge=0, le=MAX_DURATION_SEC, allow_inf_nan=False)] = 0.0
+    warmup_records: Annotated[str, C.one_of(WARMUP_RECORDS)] = "mark"
+    max_requests: Optional[Annotated[int, Field(ge=1, le=MAX_REQUESTS)]] = None
     keepalive: bool = True
-    pool_size: int = None
-    seed: int = 1
-    mix: tuple = ()
+    pool_size: Optional[Annotated[int, Field(ge=1, le=MAX_USERS)]] = None
+    seed: Seed64 = 1
+    mix: C.TupleOf(MixItem) = Field(default=(), validate_default=True)
     session: bool = False
-    timeout: float = 5.0
-    connect_timeout: float = 2.0
-    record: str = None
-    name: str = "loadgen"
-    flush_period: float = 1.0
-    error_backoff_ms: float = DEFAULT_ERROR_BACKOFF_MS
+    timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 5.0
+    connect_timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 2.0
+    record: Optional[FilePath] = None
+    name: C.Name = "loadgen"
+    flush_period: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
+    error_backoff_ms: Annotated[float, Field(ge=0, le=MAX_ERROR_BACKOFF_MS,
+                                             allow_inf_nan=False)] = DEFAULT_ERROR_BACKOFF_MS
+
+    @field_validator("mix")
+    @classmethod
+    def _resolve_mix(cls, items, info):
+        url = info.data.get("url")
+        default_path = parse_url(url).path if url else "/"
+        return tuple(_entry(item, default_path) for item in items) or (MixEntry(default_path),)
+
+    @functools.cached_property
+    def target(self):
+        """Target: scheme, host, port and path of ``url``."""
+        return parse_url(self.url)
 
     @property
     def connections(self):
@@ -98,61 +196,13 @@ class LoadgenConfig:
         return self.users if self.mode == "closed" else DEFAULT_OPEN_POOL_SIZE
 
 
-_FIELD_TYPES = {
-    "url": (str,), "mode": (str,), "rate": (int, float), "arrival": (str,), "users": (int,),
-    "think": (int, float), "think_dist": (str,), "duration": (int, float),
-    "warmup": (int, float), "warmup_records": (str,), "max_requests": (int, type(None)),
-    "keepalive": (bool,), "pool_size": (int, type(None)), "seed": (int,), "mix": (list, tuple),
-    "session": (bool,), "timeout": (int, float), "connect_timeout": (int, float),
-    "record": (str, type(None)), "name": (str,), "flush_period": (int, float),
-    "error_backoff_ms": (int, float),
-}
-_MIX_KEYS = {"path", "method", "weight", "headers", "cookies", "body_size"}
-
-
-def _expect(ok, field, value, expected):
-    if not ok:
-        raise LoadgenConfigError(f"loadgen setting {field!r} is {value!r}; expected {expected}")
-
-
-def parse_url(url):
-    """Parse the target URL.
-
-    Args:
-        url (str): ``http://host[:port]/path`` or ``https://...``.
-    Returns:
-        Target: scheme, host, port, path.
-    Raises:
-        LoadgenConfigError: not http(s), no host, bad port.
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise LoadgenConfigError(f"loadgen setting 'url' is {url!r}; {exc}") from None
-    _expect(parts.scheme in ("http", "https"), "url", url, "an http:// or https:// URL")
-    _expect(bool(parts.hostname), "url", url, "a URL with a host")
-    if port is None:
-        port = 443 if parts.scheme == "https" else 80
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    return Target(parts.scheme, parts.hostname, port, path)
-
-
-def _header_pairs(field, value):
-    _expect(isinstance(value, dict), field, value, "a mapping of name: value")
-    pairs = []
-    for name, val in value.items():
-        ok = isinstance(name, str) and isinstance(val, (str, int, float)) and name and \
-            not any(c in name for c in " :\r\n") and not any(c in str(val) for c in "\r\n")
-        _expect(ok, field, {name: val}, "names without spaces/colons, values without line breaks")
-        pairs.append((name, str(val)))
-    return tuple(pairs)
+def _entry(item, default_path):
+    return MixEntry(item.path or default_path, item.method, item.weight,
+                    tuple(item.headers.items()), tuple(item.cookies.items()), item.body_size)
 
 
 def parse_mix(items, default_path):
-    """Validate the request mix.
+    """Validate a request mix (the ``mix`` setting) on its own.
 
     Args:
         items (list[dict]): entries with keys path, method, weight, headers, cookies, body_size.
@@ -160,90 +210,29 @@ def parse_mix(items, default_path):
     Returns:
         tuple[MixEntry]: at least one entry.
     Raises:
-        LoadgenConfigError: unknown key, bad value (names the entry index).
+        lblab_core.errors.InputError: every problem, named ``mix[i].key``.
     """
-    if not items:
-        return (MixEntry(path=default_path),)
-    entries = []
-    for i, item in enumerate(items):
-        field = f"mix[{i}]"
-        _expect(isinstance(item, dict), field, item, "a mapping")
-        unknown = sorted(set(item) - _MIX_KEYS)
-        _expect(not unknown, field, unknown, f"keys among {sorted(_MIX_KEYS)}")
-        path = item.get("path", default_path)
-        _expect(isinstance(path, str) and path.startswith("/") and
-                not any(c in path for c in " \r\n"), f"{field}.path", path,
-                "a path starting with / and without spaces")
-        method = item.get("method", "GET")
-        _expect(method in MIX_METHODS, f"{field}.method", method, f"one of {MIX_METHODS}")
-        weight = item.get("weight", 1.0)
-        _expect(isinstance(weight, (int, float)) and not isinstance(weight, bool) and
-                math.isfinite(weight) and weight > 0, f"{field}.weight", weight, "a number > 0")
-        body = item.get("body_size", 0)
-        _expect(isinstance(body, int) and not isinstance(body, bool) and
-                0 <= body <= MAX_BODY_BYTES, f"{field}.body_size", body,
-                f"bytes in 0..{MAX_BODY_BYTES}")
-        entries.append(MixEntry(path, method, float(weight),
-                                _header_pairs(f"{field}.headers", item.get("headers", {})),
-                                _header_pairs(f"{field}.cookies", item.get("cookies", {})),
-                                body))
-    return tuple(entries)
+    mix = validate_input(_Mix, {"mix": items}, "loadgen settings").mix
+    return tuple(_entry(item, default_path) for item in mix) or (MixEntry(default_path),)
 
 
-def config_from_dict(data):
+class _Mix(C.Model):
+    mix: C.TupleOf(MixItem) = ()
+
+
+def config_from_dict(data, source="loadgen settings", lines=None):
     """Build and validate a ``LoadgenConfig`` from a plain dict (a parsed config file or flags).
 
     Args:
         data (dict): setting name -> value; ``url`` is required.
+        source (str): where it came from, for errors.
+        lines (dict[tuple, int]|None): key path -> line (``lblab_core.loader``).
     Returns:
         LoadgenConfig: the validated settings.
     Raises:
-        LoadgenConfigError: unknown key, wrong type or value out of range.
+        lblab_core.errors.InputError: every unknown key, wrong type or value out of range.
     """
-    if not isinstance(data, dict):
-        raise LoadgenConfigError(f"loadgen config must be a mapping, not {type(data).__name__}")
-    unknown = sorted(set(data) - set(_FIELD_TYPES))
-    if unknown:
-        raise LoadgenConfigError(f"unknown loadgen settings {unknown}; expected some of "
-                                 f"{sorted(_FIELD_TYPES)}")
-    _expect("url" in data, "url", None, "a target URL (http://host:port/path)")
-    for key, value in data.items():
-        types = _FIELD_TYPES[key]
-        wrong_bool = isinstance(value, bool) and bool not in types
-        _expect(isinstance(value, types) and not wrong_bool, key, value,
-                "a value of type " + " or ".join(t.__name__ for t in types))
-    target = parse_url(data["url"])
-    values = dict(data)
-    values["mix"] = parse_mix(list(data.get("mix", ())), target.path)
-    cfg = LoadgenConfig(target=target, **values)
-    _expect(cfg.mode in MODES, "mode", cfg.mode, f"one of {MODES}")
-    _expect(cfg.arrival in ARRIVALS, "arrival", cfg.arrival, f"one of {ARRIVALS}")
-    _expect(0 < cfg.rate <= MAX_RATE_PER_SEC, "rate", cfg.rate,
-            f"requests/s in (0, {MAX_RATE_PER_SEC:g}]")
-    _expect(1 <= cfg.users <= MAX_USERS, "users", cfg.users, f"1..{MAX_USERS}")
-    _expect(cfg.think_dist in THINK_DISTS, "think_dist", cfg.think_dist, f"one of {THINK_DISTS}")
-    _expect(math.isfinite(cfg.think) and 0 <= cfg.think <= 3600, "think", cfg.think,
-            "seconds in 0..3600")
-    _expect(0 < cfg.duration <= MAX_DURATION_SEC, "duration", cfg.duration,
-            f"seconds in (0, {MAX_DURATION_SEC:g}]")
-    _expect(0 <= cfg.warmup <= MAX_DURATION_SEC, "warmup", cfg.warmup,
-            f"seconds in 0..{MAX_DURATION_SEC:g}")
-    _expect(cfg.warmup_records in WARMUP_RECORDS, "warmup_records", cfg.warmup_records,
-            f"one of {WARMUP_RECORDS}")
-    _expect(cfg.max_requests is None or cfg.max_requests >= 1, "max_requests",
-            cfg.max_requests, "an integer >= 1 or null")
-    _expect(cfg.pool_size is None or 1 <= cfg.pool_size <= MAX_USERS, "pool_size",
-            cfg.pool_size, f"1..{MAX_USERS} or null")
-    _expect(0 < cfg.timeout <= 3600, "timeout", cfg.timeout, "seconds in (0, 3600]")
-    _expect(0 < cfg.connect_timeout <= 600, "connect_timeout", cfg.connect_timeout,
-            "seconds in (0, 600]")
-    _expect(1 <= len(cfg.name) <= 64 and cfg.name.isprintable(), "name", cfg.name,
-            "1-64 printable characters")
-    _expect(0 < cfg.flush_period <= 60, "flush_period", cfg.flush_period, "seconds in (0, 60]")
-    _expect(math.isfinite(cfg.error_backoff_ms) and
-            0 <= cfg.error_backoff_ms <= MAX_ERROR_BACKOFF_MS, "error_backoff_ms",
-            cfg.error_backoff_ms, f"milliseconds in 0..{MAX_ERROR_BACKOFF_MS:g} (0 disables it)")
-    return cfg
+    return validate_input(LoadgenConfig, data, source, lines)
 
 
 def arrival_offsets(kind, rate, duration, rng, limit=None):
@@ -269,7 +258,7 @@ def arrival_offsets(kind, rate, duration, rng, limit=None):
             count += 1
         return
     if kind != "poisson":
-        raise LoadgenConfigError(f"arrival {kind!r} must be one of {ARRIVALS}")
+        raise ValueError(f"arrival {kind!r} must be one of {ARRIVALS}")
     offset = rng.expovariate(rate)
     while offset < duration and (limit is None or count < limit):
         yield offset
@@ -284,7 +273,7 @@ def make_think(kind, mean, rng):
     if kind == "exponential":
         rate = 1.0 / mean
         return lambda: rng.expovariate(rate)
-    raise LoadgenConfigError(f"think_dist {kind!r} must be one of {THINK_DISTS}")
+    raise ValueError(f"think_dist {kind!r} must be one of {THINK_DISTS}")
 
 
 def pause_after(think, error, backoff_sec):

@@ -299,7 +299,7 @@ def test_config_file_and_flags(tmp_path):
     assert (cfg.name, cfg.response_size, cfg.capacity) == ("fromfile", 9, 3)
     from lblab_core.errors import UsageError
     path.write_text("capacity: -2\n")
-    with pytest.raises(UsageError, match="'capacity'"):
+    with pytest.raises(UsageError, match=r"b\.yaml:1: capacity: -2: expected a number >= 1"):
         config_from_argv(["--config", str(path)])
     with pytest.raises(UsageError, match="nope.json"):
         config_from_argv(["--config", str(tmp_path / "nope.json")])
@@ -343,3 +343,28 @@ def test_port_in_use_is_a_usage_error():
         out = subprocess.run([LBLAB, "backend", "--host", "127.0.0.1", "--port", str(bt.port)],
                              capture_output=True, text=True, timeout=10)
     assert out.returncode == 2 and f"cannot listen on 127.0.0.1:{bt.port}" in out.stderr
+
+
+def test_check_runs_the_start_checks_and_prints_one_line(tmp_path, capsys):
+    from lb_apps import backend
+    from lblab_core.errors import InputError, UsageError
+    path = tmp_path / "b.yaml"
+    path.write_text("name: b1\ncapacity: 2\n")
+    assert backend.main(["--check", "--config", str(path), "--port", "0"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith("lblab backend: b1 OK: would listen on 0.0.0.0:0")
+    with pytest.raises(InputError) as info:   # every flag's problem at once
+        backend.main(["--check", "--config", str(path), "--capacity", "0", "--service-mean",
+                      "inf"])
+    assert info.value.errors == ["--service-mean: .inf: expected a finite number",
+                                 "--capacity: 0: expected a number >= 1"]
+    path.write_text("name: b1\ncapacity: 2\nqueue_limit: -1\nfault: slwo\n")
+    with pytest.raises(InputError) as info:
+        backend.main(["--check", "--config", str(path)])
+    assert info.value.errors == [f"{path}:3: queue_limit: -1: expected a number >= 0",
+                                 f"{path}:4: fault: 'slwo': expected one of none, slow, hang, "
+                                 "close, refuse; did you mean slow?"]
+    record = tmp_path / "r.jsonl"
+    record.write_text("")
+    with pytest.raises(UsageError, match="already exists"):
+        backend.main(["--check", "--record", str(record)])
