@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, field_
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from lb_apps.backend_model import Problem, format_problem, input_problems
+from lblab_core.config import Problem, format_problem, input_problems
 from lblab_core import config as C
 from lblab_core import loader
 from lblab_core.errors import InputError
@@ -63,7 +63,7 @@ class ConfigError(InputError, ValueError):
     """Invalid controller config: every problem, one line each (``errors``).
 
     Args:
-        problems (list[lb_apps.backend_model.Problem]): the located problems.
+        problems (list[lblab_core.config.Problem]): the located problems.
         source (str|None): the file name (None: lines are ``key.path: problem``).
     Attributes:
         problems (list): as given.

@@ -16,6 +16,7 @@ import time
 import httptools
 
 from lb_apps import backend_model as model
+from lblab_core import config as C
 from lblab_core import entry, loader
 from lblab_core.errors import UsageError
 from lb_apps.records import RecordWriter
@@ -396,7 +397,7 @@ def settings_from_argv(parser, model_cls, argv):
     if "config" in args:
         source = args.pop("config")
         data, lines = load_settings_file(source)
-    return model.validate_input(model_cls, data, source, lines, flags=args), extra
+    return C.validate_input(model_cls, data, source, lines, flags=args), extra
 
 
 def check_record_path(path):

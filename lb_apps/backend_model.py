@@ -1,9 +1,8 @@
 """Pure decisions of the HTTP backend: config, service times, capacity, errors, faults, records.
 
 Nothing here does I/O; ``lb_apps.backend`` is the asyncio shell that calls it. The settings are
-the pydantic model :class:`BackendConfig`; :func:`validate_input` and :func:`input_problems`
-turn its errors into lblab's one-line messages (also used by ``lb_apps.workload`` and
-``controllers.config``).
+the pydantic model :class:`BackendConfig`; ``lblab_core.config.validate_input`` turns its errors
+into lblab's one-line messages.
 """
 import dataclasses
 import ipaddress
@@ -11,17 +10,14 @@ import math
 import random
 import re
 from json.encoder import encode_basestring_ascii
-from typing import Annotated, NamedTuple, Optional
+from typing import Annotated, Optional
 from urllib.parse import parse_qs
 
-import pydantic
 from pydantic import AfterValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from lb_apps.records import FORMAT_VERSION
 from lblab_core import config as C
-from lblab_core.errors import InputError
-from lblab_core.loader import format_path
 
 SERVICE_DISTS = ("fixed", "exponential", "lognormal")
 OVERFLOW_POLICIES = ("queue", "reject")
@@ -62,112 +58,6 @@ FAULT_MODES = {
     "close": FaultMode(truncate=True, health_status=503),
     "refuse": FaultMode(listen=False, health_status=503),
 }
-
-
-# -- input checking shared by the backend, the load generator and the controller config -------
-# (lblab_core.config.errors_of prints a key that is not a string as a list index, and a key with
-# a line break raw, on two lines; these helpers fix both. They belong in lblab_core.config.)
-
-class Problem(NamedTuple):
-    """One located problem of an input: its line (or None), pydantic's location, the printed
-    key path and the message (``'x': expected ...``)."""
-    line: Optional[int]
-    loc: tuple
-    path: str
-    message: str
-
-
-def _printable(part):
-    return repr(part) if isinstance(part, str) and not part.isprintable() else part
-
-
-def _line_of(lines, loc):
-    while loc and loc not in lines:
-        loc = loc[:-1]
-    return lines.get(loc)
-
-
-def input_problems(model, exc, lines=None, prefix=()):
-    """Turn a pydantic ValidationError into :class:`Problem` s, in document order.
-
-    Messages come from ``lblab_core.config``; a key that is not a string or breaks its
-    grammar is reported at its mapping as ``key 1: expected a string``, and every key in a
-    path is printable (``services.'web\\n'``), so each problem stays one line.
-
-    Args:
-        model (type[lblab_core.config.Model]): the validated model (for "did you mean").
-        exc (pydantic.ValidationError): the error.
-        lines (dict[tuple, int]|None): key path -> line, from ``lblab_core.loader``.
-        prefix (tuple): the key path of the validated value in its file.
-    Returns:
-        list[Problem]: one per pydantic error, sorted by line.
-    """
-    found, bad_keys = [], set()
-    for err in exc.errors(include_url=False):
-        loc, message = C._describe(model, err)  # noqa: SLF001 - see the note above
-        loc = tuple(prefix) + tuple(loc)
-        at, shown, key = loc, loc, True
-        if err["type"] == "invalid_key":
-            message = f"key {C._show(err['input'])}: expected a string"  # noqa: SLF001
-            shown = loc[:-1]
-        elif "[key]" in loc:
-            i = loc.index("[key]")
-            at, shown, message = loc[:i], loc[:i - 1], "key " + message
-        else:
-            key = False
-            value = err.get("input")
-            shown_value = C._show(value) + ": "  # noqa: SLF001
-            if isinstance(value, (dict, list, tuple)) and err["type"] not in C._TYPE_NAMES \
-                    and message.startswith(shown_value):  # noqa: SLF001
-                message = message[len(shown_value):]  # "a mapping" says nothing but its type
-        if key:
-            bad_keys.add(at)
-        path = format_path(tuple(_printable(part) for part in shown))
-        found.append((key, Problem(_line_of(lines or {}, at), loc, path, message)))
-    # a bad key is one problem: what pydantic says about its value would repeat it
-    out = [p for key, p in found
-           if key or not any(p.loc[:len(k)] == k for k in bad_keys)]
-    return sorted(out, key=lambda p: p.line or 0)
-
-
-def format_problem(source, problem):
-    """Return ``source[:line]: key.path: message`` (``key.path: message`` without a source; the
-    message alone when the problem has no path: a line the loader already located)."""
-    text = f"{problem.path}: {problem.message}" if problem.path else problem.message
-    if not source:
-        return text
-    where = f"{source}:{problem.line}" if problem.line else source
-    return f"{where}: {text}"
-
-
-def validate_input(model, data, source, lines=None, flags=None):
-    """Validate settings from a file (``data``) and command-line flags against ``model``.
-
-    Flags override the file's keys; a problem with a flag's value is reported as
-    ``--flag-name: message``, one in the file as ``source:line: key: message``.
-
-    Args:
-        model (type[lblab_core.config.Model]): the settings' model.
-        data: the parsed file (None: empty), or a plain dict.
-        source (str): the file's name (or what the dict came from).
-        lines (dict[tuple, int]|None): key path -> line.
-        flags (dict|None): setting name -> value given on the command line.
-    Returns:
-        the validated model.
-    Raises:
-        InputError: every problem, one line each.
-    """
-    data = {} if data is None else data
-    flags = flags or {}
-    if flags and isinstance(data, dict):
-        data = {**data, **flags}
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        problems = input_problems(model, exc, lines)
-    raise InputError([f"--{p.loc[0].replace('_', '-')}: {p.message}"
-                      if p.loc and p.loc[0] in flags else format_problem(source, p)
-                      for p in problems])
 
 
 def _path_text(value):
@@ -246,7 +136,7 @@ def config_from_dict(data, source="backend settings", lines=None):
     Raises:
         lblab_core.errors.InputError: every unknown key, wrong type or value out of range.
     """
-    return validate_input(BackendConfig, data, source, lines)
+    return C.validate_input(BackendConfig, data, source, lines)
 
 
 def make_service_sampler(dist, mean, sigma, rng):

@@ -134,15 +134,13 @@ class L7Config:
 def _problems(exc, source, lines, prefix):
     """ValidationError -> [(line, path, problem)] in document order.
 
-    The message text is lblab_core.config's (``errors_of``); the key path drops pydantic's
-    ``[key]`` marker of a mapping key, so a bad group name is ``groups.<name>``.
+    The message text is lblab_core.config's (``describe_error``); the key path drops
+    pydantic's ``[key]`` marker of a mapping key, so a bad group name is ``groups.<name>``.
     """
     out = []
-    texts = config.errors_of(L7Spec, exc, source)  # no lines: same order as exc.errors()
-    for err, text in zip(exc.errors(include_url=False), texts):
-        raw = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        problem = text[len(source) + 2 + len(loader.format_path(tuple(prefix) + raw)) + 2:]
-        path = tuple(prefix) + tuple(p for p in raw if p != "[key]")
+    for err in exc.errors(include_url=False):
+        loc, problem = config.describe_error(L7Spec, err)
+        path = tuple(prefix) + tuple(p for p in loc if p != "[key]")
         probe = path
         while lines and probe and probe not in lines:
             probe = probe[:-1]

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from lb_apps.backend_model import FilePath, Seed64, validate_input
+from lb_apps.backend_model import FilePath, Seed64
+from lblab_core.config import validate_input
 from lb_apps.records import FORMAT_VERSION
 from lblab_core import config as C
 

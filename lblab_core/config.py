@@ -17,7 +17,7 @@ with the line taken from :mod:`lblab_core.loader`'s key-path map.
 import difflib
 import math
 import typing
-from typing import Annotated
+from typing import Annotated, NamedTuple, Optional
 
 import pydantic
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
@@ -159,8 +159,13 @@ def _inner_model(annotation):
     return None
 
 
-def _describe(model, err):
-    """One pydantic error -> (key path, message)."""
+def describe_error(model, err):
+    """One pydantic error (an item of ``exc.errors()``) -> (key path, message).
+
+    The message is lblab's (``'x': expected ...; did you mean ...``); the key path is
+    pydantic's location without its function markers (a mapping key's own error keeps
+    pydantic's ``[key]`` marker).
+    """
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     kind = err["type"]
     value = err.get("input")
@@ -210,6 +215,110 @@ _PATTERN_NAMES = {
 }
 
 
+# -- located problems: what every input's checker reports ---------------------------------------
+
+class Problem(NamedTuple):
+    """One located problem of an input: its line (or None), pydantic's location, the printed
+    key path and the message (``'x': expected ...``)."""
+    line: Optional[int]
+    loc: tuple
+    path: str
+    message: str
+
+
+def _printable(part):
+    return repr(part) if isinstance(part, str) and not part.isprintable() else part
+
+
+def _line_of(lines, loc):
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc)
+
+
+def input_problems(model, exc, lines=None, prefix=()):
+    """Turn a pydantic ValidationError into :class:`Problem` s, in document order.
+
+    Messages come from ``lblab_core.config``; a key that is not a string or breaks its
+    grammar is reported at its mapping as ``key 1: expected a string``, and every key in a
+    path is printable (``services.'web\\n'``), so each problem stays one line.
+
+    Args:
+        model (type[lblab_core.config.Model]): the validated model (for "did you mean").
+        exc (pydantic.ValidationError): the error.
+        lines (dict[tuple, int]|None): key path -> line, from ``lblab_core.loader``.
+        prefix (tuple): the key path of the validated value in its file.
+    Returns:
+        list[Problem]: one per pydantic error, sorted by line.
+    """
+    found, bad_keys = [], set()
+    for err in exc.errors(include_url=False):
+        loc, message = describe_error(model, err)
+        loc = tuple(prefix) + tuple(loc)
+        at, shown, key = loc, loc, True
+        if err["type"] == "invalid_key":
+            message = f"key {_show(err['input'])}: expected a string"
+            shown = loc[:-1]
+        elif "[key]" in loc:
+            i = loc.index("[key]")
+            at, shown, message = loc[:i], loc[:i - 1], "key " + message
+        else:
+            key = False
+            value = err.get("input")
+            shown_value = _show(value) + ": "
+            if isinstance(value, (dict, list, tuple)) and err["type"] not in _TYPE_NAMES \
+                    and message.startswith(shown_value):
+                message = message[len(shown_value):]  # "a mapping" says nothing but its type
+        if key:
+            bad_keys.add(at)
+        path = format_path(tuple(_printable(part) for part in shown))
+        found.append((key, Problem(_line_of(lines or {}, at), loc, path, message)))
+    # a bad key is one problem: what pydantic says about its value would repeat it
+    out = [p for key, p in found
+           if key or not any(p.loc[:len(k)] == k for k in bad_keys)]
+    return sorted(out, key=lambda p: p.line or 0)
+
+
+def format_problem(source, problem):
+    """Return ``source[:line]: key.path: message`` (``key.path: message`` without a source; the
+    message alone when the problem has no path: a line the loader already located)."""
+    text = f"{problem.path}: {problem.message}" if problem.path else problem.message
+    if not source:
+        return text
+    where = f"{source}:{problem.line}" if problem.line else source
+    return f"{where}: {text}"
+
+
+def validate_input(model, data, source, lines=None, flags=None):
+    """Validate settings from a file (``data``) and command-line flags against ``model``.
+
+    Flags override the file's keys; a problem with a flag's value is reported as
+    ``--flag-name: message``, one in the file as ``source:line: key: message``.
+
+    Args:
+        model (type[lblab_core.config.Model]): the settings' model.
+        data: the parsed file (None: empty), or a plain dict.
+        source (str): the file's name (or what the dict came from).
+        lines (dict[tuple, int]|None): key path -> line.
+        flags (dict|None): setting name -> value given on the command line.
+    Returns:
+        the validated model.
+    Raises:
+        InputError: every problem, one line each.
+    """
+    data = {} if data is None else data
+    flags = flags or {}
+    if flags and isinstance(data, dict):
+        data = {**data, **flags}
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = input_problems(model, exc, lines)
+    raise InputError([f"--{p.loc[0].replace('_', '-')}: {p.message}"
+                      if p.loc and p.loc[0] in flags else format_problem(source, p)
+                      for p in problems])
+
+
 def errors_of(model, exc, source, lines=None, prefix=()):
     """Format a ValidationError as lblab's one-line messages.
 
@@ -222,19 +331,7 @@ def errors_of(model, exc, source, lines=None, prefix=()):
     Returns:
         list[str]: ``source[:line]: key.path: message`` per problem, in document order.
     """
-    out = []
-    for err in exc.errors(include_url=False):
-        loc, message = _describe(model, err)
-        path = tuple(prefix) + loc
-        line = None
-        if lines:
-            probe = path
-            while probe and probe not in lines:
-                probe = probe[:-1]
-            line = lines.get(probe)
-        where = f"{source}:{line}" if line else source
-        out.append((line or 0, f"{where}: {format_path(path)}: {message}"))
-    return [text for _, text in sorted(out, key=lambda item: item[0])]
+    return [format_problem(source, p) for p in input_problems(model, exc, lines, prefix)]
 
 
 def validate(model, data, source, lines=None, prefix=()):
