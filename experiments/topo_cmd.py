@@ -62,6 +62,9 @@ def main(argv):
             params = ", ".join(f"{k}={v!r}" for k, v in graphs.generator_params(name).items())
             print(f"{name:11s} {func.__doc__.strip().splitlines()[0]}")
             print(f"{'':11s} params: {params}")
+        print(f"one server builds at most {graphs.MAX_HOSTS_PER_SERVER} hosts, "
+              f"{graphs.MAX_SWITCHES_PER_SERVER} switches and {graphs.MAX_LINKS_PER_SERVER} "
+              f"links (topologies.graphs.MAX_*_PER_SERVER)")
         return 0
     graph = build_graph(args.name, args.param)
     if args.action == "info":

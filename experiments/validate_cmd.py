@@ -1,4 +1,5 @@
-"""``lblab validate SPEC…``: check experiment specs without running them."""
+"""``lblab validate SPEC…``: check experiment specs without running them; ``--schema``
+prints their JSON Schema."""
 import argparse
 import sys
 
@@ -11,7 +12,11 @@ def build_parser():
         prog="lblab validate",
         description="Check experiment specs (YAML) without running them: every problem is "
                     "reported with file, line, key path and the allowed values.")
-    parser.add_argument("specs", nargs="+", metavar="SPEC", help="spec file(s)")
+    parser.add_argument("specs", nargs="*", metavar="SPEC", help="spec file(s)")
+    parser.add_argument("--schema", action="store_true",
+                        help=f"print the spec's JSON Schema (regenerate "
+                             f"{spec_mod.SCHEMA_PATH} with: lblab validate --schema > "
+                             f"{spec_mod.SCHEMA_PATH})")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY.PATH=VALUE",
                         help="override a spec value (repeatable), e.g. workload.users=8")
@@ -36,12 +41,21 @@ def describe(spec):
 
 
 def main(argv=None):
-    """Validate each spec; print ``OK`` lines or every problem.
+    """Validate each spec; print ``OK`` lines or every problem (or, with ``--schema``, the
+    spec's JSON Schema).
 
     Returns:
         int: 0 when all specs are valid, 2 otherwise.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.schema:
+        if args.specs or args.overrides:
+            parser.error("--schema takes no spec and no --set")
+        sys.stdout.write(spec_mod.schema_text())
+        return 0
+    if not args.specs:
+        parser.error("give at least one SPEC (or --schema)")
     status = 0
     for path in args.specs:
         try:

@@ -15,6 +15,7 @@ Ports are numbered in the order links are added, so the same parameters give the
 names, addresses and ports every time. No I/O, no Mininet: safe to import anywhere.
 """
 import ipaddress
+import math
 import re
 
 import networkx as nx
@@ -27,20 +28,79 @@ MAX_HOSTS = 2 ** (32 - PREFIX_LEN) - 2
 LINK_PARAMS = ("bw", "delay", "loss", "max_queue")
 _DELAY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s)\s*$")
 
+# What one server builds: one Mininet on one Open vSwitch. Every host is a shell in its own
+# network namespace, every link a veth pair, every switch a bridge; a 256-host tree takes ~19 s
+# to build and tear down here (bench/topo_build.py). A lab spread over several servers (a later
+# issue) bounds each server's share by these. Generators check them before building anything.
+MAX_HOSTS_PER_SERVER = 1024
+MAX_SWITCHES_PER_SERVER = 256
+MAX_LINKS_PER_SERVER = 4096
+# Mininet's TCIntf ignores a bw above its bwParamMax (1000 Mbit/s) with only a log line.
+MAX_BW_MBPS = 1000.0
+# With a one-way delay above a minute no TCP handshake completes before Linux gives up on the
+# SYN (tcp_syn_retries = 6: ~127 s); a larger delay is a unit mistake.
+MAX_DELAY_MS = 60_000.0
+# netem's queue limit is a 32-bit packet count (struct tc_netem_qopt.limit).
+MAX_QUEUE_PACKETS = 2 ** 32 - 1
+_SIZE_LIMITS = (("hosts", MAX_HOSTS_PER_SERVER, "MAX_HOSTS_PER_SERVER"),
+                ("switches", MAX_SWITCHES_PER_SERVER, "MAX_SWITCHES_PER_SERVER"),
+                ("links", MAX_LINKS_PER_SERVER, "MAX_LINKS_PER_SERVER"))
+
 
 class TopologyError(ValueError):
-    """A generator was given an impossible parameter; the message names it and its value."""
+    """A generator was given an impossible parameter; the message names it and its value.
+
+    Args:
+        message (str): the problem.
+        param (str|None): the parameter to blame (for locating the error in a spec).
+    """
+
+    def __init__(self, message, param=None):
+        super().__init__(message)
+        self.param = param
+
+
+def _shown(value):
+    """repr() of a parameter value, short for huge integers (a 5000-digit repr would fail)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"a {value.bit_length()}-bit integer"
+    if isinstance(value, str) and len(value) > 40:
+        return repr(value[:37] + "...")
+    return repr(value)
 
 
 def _require_int(topology, name, value, minimum):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TopologyError(
             f"{topology}: parameter '{name}' must be an integer >= {minimum}, "
-            f"got {value!r} ({type(value).__name__})")
+            f"got {_shown(value)} ({type(value).__name__})", name)
     if value < minimum:
         raise TopologyError(
-            f"{topology}: parameter '{name}' must be an integer >= {minimum}, got {value}")
+            f"{topology}: parameter '{name}' must be an integer >= {minimum}, got {value}", name)
     return value
+
+
+def check_size(topology, params, hosts, switches, links, at_least=False):
+    """Refuse a topology larger than one server builds, before anything is built.
+
+    Args:
+        topology (str): generator name, for the message.
+        params (dict): the size parameters and their values (the largest is blamed).
+        hosts, switches, links (int): the counts the parameters make.
+        at_least (bool): the counts are lower bounds (counting stopped once over a limit).
+    Raises:
+        TopologyError: a count is over its ``MAX_*_PER_SERVER``; the message names the limit.
+    """
+    for what, count in zip(("hosts", "switches", "links"), (hosts, switches, links)):
+        _, limit, constant = next(x for x in _SIZE_LIMITS if x[0] == what)
+        if count > limit:
+            blame = max(params, key=lambda k: params[k])
+            given = ", ".join(f"{k}={_shown(v)}" for k, v in params.items())
+            amount = f"more than {limit}" if at_least or count.bit_length() > 64 else count
+            raise TopologyError(
+                f"{topology}: parameter '{blame}' is too large: {given} gives {amount} {what}; "
+                f"one server builds at most {limit} {what} "
+                f"(topologies.graphs.{constant})", blame)
 
 
 def parse_delay_ms(value):
@@ -51,20 +111,26 @@ def parse_delay_ms(value):
     Returns:
         float|None: milliseconds, or None when no delay is asked for.
     Raises:
-        ValueError: the value is not a non-negative delay.
+        ValueError: the value is not a delay in 0..MAX_DELAY_MS.
     """
     if value is None:
         return None
+    delay_ms = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"a delay must be >= 0, got {value}")
-        return float(value)
-    if isinstance(value, str):
-        match = _DELAY_RE.match(value)
+        delay_ms = float(value) if not isinstance(value, int) or value.bit_length() < 64 \
+            else math.inf
+    elif isinstance(value, str):
+        match = _DELAY_RE.fullmatch(value)
         if match:
             number, unit = float(match.group(1)), match.group(2)
-            return number * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-    raise ValueError(f"a delay must look like '5ms', '200us' or '0.1s', got {value!r}")
+            delay_ms = number * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    if delay_ms is None:
+        raise ValueError(f"a delay must look like '5ms', '200us' or '0.1s', got "
+                         f"{_shown(value)}")
+    if not 0 <= delay_ms <= MAX_DELAY_MS:
+        raise ValueError(f"a delay must be 0..{MAX_DELAY_MS:g} ms (no TCP handshake completes "
+                         f"over a longer one), got {_shown(value)}")
+    return delay_ms
 
 
 def check_link_params(topology, where, bw=None, delay=None, loss=None, max_queue=None):
@@ -84,24 +150,35 @@ def check_link_params(topology, where, bw=None, delay=None, loss=None, max_queue
     """
     prefix = "" if where in ("", None) else where + "_"
     if bw is not None:
-        if isinstance(bw, bool) or not isinstance(bw, (int, float)) or bw <= 0:
+        if isinstance(bw, bool) or not isinstance(bw, (int, float)) or not bw > 0:
             raise TopologyError(
-                f"{topology}: parameter '{prefix}bw' must be a rate in Mbit/s > 0, got {bw!r}")
+                f"{topology}: parameter '{prefix}bw' must be a rate in Mbit/s > 0, got "
+                f"{_shown(bw)}", f"{prefix}bw")
+        if not bw <= MAX_BW_MBPS:
+            raise TopologyError(
+                f"{topology}: parameter '{prefix}bw' must be at most {MAX_BW_MBPS:g} Mbit/s "
+                f"(Mininet ignores a larger rate), got {_shown(bw)}", f"{prefix}bw")
         bw = float(bw)
     if delay is not None:
         try:
             delay_ms = parse_delay_ms(delay)
         except ValueError as exc:
-            raise TopologyError(f"{topology}: parameter '{prefix}delay': {exc}") from None
+            raise TopologyError(f"{topology}: parameter '{prefix}delay': {exc}",
+                                f"{prefix}delay") from None
         delay = None if delay_ms == 0 else f"{delay_ms:g}ms"
     if loss is not None:
         if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss <= 100:
             raise TopologyError(
                 f"{topology}: parameter '{prefix}loss' must be a percentage in 0..100, "
-                f"got {loss!r}")
+                f"got {_shown(loss)}", f"{prefix}loss")
         loss = None if loss == 0 else float(loss)
     if max_queue is not None:
         _require_int(topology, f"{prefix}max_queue", max_queue, 1)
+        if max_queue > MAX_QUEUE_PACKETS:
+            raise TopologyError(
+                f"{topology}: parameter '{prefix}max_queue' must be at most {MAX_QUEUE_PACKETS} "
+                f"packets (netem's limit is 32 bits), got {_shown(max_queue)}",
+                f"{prefix}max_queue")
     return {"bw": bw, "delay": delay, "loss": loss, "max_queue": max_queue}
 
 
@@ -160,6 +237,7 @@ def single(n=4, bw=None, delay=None, loss=None, max_queue=None):
         networkx.Graph: the topology.
     """
     _require_int("single", "n", n, 1)
+    check_size("single", {"n": n}, n, 1, n)
     link = check_link_params("single", "", bw, delay, loss, max_queue)
     b = _Builder("single", dict(n=n, bw=bw, delay=delay, loss=loss, max_queue=max_queue))
     s1 = b.switch("edge")
@@ -178,6 +256,8 @@ def linear(n=4, hosts_per_switch=1, bw=None, delay=None, loss=None, max_queue=No
     """
     _require_int("linear", "n", n, 1)
     _require_int("linear", "hosts_per_switch", hosts_per_switch, 1)
+    check_size("linear", {"n": n, "hosts_per_switch": hosts_per_switch}, n * hosts_per_switch,
+               n, n * hosts_per_switch + n - 1)
     link = check_link_params("linear", "", bw, delay, loss, max_queue)
     b = _Builder("linear", dict(n=n, hosts_per_switch=hosts_per_switch, bw=bw, delay=delay,
                                 loss=loss, max_queue=max_queue))
@@ -200,8 +280,17 @@ def tree(depth=2, fanout=2, bw=None, delay=None, loss=None, max_queue=None):
     """
     _require_int("tree", "depth", depth, 1)
     _require_int("tree", "fanout", fanout, 1)
-    if fanout ** depth > MAX_HOSTS:
-        raise TopologyError(f"tree: fanout**depth = {fanout ** depth} hosts is too many")
+    # fanout**depth hosts and 1 + fanout + ... + fanout**(depth-1) switches, counted level by
+    # level and stopped once over a limit: tree(depth=10**12) must not compute 2**(10**12).
+    n_hosts, n_switches, over = 1, 0, False
+    for _ in range(depth):
+        n_switches += n_hosts
+        n_hosts *= fanout
+        if n_hosts > MAX_HOSTS_PER_SERVER or n_switches > MAX_SWITCHES_PER_SERVER:
+            over = True
+            break
+    check_size("tree", {"depth": depth, "fanout": fanout}, n_hosts, n_switches,
+               n_hosts + n_switches - 1, at_least=over)
     link = check_link_params("tree", "", bw, delay, loss, max_queue)
     b = _Builder("tree", dict(depth=depth, fanout=fanout, bw=bw, delay=delay, loss=loss,
                               max_queue=max_queue))
@@ -230,7 +319,8 @@ def fat_tree(k=4, bw=None, delay=None, loss=None, max_queue=None):
     """
     _require_int("fat_tree", "k", k, 2)
     if k % 2:
-        raise TopologyError(f"fat_tree: parameter 'k' must be even, got {k}")
+        raise TopologyError(f"fat_tree: parameter 'k' must be even, got {_shown(k)}", "k")
+    check_size("fat_tree", {"k": k}, k ** 3 // 4, 5 * k * k // 4, 3 * k ** 3 // 4)
     link = check_link_params("fat_tree", "", bw, delay, loss, max_queue)
     b = _Builder("fat_tree", dict(k=k, bw=bw, delay=delay, loss=loss, max_queue=max_queue))
     half = k // 2
@@ -263,6 +353,9 @@ def leaf_spine(spines=2, leaves=4, hosts_per_leaf=4, bw=None, delay=None, loss=N
     for name, value in (("spines", spines), ("leaves", leaves),
                         ("hosts_per_leaf", hosts_per_leaf)):
         _require_int("leaf_spine", name, value, 1)
+    check_size("leaf_spine", {"spines": spines, "leaves": leaves,
+                              "hosts_per_leaf": hosts_per_leaf},
+               leaves * hosts_per_leaf, spines + leaves, leaves * (hosts_per_leaf + spines))
     link = check_link_params("leaf_spine", "", bw, delay, loss, max_queue)
     b = _Builder("leaf_spine", dict(spines=spines, leaves=leaves, hosts_per_leaf=hosts_per_leaf,
                                     bw=bw, delay=delay, loss=loss, max_queue=max_queue))
@@ -292,6 +385,8 @@ def dumbbell(hosts_per_side=2, bottleneck_bw=10, bw=None, delay=None, loss=None,
         bottleneck_delay, bottleneck_loss, bottleneck_max_queue: more for the bottleneck.
     """
     _require_int("dumbbell", "hosts_per_side", hosts_per_side, 1)
+    check_size("dumbbell", {"hosts_per_side": hosts_per_side}, 2 * hosts_per_side, 2,
+               2 * hosts_per_side + 1)
     if bottleneck_bw is None:
         raise TopologyError("dumbbell: parameter 'bottleneck_bw' is required (Mbit/s > 0)")
     access = check_link_params("dumbbell", "", bw, delay, loss, max_queue)
@@ -329,6 +424,9 @@ def lb_lab(clients=4, backends=4, switches=1, bw=None, delay=None, loss=None, ma
     _require_int("lb_lab", "clients", clients, 1)
     _require_int("lb_lab", "backends", backends, 1)
     _require_int("lb_lab", "switches", switches, 1)
+    n_hosts = clients + backends + 1
+    check_size("lb_lab", {"clients": clients, "backends": backends, "switches": switches},
+               n_hosts, switches, n_hosts + switches - 1)
     link = check_link_params("lb_lab", "", bw, delay, loss, max_queue)
     backend_link = dict(link)
     if backend_bw is not None:

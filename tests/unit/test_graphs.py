@@ -159,3 +159,67 @@ def test_ovs_flow_lines():
     assert "priority=100,dl_dst=00:00:00:00:00:01,actions=output:1" in flows["s1"]
     assert ("priority=90,in_port=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=output:2"
             in flows["s1"])
+
+
+@pytest.mark.parametrize("name, params, blamed, limit", [
+    ("lb_lab", dict(clients=10 ** 9), "clients", "MAX_HOSTS_PER_SERVER"),
+    ("lb_lab", dict(switches=1000), "switches", "MAX_SWITCHES_PER_SERVER"),
+    ("fat_tree", dict(k=1000), "k", "MAX_HOSTS_PER_SERVER"),
+    ("fat_tree", dict(k=2 ** 4000), "k", "MAX_HOSTS_PER_SERVER"),
+    ("tree", dict(depth=10 ** 12), "depth", "MAX_SWITCHES_PER_SERVER"),
+    ("tree", dict(depth=10 ** 12, fanout=1), "depth", "MAX_SWITCHES_PER_SERVER"),
+    ("tree", dict(depth=2, fanout=10 ** 6), "fanout", "MAX_HOSTS_PER_SERVER"),
+    ("leaf_spine", dict(spines=100, leaves=100, hosts_per_leaf=1), "spines",
+     "MAX_LINKS_PER_SERVER"),
+    ("linear", dict(n=10 ** 5), "n", "MAX_HOSTS_PER_SERVER"),
+    ("single", dict(n=10 ** 9), "n", "MAX_HOSTS_PER_SERVER"),
+    ("dumbbell", dict(hosts_per_side=10 ** 6), "hosts_per_side", "MAX_HOSTS_PER_SERVER"),
+])
+def test_sizes_beyond_one_server_are_refused_before_anything_is_built(name, params, blamed,
+                                                                       limit):
+    with pytest.raises(graphs.TopologyError) as info:
+        graphs.build(name, params)
+    assert info.value.param == blamed
+    assert f"parameter '{blamed}' is too large" in str(info.value)
+    assert f"one server builds at most {getattr(graphs, limit)}" in str(info.value)
+    assert f"(topologies.graphs.{limit})" in str(info.value)
+
+
+def test_the_largest_topologies_one_server_builds():
+    assert counts(graphs.tree(depth=2, fanout=32)) == (33, 1024, 1056)
+    assert counts(graphs.fat_tree(k=14)) == (245, 686, 2058)
+    assert counts(graphs.lb_lab(clients=1000, backends=23)) == (1, 1024, 1024)
+    with pytest.raises(graphs.TopologyError):
+        graphs.lb_lab(clients=1000, backends=24)
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(bw=float("inf")), "parameter 'bw' must be at most 1000 Mbit/s (Mininet ignores"),
+    (dict(bw=float("nan")), "parameter 'bw' must be a rate in Mbit/s > 0, got nan"),
+    (dict(bw=1001), "parameter 'bw' must be at most 1000 Mbit/s"),
+    (dict(delay=float("inf")), "parameter 'delay': a delay must be 0..60000 ms"),
+    (dict(delay=float("nan")), "parameter 'delay': a delay must be 0..60000 ms"),
+    (dict(delay="9" * 400 + "ms"), "parameter 'delay': a delay must be 0..60000 ms"),
+    (dict(delay="61s"), "parameter 'delay': a delay must be 0..60000 ms"),
+    (dict(delay=10 ** 30), "got a 100-bit integer"),
+    (dict(loss=float("nan")), "parameter 'loss' must be a percentage in 0..100, got nan"),
+    (dict(max_queue=2 ** 40), "parameter 'max_queue' must be at most 4294967295 packets"),
+])
+def test_link_parameters_are_finite_and_within_what_mininet_and_tc_take(params, message):
+    with pytest.raises(graphs.TopologyError) as info:
+        graphs.build("single", params)
+    assert message in str(info.value)
+    assert info.value.param == next(iter(params))
+    assert graphs.single(n=1, bw=1000, delay="60s").edges["h1", "s1"]["delay"] == "60000ms"
+
+
+def test_topo_command_refuses_a_huge_topology_quickly(capsys):
+    from experiments import topo_cmd
+    from lblab_core.errors import UsageError
+    with pytest.raises(UsageError, match="MAX_SWITCHES_PER_SERVER"):
+        topo_cmd.main(["info", "tree", "-p", "depth=1000000000000"])
+    with pytest.raises(UsageError, match="MAX_HOSTS_PER_SERVER"):
+        topo_cmd.main(["draw", "fat_tree", "-p", "k=1000", "-o", "x.png"])
+    assert topo_cmd.main(["list"]) == 0
+    assert "one server builds at most 1024 hosts, 256 switches and 4096 links" in \
+        capsys.readouterr().out

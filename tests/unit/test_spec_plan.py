@@ -94,10 +94,9 @@ def test_controller_config_is_valid_for_the_controller(spec, graph):
 
 
 def test_controller_config_passes_conntrack_for_a_group(spec, graph):
-    import dataclasses
     roles = P.assign_roles(graph, spec.backends)
-    group = dataclasses.replace(spec.balancers[0], mode="group", algorithm="five_tuple_hash",
-                                conntrack=True)
+    group = spec.balancers[0].model_copy(update=dict(mode="group", algorithm="five_tuple_hash",
+                                                     conntrack=True))
     (svc,) = parse_config(P.controller_config(spec, group, graph, roles, 6653, 8080)).services
     assert svc.mode == "group" and svc.conntrack is True
 
@@ -165,9 +164,10 @@ def test_plan_runs_orders_configs_and_repetitions(spec):
 def test_run_needs_root_and_a_valid_spec(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SPEC.replace("rate: 100", "rate: -1").replace("users: 7", "users: 0"))
-    with pytest.raises(UsageError, match=r"workload.users: 0 is out of range.*\(2 problems\)"):
+    with pytest.raises(UsageError, match=r"workload.users: 0: expected a number >= 1.*"
+                                         r"\(2 problems\)"):
         runner.main([str(bad)])
-    assert "workload.rate: expected a number > 0" in capsys.readouterr().err
+    assert "workload.rate: -1: expected a number > 0" in capsys.readouterr().err
     good = tmp_path / "good.yaml"
     good.write_text(SPEC)
     monkeypatch.setattr(runner.os, "geteuid", lambda: 1000)
