@@ -189,7 +189,11 @@ class _Builder:
         except yaml.YAMLError as exc:
             self.errors.append(f"{self._at(node)}: {format_path(path)}: "
                                f"{getattr(exc, 'problem', None) or exc}")
-            return None
+        except ValueError:  # e.g. an integer past Python's 4300-digit conversion limit
+            self.errors.append(f"{self._at(node)}: {format_path(path)}: "
+                               f"{node.value[:20]}... ({len(node.value)} characters): not a "
+                               f"value lblab can use")
+        return None
 
     def _mapping(self, node, path, depth):
         out = {}

@@ -105,3 +105,8 @@ def test_format_path():
     assert loader.format_path(("balancers", 2, "algorithm")) == "balancers[2].algorithm"
     assert loader.format_path(()) == "(top level)"
     assert loader.format_path(("a\nb", 0)) == "'a\\nb'[0]"
+
+
+def test_an_integer_too_long_to_convert_is_one_line():
+    (err,) = _errors("seed: " + "1" * 5000 + "\n")
+    assert err.startswith("in.yaml:1: seed: 11111") and "5000 characters" in err
