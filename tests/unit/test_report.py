@@ -104,13 +104,13 @@ def test_shaped_bottleneck_rate_is_checked():
 
 
 def test_runner_terminal_and_json_summaries(run_dir, capsys):
-    from experiments import runner
+    from experiments import progress
     result = report.build(run_dir, plots=False)
     result["metas"] = [{"run": "l4_rr-r1", "status": "ok"}, {"run": "x-r1", "status": "failed"}]
-    out = runner.json_summary(result, run_dir)
+    out = progress.json_summary(result, run_dir)
     assert out["failed_runs"] == ["x-r1"]
     assert out["configs"]["l4_rr"]["goodput_rps"]["mean"] == pytest.approx(20.0)
-    runner.print_summary(result, run_dir)
+    progress.print_summary(result, run_dir)
     text = capsys.readouterr().out
     assert "l4_rr" in text
     assert f"report: {result['report']}\n" in text

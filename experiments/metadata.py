@@ -1,0 +1,115 @@
+"""What a results folder records about the machine and the code: versions, git state, CPU,
+and the manifest of a run (as pyperf keeps ``_collect_metadata`` apart from its runner).
+"""
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import yaml
+
+MANIFEST_VERSION = 1
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _first_line(cmd):
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    text = (proc.stdout or proc.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def _package_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _mininet_version():
+    try:
+        from mininet.net import VERSION
+        return VERSION
+    except ImportError:
+        return None
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fp:
+            for line in fp:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def git_state(repo=REPO):
+    """Return ``{"commit", "dirty"}`` of the lblab checkout (None values outside git)."""
+    commit = _first_line(["git", "-C", repo, "rev-parse", "HEAD"])
+    status = subprocess.run(["git", "-C", repo, "status", "--porcelain"], capture_output=True,
+                            text=True) if commit else None
+    return {"commit": commit, "dirty": bool(status and status.stdout.strip())}
+
+
+def versions():
+    """Return the versions of what the lab runs on (None where a tool is missing)."""
+    return {
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "lblab": _package_version("lblab"),
+        "mininet": _mininet_version(),
+        "openvswitch": _first_line(["ovs-vsctl", "--version"]),
+        "os-ken": _package_version("os-ken"),
+        "haproxy": _first_line(["haproxy", "-v"]),
+        "nginx": _first_line(["nginx", "-v"]),
+        "iperf3": _first_line(["iperf3", "--version"]),
+    }
+
+
+def manifest(spec, args, started):
+    """Return the manifest dict of a run (everything needed to reproduce and judge it)."""
+    from topologies import graphs
+    graph = graphs.build(spec.topology.name, spec.topology.params)
+    return {
+        "v": MANIFEST_VERSION,
+        "spec": spec.to_dict(),
+        "spec_yaml": yaml.safe_dump(spec.data, sort_keys=False, allow_unicode=True),
+        "spec_file": os.path.abspath(spec.source),
+        "overrides": list(args.overrides) + ([f"repetitions={args.repetitions}"]
+                                             if args.repetitions else []),
+        "seed": spec.seed,
+        "git": git_state(),
+        "versions": versions(),
+        "datapath": None,
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "hostname": platform.node(),
+        "python_hash_seed": os.environ.get("PYTHONHASHSEED"),
+        "link_features": graphs.link_features(graph),
+        "topology": graphs.summary(graph),
+        "command": ["lblab", "run"] + list(sys.argv[2:] if sys.argv[1:2] == ["run"] else []),
+        "start": started,
+        "end": None,
+        "runs": [],
+        "interrupted": False,
+    }
+
+
+def utc(ts):
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_manifest(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fp:
+        json.dump(data, fp, sort_keys=True, indent=1)
+        fp.write("\n")
+    os.replace(tmp, path)
