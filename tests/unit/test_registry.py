@@ -45,7 +45,10 @@ def test_track_process_without_lab_makes_a_process_record_and_untrack_drops_it()
         proc.wait()
 
 
-def test_clean_record_kills_tracked_process_of_dead_owner():
+def test_clean_record_kills_tracked_process_of_dead_owner(monkeypatch):
+    # this test's state directory records no lab: every real lab's bridge would look orphaned
+    # and be deleted under a lab another run has up (seen: an emulation run lost its s1)
+    monkeypatch.setattr(registry, "tagged_bridges", lambda: {})
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         rec = registry.track_process(proc, "orphan")
