@@ -42,7 +42,7 @@ MIB = 1024 * 1024
 
 
 class ProxyProcess:
-    """``python -m lb_apps.proxy`` on an ephemeral port, its stdout/stderr in files."""
+    """``python -m lb_apps.proxy.server`` on an ephemeral port, its stdout/stderr in files."""
 
     def __init__(self, config_path, workdir):
         self.config_path = config_path
@@ -56,7 +56,7 @@ class ProxyProcess:
         out = open(os.path.join(self.workdir, f"proxy-{self.starts}.out"), "w+b")
         self.err_path = os.path.join(self.workdir, f"proxy-{self.starts}.err")
         err = open(self.err_path, "wb")
-        self.proc = subprocess.Popen([PY, "-m", "lb_apps.proxy", "--config", self.config_path],
+        self.proc = subprocess.Popen([PY, "-m", "lb_apps.proxy.server", "--config", self.config_path],
                                      cwd=REPO, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + START_TIMEOUT_SEC
         while time.monotonic() < deadline:

@@ -122,7 +122,7 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="lblab-l7bench-")
     try:
         bport, pport, hport = free_port(), free_port(), free_port()
-        backend = subprocess.Popen([PY, "-m", "lb_apps.backend", "--name", "b1",
+        backend = subprocess.Popen([PY, "-m", "lb_apps.backend.server", "--name", "b1",
                                     "--host", HOST, "--port", str(bport)], cwd=REPO,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(backend)
@@ -131,7 +131,7 @@ def main(argv=None):
         with open(cfg_path, "w") as fp:
             json.dump({"listen": {"host": HOST, "port": pport},
                        "backends": [{"name": "b1", "address": HOST, "port": bport}]}, fp)
-        builtin = subprocess.Popen([PY, "-m", "lb_apps.proxy", "--config", cfg_path], cwd=REPO,
+        builtin = subprocess.Popen([PY, "-m", "lb_apps.proxy.server", "--config", cfg_path], cwd=REPO,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(builtin)
         hcfg = os.path.join(tmp, "haproxy.cfg")

@@ -122,7 +122,7 @@ class Bench:
     def start_backends(self):
         for i, host in enumerate(self.backend_hosts):
             log = self._log(f"backend-b{i + 1}.log")
-            proc = self.lab.popen(host, [sys.executable, "-m", "lb_apps.backend",
+            proc = self.lab.popen(host, [sys.executable, "-m", "lb_apps.backend.server",
                                          "--name", f"b{i + 1}", "--port", str(BACKEND_PORT),
                                          "--response-size", str(self.args.response_size)],
                                   stdout=log, stderr=subprocess.STDOUT)
@@ -147,7 +147,7 @@ class Bench:
         return data
 
     def start_balancers(self):
-        from lb_apps.engine_proc import start_engine
+        from lb_apps.engines.proc import start_engine
         from lb_apps.l7config import parse_l7_config
         for (engine, tls), port in PORTS.items():
             data = self.l7_config(port, tls)
@@ -158,7 +158,7 @@ class Bench:
                 with open(path, "w", encoding="utf-8") as fp:
                     json.dump(data, fp)
                 log = self._log(f"{tag}.log")
-                proc = self.lab.popen(self.lb, [sys.executable, "-m", "lb_apps.proxy",
+                proc = self.lab.popen(self.lb, [sys.executable, "-m", "lb_apps.proxy.server",
                                                 "--config", path],
                                       stdout=log, stderr=subprocess.STDOUT)
                 log.close()
@@ -182,7 +182,7 @@ class Bench:
         return f"{'https' if tls else 'http'}://{self.lb_ip}:{PORTS[(name, tls)]}/"
 
     def stop(self):
-        from lb_apps.engine_proc import stop_engine
+        from lb_apps.engines.proc import stop_engine
         for handle in self.engines:
             try:
                 stop_engine(handle)

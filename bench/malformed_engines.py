@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import httptools  # noqa: E402
 
-from lb_apps import engine_proc  # noqa: E402
+from lb_apps.engines import proc as engine_proc  # noqa: E402
 from lb_apps.l7config import parse_l7_config  # noqa: E402
 from tests.unit.test_engines_e2e import free_port, wait_listening  # noqa: E402
 from tests.unit.test_proxy_harness import LoopThread, Proxy  # noqa: E402
@@ -368,7 +368,7 @@ def _run_external(engine, cfg, run_dir, body):
 def run_engine_cases(engine, backend, run_dir, cases=CASES):
     """Start ``engine`` in front of ``backend``, run every case, stop it.
 
-    HAProxy and nginx are started and stopped by ``lb_apps.engine_proc`` (their whole session
+    HAProxy and nginx are started and stopped by ``lb_apps.engines.proc`` (their whole session
     must be gone afterwards); the builtin runs in a uvloop thread, as in the proxy's tests.
 
     Returns:

@@ -26,10 +26,10 @@ COMMANDS = {
     "shell": ("experiments.shell_cmd", "bring a spec's lab up and open a mininet> prompt"),
     "demo": ("experiments.demo", "run the default experiment (experiments/specs/quickstart.yaml)"),
     "controller": ("controllers.launcher", "run the os-ken L2/L3/L4 balancer (OpenFlow 1.3)"),
-    "proxy": ("lb_apps.proxy", "run the L7 reverse proxy"),
-    "backend": ("lb_apps.backend", "run a tunable HTTP backend"),
-    "loadgen": ("lb_apps.loadgen", "run the HTTP load generator"),
-    "engine": ("lb_apps.engine_proc", "render HAProxy/nginx configs from an L7 spec"),
+    "proxy": ("lb_apps.proxy.server", "run the L7 reverse proxy"),
+    "backend": ("lb_apps.backend.server", "run a tunable HTTP backend"),
+    "loadgen": ("lb_apps.loadgen.client", "run the HTTP load generator"),
+    "engine": ("lb_apps.engines.proc", "render HAProxy/nginx configs from an L7 spec"),
 }
 
 

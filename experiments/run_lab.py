@@ -329,11 +329,11 @@ class Run:
             self.log("starting the L7 proxy")
             log = self._logfile("proxy.log")
             self.proxy = self.lab.popen(
-                self.roles.lb, [sys.executable, "-m", "lb_apps.proxy", "--config", path],
+                self.roles.lb, [sys.executable, "-m", "lb_apps.proxy.server", "--config", path],
                 stdout=log, stderr=subprocess.STDOUT)
             log.close()
             return
-        from lb_apps.engine_proc import start_engine
+        from lb_apps.engines.proc import start_engine
         from lb_apps.l7config import parse_l7_config
         self.log(f"starting {engine}")
         self.engine = start_engine(engine, parse_l7_config(data, "experiment"),
@@ -346,7 +346,7 @@ class Run:
 
     def _stop_l7(self):
         if self.engine is not None:
-            from lb_apps.engine_proc import stop_engine
+            from lb_apps.engines.proc import stop_engine
             engine, self.engine = self.engine, None
             stop_engine(engine)
         if self.proxy is not None:
@@ -383,7 +383,7 @@ class Run:
             _write_json(path, cfg)
             out = self._logfile(f"loadgen-{client}.log")
             procs[client] = self.lab.popen(
-                client, [sys.executable, "-m", "lb_apps.loadgen", "--config", path,
+                client, [sys.executable, "-m", "lb_apps.loadgen.client", "--config", path,
                          "--json"], stdout=out, stderr=subprocess.STDOUT)
             out.close()
         # A load generator creates its records file as it starts its clock (after ~0.3 s of

@@ -91,10 +91,10 @@ def split_load(total, clients):
 def backend_args(backend, record, seed):
     """Return the ``lblab backend`` arguments (after the interpreter) for a spec backend.
 
-    Processes start from their own module's ``__main__`` (``python -m lb_apps.backend``), which
+    Processes start from their own module's ``__main__`` (``python -m lb_apps.backend.server``), which
     runs the command exactly as the ``lblab backend`` entry point does.
     """
-    args = ["-m", "lb_apps.backend", "--name", backend.name, "--port", str(BACKEND_PORT),
+    args = ["-m", "lb_apps.backend.server", "--name", backend.name, "--port", str(BACKEND_PORT),
             "--record", record, "--response-size", str(backend.response_size),
             "--service-dist", backend.service.dist,
             "--service-mean", repr(backend.service.mean_ms / 1000.0),

@@ -5,8 +5,8 @@ Rules that relate several fields (a fault's target must be a backend of the spec
 must suit the balancer's mode, ...) are in :mod:`experiments.spec_checks`. Every choice comes
 from the module that owns it: algorithms from ``lb_apps.balancing``, modes and the algorithms of
 each mode from ``controllers.config``, HTTP methods, loop modes and arrivals from
-``lb_apps.workload``, service distributions from ``lb_apps.backend_model``, engines from
-``lb_apps.engines``, topologies from ``topologies.graphs``. Every limit is its consumer's.
+``lb_apps.loadgen.workload``, service distributions from ``lb_apps.backend.model``, engines from
+``lb_apps.engines.render``, topologies from ``topologies.graphs``. Every limit is its consumer's.
 """
 import re
 from typing import Annotated, Any, Literal, Union
@@ -16,10 +16,10 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Discriminator
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from controllers.config import DEFAULT_ALGORITHM, MAX_WEIGHT, MODE_ALGORITHMS, MODES
-from lb_apps import backend_model
-from lb_apps import workload as load_model
+from lb_apps.backend import model as backend_model
+from lb_apps.loadgen import workload as load_model
 from lb_apps.balancing import ALGORITHMS
-from lb_apps.engines import ENGINES
+from lb_apps.engines.render import ENGINES
 from lblab_core import config as C
 from topologies import graphs
 
@@ -62,7 +62,7 @@ MAX_SWEEP_VALUES = 100
 MAX_FAULTS = 256
 # Consumers' bounds. iperf3 opens at most 128 parallel streams (-P).
 MAX_IPERF_FLOWS = 128
-# lb_apps.workload takes a request timeout in (0, 3600] s and a think time in 0..3600 s.
+# lb_apps.loadgen.workload takes a request timeout in (0, 3600] s and a think time in 0..3600 s.
 MAX_TIMEOUT_SEC = 3600.0
 MAX_THINK_MS = 3_600_000.0
 MAX_SERVICE_MS = backend_model.MAX_SERVICE_SEC * 1000.0

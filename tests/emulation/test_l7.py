@@ -18,7 +18,7 @@ import time
 import pytest
 
 from experiments.run_lab import http_status
-from lb_apps.engine_proc import start_engine, stop_engine
+from lb_apps.engines.proc import start_engine, stop_engine
 from lb_apps.l7config import parse_l7_config
 from lb_apps.records import read_records
 from topologies import graphs
@@ -55,7 +55,7 @@ class L7Lab:
         for name, (host, _ip) in self.backends.items():
             log = open(os.path.join(self.workdir, f"backend-{name}.log"), "ab")
             self.procs[name] = self.lab.popen(
-                host, [sys.executable, "-m", "lb_apps.backend", "--name", name,
+                host, [sys.executable, "-m", "lb_apps.backend.server", "--name", name,
                        "--port", str(PORT), "--response-size", "64"],
                 stdout=log, stderr=subprocess.STDOUT)
             log.close()
@@ -104,7 +104,7 @@ class L7Lab:
                 with open(path, "w", encoding="utf-8") as fp:
                     json.dump(data, fp)
                 log = open(os.path.join(self.workdir, f"{tag}.log"), "ab")
-                proc = self.lab.popen(self.lb, [sys.executable, "-m", "lb_apps.proxy",
+                proc = self.lab.popen(self.lb, [sys.executable, "-m", "lb_apps.proxy.server",
                                                 "--config", path],
                                       stdout=log, stderr=subprocess.STDOUT)
                 log.close()
@@ -162,7 +162,7 @@ class L7Lab:
             record = os.path.join(self.workdir, f"loadgen-{client}-{tag}.jsonl")
             log = open(os.path.join(self.workdir, f"loadgen-{client}-{tag}.log"), "ab")
             procs[client] = (record, self.lab.popen(
-                client, [sys.executable, "-m", "lb_apps.loadgen", "--url", url + "/",
+                client, [sys.executable, "-m", "lb_apps.loadgen.client", "--url", url + "/",
                          "--users", str(users), "--max-requests", str(per_client),
                          "--duration", "20", "--timeout", "5", "--name", client,
                          "--record", record], stdout=log, stderr=subprocess.STDOUT))

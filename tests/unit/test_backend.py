@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from lb_apps import backend_model as model
-from lb_apps.backend import BackendThread, config_from_argv
+from lb_apps.backend import model as model
+from lb_apps.backend.server import BackendThread, config_from_argv
 from lb_apps.records import read_records
 from tests.conftest import wait_for
 
@@ -346,7 +346,7 @@ def test_port_in_use_is_a_usage_error():
 
 
 def test_check_runs_the_start_checks_and_prints_one_line(tmp_path, capsys):
-    from lb_apps import backend
+    from lb_apps.backend import server as backend
     from lblab_core.errors import InputError, UsageError
     path = tmp_path / "b.yaml"
     path.write_text("name: b1\ncapacity: 2\n")

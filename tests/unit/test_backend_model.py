@@ -6,7 +6,7 @@ import statistics
 
 import pytest
 
-from lb_apps import backend_model as m
+from lb_apps.backend import model as m
 from lb_apps.records import check_record, encode_record
 from lblab_core.errors import InputError
 

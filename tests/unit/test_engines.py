@@ -1,14 +1,14 @@
-"""lb_apps.engines, pure parts: support matrix, refusals, algorithm mapping, maxconn, CLI errors."""
+"""lb_apps.engines.render, pure parts: support matrix, refusals, algorithm mapping, maxconn, CLI errors."""
 import dataclasses
 import re
 
 import pytest
 
 from experiments import cli
-from lb_apps import engines
-from lb_apps.engines import (EngineError, check_support, haproxy_maxconn, render_haproxy,
+from lb_apps.engines import render as engines
+from lb_apps.engines.render import (EngineError, check_support, haproxy_maxconn, render_haproxy,
                              render_nginx)
-from lb_apps.engine_text import environment
+from lb_apps.engines.text import environment
 from lb_apps.l7config import (DEFAULT_GROUP, Auth, Backend, Health, Listen, Match, NameValue,
                               Route, Sticky, parse_l7_config)
 

@@ -1,16 +1,16 @@
 """Rendered HAProxy/nginx configs pass the engines' own checks (haproxy -c, nginx -t).
 
 No root needed and nothing is bound: each case writes a run directory in tmp_path with
-lb_apps.engine_proc.prepare_run_dir and runs check_config.
+lb_apps.engines.proc.prepare_run_dir and runs check_config.
 """
 import shutil
 import subprocess
 
 import pytest
 
-from lb_apps import engine_proc
+from lb_apps.engines import proc as engine_proc
 from lb_apps.balancing import ALGORITHMS
-from lb_apps.engines import EngineError, check_support
+from lb_apps.engines.render import EngineError, check_support
 from lb_apps.l7config import parse_l7_config
 
 pytestmark = pytest.mark.skipif(not (shutil.which("haproxy") and shutil.which("nginx")),

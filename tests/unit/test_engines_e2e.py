@@ -1,4 +1,4 @@
-"""Loopback end to end: HAProxy and nginx started by lb_apps.engine_proc in front of two tiny
+"""Loopback end to end: HAProxy and nginx started by lb_apps.engines.proc in front of two tiny
 in-test HTTP backends on 127.0.0.1 high ports; checks who served what, then that nothing of the
 engine is left running. Only processes this test started are ever signalled."""
 import base64
@@ -13,8 +13,8 @@ import time
 import psutil
 import pytest
 
-from lb_apps import engine_proc
-from lb_apps.engines import haproxy_socket_path, sticky_cookie_value
+from lb_apps.engines import proc as engine_proc
+from lb_apps.engines.render import haproxy_socket_path, sticky_cookie_value
 from lb_apps.l7config import parse_l7_config
 from tests.conftest import wait_for
 

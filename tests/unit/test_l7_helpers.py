@@ -3,9 +3,12 @@ import base64
 
 import pytest
 
-from lb_apps import cache, health, http_rules, sticky
+from lb_apps.proxy import cache as cache
+from lb_apps.proxy import health as health
+from lb_apps.proxy import http_rules as http_rules
+from lb_apps.proxy import sticky as sticky
 from lb_apps.l7config import parse_l7_config
-from lb_apps.routing import Router, check_auth, challenge, normalize_host
+from lb_apps.proxy.routing import Router, check_auth, challenge, normalize_host
 
 # -- http_rules ------------------------------------------------------------------------
 

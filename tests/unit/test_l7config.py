@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from lb_apps import proxy
+from lb_apps.proxy import server as proxy
 from lb_apps.l7config import (DEFAULT_GROUP, L7ConfigError, load_l7_config, parse_l7_config)
 from lblab_core.errors import InputError, UsageError
 

@@ -1,4 +1,4 @@
-"""Load generator on loopback against lb_apps.backend (127.0.0.1 only): loops, pools, errors, records."""
+"""Load generator on loopback against lb_apps.backend.server (127.0.0.1 only): loops, pools, errors, records."""
 import http.server
 import json
 import os
@@ -11,10 +11,10 @@ import threading
 
 import pytest
 
-from lb_apps import backend_model
-from lb_apps import workload as wl
-from lb_apps.backend import BackendThread
-from lb_apps.loadgen import run
+from lb_apps.backend import model as backend_model
+from lb_apps.loadgen import workload as wl
+from lb_apps.backend.server import BackendThread
+from lb_apps.loadgen.client import run
 from lb_apps.records import read_records
 from lblab_core.netutil import free_port
 
@@ -256,7 +256,7 @@ def test_head_with_empty_body_does_not_complete_the_next_request(backend, tmp_pa
 
 
 def test_check_validates_file_and_flags_without_sending(tmp_path, capsys):
-    from lb_apps import loadgen
+    from lb_apps.loadgen import client as loadgen
     from lblab_core.errors import InputError
     conf = tmp_path / "lg.yaml"
     conf.write_text("url: http://10.0.0.5/\nmode: open\nmix:\n  - {path: /a, weight: 2}\n")

@@ -9,10 +9,10 @@ import time
 import pytest
 import uvloop
 
-from lb_apps import backend_model
-from lb_apps import workload as wl
-from lb_apps.backend import BackendThread
-from lb_apps.loadgen import LoadGenerator, run
+from lb_apps.backend import model as backend_model
+from lb_apps.loadgen import workload as wl
+from lb_apps.backend.server import BackendThread
+from lb_apps.loadgen.client import LoadGenerator, run
 from lb_apps.records import read_records
 from lblab_core.netutil import free_port
 

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from lb_apps import workload as wl
-from lb_apps.loadgen import run
+from lb_apps.loadgen import workload as wl
+from lb_apps.loadgen.client import run
 
 pytestmark = pytest.mark.timeout(30)
 LBLAB = os.path.join(os.path.dirname(sys.executable), "lblab")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lb_apps.sticky import sign
+from lb_apps.proxy.sticky import sign
 from tests.conftest import wait_for
 from tests.unit.test_proxy_harness import (Client, backends, config, lt, proxy,  # noqa: F401
                                            served_by)

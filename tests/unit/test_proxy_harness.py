@@ -11,7 +11,7 @@ import httptools
 import pytest
 
 from lb_apps.l7config import parse_l7_config
-from lb_apps.proxy import ProxyServer
+from lb_apps.proxy.server import ProxyServer
 
 WAIT_SEC = 5.0
 

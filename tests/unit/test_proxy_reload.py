@@ -2,7 +2,7 @@
 file that is valid only with them stays valid on SIGHUP (as --check and the start judged it)."""
 import json
 
-from lb_apps.proxy import ProxyServer, load_config
+from lb_apps.proxy.server import ProxyServer, load_config
 from tests.unit.test_proxy_harness import lt  # noqa: F401
 
 

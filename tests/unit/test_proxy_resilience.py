@@ -191,7 +191,7 @@ def test_tls_termination(backends, proxy):
 def _start_proxy(tmp_path, cfg, *extra):
     path = tmp_path / "l7.json"
     path.write_text(json.dumps(cfg))
-    proc = subprocess.Popen([sys.executable, "-m", "lb_apps.proxy", "--config", str(path), *extra],
+    proc = subprocess.Popen([sys.executable, "-m", "lb_apps.proxy.server", "--config", str(path), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True)
     line = proc.stdout.readline()
     if "listening on" not in line:

@@ -6,7 +6,8 @@ import re
 import subprocess
 import sys
 
-from lb_apps import l7config, l7models
+from lb_apps import l7config
+from lb_apps import l7models
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "schemas" / "l7config.schema.json"

@@ -15,7 +15,8 @@ import pytest
 from controllers.config import MAX_WEIGHT, MODES
 from experiments import spec as S
 from experiments import validate_cmd
-from lb_apps import backend_model, workload
+from lb_apps.backend import model as backend_model
+from lb_apps.loadgen import workload as workload
 from lb_apps.balancing import ALGORITHMS
 from lblab_core import loader
 from topologies import graphs

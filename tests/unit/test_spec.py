@@ -289,7 +289,7 @@ def test_l7_needs_an_lb_host():
 
 
 def test_head_is_a_method_because_the_load_generator_sends_it():
-    from lb_apps import workload
+    from lb_apps.loadgen import workload as workload
     spec = S.loads_spec(GOOD.replace("users: 4}", "users: 4, mix: [{path: /, method: HEAD}]}"),
                         "quick.yaml")
     assert spec.workload.mix[0].method == "HEAD"
@@ -298,7 +298,9 @@ def test_head_is_a_method_because_the_load_generator_sends_it():
 
 def test_each_choice_comes_from_its_owner():
     from controllers import config as controller
-    from lb_apps import backend_model, balancing, engines
+    from lb_apps.backend import model as backend_model
+    from lb_apps import balancing
+    from lb_apps.engines import render as engines
     from topologies import graphs
     assert S.L4_MODES is controller.MODES
     assert S.SERVICE_DISTS is backend_model.SERVICE_DISTS

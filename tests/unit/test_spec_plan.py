@@ -77,7 +77,7 @@ def test_loadgen_configs_split_the_total_rate(spec, graph):
     assert [c["seed"] for c in cfgs.values()] == [4000, 4001, 4002]
     assert h1["mix"][1] == {"path": "/big", "method": "GET", "weight": 1.0,
                             "headers": {"X-A": "1"}, "cookies": {"s": "x"}}
-    from lb_apps.workload import config_from_dict
+    from lb_apps.loadgen.workload import config_from_dict
     config_from_dict(h1)          # the load generator accepts it
 
 
@@ -116,7 +116,7 @@ def test_proxy_config_resolves_backend_names(spec, graph):
 
 def test_backend_args(spec):
     args = P.backend_args(spec.backends[1], "/r/b2.jsonl", 7)
-    assert args[:3] == ["-m", "lb_apps.backend", "--name"]
+    assert args[:3] == ["-m", "lb_apps.backend.server", "--name"]
     assert args[args.index("--service-mean") + 1] == "0.005"
     assert args[args.index("--service-sigma") + 1] == "0.3"
     assert args[args.index("--capacity") + 1] == "3"

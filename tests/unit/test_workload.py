@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from lb_apps import workload as wl
+from lb_apps.loadgen import workload as wl
 from lb_apps.records import RecordWriter, check_record, encode_record, read_records
 from lblab_core.errors import InputError
 

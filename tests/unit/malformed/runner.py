@@ -23,12 +23,12 @@ CASE_LIMIT_SEC = 10
 # command -> (module whose main(argv) runs it, argv before the file path)
 COMMANDS = {
     "validate": ("experiments.validate_cmd", []),
-    "proxy": ("lb_apps.proxy", ["--check", "--config"]),
+    "proxy": ("lb_apps.proxy.server", ["--check", "--config"]),
     "controller": ("controllers.launcher", ["--check", "--config"]),
-    "backend": ("lb_apps.backend", ["--check", "--config"]),
-    "loadgen": ("lb_apps.loadgen", ["--check", "--config"]),
-    "engine-haproxy": ("lb_apps.engine_proc", ["render", "--engine", "haproxy", "--config"]),
-    "engine-nginx": ("lb_apps.engine_proc", ["render", "--engine", "nginx", "--config"]),
+    "backend": ("lb_apps.backend.server", ["--check", "--config"]),
+    "loadgen": ("lb_apps.loadgen.client", ["--check", "--config"]),
+    "engine-haproxy": ("lb_apps.engines.proc", ["render", "--engine", "haproxy", "--config"]),
+    "engine-nginx": ("lb_apps.engines.proc", ["render", "--engine", "nginx", "--config"]),
 }
 
 

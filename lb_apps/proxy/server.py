@@ -1,5 +1,5 @@
 """lblab's L7 reverse proxy: the asyncio/uvloop shell (listener, sweep, health checks, stats,
-signals, SO_REUSEPORT workers). Connection handling lives in ``proxy_conn``; decisions in the
+signals, SO_REUSEPORT workers). Connection handling lives in ``lb_apps.proxy.conn``; decisions in the
 pure modules (``http_rules``, ``routing``, ``cache``, ``sticky``, ``health``).
 
 Run: ``lblab proxy --config lab.yaml [--workers N]``. SIGTERM/SIGINT drain (stop accepting,
@@ -16,8 +16,8 @@ import sys
 import time
 
 from lb_apps.l7config import L7ConfigError, load_l7_config, parse_l7_config, read_l7_data
-from lb_apps.proxy_conn import ClientConnection
-from lb_apps.proxy_runtime import Runtime
+from lb_apps.proxy.conn import ClientConnection
+from lb_apps.proxy.runtime import Runtime
 from lblab_core import entry
 from lblab_core.errors import UsageError
 
@@ -438,5 +438,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # `python -m lb_apps.proxy ...` (how the proxy starts on a Mininet host) is `lblab proxy`
+    # `python -m lb_apps.proxy.server ...` (how the proxy starts on a Mininet host) is `lblab proxy`
     sys.exit(entry.run("proxy", main))

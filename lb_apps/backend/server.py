@@ -1,6 +1,6 @@
 """Tunable HTTP/1.1 backend: uvloop, ``asyncio.Protocol`` callbacks and httptools, no coroutines per request.
 
-Decisions (service times, capacity, errors, faults, records) come from ``lb_apps.backend_model``;
+Decisions (service times, capacity, errors, faults, records) come from ``lb_apps.backend.model``;
 this shell only parses, times and writes. A request with zero service time is answered inside the
 ``data_received`` callback that completed it: no task, no await, no timer.
 """
@@ -15,7 +15,7 @@ import time
 
 import httptools
 
-from lb_apps import backend_model as model
+from lb_apps.backend import model as model
 from lblab_core import config as C
 from lblab_core import entry, loader
 from lblab_core.errors import UsageError
@@ -42,7 +42,7 @@ class Backend:
     """Server-wide state of one backend: config, counters, capacity slots, fault mode, records.
 
     Args:
-        cfg (backend_model.BackendConfig): validated settings.
+        cfg (lb_apps.backend.model.BackendConfig): validated settings.
     """
 
     def __init__(self, cfg):
@@ -461,7 +461,7 @@ async def serve(cfg, stop, ready=None):
     """Run one backend until ``stop`` (an asyncio.Event) is set; always flushes records.
 
     Args:
-        cfg (backend_model.BackendConfig): settings.
+        cfg (lb_apps.backend.model.BackendConfig): settings.
         stop (asyncio.Event): set it to stop.
         ready (callable|None): called with the ``Backend`` once it listens.
     """
@@ -518,7 +518,7 @@ class BackendThread:
     """A backend on its own event loop in a background thread (tests, notebooks, benchmarks).
 
     Args:
-        cfg (backend_model.BackendConfig): settings (port 0 picks a free port).
+        cfg (lb_apps.backend.model.BackendConfig): settings (port 0 picks a free port).
     Attributes:
         port (int): the bound port, once ``start`` returned.
         backend (Backend): the running backend (read its counters between requests only).
@@ -588,5 +588,5 @@ class BackendThread:
 
 
 if __name__ == "__main__":
-    # `python -m lb_apps.backend ...` (how processes start on Mininet hosts) is `lblab backend`
+    # `python -m lb_apps.backend.server ...` (how processes start on Mininet hosts) is `lblab backend`
     sys.exit(entry.run("backend", main))

@@ -1,6 +1,6 @@
 """Thin process shell around HAProxy and nginx: write the run directory, check, start, stop.
 
-The configs come from :mod:`lb_apps.engines` (pure). ``popen`` is injectable so the experiment
+The configs come from :mod:`lb_apps.engines.render` (pure). ``popen`` is injectable so the experiment
 runner can start an engine on a Mininet host (``lab.popen``/``host.popen``); every command is
 started through it, so the check runs where the engine will run.
 
@@ -25,8 +25,8 @@ import time
 
 import psutil
 
-from lb_apps import engines
-from lb_apps.engines import EngineError
+from lb_apps.engines import render as engines
+from lb_apps.engines.render import EngineError
 from lb_apps.l7config import L7ConfigError, load_l7_config
 from lblab_core.errors import UsageError
 
@@ -78,7 +78,7 @@ def render_kwargs(engine):
     Args:
         engine (str): ``haproxy`` or ``nginx``.
     Returns:
-        dict: keyword arguments for :func:`lb_apps.engines.render`.
+        dict: keyword arguments for :func:`lb_apps.engines.render.render`.
     """
     if engine == "nginx" and os.geteuid() == 0:
         # Root nginx would switch its workers to 'nobody', which cannot read htpasswd files or

@@ -1,6 +1,6 @@
 """Pure load-generator logic: config, arrival schedules, think times, request mix, requests, records, summary.
 
-Nothing here does I/O; ``lb_apps.loadgen`` is the asyncio shell that calls it. The settings are
+Nothing here does I/O; ``lb_apps.loadgen.client`` is the asyncio shell that calls it. The settings are
 the pydantic model :class:`LoadgenConfig` (a mix entry as written: :class:`MixItem`).
 """
 import bisect
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from lb_apps.backend_model import FilePath, Seed64
+from lb_apps.backend.model import FilePath, Seed64
 from lblab_core.config import validate_input
 from lb_apps.records import FORMAT_VERSION
 from lblab_core import config as C

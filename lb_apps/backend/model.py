@@ -1,6 +1,6 @@
 """Pure decisions of the HTTP backend: config, service times, capacity, errors, faults, records.
 
-Nothing here does I/O; ``lb_apps.backend`` is the asyncio shell that calls it. The settings are
+Nothing here does I/O; ``lb_apps.backend.server`` is the asyncio shell that calls it. The settings are
 the pydantic model :class:`BackendConfig`; ``lblab_core.config.validate_input`` turns its errors
 into lblab's one-line messages.
 """

@@ -9,7 +9,7 @@ import hmac
 import re
 from urllib.parse import parse_qsl
 
-from lb_apps.http_rules import parse_cookies
+from lb_apps.proxy.http_rules import parse_cookies
 
 
 class _Compiled:

@@ -1,5 +1,5 @@
 """The L7 proxy's client side: one client connection (asyncio.Protocol callbacks) that parses,
-routes, balances and answers requests; the upstream side is ``proxy_upstream``.
+routes, balances and answers requests; the upstream side is ``lb_apps.proxy.upstream``.
 
 httptools finds message boundaries and headers; heads are rebuilt (hop-by-hop stripped,
 forwarding headers added) and bodies forwarded as the bytes arrive, re-framed only when chunked.
@@ -11,13 +11,13 @@ import time
 
 import httptools
 
-from lb_apps import http_rules
-from lb_apps.cache import CacheEntry, request_lookup_policy, response_ttl
-from lb_apps.http_rules import RequestError, analyze_request, analyze_response, origin_form
-from lb_apps.proxy_runtime import MAX_IDLE_PER_BACKEND
-from lb_apps.proxy_upstream import UpstreamConnection
-from lb_apps.routing import challenge, check_auth
-from lb_apps.sticky import set_cookie_line, verify
+from lb_apps.proxy import http_rules as http_rules
+from lb_apps.proxy.cache import CacheEntry, request_lookup_policy, response_ttl
+from lb_apps.proxy.http_rules import RequestError, analyze_request, analyze_response, origin_form
+from lb_apps.proxy.runtime import MAX_IDLE_PER_BACKEND
+from lb_apps.proxy.upstream import UpstreamConnection
+from lb_apps.proxy.routing import challenge, check_auth
+from lb_apps.proxy.sticky import set_cookie_line, verify
 
 # Client read states.
 IDLE, HEAD, BODY, DONE = 0, 1, 2, 3

@@ -2,7 +2,7 @@
 
 uvloop, ``asyncio.Protocol`` callbacks and httptools' response parser; a request is a small
 object moved between callbacks, never a coroutine. Workload decisions come from
-``lb_apps.workload``. Every run ends by itself: the send window is bounded by warm-up + duration
+``lb_apps.loadgen.workload``. Every run ends by itself: the send window is bounded by warm-up + duration
 (and ``max_requests``), and every request by its timeout.
 """
 import argparse
@@ -15,7 +15,7 @@ import time
 
 import httptools
 
-from lb_apps import workload as wl
+from lb_apps.loadgen import workload as wl
 from lblab_core import entry
 from lblab_core.errors import UsageError
 from lb_apps.records import RecordWriter
@@ -518,7 +518,7 @@ def config_from_argv(argv):
 
 
 def _parse(argv):
-    from lb_apps.backend import check_record_path, settings_from_argv
+    from lb_apps.backend.server import check_record_path, settings_from_argv
     cfg, extra = settings_from_argv(build_parser(), wl.LoadgenConfig, argv)
     check_record_path(cfg.record)
     return cfg, extra
@@ -568,5 +568,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # `python -m lb_apps.loadgen ...` (how processes start on Mininet hosts) is `lblab loadgen`
+    # `python -m lb_apps.loadgen.client ...` (how processes start on Mininet hosts) is `lblab loadgen`
     sys.exit(entry.run("loadgen", main))

@@ -1,16 +1,16 @@
 """Per-worker runtime state of the L7 proxy built from an L7Config: groups with their balancers,
 backends with health, counters and idle upstream connections, the router, cache and stickiness.
-No asyncio here: the shells in ``proxy_conn``/``proxy`` drive it.
+No asyncio here: the shells in ``lb_apps.proxy.conn``/``lb_apps.proxy.server`` drive it.
 """
 import collections
 import ssl
 
 from lb_apps.balancing import HASHING_ALGORITHMS, make_balancer
-from lb_apps.cache import ResponseCache
-from lb_apps.health import BackendHealth
-from lb_apps.http_rules import PROTECTED_FIELDS
+from lb_apps.proxy.cache import ResponseCache
+from lb_apps.proxy.health import BackendHealth
+from lb_apps.proxy.http_rules import PROTECTED_FIELDS
 from lb_apps.l7config import DEFAULT_GROUP
-from lb_apps.routing import Router
+from lb_apps.proxy.routing import Router
 
 LATENCY_SAMPLES = 2048  # per backend, most recent first out
 MAX_IDLE_PER_BACKEND = 256  # pooled keep-alive upstream connections kept per backend

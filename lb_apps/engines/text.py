@@ -113,7 +113,7 @@ def nexact(text):
 
 @functools.lru_cache(maxsize=1)
 def environment():
-    """Return the jinja2 environment of ``lb_apps/templates/`` with the wall in place.
+    """Return the jinja2 environment of ``lb_apps/engines/templates/`` with the wall in place.
 
     Returns:
         jinja2.Environment: strict undefined, ``finalize`` = :func:`line_safe`, filter ``word``.

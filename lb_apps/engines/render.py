@@ -1,11 +1,11 @@
 """HAProxy 2.6 and nginx 1.22 as alternative L7 engines, rendered from the same L7Config.
 
-Pure core: :func:`check_support` (from :mod:`lb_apps.engine_support`) says what an engine cannot
+Pure core: :func:`check_support` (from :mod:`lb_apps.engines.support`) says what an engine cannot
 express, :func:`render_haproxy` and :func:`render_nginx` turn a parsed
 :class:`lb_apps.l7config.L7Config` into config text with the jinja2 templates in
-``lb_apps/templates/``, behind the wall of :mod:`lb_apps.engine_text` (no interpolated value can
+``lb_apps/engines/templates/``, behind the wall of :mod:`lb_apps.engines.text` (no interpolated value can
 break out of its line or word). Files the configs refer to (TLS PEM, htpasswd, logs,
-sockets) live in a run directory; :mod:`lb_apps.engine_proc` writes them, runs the engines and
+sockets) live in a run directory; :mod:`lb_apps.engines.proc` writes them, runs the engines and
 implements ``lblab engine render|check`` (``main`` here delegates to it). The feature mapping is
 documented in ``docs/engines.md``.
 """
@@ -15,9 +15,9 @@ import math
 import os
 import re
 
-from lb_apps.engine_support import (ENGINES, HAPROXY_MAX_WEIGHT,  # noqa: F401 - re-exported
+from lb_apps.engines.support import (ENGINES, HAPROXY_MAX_WEIGHT,  # noqa: F401 - re-exported
                                     WEIGHTED_ALGORITHMS, check_support, require_support)
-from lb_apps.engine_text import (EngineError, control_chars, environment, hq, nexact, nkey,
+from lb_apps.engines.text import (EngineError, control_chars, environment, hq, nexact, nkey,
                                  nq)
 from lb_apps.l7config import DEFAULT_GROUP
 
@@ -287,7 +287,7 @@ def render_haproxy(cfg, run_dir, ulimit_n, access_log=True):
     Args:
         cfg (L7Config): the parsed L7 config.
         run_dir (str): absolute directory for the TLS PEM, stats socket (files written by
-            :func:`lb_apps.engine_proc.prepare_run_dir`).
+            :func:`lb_apps.engines.proc.prepare_run_dir`).
         ulimit_n (int): hard open-files limit HAProxy will run under.
         access_log (bool): log one line per request to stdout (the shell sends it to a file).
     Returns:

@@ -2,12 +2,12 @@
 
 :func:`check_support` lists each feature an engine cannot express with the reason;
 :func:`require_support` raises it as one message that offers the engines that can. The renderers
-in :mod:`lb_apps.engines` call it first, so a config that reaches a template is one the engine
+in :mod:`lb_apps.engines.render` call it first, so a config that reaches a template is one the engine
 can express.
 """
 import re
 
-from lb_apps.engine_text import WORD_SPECIAL, EngineError
+from lb_apps.engines.text import WORD_SPECIAL, EngineError
 
 ENGINES = ("haproxy", "nginx")
 # Algorithms whose builtin implementation (lb_apps.balancing) uses backend weights; the others
