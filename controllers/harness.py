@@ -161,32 +161,29 @@ class ControllerProcess:
 
     def wait_api(self, timeout=START_TIMEOUT_SEC):
         """Wait until the API answers (raises HarnessError with the log if it never does)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise HarnessError(f"controller exited with {self.proc.returncode}:\n"
-                                   f"{self.log_tail()}")
-            try:
-                self.api("GET", "/services", timeout=1.0)
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise HarnessError(f"controller API not up after {timeout}s:\n{self.log_tail()}")
+        self._wait_until(lambda: self.api("GET", "/services", timeout=1.0), "API not up",
+                         timeout)
 
     def wait_openflow(self, timeout=START_TIMEOUT_SEC):
         """Wait until the OpenFlow port accepts connections (switches can connect)."""
+        self._wait_until(
+            lambda: socket.create_connection(("127.0.0.1", self.ofp_port), timeout=0.5).close(),
+            f"not listening on OpenFlow port {self.ofp_port}", timeout)
+
+    def _wait_until(self, ready, what, timeout):
+        """Call ``ready()`` until it raises no OSError; HarnessError if the process exits or
+        ``timeout`` passes (with the log's tail)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise HarnessError(f"controller exited with {self.proc.returncode}:\n"
                                    f"{self.log_tail()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.ofp_port), timeout=0.5):
-                    return
+                ready()
+                return
             except OSError:
                 time.sleep(0.1)
-        raise HarnessError(f"controller not listening on OpenFlow port {self.ofp_port} after "
-                           f"{timeout}s:\n{self.log_tail()}")
+        raise HarnessError(f"controller {what} after {timeout}s:\n{self.log_tail()}")
 
     def api(self, method, path, body=None, timeout=5.0):
         """Call the API; return (status, JSON)."""
