@@ -31,7 +31,8 @@ import httptools  # noqa: E402
 
 from lb_apps.engines import proc as engine_proc  # noqa: E402
 from lb_apps.l7config import parse_l7_config  # noqa: E402
-from tests.unit.test_engines_e2e import free_port, wait_listening  # noqa: E402
+from lblab_core.netutil import free_port  # noqa: E402
+from tests.unit.test_engines_e2e import wait_listening  # noqa: E402
 from tests.unit.test_proxy_harness import LoopThread, Proxy  # noqa: E402
 from tests.unit.test_proxy_protocol import BAD_REQUESTS  # noqa: E402
 from tests.unit.test_proxy_smuggling import ADMIN_ROUTE, SMUGGLING  # noqa: E402

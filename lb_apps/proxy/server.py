@@ -299,11 +299,8 @@ async def serve(config, config_path=None, worker=0, reuse_port=False, ready=None
 
 
 def run_loop(coro):
-    """Run a coroutine on a uvloop event loop (asyncio's default loop if uvloop is missing)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
+    """Run a coroutine on a uvloop event loop (uvloop is a dependency: no silent fallback)."""
+    import uvloop
     if hasattr(asyncio, "Runner"):
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             return runner.run(coro)

@@ -17,6 +17,7 @@ from lb_apps.engines import proc as engine_proc
 from lb_apps.engines.render import haproxy_socket_path, sticky_cookie_value
 from lb_apps.l7config import parse_l7_config
 from tests.conftest import wait_for
+from lblab_core.netutil import free_port
 
 pytestmark = pytest.mark.skipif(not (shutil.which("haproxy") and shutil.which("nginx")),
                                 reason="haproxy and nginx are not installed (make setup)")
@@ -72,12 +73,6 @@ def backends():
     yield started
     for b in started:
         b.close()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port):

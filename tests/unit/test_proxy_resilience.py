@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lblab_core.netutil import free_port
 from tests.conftest import wait_for
 from tests.unit.test_proxy_balancing import hold_answers, held_at
 from tests.unit.test_proxy_harness import (Client, backends, config, lt, proxy,  # noqa: F401
@@ -20,12 +21,6 @@ from tests.unit.test_proxy_harness import (Client, backends, config, lt, proxy, 
 REPO = Path(__file__).resolve().parents[2]
 CERT = REPO / ".lab" / "tls" / "lab.crt"
 KEY = REPO / ".lab" / "tls" / "lab.key"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dead_port():
