@@ -298,7 +298,7 @@ def check_graph(topo, prefix):
         for name in ends:
             found.append((at + ("source" if name == link.source else "target",),
                           f"unknown node {name!r}; expected a node id of 'nodes'"
-                          f"{C._did_you_mean(name, list(nodes))}"))
+                          f"{C.did_you_mean(name, list(nodes))}"))
         if ends:
             continue
         pair = frozenset((link.source, link.target))
@@ -518,7 +518,7 @@ def _resolve(file, graph, lines):
             if host not in hosts:
                 shown = ", ".join(hosts[:12]) + (", ..." if len(hosts) > 12 else "")
                 fail(at + ("backends", host), f"unknown backend host {host!r}; expected a host "
-                     f"of the topology ({shown or 'none'}){C._did_you_mean(host, hosts)}")
+                     f"of the topology ({shown or 'none'}){C.did_you_mean(host, hosts)}")
                 continue
             key = (host, spec.protocol, spec.port)
             if owners.setdefault(key, name) != name:

@@ -24,7 +24,7 @@ from pydantic import create_model
 from experiments import spec_checks
 from experiments.overrides import apply_overrides, parse_set_path, set_path  # noqa: F401
 from experiments.spec_checks import BAD, Parts, resolve_l7  # noqa: F401
-from experiments.spec_errors import Locator, SpecError, did_you_mean, shown  # noqa: F401
+from experiments.spec_errors import Locator, SpecError, shown  # noqa: F401
 from experiments.spec_models import (  # noqa: F401
     ARRIVALS, BACKEND_FAULTS, BALANCER_KEYS, FAULT_ACTIONS, HTTP_METHODS, HTTP_MODES,
     IPERF_ALGORITHMS, IPERF_MODES, IPERF_PROTOCOLS, L4_ALGORITHMS, L4_MODES, L7_ENGINES, LAYERS,

@@ -10,7 +10,8 @@ import re
 
 from controllers.config import MAX_WEIGHT, MODE_ALGORITHMS
 from experiments.overrides import parse_set_path
-from experiments.spec_errors import did_you_mean, shown
+from experiments.spec_errors import shown
+from lblab_core.config import did_you_mean
 from experiments.spec_models import (BACKEND_FAULTS, IPERF_ALGORITHMS, IPERF_MODES, LINK_FAULTS)
 from lb_apps.engines.render import check_support
 from lb_apps.l7config import L7ConfigError, parse_l7_config

@@ -7,7 +7,6 @@ this module adds what a spec needs on top: tagged unions (a balancer's ``layer``
 mean" and "applies to layer: l7 only"), list lengths said as counts, and values too large to
 print.
 """
-import difflib
 import types
 import typing
 from typing import Annotated
@@ -24,14 +23,6 @@ MAX_SHOWN_BITS = 64
 
 class SpecError(InputError, ValueError):
     """An invalid spec; ``errors`` holds every problem found, one line each."""
-
-
-def did_you_mean(value, choices):
-    """Return ``"; did you mean X?"`` for the closest of ``choices``, or ``""``."""
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]}?" if close else ""
 
 
 def shown(value):

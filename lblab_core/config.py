@@ -115,7 +115,7 @@ def _show(value):
         .replace("tuple", "a list")
 
 
-def _did_you_mean(value, choices):
+def did_you_mean(value, choices):
     if not isinstance(value, str):
         return ""
     close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
@@ -175,17 +175,17 @@ def describe_error(model, err):
         known = list(owner.model_fields) if owner is not None else []
         key = loc[-1] if loc else "?"
         expected = f"; expected one of {', '.join(known)}" if known else ""
-        return loc, f"unknown key {key!r}{expected}{_did_you_mean(key, known)}"
+        return loc, f"unknown key {key!r}{expected}{did_you_mean(key, known)}"
     if kind == "missing":
         return loc, "is required"
     if kind == "one_of":
         return loc, (f"{_show(value)}: expected one of {ctx['expected']}"
-                     f"{_did_you_mean(value, ctx['choices'])}")
+                     f"{did_you_mean(value, ctx['choices'])}")
     if kind == "literal_error":
         choices = [c.strip().strip("'") for c in ctx.get("expected", "").replace(" or ", ", ")
                    .split(",")]
         return loc, (f"{_show(value)}: expected one of {', '.join(choices)}"
-                     f"{_did_you_mean(value, choices)}")
+                     f"{did_you_mean(value, choices)}")
     if kind in _TYPE_NAMES:
         return loc, f"{_show(value)}: expected {_TYPE_NAMES[kind]}"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):

@@ -6,7 +6,7 @@ express, :func:`render_haproxy` and :func:`render_nginx` turn a parsed
 ``lb_apps/engines/templates/``, behind the wall of :mod:`lb_apps.engines.text` (no interpolated value can
 break out of its line or word). Files the configs refer to (TLS PEM, htpasswd, logs,
 sockets) live in a run directory; :mod:`lb_apps.engines.proc` writes them, runs the engines and
-implements ``lblab engine render|check`` (``main`` here delegates to it). The feature mapping is
+implements ``lblab engine render|check`` (``lb_apps.engines.proc.main``). The feature mapping is
 documented in ``docs/engines.md``.
 """
 import hashlib
