@@ -22,45 +22,17 @@ Definitions (all per configuration and repetition, over the measurement window):
   backends with x_i = requests_i / weight_i (so a perfectly weighted split gives 1) and over
   clients with x_i = their goodput. ``imbalance`` = max(x)/mean(x); ``cov`` = population standard
   deviation / mean of the same x.
-* Across repetitions: the mean and the half-width of the 95% confidence interval of the mean,
-  t(0.975, n-1) * s / sqrt(n) with the sample standard deviation s (Student's t table below).
+* Across repetitions: the run (repetition) is the unit of replication, so every interval is
+  over the n per-run values of a metric, never over requests. See ``interval95`` and
+  ``HOW_COMPUTED``.
 """
 import math
 import statistics
 
+from scipy import stats
+
 FORMAT_VERSION = 1
 PERCENTILES = (50, 90, 99, 99.9)
-
-# Two-sided 95% Student t quantiles t(0.975, df) for df = 1..30, then selected larger df.
-# (scipy is not a dependency; values from standard tables, 3 decimals.)
-_T975 = {
-    1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-    10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
-    18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060,
-    26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980,
-}
-_Z975 = 1.960
-
-
-def t_quantile_975(df):
-    """Return t(0.975, df), the two-sided 95% Student t quantile.
-
-    Between tabulated degrees of freedom the next smaller tabulated df is used (a slightly
-    wider, conservative interval); above 120 the normal quantile 1.960.
-
-    Args:
-        df (int): degrees of freedom (>= 1).
-    Returns:
-        float: the quantile.
-    Raises:
-        ValueError: df < 1.
-    """
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df > 120:
-        return _Z975
-    return _T975[max(k for k in _T975 if k <= df)]
-
 
 def percentile(sorted_values, p):
     """Return the nearest-rank p-th percentile of already sorted values.
@@ -105,22 +77,102 @@ def cov(values):
     return statistics.pstdev(values) / statistics.fmean(values)
 
 
-def mean_ci95(values):
-    """Return ``(mean, half_width)`` of a 95% Student t interval; half_width None if n < 2.
+CONFIDENCE = 0.95
+MIN_RUNS_FOR_INTERVAL = 3
+UNIT_METRICS = frozenset({"jain_backends", "jain_clients", "jain_flows", "min_max_flows",
+                          "error_rate", "backend_share"})
+"""Metrics that live in [0, 1]; every other scalar metric is a rate, count, time or ratio >= 0."""
+
+METHOD_LOGIT = "logit-t"
+METHOD_LOG = "log-t"
+METHOD_CLIPPED = "t-clipped"
+METHOD_NONE = "none"
+
+HOW_COMPUTED = f"""\
+The run (one repetition in a fresh lab) is the unit of replication: a configuration's figure is
+the mean of its n per-run values (runs that failed are left out), and its {CONFIDENCE:.0%}
+interval is computed from those n values, never from the requests inside a run.
+
+With fewer than {MIN_RUNS_FOR_INTERVAL} runs no interval is given ("n=2: no interval"): with
+one degree of freedom Student's t(0.975, 1) is 12.7 and the interval says nothing. The table
+shows the mean, the plots show every run's value as a point.
+
+With n >= {MIN_RUNS_FOR_INTERVAL} the interval is a Student-t interval (quantile from
+scipy.stats.t, n-1 degrees of freedom) computed on a scale on which the metric is unbounded
+and transformed back, so it never leaves the metric's range:
+* shares, Jain's indices, min/max and the error rate live in [0, 1]: t interval of the mean of
+  logit(x) = ln(x / (1 - x)), back-transformed ({METHOD_LOGIT});
+* rates, counts, latencies and times are >= 0: t interval of the mean of ln(x),
+  back-transformed ({METHOD_LOG}, an interval for the geometric mean);
+* when a value lies exactly on the bound (0, or 1 for a [0, 1] metric) the transform is
+  undefined: the plain t interval mean +- t * s / sqrt(n) on the original scale, clipped to the
+  range ({METHOD_CLIPPED}).
+The point shown is the arithmetic mean of the runs; the interval is [low, high] (in
+summary.csv the ci95_low and ci95_high rows; the ci95 row is half its width, kept for old
+readers). summary.json records n and the method of every figure.
+"""
+
+
+def _t_quantile(n):
+    """Return t(1 - (1 - CONFIDENCE)/2, n - 1) from scipy."""
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2.0, n - 1))
+
+
+def _t_bounds(values):
+    """Return (low, high) of the plain t interval of the mean of values (n >= 2)."""
+    n = len(values)
+    mean = statistics.fmean(values)
+    half = _t_quantile(n) * statistics.stdev(values) / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def _logit(x):
+    return math.log(x / (1.0 - x))
+
+
+def _expit(y):
+    if y >= 0:
+        return 1.0 / (1.0 + math.exp(-y))
+    e = math.exp(y)
+    return e / (1.0 + e)
+
+
+def _exp(y):
+    return math.exp(min(y, 700.0))   # exp(710) overflows a float
+
+
+def interval95(values, unit=False):
+    """Return the mean and the bounded 95% interval of one metric over runs.
 
     Args:
-        values (list[float|None]): one value per repetition; None values are ignored.
+        values (list[float|None]): one value per run (the unit of replication); None values
+            are ignored.
+        unit (bool): the metric lives in [0, 1] (logit scale); otherwise it is >= 0 (log scale).
     Returns:
-        tuple[float|None, float|None]: mean and half-width (None when undefined).
+        dict: ``mean`` (arithmetic), ``low``, ``high`` (None with fewer than
+        ``MIN_RUNS_FOR_INTERVAL`` values), ``ci95`` (half the width ``(high - low) / 2``, or
+        None), ``n`` and ``method`` (``logit-t``, ``log-t``, ``t-clipped`` or ``none``).
     """
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None
-    s = statistics.stdev(values)
-    return mean, t_quantile_975(len(values) - 1) * s / math.sqrt(len(values))
+    values = [float(v) for v in values if v is not None]
+    n = len(values)
+    out = {"mean": statistics.fmean(values) if values else None, "low": None, "high": None,
+           "ci95": None, "n": n, "method": METHOD_NONE}
+    if n < MIN_RUNS_FOR_INTERVAL:
+        return out
+    lo_bound, hi_bound = (0.0, 1.0) if unit else (0.0, math.inf)
+    if unit and all(0.0 < v < 1.0 for v in values):
+        low, high = _t_bounds([_logit(v) for v in values])
+        low, high, method = _expit(low), _expit(high), METHOD_LOGIT
+    elif not unit and all(v > 0.0 for v in values):
+        low, high = _t_bounds([math.log(v) for v in values])
+        low, high, method = _exp(low), _exp(high), METHOD_LOG
+    else:
+        low, high = _t_bounds(values)
+        method = METHOD_CLIPPED
+    low = min(max(low, lo_bound), hi_bound)
+    high = min(max(high, lo_bound), hi_bound)
+    out.update(low=low, high=high, ci95=(high - low) / 2.0, method=method)
+    return out
 
 
 def error_kind(record):
@@ -199,6 +251,7 @@ def http_run_metrics(records, window, backends, clients=None):
         "sent": len(counted),
         "ok": len(ok),
         "errors": sum(errors.values()),
+        "error_rate": (sum(errors.values()) / len(counted)) if counted else None,
         "errors_by_kind": dict(sorted(errors.items())),
         "duration_s": length,
     }
@@ -429,33 +482,30 @@ SCALAR_METRICS = (
     "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_p99_9_ms", "latency_max_ms",
     "latency_mean_ms", "jain_backends", "imbalance_backends", "cov_backends", "jain_clients",
     "flows", "failed_flows", "total_mbps", "jain_flows", "cov_flows", "min_max_flows",
-    "fault_errors", "error_period_s", "recovery_s",
+    "fault_errors", "error_period_s", "recovery_s", "error_rate",
 )
 
 
 def aggregate(runs):
-    """Aggregate the per-repetition metrics of one configuration.
+    """Aggregate the per-repetition metrics of one configuration (the run is the unit).
 
     Args:
         runs (list[dict]): metrics of each repetition (as from ``http_run_metrics``).
     Returns:
-        dict: ``{metric: {"mean", "ci95", "n"}}`` for every scalar metric present, plus
-        ``backend_share`` {backend: {"mean", "ci95", "n"}}.
+        dict: ``{metric: interval}`` for every scalar metric present, plus ``backend_share``
+        {backend: interval}; each interval as from :func:`interval95` plus ``values`` (the
+        per-run values, in run order, None where a run had none).
     """
     out = {}
     for key in SCALAR_METRICS:
         values = [r.get(key) for r in runs if key in r]
         if not values:
             continue
-        mean, half = mean_ci95(values)
-        out[key] = {"mean": mean, "ci95": half, "n": sum(v is not None for v in values)}
+        out[key] = dict(interval95(values, unit=key in UNIT_METRICS), values=values)
     shares = {}
     for r in runs:
         for name, value in (r.get("backend_share") or {}).items():
             shares.setdefault(name, []).append(value)
-    out["backend_share"] = {}
-    for name, values in shares.items():
-        mean, half = mean_ci95(values)
-        out["backend_share"][name] = {"mean": mean, "ci95": half,
-                                      "n": sum(v is not None for v in values)}
+    out["backend_share"] = {name: dict(interval95(values, unit=True), values=values)
+                            for name, values in shares.items()}
     return out

@@ -44,13 +44,29 @@ def _labels_fit(ax, labels):
     ax.set_xticklabels(labels, rotation=30 if rotate else 0, ha="right" if rotate else "center")
 
 
-def bars_with_ci(labels, means, cis, ylabel, title, stem, ylim=None):
-    """Bar chart of one metric per configuration with 95% CI error bars.
+def _yerr(agg):
+    """Asymmetric error bar ``[[below], [above]]`` of an interval, or None without one."""
+    mean, low, high = agg.get("mean"), agg.get("low"), agg.get("high")
+    if mean is None or low is None or high is None:
+        return None
+    return [[max(0.0, mean - low)], [max(0.0, high - mean)]]
+
+
+def _points(agg):
+    return [v for v in agg.get("values") or () if v is not None]
+
+
+def bars_with_ci(labels, aggs, ylabel, title, stem, ylim=None):
+    """Bar chart of one metric per configuration: the mean over runs with its 95% interval.
+
+    A configuration with an interval (n >= 3 runs) gets an asymmetric error bar from its
+    ``low`` to its ``high``; one without (n < 3) gets its runs' values as points instead. Each
+    tick label says its n.
 
     Args:
         labels (list[str]): one per bar.
-        means (list[float|None]): bar heights (None draws nothing).
-        cis (list[float|None]): CI half-widths (None: no error bar).
+        aggs (list[dict]): per bar, an interval from ``experiments.metrics.interval95`` with
+            ``values`` (``mean`` None draws nothing).
         ylabel, title (str): axis label and title.
         stem (str): output path without extension.
         ylim (tuple|None): fixed y range, e.g. (0, 1.05) for indices.
@@ -59,18 +75,30 @@ def bars_with_ci(labels, means, cis, ylabel, title, stem, ylim=None):
     """
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=FIGSIZE)
-        for i, (mean, ci) in enumerate(zip(means, cis)):
+        points_drawn = False
+        for i, agg in enumerate(aggs):
+            mean = agg.get("mean")
             if mean is None:
                 continue
+            yerr = _yerr(agg)
             ax.bar(i, mean, color=_color(i), hatch=HATCHES[i % len(HATCHES)],
-                   edgecolor="black", linewidth=0.6,
-                   yerr=ci if ci is not None else None, capsize=4,
+                   edgecolor="black", linewidth=0.6, yerr=yerr, capsize=4,
                    error_kw={"elinewidth": 1, "ecolor": "black"})
-        _labels_fit(ax, labels)
+            if yerr is None and _points(agg):
+                pts = _points(agg)
+                ax.plot([i] * len(pts), pts, "o", color="black", markersize=4,
+                        markerfacecolor="white",
+                        label=None if points_drawn else "run values (n < 3: no interval)")
+                points_drawn = True
+        _labels_fit(ax, [f"{label}\nn={agg.get('n', 0)}" for label, agg in zip(labels, aggs)])
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         if ylim:
             ax.set_ylim(*ylim)
+        else:
+            ax.set_ylim(bottom=0)
+        if points_drawn:
+            ax.legend(loc="best")
         ax.grid(axis="x", visible=False)
         return _save(fig, stem)
 
@@ -169,25 +197,40 @@ def timeseries(ts, faults, title, stem):
 
 
 def sweep_lines(param, series, ylabel, title, stem):
-    """A metric against the swept parameter, one line per balancer, with 95% CI bands.
+    """A metric against the swept parameter, one line per balancer, with 95% intervals.
+
+    Points with an interval (n >= 3 runs) get an asymmetric error bar; points without one
+    (n < 3) get their runs' values as small markers instead. The legend says each line's n.
 
     Args:
         param (str): the swept key path (x axis label).
-        series (dict): balancer -> list of (x, mean, ci) sorted by x.
+        series (dict): balancer -> list of (x, interval) sorted by x, each interval from
+            ``experiments.metrics.interval95`` with ``values``.
         ylabel, title (str): labels.
         stem (str): output path without extension.
     """
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=FIGSIZE)
         for i, (name, points) in enumerate(series.items()):
-            points = [p for p in points if p[1] is not None]
+            points = [p for p in points if p[1].get("mean") is not None]
             if not points:
                 continue
+            ns = sorted({p[1].get("n", 0) for p in points})
+            n_text = f"{ns[0]}" if ns[0] == ns[-1] else f"{ns[0]}-{ns[-1]}"
             xs = [p[0] for p in points]
-            ys = [p[1] for p in points]
-            errs = [p[2] or 0.0 for p in points]
-            ax.errorbar(xs, ys, yerr=errs, label=name, color=_color(i), capsize=3,
-                        marker="os^vD<>p"[i % 8], linestyle=LINESTYLES[i % len(LINESTYLES)])
+            ys = [p[1]["mean"] for p in points]
+            below, above = [], []
+            for _, agg in points:
+                err = _yerr(agg) or [[0.0], [0.0]]
+                below.append(err[0][0])
+                above.append(err[1][0])
+            ax.errorbar(xs, ys, yerr=[below, above], label=f"{name} (n={n_text})",
+                        color=_color(i), capsize=3, marker="os^vD<>p"[i % 8],
+                        linestyle=LINESTYLES[i % len(LINESTYLES)])
+            for x, agg in points:
+                if _yerr(agg) is None and _points(agg):
+                    pts = _points(agg)
+                    ax.plot([x] * len(pts), pts, ".", color=_color(i), alpha=0.7)
         ax.set_xlabel(param)
         ax.set_ylabel(ylabel)
         ax.set_title(title)

@@ -36,7 +36,7 @@ ID_COLUMNS = ("config", "balancer", "layer", "kind", "algorithm", "sweep_param",
 HTTP_COLUMNS = ("sent", "ok", "errors", "throughput_rps", "goodput_rps", "throughput_mbps",
                 "goodput_mbps", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
                 "latency_p99_9_ms", "latency_max_ms", "latency_mean_ms", "jain_backends",
-                "imbalance_backends", "cov_backends", "jain_clients")
+                "imbalance_backends", "cov_backends", "jain_clients", "error_rate")
 IPERF_COLUMNS = ("flows", "failed_flows", "total_mbps", "jain_flows", "cov_flows",
                  "min_max_flows", "jain_backends", "imbalance_backends")
 FAULT_COLUMNS = ("fault_errors", "error_period_s", "recovery_s")
@@ -146,6 +146,7 @@ def collect(run_dir):
     for config in configs:
         ok_runs = [r["metrics"] for r in config["runs"] if r["meta"].get("status") == "ok"]
         config["aggregate"] = M.aggregate(ok_runs)
+        config["n"] = len(ok_runs)
         config["reps"] = len(config["runs"])
         config["runs"] = [r["meta"]["run"] for r in config["runs"]]
     summary = {"v": SUMMARY_VERSION, "runs": runs, "configs": configs}
@@ -158,7 +159,8 @@ def _kind(balancer):
 
 def csv_rows(summary):
     """Return the rows (lists of strings) of summary.csv: a header, then per configuration its
-    repetitions followed by ``mean`` and ``ci95`` rows."""
+    repetitions followed by ``mean``, ``ci95`` (half the interval's width), ``ci95_low`` and
+    ``ci95_high`` rows (empty with fewer than ``metrics.MIN_RUNS_FOR_INTERVAL`` runs)."""
     backends = []
     for config in summary["configs"]:
         for b in config["backends"]:
@@ -189,11 +191,12 @@ def csv_rows(summary):
                         + [_fmt(share.get(b)) for b in backends]
                         + [errors, _fmt(fid.get("cpu_max")), _fmt(fid.get("saturated"))])
         agg = config["aggregate"]
-        for stat in ("mean", "ci95"):
+        for stat, field in (("mean", "mean"), ("ci95", "ci95"), ("ci95_low", "low"),
+                            ("ci95_high", "high")):
             share = agg.get("backend_share", {})
             rows.append([_fmt(v) for v in ident + [stat, ""]]
-                        + [_fmt((agg.get(c) or {}).get(stat)) for c in metric_cols]
-                        + [_fmt((share.get(b) or {}).get(stat)) for b in backends]
+                        + [_fmt((agg.get(c) or {}).get(field)) for c in metric_cols]
+                        + [_fmt((share.get(b) or {}).get(field)) for b in backends]
                         + ["", "", ""])
     return rows
 
@@ -295,44 +298,37 @@ def make_plots(run_dir, summary, extras, manifest):
     if graph is not None:
         add("Topology", plots.topology(graph, os.path.join(out_dir, "topology")))
 
-    def metric(key):
-        return ([(c["aggregate"].get(key) or {}).get("mean") for c in configs],
-                [(c["aggregate"].get(key) or {}).get("ci95") for c in configs])
+    def bars(key, ylabel, title, stem, caption, ylim=None):
+        aggs = [c["aggregate"].get(key) or {} for c in configs]
+        path = plots.bars_with_ci(labels, aggs, ylabel, title, os.path.join(out_dir, stem),
+                                  ylim=ylim)
+        add(f"{caption} ({_interval_caption(aggs)})", path)
 
     if iperf:
-        means, cis = metric("total_mbps")
-        add("Total throughput per balancer (mean, 95% CI)", plots.bars_with_ci(
-            labels, means, cis, "total Mbit/s", "Total throughput",
-            os.path.join(out_dir, "throughput")))
-        means, cis = metric("jain_flows")
-        add("Jain's index over flows", plots.bars_with_ci(
-            labels, means, cis, "Jain's index (flows)", "Flow fairness",
-            os.path.join(out_dir, "fairness"), ylim=(0, 1.05)))
+        bars("total_mbps", "total Mbit/s", "Total throughput", "throughput",
+             "Total throughput per balancer")
+        bars("jain_flows", "Jain's index (flows)", "Flow fairness", "fairness",
+             "Jain's index over flows", ylim=(0, 1.05))
         rates = [extras.get(c["runs"][0], {}).get("flow_mbps", []) for c in configs]
         add("Per-flow throughput", plots.flow_rates(labels, rates,
                                                     os.path.join(out_dir, "flows")))
     else:
-        means, cis = metric("goodput_rps")
-        add("Throughput per balancer (ok requests/s, mean and 95% CI)", plots.bars_with_ci(
-            labels, means, cis, "ok requests/s", "Throughput",
-            os.path.join(out_dir, "throughput")))
-        means, cis = metric("latency_p99_ms")
-        add("p99 latency per balancer (mean and 95% CI)", plots.bars_with_ci(
-            labels, means, cis, "p99 latency (ms)", "Tail latency",
-            os.path.join(out_dir, "latency_p99")))
+        bars("goodput_rps", "ok requests/s", "Throughput", "throughput",
+             "Throughput per balancer (ok requests/s)")
+        bars("latency_p99_ms", "p99 latency (ms)", "Tail latency", "latency_p99",
+             "p99 latency per balancer")
         cdfs = {c["config"]: extras.get(c["runs"][0], {}).get("cdf", ([], [])) for c in configs}
         add("Latency CDFs", plots.latency_cdfs(cdfs, os.path.join(out_dir, "latency_cdf")))
-        means, cis = metric("jain_backends")
-        add("Jain's index over backends (load / weight)", plots.bars_with_ci(
-            labels, means, cis, "Jain's index (backends)", "Fairness",
-            os.path.join(out_dir, "fairness"), ylim=(0, 1.05)))
+        bars("jain_backends", "Jain's index (backends)", "Fairness", "fairness",
+             "Jain's index over backends (load / weight)", ylim=(0, 1.05))
     backends = [b["name"] for b in configs[0]["backends"]]
     weights = {b["name"]: b.get("weight", 1) for b in configs[0]["backends"]}
     total = sum(weights.values()) or 1
     shares = [{b: (v or {}).get("mean") for b, v in c["aggregate"].get("backend_share",
                                                                        {}).items()}
               for c in configs]
-    add("Per-backend share of requests (mean over repetitions)", plots.stacked_shares(
+    ns = sorted({c.get("n", 0) for c in configs})
+    add(f"Per-backend share of requests (mean over {_n_text(ns)} runs)", plots.stacked_shares(
         labels, backends, shares, os.path.join(out_dir, "backend_share"),
         expected={b: w / total for b, w in weights.items()}))
     for c in configs:
@@ -351,14 +347,35 @@ def make_plots(run_dir, summary, extras, manifest):
             keys.append(("latency_p99_ms", "p99 latency (ms)"))
         for key, ylabel in keys:
             series = {}
+            aggs = []
             for c in configs:
                 agg = c["aggregate"].get(key) or {}
-                series.setdefault(c["balancer"]["name"], []).append(
-                    (c["sweep"]["value"], agg.get("mean"), agg.get("ci95")))
-            add(f"{ylabel} against {sweep_param}", plots.sweep_lines(
+                aggs.append(agg)
+                series.setdefault(c["balancer"]["name"], []).append((c["sweep"]["value"], agg))
+            add(f"{ylabel} against {sweep_param} ({_interval_caption(aggs)})", plots.sweep_lines(
                 sweep_param, series, ylabel, f"{ylabel} vs {sweep_param}",
                 os.path.join(out_dir, f"sweep-{key}")))
     return figures
+
+
+def _n_text(ns):
+    """``3`` or ``2-3`` for a sorted list of run counts."""
+    ns = [n for n in ns if n is not None] or [0]
+    return f"{ns[0]}" if ns[0] == ns[-1] else f"{ns[0]}-{ns[-1]}"
+
+
+def _interval_caption(aggs):
+    """What a figure's bars or lines show: n and the interval method(s)."""
+    ns = sorted({a.get("n", 0) for a in aggs})
+    methods = sorted({a.get("method") for a in aggs if a.get("method") not in (None,
+                                                                               M.METHOD_NONE)})
+    text = f"n={_n_text(ns)} runs"
+    if methods:
+        text += f"; mean and 95% CI over runs ({', '.join(methods)})"
+    if any(a.get("n", 0) < M.MIN_RUNS_FOR_INTERVAL for a in aggs):
+        text += (f"; with n < {M.MIN_RUNS_FOR_INTERVAL} no interval: the mean and each "
+                 f"run's value as a point")
+    return text
 
 
 def _graph(manifest):
@@ -382,21 +399,37 @@ def _table(summary):
     iperf = any(c["workload"] == "iperf3" for c in summary["configs"])
     keys = (("total_mbps", "Mbit/s"), ("jain_flows", "Jain (flows)"),
             ("jain_backends", "Jain (backends)")) if iperf else (
-        ("goodput_rps", "ok req/s"), ("goodput_mbps", "Mbit/s"), ("latency_p50_ms", "p50 ms"),
-        ("latency_p99_ms", "p99 ms"), ("errors", "errors"), ("jain_backends", "Jain (backends)"),
-        ("jain_clients", "Jain (clients)"))
+        ("goodput_rps", "ok req/s"), ("goodput_mbps", "Mbit/s"),
+        ("latency_mean_ms", "mean ms"), ("latency_p50_ms", "p50 ms"),
+        ("latency_p99_ms", "p99 ms"), ("errors", "errors"), ("error_rate", "error rate"),
+        ("jain_backends", "Jain (backends)"), ("jain_clients", "Jain (clients)"))
     if any("fault_errors" in r["metrics"] for r in summary["runs"]):
         keys += (("fault_errors", "failed after kill"), ("error_period_s", "failing for s"),
                  ("recovery_s", "back after s"))
     rows = []
     for c in summary["configs"]:
+        n = c.get("n", c["reps"])
         cells = []
         for key, _ in keys:
             agg = c["aggregate"].get(key) or {}
-            cells.append(format_mean_ci(agg.get("mean"), agg.get("ci95")))
+            text = format_interval(agg.get("mean"), agg.get("low"), agg.get("high"))
+            if agg and agg.get("mean") is not None and agg.get("n", n) != n:
+                text += f" (n={agg.get('n')})"
+            cells.append(text)
+        note = f"{n}" if n >= M.MIN_RUNS_FOR_INTERVAL else f"n={n}: no interval"
         rows.append({"config": c["config"], "balancer": c["balancer"], "reps": c["reps"],
-                     "cells": cells})
+                     "n": note, "cells": cells})
     return [label for _, label in keys], rows
+
+
+def format_interval(mean, low, high):
+    """``12.3 [11.9, 12.8]`` (3 significant digits), ``12.3`` without an interval."""
+    if mean is None:
+        return "–"
+    text = _num(mean, 3)
+    if low is None or high is None:
+        return text
+    return f"{text} [{_num(low, 3)}, {_num(high, 3)}]"
 
 
 def format_mean_ci(mean, ci):
@@ -431,7 +464,7 @@ def render_html(run_dir, summary, figures, warnings, manifest):
         warnings=warnings,
         manifest=json.dumps({k: v for k, v in manifest.items() if k not in ("spec", "spec_yaml")},
                             indent=2, sort_keys=True),
-        summary_note=M.__doc__)
+        how_computed=M.HOW_COMPUTED, summary_note=M.__doc__)
     path = os.path.join(run_dir, "report.html")
     with open(path, "w", encoding="utf-8") as fp:
         fp.write(html)

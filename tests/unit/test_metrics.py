@@ -8,7 +8,12 @@ import json
 import math
 import os
 
+import random
+
+import numpy as np
 import pytest
+from scipy import special as scipy_special
+from scipy import stats as scipy_stats
 
 from experiments import metrics as M
 from lb_apps.records import read_records
@@ -86,28 +91,110 @@ def test_fairness_helpers():
     assert M.cov([2, 2]) == 0.0
 
 
-def test_mean_ci95_student_t():
-    mean, half = M.mean_ci95([1, 2, 3, 4])
-    assert mean == 2.5
-    # s = sqrt(5/3) = 1.2910; t(0.975, 3) = 3.182
-    assert half == pytest.approx(3.182 * math.sqrt(5 / 3) / 2)
-    assert M.mean_ci95([5.0]) == (5.0, None)
-    assert M.mean_ci95([None, None]) == (None, None)
-    assert M.t_quantile_975(1) == 12.706
-    assert M.t_quantile_975(35) == 2.042     # conservative: next smaller tabulated df (30)
-    assert M.t_quantile_975(1000) == 1.960
-    with pytest.raises(ValueError):
-        M.t_quantile_975(0)
+def _t_interval(values, transform, inverse):
+    """The expected interval, computed independently with numpy and scipy."""
+    y = transform(np.asarray(values, dtype=float))
+    n = len(y)
+    half = scipy_stats.t.ppf(0.975, n - 1) * y.std(ddof=1) / np.sqrt(n)
+    return inverse(y.mean() - half), inverse(y.mean() + half)
 
 
-def test_aggregate_across_repetitions(run):
-    other = dict(run, goodput_rps=4.5, backend_share={"b1": 3 / 7, "b2": 4 / 7})
-    agg = M.aggregate([run, other])
+def test_interval_log_scale_known_sample():
+    values = [10.0, 20.0, 40.0]
+    out = M.interval95(values)
+    low, high = _t_interval(values, np.log, np.exp)
+    # by hand: ln values 2.303, 2.996, 3.689, mean ln 20 = 2.996, s = ln 2 = 0.693,
+    # t(0.975, 2) = 4.303 -> 20 * exp(+-4.303 * 0.693 / sqrt 3) = [3.14, 127.5]
+    assert low == pytest.approx(20 * math.exp(-4.3027 * math.log(2) / math.sqrt(3)), rel=1e-4)
+    assert (out["low"], out["high"]) == pytest.approx((low, high))
+    assert out["mean"] == pytest.approx(70 / 3) and out["n"] == 3
+    assert out["method"] == M.METHOD_LOG
+    assert out["ci95"] == pytest.approx((high - low) / 2)
+
+
+def test_interval_logit_scale_known_sample():
+    values = [0.6, 0.7, 0.9, 0.8]
+    out = M.interval95(values, unit=True)
+    low, high = _t_interval(values, scipy_special.logit, scipy_special.expit)
+    assert (out["low"], out["high"]) == pytest.approx((low, high))
+    assert out["method"] == M.METHOD_LOGIT
+    assert 0 < out["low"] < out["mean"] < out["high"] < 1
+
+
+def test_interval_on_the_bound_is_a_clipped_t_interval():
+    values = [0.98, 1.0, 1.0]        # Jain = 1 exactly: logit undefined
+    out = M.interval95(values, unit=True)
+    mean, s = np.mean(values), np.std(values, ddof=1)
+    half = scipy_stats.t.ppf(0.975, 2) * s / np.sqrt(3)
+    assert out["method"] == M.METHOD_CLIPPED
+    assert out["low"] == pytest.approx(mean - half) and out["high"] == 1.0
+    zero = M.interval95([0.0, 1.0, 5.0])      # a count of 0 in one run: log undefined
+    assert zero["method"] == M.METHOD_CLIPPED and zero["low"] == 0.0
+    assert zero["high"] == pytest.approx(2 + scipy_stats.t.ppf(0.975, 2)
+                                         * np.std([0, 1, 5], ddof=1) / np.sqrt(3))
+    same = M.interval95([1.0, 1.0, 1.0], unit=True)
+    assert (same["low"], same["high"]) == (1.0, 1.0)
+
+
+def test_fewer_than_three_runs_give_no_interval():
+    for values in ([4.0, 5.0], [5.0], [0.2, 0.9, None], []):
+        out = M.interval95(values)
+        assert out["low"] is None and out["high"] is None and out["ci95"] is None
+        assert out["method"] == M.METHOD_NONE
+    assert M.interval95([4.0, 5.0])["mean"] == 4.5 and M.interval95([4.0, 5.0])["n"] == 2
+    assert M.interval95([None, None])["mean"] is None
+
+
+def test_quantile_is_scipy_not_a_table():
+    assert not hasattr(M, "_T975") and not hasattr(M, "t_quantile_975")
+    values = [float(v) for v in range(1, 38)]          # df = 36: no table row of old
+    out = M.interval95(values)
+    assert (out["low"], out["high"]) == pytest.approx(_t_interval(values, np.log, np.exp))
+
+
+@pytest.mark.parametrize("unit", [True, False])
+def test_bounds_are_never_crossed(unit):
+    rng = random.Random(11)
+    for _ in range(3000):
+        n = rng.randint(3, 8)
+        where = rng.random()
+        if unit:        # near 0, near 1, or spread, sometimes exactly on a bound
+            centre = rng.choice([1e-9, 1e-4, 0.01, 0.5, 0.99, 1 - 1e-4, 1 - 1e-9])
+            values = [min(1.0, max(0.0, centre + rng.gauss(0, rng.choice([1e-6, 0.01, 0.3]))))
+                      for _ in range(n)]
+        else:           # near 0, with zeros, or heavy-tailed
+            values = [max(0.0, rng.expovariate(1.0) * 10 ** rng.uniform(-6, 6) - where * 0.1)
+                      for _ in range(n)]
+        out = M.interval95(values, unit=unit)
+        assert out["low"] is not None and out["low"] <= out["high"]
+        assert out["low"] >= 0.0
+        if unit:
+            assert out["high"] <= 1.0
+        assert math.isfinite(out["low"]) and not math.isnan(out["high"])
+
+
+def test_aggregate_is_over_runs_not_requests(run):
+    # three runs of the fixture's 7 ok requests each: n is 3 runs, not 21 requests
+    runs = [dict(run, goodput_rps=g, backend_share={"b1": b, "b2": 1 - b})
+            for g, b in ((3.5, 2 / 7), (4.5, 3 / 7), (4.0, 0.4))]
+    agg = M.aggregate(runs)
+    assert agg["goodput_rps"]["n"] == 3
+    assert agg["goodput_rps"]["values"] == [3.5, 4.5, 4.0]
+    low, high = _t_interval([3.5, 4.5, 4.0], np.log, np.exp)
+    assert (agg["goodput_rps"]["low"], agg["goodput_rps"]["high"]) == pytest.approx((low, high))
     assert agg["goodput_rps"]["mean"] == pytest.approx(4.0)
-    # s = 0.7071, t(1) = 12.706 -> 12.706 * 0.7071 / sqrt 2 = 6.353
-    assert agg["goodput_rps"]["ci95"] == pytest.approx(6.353)
-    assert agg["goodput_rps"]["n"] == 2
-    assert agg["backend_share"]["b1"]["mean"] == pytest.approx(2.5 / 7)
+    assert agg["jain_backends"]["method"] == M.METHOD_LOGIT
+    assert agg["backend_share"]["b1"]["method"] == M.METHOD_LOGIT
+    assert agg["backend_share"]["b1"]["mean"] == pytest.approx((5 / 7 + 0.4) / 3)
+    # every run had 2 errors: a zero-width interval, on the log scale (no value is 0)
+    assert agg["errors"]["method"] == M.METHOD_LOG
+    assert (agg["errors"]["low"], agg["errors"]["high"]) == pytest.approx((2.0, 2.0))
+    two = M.aggregate(runs[:2])
+    assert two["goodput_rps"]["low"] is None and two["goodput_rps"]["n"] == 2
+
+
+def test_error_rate(run):
+    assert run["error_rate"] == pytest.approx(2 / 9)
 
 
 def test_timeseries_per_backend(records):

@@ -1,4 +1,5 @@
 """lblab report / compare on the committed raw fixture tests/unit/fixtures/run_tiny."""
+import json
 import os
 import shutil
 
@@ -86,7 +87,7 @@ def test_compare_side_by_side(run_dir, capsys):
     summary = report.load_json(os.path.join(run_dir, "summary.json"))
     rows = compare.compare_rows([("a", summary), ("b", summary)], ["goodput_rps"])
     assert rows[0] == ["config", "a: goodput_rps", "b: goodput_rps"]
-    assert rows[1] == ["l4_rr", "20 ± 0", "20 ± 0"]
+    assert rows[1] == ["l4_rr", "20", "20"]          # two runs: no interval
     assert compare.main([run_dir, run_dir, "--csv"]) == 0
     assert capsys.readouterr().out.startswith("config,")
     with pytest.raises(UsageError, match="not a metric"):
@@ -114,3 +115,55 @@ def test_runner_terminal_and_json_summaries(run_dir, capsys):
     text = capsys.readouterr().out
     assert "l4_rr" in text
     assert f"report: {result['report']}\n" in text
+
+
+def test_two_runs_show_no_interval_and_say_so(run_dir):
+    result = report.build(run_dir)
+    html = open(result["report"], encoding="utf-8").read()
+    assert "n=2: no interval" in html
+    assert "How the numbers are computed" in html and "logit" in html
+    assert "n=2 runs; with n &lt; 3 no interval" in html      # figure captions
+    agg = result["summary"]["configs"][0]["aggregate"]
+    assert agg["goodput_rps"]["ci95"] is None and agg["goodput_rps"]["n"] == 2
+    headers, rows = report._table(result["summary"])
+    assert "mean ms" in headers and headers.index("mean ms") < headers.index("p50 ms")
+    assert rows[0]["cells"][headers.index("mean ms")] == "10.9"
+
+
+def _third_run(run_dir):
+    """Give l7_rr a third repetition (a copy of its second) so it gets an interval."""
+    src = os.path.join(run_dir, "raw", "l7_rr-r2")
+    dst = os.path.join(run_dir, "raw", "l7_rr-r3")
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, "meta.json")
+    with open(path, encoding="utf-8") as fp:
+        meta = json.load(fp)
+    meta.update(run="l7_rr-r3", rep=3)
+    with open(path, "w", encoding="utf-8") as fp:
+        json.dump(meta, fp)
+
+
+def test_three_runs_get_bounded_intervals_with_n(run_dir):
+    _third_run(run_dir)
+    result = report.build(run_dir)
+    config = next(c for c in result["summary"]["configs"] if c["config"] == "l7_rr")
+    agg = config["aggregate"]
+    assert config["n"] == 3
+    jain = agg["jain_backends"]
+    assert jain["method"] == "t-clipped"       # two runs at exactly 1
+    assert 0.0 <= jain["low"] <= jain["mean"] <= jain["high"] <= 1.0
+    share = agg["backend_share"]["b1"]
+    assert share["method"] == "logit-t" and 0 < share["low"] < share["high"] < 1
+    errors = agg["errors"]                      # 3, 0, 0: the plain t would go below 0
+    assert errors["low"] == 0.0 and errors["high"] > 0
+    assert agg["goodput_rps"]["method"] == "log-t" and agg["goodput_rps"]["low"] > 0
+    rows = {r[0] + "/" + r[7]: r for r in report.csv_rows(result["summary"])[1:]}
+    assert "l7_rr/ci95_low" in rows and "l7_rr/ci95_high" in rows
+    header = report.csv_rows(result["summary"])[0]
+    col = header.index("jain_backends")
+    assert float(rows["l7_rr/ci95_high"][col]) <= 1.0
+    html = open(result["report"], encoding="utf-8").read()
+    assert "n=2-3 runs; mean and 95% CI over runs" in html
+    _, table = report._table(result["summary"])
+    l7 = next(r for r in table if r["config"] == "l7_rr")
+    assert l7["n"] == "3" and "[" in l7["cells"][0]
