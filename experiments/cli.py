@@ -43,7 +43,7 @@ def _usage():
         "commands:",
     ]
     lines += [f"  {name.ljust(width)}  {text}" for name, (_, text) in COMMANDS.items()]
-    lines += ["", "Run 'lblab <command> --help' for a command's options."]
+    lines += ["", "Run 'lblab <command> --help' or 'lblab help <command>' for a command's options."]
     return "\n".join(lines)
 
 
@@ -59,6 +59,8 @@ def main(argv=None):
         from experiments import completion
         completion.complete(COMMANDS)  # prints them and exits
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["help"] and len(argv) > 1:  # `lblab help topo draw`: `lblab topo draw --help`
+        argv = argv[1:] + ["--help"]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0 if argv else 2

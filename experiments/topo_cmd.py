@@ -1,6 +1,9 @@
 """`lblab topo`: list, describe and draw the topology generators."""
 import argparse
 import json
+import os
+import re
+import textwrap
 
 import yaml
 
@@ -36,6 +39,55 @@ def build_graph(name, pairs):
         raise UsageError(str(exc)) from None
 
 
+DRAW_FORMATS = (".png", ".svg", ".pdf")
+LIST_WIDTH = 100
+# RST inline markup in the generators' docstrings: :role:`text`, ``literal``, `text`.
+_RST_ROLE = re.compile(r":[\w.+-]+:`([^`]*)`")
+_RST_LITERAL = re.compile(r"``([^`]*)``|`([^`]*)`")
+# A sentence ends at a full stop followed by a capital letter (so "et al. 2008" does not end one).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
+
+
+def first_sentence(doc):
+    """Return the first sentence of a docstring as plain text: whole, on one line, no RST markup.
+
+    Args:
+        doc (str|None): a docstring.
+    Returns:
+        str: the first sentence of its first paragraph ("" for no docstring).
+    """
+    paragraph = (doc or "").strip().split("\n\n", 1)[0]
+    text = " ".join(paragraph.split())
+    text = _RST_ROLE.sub(r"\1", text)
+    text = _RST_LITERAL.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), text)
+    return _SENTENCE_END.split(text, 1)[0]
+
+
+def check_output(path):
+    """Check that ``lblab topo draw`` can write a figure to ``path`` before drawing it.
+
+    Args:
+        path (str): the ``-o/--output`` value.
+    Raises:
+        UsageError: the extension is not one of ``DRAW_FORMATS``, the path is a folder, or its
+            folder does not exist or is not writable.
+    """
+    ext = os.path.splitext(path)[1]
+    if ext.lower() not in DRAW_FORMATS:
+        raise UsageError(f"-o/--output: {path!r}: expected a file ending in "
+                         f"{', '.join(DRAW_FORMATS[:-1])} or {DRAW_FORMATS[-1]}, "
+                         f"{'not ' + repr(ext) if ext else 'but it has no extension'}")
+    if os.path.isdir(path):
+        raise UsageError(f"-o/--output: {path!r}: is a folder; expected a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        reason = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise UsageError(f"-o/--output: {path!r}: cannot write it: {folder!r} {reason}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"-o/--output: {path!r}: cannot write it: folder {folder!r} "
+                         "is not writable")
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="lblab topo", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
@@ -60,12 +112,18 @@ def main(argv):
     if args.action == "list":
         for name, func in graphs.GENERATORS.items():
             params = ", ".join(f"{k}={v!r}" for k, v in graphs.generator_params(name).items())
-            print(f"{name:11s} {func.__doc__.strip().splitlines()[0]}")
-            print(f"{'':11s} params: {params}")
+            indent = " " * 12
+            print(textwrap.fill(first_sentence(func.__doc__), LIST_WIDTH,
+                                initial_indent=f"{name:11s} ", subsequent_indent=indent,
+                                break_on_hyphens=False))
+            print(textwrap.fill(f"params: {params}", LIST_WIDTH, initial_indent=indent,
+                                subsequent_indent=indent + "  ", break_on_hyphens=False))
         print(f"one server builds at most {graphs.MAX_HOSTS_PER_SERVER} hosts, "
               f"{graphs.MAX_SWITCHES_PER_SERVER} switches and {graphs.MAX_LINKS_PER_SERVER} "
               f"links (topologies.graphs.MAX_*_PER_SERVER)")
         return 0
+    if args.action == "draw":
+        check_output(args.output)
     graph = build_graph(args.name, args.param)
     if args.action == "info":
         info = graphs.summary(graph)
@@ -84,8 +142,10 @@ def main(argv):
                 print(f"shaping    {', '.join(info['link_features'])}")
         return 0
     from topologies.draw import draw
-    if not args.output.lower().endswith((".png", ".svg", ".pdf")):
-        raise UsageError(f"-o/--output must end in .png, .svg or .pdf, got {args.output!r}")
-    draw(graph, args.output)
+    try:
+        draw(graph, args.output)
+    except OSError as exc:  # what check_output cannot see: a full disk, a read-only mount
+        raise UsageError(f"-o/--output: {args.output!r}: cannot write it: "
+                         f"{exc.strerror or exc}") from None
     print(f"wrote {args.output}")
     return 0

@@ -534,8 +534,30 @@ def format_summary(summary):
             f"send lag p99 {summary['send_lag_ms']['p99']} ms")
 
 
+def failure_line(summary):
+    """Return the stderr line for a run in which no request succeeded, or None if one did.
+
+    Args:
+        summary (dict): ``SummaryBuilder.result``'s summary.
+    Returns:
+        str|None: ``"lblab loadgen: error: no request succeeded: ok 0 of N; most common
+        error: KIND (COUNT)"``, or None when ``ok`` > 0.
+    """
+    if summary["ok"] > 0:
+        return None
+    if not summary["sent"]:
+        return "lblab loadgen: error: no request succeeded: sent 0; expected at least one"
+    kind, count = max(summary["errors"].items(), key=lambda item: (item[1], item[0]))
+    return (f"lblab loadgen: error: no request succeeded: ok 0 of {summary['sent']}; "
+            f"most common error: {kind} ({count})")
+
+
 def main(argv=None):
-    """Run ``lblab loadgen``; SIGINT/SIGTERM end the send window early, records are flushed."""
+    """Run ``lblab loadgen``; SIGINT/SIGTERM end the send window early, records are flushed.
+
+    Returns:
+        int: 0 when at least one request succeeded, 1 when none did (one line on stderr).
+    """
     import signal
     import uvloop
     cfg, extra = _parse(sys.argv[1:] if argv is None else argv)
@@ -564,6 +586,10 @@ def main(argv=None):
         raise UsageError(f"--record {exc.filename}: cannot create it: {exc.strerror}") from None
     print(json.dumps(summary, sort_keys=True) if as_json else format_summary(summary),
           flush=True)
+    failed = failure_line(summary)
+    if failed:
+        print(failed, file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

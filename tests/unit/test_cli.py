@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from experiments import cli
+from experiments import cli, topo_cmd
+from lblab_core.errors import UsageError
 
 LBLAB = [sys.executable, "-m", "experiments.cli"]
 
@@ -54,13 +55,65 @@ def test_topo_info_param_types(capsys):
     (["topo", "info", "fat_tree", "-p", "k=5"], "fat_tree: parameter 'k' must be even, got 5"),
     (["topo", "info", "fat_tree", "-p", "k"], "--param expects key=value, got 'k'"),
     (["topo", "info", "ring"], "unknown topology 'ring'"),
-    (["topo", "draw", "single", "-o", "x.gif"], "must end in .png, .svg or .pdf"),
+    (["topo", "draw", "single", "-o", "x.gif"],
+     "-o/--output: 'x.gif': expected a file ending in .png, .svg or .pdf, not '.gif'"),
+    (["topo", "draw", "single", "-o", "lab"],
+     "-o/--output: 'lab': expected a file ending in .png, .svg or .pdf, but it has no extension"),
+    (["topo", "draw", "single", "-o", "/nonexistent/x.png"],
+     "-o/--output: '/nonexistent/x.png': cannot write it: '/nonexistent' does not exist"),
+    (["topo", "draw", "single", "-o", "/etc/hostname/x.svg"],
+     "-o/--output: '/etc/hostname/x.svg': cannot write it: '/etc/hostname' is not a folder"),
 ])
 def test_topo_errors(args, message):
     proc = run(*args)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_topo_draw_to_a_folder_is_a_usage_error(tmp_path):
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(UsageError, match=r"d\.png'?: is a folder; expected a file name"):
+        topo_cmd.check_output(str(tmp_path / "d.png"))
+
+
+def test_topo_list_shows_whole_first_sentences_without_markup(capsys):
+    assert cli.main(["topo", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and ":func:" not in out and "`" not in out
+    flat = " ".join(out.split())
+    assert ("k/2 hosts per edge switch — 5k^2/4 switches, k^3/4 hosts. params: k=4" in flat)
+    assert "each with hosts_per_switch hosts. params:" in flat
+    assert max(len(line) for line in out.splitlines()[:-1]) <= topo_cmd.LIST_WIDTH
+
+
+@pytest.mark.parametrize("doc, sentence", [
+    ("Two switches, ``hosts_per_side`` hosts.\n\n    Args: x",
+     "Two switches, hosts_per_side hosts."),
+    ("A k-ary tree (Al-Fares et al. 2008): many\n    switches. Second one.",
+     "A k-ary tree (Al-Fares et al. 2008): many switches."),
+    ("Built by :func:`topologies.graphs.build` from `params`. More.",
+     "Built by topologies.graphs.build from params."),
+    (None, ""),
+])
+def test_first_sentence(doc, sentence):
+    assert topo_cmd.first_sentence(doc) == sentence
+
+
+@pytest.mark.parametrize("argv", [["help", "run"], ["help", "topo", "draw"], ["help", "loadgen"]])
+def test_help_command_prints_that_commands_help(argv):
+    proc = run(*argv)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == run(*argv[1:], "--help").stdout
+    assert proc.stdout.startswith(f"usage: lblab {' '.join(argv[1:])} ")
+
+
+def test_help_alone_prints_the_top_level_help_and_unknown_is_an_error():
+    proc = run("help")
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: lblab [--version]")
+    bad = run("help", "frobnicate")
+    assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
 
 
 def test_topo_draw_writes_png(tmp_path):

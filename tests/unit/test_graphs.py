@@ -1,4 +1,6 @@
 """Topology generators: counts, roles, determinism and parameter errors (no root)."""
+import math
+
 import networkx as nx
 import pytest
 
@@ -223,3 +225,70 @@ def test_topo_command_refuses_a_huge_topology_quickly(capsys):
     assert topo_cmd.main(["list"]) == 0
     assert "one server builds at most 1024 hosts, 256 switches and 4096 links" in \
         capsys.readouterr().out
+
+
+def test_draw_colours_switches_by_layer_and_hosts_by_role():
+    from topologies import draw
+    styles = draw.node_styles(graphs.build("fat_tree", {"k": 4}))
+    assert {styles[s] for s in ("s1", "s2", "s3", "s4")} == {(draw.TIER_COLOURS["core"],
+                                                               "core switch")}
+    assert styles["s5"] == (draw.TIER_COLOURS["aggregation"], "aggregation switch")
+    assert styles["s7"] == (draw.TIER_COLOURS["edge"], "edge switch")
+    assert len({styles[s][0] for s in ("s1", "s5", "s7", "h1")}) == 4
+    spine = draw.node_styles(graphs.build("leaf_spine", {}))
+    assert (spine["s1"][1], spine["s3"][1]) == ("spine switch", "leaf switch")
+    flat = draw.node_styles(graphs.build("dumbbell", {}))  # one tier: the role colour
+    assert flat["s1"] == flat["s2"] == (draw.ROLE_COLOURS["switch"], "switch")
+    assert (flat["h1"][1], flat["h3"][1]) == ("client", "backend")
+
+
+def _drawn(name, params, check):
+    import matplotlib.pyplot as plt
+    from topologies import draw
+    fig = draw.render(graphs.build(name, params))
+    try:
+        fig.canvas.draw()
+        check(fig, fig.canvas.get_renderer())
+    finally:
+        plt.close(fig)
+
+
+def test_draw_keeps_a_long_title_and_the_legend_inside_the_figure():
+    def check(fig, renderer):
+        ax = fig.axes[0]
+        title = ax.title.get_window_extent(renderer)
+        assert fig.bbox.x0 <= title.x0 and title.x1 <= fig.bbox.x1, (title, fig.bbox)
+        assert title.y1 <= fig.bbox.y1, (title, fig.bbox)
+        tight = fig.get_tightbbox(renderer)  # inches: every artist, title and legend included
+        full = fig.bbox_inches
+        assert full.x0 - 0.01 <= tight.x0 and tight.x1 <= full.x1 + 0.01, (tight, full)
+        assert full.y0 - 0.01 <= tight.y0 and tight.y1 <= full.y1 + 0.01, (tight, full)
+        assert "bottleneck_max_queue=100" in ax.get_title()
+    _drawn("dumbbell", {"delay": "1ms", "bottleneck_delay": "5ms", "bottleneck_loss": 1,
+                        "bottleneck_max_queue": 100}, check)
+
+
+@pytest.mark.parametrize("name", ["leaf_spine", "dumbbell", "fat_tree", "lb_lab"])
+def test_draw_puts_ip_labels_below_their_host_clear_of_nodes_and_each_other(name):
+    graph = graphs.build(name, {})
+
+    def check(fig, renderer):
+        ax = fig.axes[0]
+        ips = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts
+               if t.get_text().startswith("10.0.0.")}
+        assert len(ips) == len(graphs.hosts(graph))
+        boxes = list(ips.values())
+        for i, box in enumerate(boxes):
+            for other in boxes[i + 1:]:
+                assert not box.overlaps(other), (box, other)
+        # each label lies below its host's marker: its top under the marker's bottom
+        from topologies import draw
+        (area_pt2,) = {size for c in ax.collections if hasattr(c, "get_sizes")
+                       for size in c.get_sizes()}
+        radius = math.sqrt(area_pt2) / 2 * fig.dpi / 72
+        for h in graphs.hosts(graph):
+            x, y = ax.transData.transform(draw._layout(graph)[h])
+            box = ips[graph.nodes[h]["ip"]]
+            assert box.y1 <= y - radius + 0.5, (h, box, y, radius)
+            assert box.x0 <= x <= box.x1, (h, box, x)
+    _drawn(name, {}, check)

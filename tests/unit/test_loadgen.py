@@ -274,3 +274,29 @@ def test_check_validates_file_and_flags_without_sending(tmp_path, capsys):
         f"{conf}:3: mix[0].wieght: unknown key 'wieght'; expected one of path, method, weight, "
         "headers, cookies, body_size; did you mean weight?",
         f"{conf}:4: mix[1]: 5: expected a mapping"]
+
+
+def test_cli_exits_1_when_no_request_succeeded_and_0_when_some_did(backend):
+    port = free_port()  # nothing listens: every request is refused
+    out = subprocess.run([LBLAB, "loadgen", "--url", f"http://127.0.0.1:{port}/",
+                          "--max-requests", "6", "--duration", "2"],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 1, (out.returncode, out.stderr)
+    assert out.stdout.startswith("sent 6  ok 0")
+    lines = out.stderr.strip().splitlines()
+    assert lines == ["lblab loadgen: error: no request succeeded: ok 0 of 6; "
+                     "most common error: connect_refused (6)"], out.stderr
+    assert "Traceback" not in out.stderr
+    ok = subprocess.run([LBLAB, "loadgen", "--url", f"http://127.0.0.1:{backend.port}/",
+                         "--max-requests", "4", "--duration", "2"],
+                        capture_output=True, text=True, timeout=20)
+    assert ok.returncode == 0 and ok.stderr == "", ok.stderr
+
+
+def test_failure_line_names_the_most_common_error_only_when_nothing_succeeded():
+    from lb_apps.loadgen.client import failure_line
+    assert failure_line({"sent": 10, "ok": 1, "errors": {"timeout": 9}}) is None
+    assert failure_line({"sent": 5, "ok": 0, "errors": {"timeout": 1, "http_5xx": 4}}) == (
+        "lblab loadgen: error: no request succeeded: ok 0 of 5; most common error: http_5xx (4)")
+    assert failure_line({"sent": 0, "ok": 0, "errors": {}}).endswith(
+        "sent 0; expected at least one")
