@@ -4,6 +4,12 @@ For each balancer x sweep value x repetition, ``experiments.run_lab.Run`` builds
 runs the workload and writes ``raw/<config>-r<rep>/``; then ``experiments.report`` computes
 ``summary.csv``, ``summary.json``, ``plots/`` and ``report.html`` from ``raw/`` alone.
 
+The runs are interleaved and shuffled by default (``--order``): every configuration's
+repetition 1 runs before any repetition 2, each round in an order drawn from
+``random.Random(order_seed)``, so drift of the machine spreads over the balancers instead of
+becoming a difference between them. ``order_seed`` is the spec's ``seed`` unless
+``--order-seed`` says otherwise; both and the run ids in order are in ``manifest.json``.
+
 Results go to ``<out>/<name>-<UTC YYYYmmddTHHMMSS>/`` (``<out>`` defaults to ``results``); an
 existing folder is never reused or overwritten.
 """
@@ -12,6 +18,7 @@ import datetime
 import glob
 import json
 import os
+import random
 import shutil
 import sys
 import time
@@ -23,6 +30,20 @@ from lblab_core.errors import UsageError
 
 # Building a lab, starting its processes and tearing it down, measured here (2-core VM).
 SETUP_SEC_PER_RUN = 6.0
+# Run orders of ``--order``; the first is the default.
+ORDERS = ("shuffled", "interleaved", "sequential")
+MAX_ORDER_SEED = 2 ** 32 - 1
+
+
+def _order_seed(text):
+    """argparse type of ``--order-seed``: an integer in 0..2**32-1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
+    if not 0 <= value <= MAX_ORDER_SEED:
+        raise argparse.ArgumentTypeError(f"{value}: expected 0..{MAX_ORDER_SEED}")
+    return value
 
 
 def build_parser():
@@ -39,6 +60,15 @@ def build_parser():
                         metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
     parser.add_argument("--repetitions", type=int, metavar="N",
                         help="override the spec's repetitions")
+    parser.add_argument("--order", choices=ORDERS, default="shuffled",
+                        help="run order: shuffled (default) = round by round over the "
+                             "repetitions (every configuration's r1 before any r2), each round "
+                             "shuffled by the order seed; interleaved = the same rounds "
+                             "unshuffled; sequential = each configuration's repetitions in a "
+                             "row")
+    parser.add_argument("--order-seed", type=_order_seed, metavar="N",
+                        help="seed of the shuffle (0..2^32-1; default: the spec's seed); "
+                             "recorded in manifest.json")
     parser.add_argument("--quiet", action="store_true", help="no progress, only the report path")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary (results folder, per-configuration means)")
@@ -49,14 +79,56 @@ def build_parser():
 
 # -- running -------------------------------------------------------------------------------------
 
-def plan_runs(spec):
-    """Return every run of a spec in order: ``(order, config, balancer, sweep, point, rep)``."""
+def order_seed_of(spec, override=None):
+    """Return the seed of the run order: ``override`` (``--order-seed``) or the spec's seed."""
+    return spec.seed if override is None else override
+
+
+def order_runs(runs, order="shuffled", seed=0):
+    """Return ``runs`` (sequential: each configuration's repetitions in a row) in ``order``.
+
+    ``sequential`` keeps them; ``interleaved`` takes them round by round (every
+    configuration's repetition 1, then every repetition 2, …, each round in configuration
+    order); ``shuffled`` is ``interleaved`` with each round shuffled, one round after the other,
+    by one ``random.Random(seed)``, so the same seed gives the same order.
+
+    Args:
+        runs (list[tuple]): ``(order, config, balancer, sweep, point, rep)`` tuples.
+        order (str): one of ``ORDERS``.
+        seed (int): the order seed (used by ``shuffled`` only).
+    Returns:
+        list[tuple]: the same tuples, in the order to run them.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order {order!r}: expected one of {', '.join(ORDERS)}")
+    if order == "sequential":
+        return list(runs)
+    rounds = {}
+    for run in runs:
+        rounds.setdefault(run[5], []).append(run)
+    rng = random.Random(seed)
+    out = []
+    for rep in sorted(rounds):
+        batch = list(rounds[rep])
+        if order == "shuffled":
+            rng.shuffle(batch)
+        out.extend(batch)
+    return out
+
+
+def plan_runs(spec, order="shuffled", order_seed=None):
+    """Return every run of a spec in the order to run them.
+
+    Each run is ``(order, config, balancer, sweep, point, rep)``, where ``order`` is the
+    configuration's index in the spec (what ``meta.json`` and the report sort by), not the
+    run's position. See ``order_runs``; ``order_seed`` defaults to the spec's seed.
+    """
     runs = []
-    for order, (config, balancer, value, point) in enumerate(spec_mod.configurations(spec)):
+    for index, (config, balancer, value, point) in enumerate(spec_mod.configurations(spec)):
         sweep = None if value is None else {"param": spec.sweep.param, "value": value}
         for rep in range(1, spec.repetitions + 1):
-            runs.append((order, config, balancer, sweep, point, rep))
-    return runs
+            runs.append((index, config, balancer, sweep, point, rep))
+    return order_runs(runs, order, order_seed_of(spec, order_seed))
 
 
 def make_results_dir(out, name, now=None):
@@ -95,8 +167,13 @@ def run_experiment(spec, results_dir, args, say):
     started = time.time()
     man = metadata.manifest(spec, args, metadata.utc(started))
     man_path = os.path.join(results_dir, "manifest.json")
+    order = getattr(args, "order", None) or ORDERS[0]
+    override = getattr(args, "order_seed", None)
+    runs = plan_runs(spec, order, override)
+    man["order"] = {"mode": order, "seed": order_seed_of(spec, override),
+                    "seed_from": "spec seed" if override is None else "--order-seed",
+                    "runs": [plan.run_name(r[1], r[5]) for r in runs]}
     metadata.write_manifest(man_path, man)
-    runs = plan_runs(spec)
     per_run = spec.warmup_s + spec.duration_s + SETUP_SEC_PER_RUN
     say.start(len(runs), per_run)
     metas = []

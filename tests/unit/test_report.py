@@ -1,11 +1,12 @@
-"""lblab report / compare on the committed raw fixture tests/unit/fixtures/run_tiny."""
+"""lblab report on the committed raw fixture tests/unit/fixtures/run_tiny (compare:
+test_compare.py)."""
 import json
 import os
 import shutil
 
 import pytest
 
-from experiments import compare, report
+from experiments import report
 from lblab_core.errors import UsageError
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run_tiny")
@@ -80,18 +81,6 @@ def test_report_command_errors(tmp_path):
         report.main([str(tmp_path / "nope")])
     with pytest.raises(UsageError, match="no raw runs"):
         report.main([str(tmp_path)])
-
-
-def test_compare_side_by_side(run_dir, capsys):
-    report.build(run_dir, plots=False)
-    summary = report.load_json(os.path.join(run_dir, "summary.json"))
-    rows = compare.compare_rows([("a", summary), ("b", summary)], ["goodput_rps"])
-    assert rows[0] == ["config", "a: goodput_rps", "b: goodput_rps"]
-    assert rows[1] == ["l4_rr", "20", "20"]          # two runs: no interval
-    assert compare.main([run_dir, run_dir, "--csv"]) == 0
-    assert capsys.readouterr().out.startswith("config,")
-    with pytest.raises(UsageError, match="not a metric"):
-        compare.main([run_dir, "--metric", "speed"])
 
 
 def test_shaped_bottleneck_rate_is_checked():

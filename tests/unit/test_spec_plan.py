@@ -157,8 +157,9 @@ def test_results_dir_is_never_reused(tmp_path):
 
 def test_plan_runs_orders_configs_and_repetitions(spec):
     spec = S.loads_spec(SPEC, "plan.yaml", ["repetitions=2"])
-    runs = runner.plan_runs(spec)
+    runs = runner.plan_runs(spec, order="sequential")
     assert [(r[1], r[5]) for r in runs] == [("l4", 1), ("l4", 2), ("l7", 1), ("l7", 2)]
+    assert [r[0] for r in runs] == [0, 0, 1, 1]      # the configuration's index, as before
 
 
 def test_run_needs_root_and_a_valid_spec(tmp_path, monkeypatch, capsys):
