@@ -10,8 +10,10 @@ import socket
 import pytest
 
 from controllers import config as ctl_config
-from controllers.harness import STOP_GRACE_SEC, ControllerProcess
+from controllers.harness import ControllerProcess
 from topologies import graphs
+
+STOP_WAIT_SEC = 30.0
 
 
 def controller_config():
@@ -34,8 +36,9 @@ def test_signal_stops_the_controller_cleanly(tmp_path, signum, status):
     with ctl:
         assert ctl.api("GET", "/services")[0] == 200
         os.kill(ctl.proc.pid, signum)
-        # bounded by the harness's own grace period; a hang raises TimeoutExpired
-        assert ctl.proc.wait(timeout=STOP_GRACE_SEC) == status, ctl.log_tail()
+        # the claim is the exit status; the bound only turns a hang into a failure (under a
+        # loaded CI a clean stop once took longer than the harness's 5 s grace)
+        assert ctl.proc.wait(timeout=STOP_WAIT_SEC) == status, ctl.log_tail()
     log = ctl.log_tail(200)
     assert f"stopping on {signal.Signals(signum).name}" in log, log
     assert "Traceback" not in log, log
