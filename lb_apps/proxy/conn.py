@@ -99,7 +99,6 @@ class ClientConnection(asyncio.Protocol):
         self.head_bytes = 0
         self.paused_by_upstream = False
         self.lingering = False
-        self.client_eof = False
         self.fwd_cache = {}
         self.limits = server.rt.limits
         self.timeouts = server.rt.timeouts
@@ -145,10 +144,10 @@ class ClientConnection(asyncio.Protocol):
 
         As HAProxy does, a complete request followed by a shut write side still gets its
         response; a request cut off mid-head or mid-body is abandoned. Returning True keeps
-        the transport open for writing (asyncio closes it otherwise).
+        the transport open for writing (asyncio closes it otherwise). A TLS transport cannot
+        stay half-open (asyncio ignores True there, with a warning): it closes as before.
         """
-        self.client_eof = True
-        if self.closed or self.lingering:
+        if self.closed or self.lingering or self.server.tls:
             return False
         if self.state in (HEAD, BODY) and self.cur is not None and not self.cur.responded:
             return False  # an incomplete request: nothing more will come
