@@ -125,3 +125,14 @@ def require_qdisc(name):
     if os.environ.get("LBLAB_REQUIRE_EMULATION") == "1":
         pytest.fail(f"LBLAB_REQUIRE_EMULATION=1 but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def walk_json(node):
+    """Yield every mapping in a decoded JSON document (schemas' tests walk them)."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk_json(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk_json(value)

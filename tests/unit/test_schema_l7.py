@@ -8,20 +8,11 @@ import sys
 
 from lb_apps import l7config
 from lb_apps import l7models
+from tests.conftest import walk_json
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "schemas" / "l7config.schema.json"
 REGENERATE = "python -m lb_apps.l7config --schema > schemas/l7config.schema.json"
-
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 def test_checked_in_schema_is_what_the_models_produce():
@@ -43,7 +34,7 @@ def test_schema_is_closed_and_names_the_top_level_keys():
     assert schema["$schema"].endswith("/draft/2020-12/schema")
     assert schema["required"] == ["backends"]
     assert list(schema["properties"]) == list(l7models.L7Spec.model_fields)
-    objects = [n for n in _walk(schema) if n.get("type") == "object" and "properties" in n]
+    objects = [n for n in walk_json(schema) if n.get("type") == "object" and "properties" in n]
     assert len(objects) == len(schema["$defs"]) + 1
     assert all(n["additionalProperties"] is False for n in objects)
     assert schema["properties"]["groups"]["propertyNames"]["not"] == {"const": "default"}
@@ -57,7 +48,7 @@ def test_schema_carries_the_consumers_ranges_and_grammars():
     connect = defs["Timeouts"]["properties"]["connect"]
     assert connect["exclusiveMinimum"] == 0 and connect["maximum"] == 86400
     assert defs["PassiveHealth"]["properties"]["max_fails"]["minimum"] == 1
-    patterns = [n["pattern"] for n in _walk(defs) if isinstance(n.get("pattern"), str)]
+    patterns = [n["pattern"] for n in walk_json(defs) if isinstance(n.get("pattern"), str)]
     assert len(patterns) >= 10
     for pattern in patterns:  # every pattern is anchored and refuses a CR/LF injection
         assert pattern.startswith("^") and pattern.endswith("$")

@@ -20,6 +20,7 @@ from lb_apps.loadgen import workload as workload
 from lb_apps.balancing import ALGORITHMS
 from lblab_core import loader
 from topologies import graphs
+from tests.conftest import walk_json
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCHEMA_PATH = ROOT / "schemas" / "spec.schema.json"
@@ -30,16 +31,6 @@ MODELINE = "# yaml-language-server: $schema=../../schemas/spec.schema.json"
 
 def _schema():
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-
-
-def _walk(node):
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
 
 
 # -- a small JSON Schema checker: the keywords the spec's schema uses --------------------------
@@ -157,7 +148,7 @@ def test_schema_is_closed_and_names_the_top_level_keys():
     assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"  # VS Code's YAML
     assert schema["required"] == ["name", "topology", "backends", "balancers", "workload"]
     assert list(schema["properties"]) == list(S.Spec.model_fields)
-    models = [n for n in _walk(schema) if n.get("type") == "object" and "title" in n
+    models = [n for n in walk_json(schema) if n.get("type") == "object" and "title" in n
               and "properties" in n]
     assert len(models) == len(schema["$defs"]) + 1
     assert all(n["additionalProperties"] is False for n in models)
@@ -185,7 +176,7 @@ def test_schema_carries_the_owners_choices_and_the_consumers_ranges():
              for rule in defs["Topology"]["allOf"]}
     assert {name: list(props) for name, props in hints.items()} == {
         name: list(graphs.generator_params(name)) for name in S.TOPOLOGIES}
-    patterns = [n["pattern"] for n in _walk(schema) if isinstance(n.get("pattern"), str)]
+    patterns = [n["pattern"] for n in walk_json(schema) if isinstance(n.get("pattern"), str)]
     assert len(patterns) >= 5
     for pattern in patterns:  # every pattern is anchored and refuses a CR/LF injection
         assert pattern.startswith("^") and pattern.endswith("$")
