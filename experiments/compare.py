@@ -17,7 +17,7 @@ import sys
 
 from scipy import stats
 
-from experiments import report
+from experiments import html_report, report
 from lblab_core.errors import UsageError
 
 DEFAULT_METRICS = ("goodput_rps", "latency_p99_ms", "jain_backends")
@@ -81,7 +81,7 @@ def compare_rows(named_summaries, metrics):
         for _, summary in named_summaries:
             for m in metrics:
                 agg = _aggregate(summary, name, m)
-                row.append(report.format_mean_ci(agg.get("mean"), agg.get("ci95")))
+                row.append(html_report.format_mean_ci(agg.get("mean"), agg.get("ci95")))
         rows.append(row)
     return rows
 

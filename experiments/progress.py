@@ -63,8 +63,8 @@ class RichProgress:
 
 def summary_rows(summary):
     """Return ``(headers, rows)`` of the end-of-run table (mean ± CI per configuration)."""
-    from experiments import report
-    return report._table(summary)
+    from experiments import html_report
+    return html_report._table(summary)
 
 
 def print_summary(result, results_dir):

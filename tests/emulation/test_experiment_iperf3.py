@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from experiments import report, runner
+from experiments import fidelity, report, runner
 
 SPEC = """\
 name: flows
@@ -47,9 +47,9 @@ def test_flows_are_measured_and_attributed(results):
     manifest = json.load(open(os.path.join(results, "manifest.json")))
     rate = manifest["spec"]["topology"]["params"]["bottleneck_bw"]
     assert rate == 20
-    assert (report.SHAPED_RATE_MIN_FRACTION * rate <= m["total_mbps"]
-            <= report.SHAPED_RATE_MAX_FRACTION * rate), m["total_mbps"]
-    assert report.shaped_rate_warnings(summary, manifest) == []
+    assert (fidelity.SHAPED_RATE_MIN_FRACTION * rate <= m["total_mbps"]
+            <= fidelity.SHAPED_RATE_MAX_FRACTION * rate), m["total_mbps"]
+    assert fidelity.shaped_rate_warnings(summary, manifest) == []
     assert 0 < m["jain_flows"] <= 1
     assert m["backend_flows"] == {"b1": 2, "b2": 2}
     assert os.path.isfile(os.path.join(results, "plots", "flows.png"))

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from experiments import report
+from experiments import fidelity, html_report, report, tables
 from lblab_core.errors import UsageError
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "run_tiny")
@@ -68,7 +68,7 @@ def test_fidelity_warnings_name_unexpected_errors(run_dir):
     run = next(r for r in summary["runs"] if r["meta"]["run"] == "l4_rr-r2")
     run["meta"]["fidelity"]["warnings"] = ["host CPU saturated (99%)"]
     run["metrics"].update(errors=2, errors_by_kind={"timeout": 2})
-    warnings = report.fidelity_warnings(summary)
+    warnings = fidelity.fidelity_warnings(summary)
     assert "l4_rr-r2: host CPU saturated (99%)" in warnings
     assert any(w.startswith("l4_rr-r2: 2 of 40 requests failed without an injected fault")
                for w in warnings)
@@ -88,7 +88,7 @@ def test_shaped_bottleneck_rate_is_checked():
                          "workload": {"type": "iperf3", "bitrate": None}}}
     runs = [{"meta": {"run": "a-r1", "status": "ok"}, "metrics": {"total_mbps": 19.1}},
             {"meta": {"run": "a-r2", "status": "ok"}, "metrics": {"total_mbps": 12.0}}]
-    (warning,) = report.shaped_rate_warnings({"runs": runs}, manifest)
+    (warning,) = fidelity.shaped_rate_warnings({"runs": runs}, manifest)
     assert warning.startswith("a-r2: the 20 Mbit/s bottleneck delivered 12.0 Mbit/s in total "
                               "(60%)")
 
@@ -114,7 +114,7 @@ def test_two_runs_show_no_interval_and_say_so(run_dir):
     assert "n=2 runs; with n &lt; 3 no interval" in html      # figure captions
     agg = result["summary"]["configs"][0]["aggregate"]
     assert agg["goodput_rps"]["ci95"] is None and agg["goodput_rps"]["n"] == 2
-    headers, rows = report._table(result["summary"])
+    headers, rows = html_report._table(result["summary"])
     assert "mean ms" in headers and headers.index("mean ms") < headers.index("p50 ms")
     assert rows[0]["cells"][headers.index("mean ms")] == "10.9"
 
@@ -146,13 +146,13 @@ def test_three_runs_get_bounded_intervals_with_n(run_dir):
     errors = agg["errors"]                      # 3, 0, 0: the plain t would go below 0
     assert errors["low"] == 0.0 and errors["high"] > 0
     assert agg["goodput_rps"]["method"] == "log-t" and agg["goodput_rps"]["low"] > 0
-    rows = {r[0] + "/" + r[7]: r for r in report.csv_rows(result["summary"])[1:]}
+    rows = {r[0] + "/" + r[7]: r for r in tables.csv_rows(result["summary"])[1:]}
     assert "l7_rr/ci95_low" in rows and "l7_rr/ci95_high" in rows
-    header = report.csv_rows(result["summary"])[0]
+    header = tables.csv_rows(result["summary"])[0]
     col = header.index("jain_backends")
     assert float(rows["l7_rr/ci95_high"][col]) <= 1.0
     html = open(result["report"], encoding="utf-8").read()
     assert "n=2-3 runs; mean and 95% CI over runs" in html
-    _, table = report._table(result["summary"])
+    _, table = html_report._table(result["summary"])
     l7 = next(r for r in table if r["config"] == "l7_rr")
     assert l7["n"] == "3" and "[" in l7["cells"][0]
