@@ -81,7 +81,8 @@ def compare_rows(named_summaries, metrics):
         for _, summary in named_summaries:
             for m in metrics:
                 agg = _aggregate(summary, name, m)
-                row.append(html_report.format_mean_ci(agg.get("mean"), agg.get("ci95")))
+                row.append(html_report.format_interval(agg.get("mean"), agg.get("low"),
+                                                          agg.get("high")))
         rows.append(row)
     return rows
 

@@ -1,5 +1,6 @@
-"""``report.html``: one self-contained page (results table, figures embedded as base64 PNG, the
-spec, warnings, the manifest and how the numbers are computed)."""
+"""``report.html``: one self-contained page (a table of contents, the results table, warnings,
+figures embedded as base64 PNG by section, the spec, how the numbers are computed, the
+manifest)."""
 import base64
 import json
 import os
@@ -18,7 +19,7 @@ def _embed(path):
 
 
 def _table(summary):
-    """Rows of the results table: one per configuration, mean ± CI of the key metrics."""
+    """Rows of the results table: one per configuration, mean [low, high] of the key metrics."""
     iperf = any(c["workload"] == "iperf3" for c in summary["configs"])
     keys = (("total_mbps", "Mbit/s"), ("jain_flows", "Jain (flows)"),
             ("jain_backends", "Jain (backends)")) if iperf else (
@@ -55,14 +56,6 @@ def format_interval(mean, low, high):
     return f"{text} [{_num(low, 3)}, {_num(high, 3)}]"
 
 
-def format_mean_ci(mean, ci):
-    """``12.3 ± 0.4`` (3 significant digits), ``12.3`` without a CI, ``–`` without a mean."""
-    if mean is None:
-        return "–"
-    text = _num(mean, 3)
-    return f"{text} ± {_num(ci, 2)}" if ci is not None else text
-
-
 def _num(value, digits):
     """Significant digits without exponents for numbers a table shows (12345 -> 12345)."""
     if abs(value) >= 10 ** digits:
@@ -70,8 +63,44 @@ def _num(value, digits):
     return format(value, f".{digits}g")
 
 
+def _toc(figures, warnings):
+    """The table of contents: ``[(anchor, text, [(anchor, text)…])]`` of the page's sections,
+    the figures under theirs."""
+    by_section = {}
+    for f in figures:
+        if f["section"] != "Setup":
+            by_section.setdefault(f["section"], []).append((f["id"], f["title"]))
+    figure_toc = [(f"figures-{s.lower().replace(' ', '-')}", s, items)
+                  for s, items in by_section.items()]
+    return [("question", "The question", []), ("setup", "The setup", []),
+            ("results", "Results", []),
+            ("warnings", f"Fidelity warnings ({len(warnings)})" if warnings
+             else "Fidelity warnings (none)", []),
+            ("figures", "Figures", figure_toc), ("spec", "The spec as run", []),
+            ("how-computed", "How the numbers are computed", []), ("manifest", "Manifest", [])]
+
+
+def _figure_sections(figures):
+    """``[(anchor, section, [figure…])]`` in report order, each figure numbered."""
+    out = []
+    number = 0
+    for f in figures:
+        if f["section"] == "Setup":
+            continue
+        number += 1
+        anchor = f"figures-{f['section'].lower().replace(' ', '-')}"
+        if not out or out[-1][1] != f["section"]:
+            out.append((anchor, f["section"], []))
+        out[-1][2].append(dict(f, number=number, src=_embed(f["path"])))
+    return out
+
+
 def render_html(run_dir, summary, figures, warnings, manifest):
-    """Render report.html (one self-contained file, images embedded as base64 PNG)."""
+    """Render report.html (one self-contained file, images embedded as base64 PNG).
+
+    Args:
+        figures (list[dict]): from ``experiments.figures.make_plots``.
+    """
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              keep_trailing_newline=True)
@@ -81,13 +110,13 @@ def render_html(run_dir, summary, figures, warnings, manifest):
         name=spec.get("name") or os.path.basename(os.path.abspath(run_dir)),
         question=spec.get("question") or "",
         spec_text=manifest.get("spec_yaml") or json.dumps(spec, indent=2, sort_keys=True),
-        topology=next((_embed(p) for t, p in figures if t == "Topology"), None),
-        headers=headers, rows=rows,
-        figures=[(t, _embed(p)) for t, p in figures if t != "Topology"],
+        topology=next((_embed(f["path"]) for f in figures if f["section"] == "Setup"), None),
+        headers=headers, rows=rows, toc=_toc(figures, warnings),
+        figure_sections=_figure_sections(figures),
         warnings=warnings,
         manifest=json.dumps({k: v for k, v in manifest.items() if k not in ("spec", "spec_yaml")},
                             indent=2, sort_keys=True),
-        how_computed=M.HOW_COMPUTED, summary_note=M.__doc__)
+        how=M.HOW_COMPUTED, pct=", ".join(f"p{p:g}" for p in M.PERCENTILES))
     path = os.path.join(run_dir, "report.html")
     with open(path, "w", encoding="utf-8") as fp:
         fp.write(html)

@@ -88,29 +88,23 @@ METHOD_LOG = "log-t"
 METHOD_CLIPPED = "t-clipped"
 METHOD_NONE = "none"
 
-HOW_COMPUTED = f"""\
-The run (one repetition in a fresh lab) is the unit of replication: a configuration's figure is
-the mean of its n per-run values (runs that failed are left out), and its {CONFIDENCE:.0%}
-interval is computed from those n values, never from the requests inside a run.
+INTERVAL_METHODS = (
+    (METHOD_LOGIT, "backend shares, Jain's indices, min/max of flows, error rate", "[0, 1]",
+     "Student-t interval of the mean of logit(x) = ln(x / (1 - x)), transformed back"),
+    (METHOD_LOG, "rates, counts, latencies, times, imbalance, cov", "≥ 0",
+     "Student-t interval of the mean of ln(x), transformed back (an interval for the geometric "
+     "mean)"),
+    (METHOD_CLIPPED, "either kind, when a run's value lies exactly on a bound (0, or 1)",
+     "the metric's", "the plain t interval mean ± t·s/√n, clipped to the metric's range"),
+    (METHOD_NONE, f"any metric with fewer than {MIN_RUNS_FOR_INTERVAL} runs", "",
+     "no interval: the mean, and each run's value as a point in the figures"),
+)
+"""``(method, metrics, range, how)`` of every interval method ``interval95`` can give; the
+report's "How the numbers are computed" renders it (``HOW_COMPUTED`` holds the constants the
+prose there quotes)."""
 
-With fewer than {MIN_RUNS_FOR_INTERVAL} runs no interval is given ("n=2: no interval"): with
-one degree of freedom Student's t(0.975, 1) is 12.7 and the interval says nothing. The table
-shows the mean, the plots show every run's value as a point.
-
-With n >= {MIN_RUNS_FOR_INTERVAL} the interval is a Student-t interval (quantile from
-scipy.stats.t, n-1 degrees of freedom) computed on a scale on which the metric is unbounded
-and transformed back, so it never leaves the metric's range:
-* shares, Jain's indices, min/max and the error rate live in [0, 1]: t interval of the mean of
-  logit(x) = ln(x / (1 - x)), back-transformed ({METHOD_LOGIT});
-* rates, counts, latencies and times are >= 0: t interval of the mean of ln(x),
-  back-transformed ({METHOD_LOG}, an interval for the geometric mean);
-* when a value lies exactly on the bound (0, or 1 for a [0, 1] metric) the transform is
-  undefined: the plain t interval mean +- t * s / sqrt(n) on the original scale, clipped to the
-  range ({METHOD_CLIPPED}).
-The point shown is the arithmetic mean of the runs; the interval is [low, high] (in
-summary.csv the ci95_low and ci95_high rows; the ci95 row is half its width, kept for old
-readers). summary.json records n and the method of every figure.
-"""
+HOW_COMPUTED = {"confidence": CONFIDENCE, "min_runs": MIN_RUNS_FOR_INTERVAL,
+                "percentiles": PERCENTILES, "methods": INTERVAL_METHODS}
 
 
 def _t_quantile(n):
@@ -434,6 +428,66 @@ def latency_cdf(records, window, points=200):
     if idx[-1] != n - 1:
         idx.append(n - 1)
     return [lat[i] for i in idx], [(i + 1) / n for i in idx]
+
+
+def bin_width(length_s):
+    """Bin width (s) of the series over time: 1 s from 20 s on, else about 20 bins (>= 0.1 s)."""
+    return 1.0 if length_s >= 20 else max(0.1, round(length_s / 20, 1))
+
+
+def ok_latency_points(records, window, t0):
+    """Return ``(scheduled - t0 in s, latency in ms)`` of every counted ok request, sorted.
+
+    ``window`` is as for ``in_window``; ``t0`` is the start of the run's (union) window, so the
+    series of several repetitions line up on their own starts.
+    """
+    return sorted((r["scheduled"] - t0, (r["end"] - r["scheduled"]) * 1000.0)
+                  for r in in_window(records, window) if error_kind(r) is None)
+
+
+def latency_over_time(point_lists, length_s, bin_s, percentiles=(50, 99)):
+    """Pool runs' ok latencies into bins of send time and give nearest-rank percentiles per bin.
+
+    Args:
+        point_lists (iterable[list]): per run, ``(t, latency_ms)`` from ``ok_latency_points``
+            (t from that run's window start; every run's bins start at 0).
+        length_s (float): the window length (bins cover ``[0, length_s)``; a request past the
+            end goes into the last bin, one before 0 into the first).
+        bin_s (float): bin width in seconds.
+        percentiles (tuple[float]): which percentiles.
+    Returns:
+        dict: ``{"t": [bin start], "bin_s", "n": [requests per bin], "p<p>": [ms or None]}``
+        (``p50``, ``p99``, ``p99_9`` …).
+    """
+    nbins = max(1, int(math.ceil(length_s / bin_s - 1e-9)))
+    bins = [[] for _ in range(nbins)]
+    for points in point_lists:
+        for t, latency in points:
+            bins[min(nbins - 1, max(0, int(t // bin_s)))].append(latency)
+    out = {"t": [i * bin_s for i in range(nbins)], "bin_s": bin_s,
+           "n": [len(b) for b in bins]}
+    for b in bins:
+        b.sort()
+    for p in percentiles:
+        out[f"p{_pname(p)}"] = [percentile(b, p) for b in bins]
+    return out
+
+
+def latency_ccdf(sorted_ms, points=300):
+    """Return ``(latencies_ms, fractions)``: the share of values >= each latency (the empirical
+    complementary CDF, from 1 down to 1/n), thinned to at most about ``2 * points`` steps,
+    geometrically towards the tail so a log axis shows every decade down to the largest value.
+
+    Args:
+        sorted_ms (list[float]): ascending latencies (pooled runs: concatenate, then sort).
+    """
+    n = len(sorted_ms)
+    if n == 0:
+        return [], []
+    tail = {max(1, min(n, round(n ** (k / max(1, points - 1))))) for k in range(points)}
+    tail |= {max(1, n - (k * n) // points) for k in range(points)}
+    idx = sorted(n - c for c in tail)
+    return [sorted_ms[i] for i in idx], [(n - i) / n for i in idx]
 
 
 def fault_impact(records, window, faults):

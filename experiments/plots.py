@@ -1,10 +1,17 @@
 """Figures of an experiment (matplotlib, Agg backend): each function takes computed results and
-an output path stem and writes ``<stem>.png`` and ``<stem>.svg``.
+an output path stem and writes ``<stem>.png`` and ``<stem>.svg``. This module holds the shared
+look and the per-configuration figures (bars, shares, flows, throughput over time, the
+topology); ``experiments.plots_lines`` the line figures (latency over time, CCDFs, sweeps,
+``lblab compare --plot``).
 
-Figures are sized for a printed column (6.4 x 3.6 in), with 10-11 pt text, a colour-blind safe
-palette (Okabe-Ito) and hatching on bars so they stay readable in grey-scale print. SVGs carry no
+Figures are sized for a printed column (6.4 x 3.6 in), with 10-11 pt text. Balancers are drawn
+in their stable style (``experiments.styles``: an Okabe-Ito colour, a hatch past 8 balancers, a
+marker and a line style) so a balancer looks the same in every figure. An interval is drawn
+only from its ``low`` to its ``high`` (``experiments.metrics.interval95``, never outside the
+metric's range) and only with n >= 3 runs; below that each run's value is a point. SVGs carry no
 creation date, so rebuilding a report from the same raw data gives the same files.
 """
+import math
 import os
 
 import matplotlib
@@ -12,16 +19,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
-# Okabe & Ito (2008), distinguishable with every common colour-vision deficiency.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
-           "#000000")
-HATCHES = ("", "//", "..", "xx", "\\\\", "oo", "--", "++")
-LINESTYLES = ("-", "--", ":", "-.")
+from experiments.styles import HATCHES, LINESTYLES, PALETTE, style_of_slot  # noqa: E402
+
 FIGSIZE = (6.4, 3.6)
 DPI = 150
 RC = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8,
       "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.grid": True, "grid.alpha": 0.3,
       "svg.hashsalt": "lblab", "axes.spines.top": False, "axes.spines.right": False}
+UNIT_RANGE = (0.0, 1.0)
+
+
+def _close(fig):
+    """Release a saved figure (tests replace this to inspect what was drawn)."""
+    plt.close(fig)
 
 
 def _save(fig, stem):
@@ -30,12 +40,17 @@ def _save(fig, stem):
     fig.tight_layout()
     fig.savefig(stem + ".png", dpi=DPI, metadata={"Software": None})
     fig.savefig(stem + ".svg", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
+    _close(fig)
     return stem + ".png"
 
 
 def _color(i):
     return PALETTE[i % len(PALETTE)]
+
+
+def _style(styles, i):
+    """The i-th style of a list, or the i-th slot's when none is given."""
+    return styles[i] if styles and i < len(styles) and styles[i] else style_of_slot(i)
 
 
 def _labels_fit(ax, labels):
@@ -56,7 +71,16 @@ def _points(agg):
     return [v for v in agg.get("values") or () if v is not None]
 
 
-def bars_with_ci(labels, aggs, ylabel, title, stem, ylim=None):
+def set_range(ax, unit, values=()):
+    """Keep the y axis inside the metric's range: [0, 1] for a unit metric, from 0 otherwise."""
+    if unit:
+        ax.set_ylim(*UNIT_RANGE)
+    else:
+        top = max([v for v in values if v is not None and math.isfinite(v)] or [1.0])
+        ax.set_ylim(0, top * 1.08 if top > 0 else 1.0)
+
+
+def bars_with_ci(labels, aggs, ylabel, title, stem, styles=None, unit=False):
     """Bar chart of one metric per configuration: the mean over runs with its 95% interval.
 
     A configuration with an interval (n >= 3 runs) gets an asymmetric error bar from its
@@ -69,64 +93,39 @@ def bars_with_ci(labels, aggs, ylabel, title, stem, ylim=None):
             ``values`` (``mean`` None draws nothing).
         ylabel, title (str): axis label and title.
         stem (str): output path without extension.
-        ylim (tuple|None): fixed y range, e.g. (0, 1.05) for indices.
+        styles (list[dict]|None): per bar, its balancer's style (``experiments.styles``).
+        unit (bool): the metric lives in [0, 1] (the y axis is then exactly that).
     Returns:
         str: the PNG path.
     """
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=FIGSIZE)
         points_drawn = False
+        tops = []
         for i, agg in enumerate(aggs):
             mean = agg.get("mean")
             if mean is None:
                 continue
+            style = _style(styles, i)
             yerr = _yerr(agg)
-            ax.bar(i, mean, color=_color(i), hatch=HATCHES[i % len(HATCHES)],
+            ax.bar(i, mean, color=style["color"], hatch=style["hatch"],
                    edgecolor="black", linewidth=0.6, yerr=yerr, capsize=4,
-                   error_kw={"elinewidth": 1, "ecolor": "black"})
+                   error_kw={"elinewidth": 1, "ecolor": "black", "clip_on": False})
+            tops += [mean, agg.get("high")]
             if yerr is None and _points(agg):
                 pts = _points(agg)
+                tops += pts
                 ax.plot([i] * len(pts), pts, "o", color="black", markersize=4,
-                        markerfacecolor="white",
+                        markerfacecolor="white", clip_on=False,
                         label=None if points_drawn else "run values (n < 3: no interval)")
                 points_drawn = True
         _labels_fit(ax, [f"{label}\nn={agg.get('n', 0)}" for label, agg in zip(labels, aggs)])
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        if ylim:
-            ax.set_ylim(*ylim)
-        else:
-            ax.set_ylim(bottom=0)
+        set_range(ax, unit, tops)
         if points_drawn:
             ax.legend(loc="best")
         ax.grid(axis="x", visible=False)
-        return _save(fig, stem)
-
-
-def latency_cdfs(cdfs, stem):
-    """Latency CDFs, one line per configuration, log-scaled latency axis.
-
-    Args:
-        cdfs (dict): label -> (latencies_ms, fractions).
-        stem (str): output path without extension.
-    """
-    with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=FIGSIZE)
-        drawn = False
-        for i, (label, (xs, fs)) in enumerate(cdfs.items()):
-            if not xs:
-                continue
-            drawn = True
-            ax.step(xs, fs, where="post", label=label, color=_color(i),
-                    linestyle=LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)], linewidth=1.4)
-        if drawn and min(x for xs, _ in cdfs.values() if xs for x in xs) > 0:
-            ax.set_xscale("log")
-        ax.set_xlabel("latency (ms, from scheduled send time)")
-        ax.set_ylabel("fraction of requests")
-        ax.set_ylim(0, 1.01)
-        ax.set_title("Latency CDF (ok requests, repetition 1)")
-        if drawn:
-            ax.legend(loc="lower right")
         return _save(fig, stem)
 
 
@@ -162,12 +161,24 @@ def stacked_shares(labels, backends, shares, stem, expected=None):
         return _save(fig, stem)
 
 
+def fault_markers(ax, faults):
+    """Vertical dashed lines labelled with each fault's action (and target).
+
+    Args:
+        faults (list[dict]): ``{"at_s", "label"}`` relative to the window start.
+    """
+    for f in faults:
+        ax.axvline(f["at_s"], color="grey", linestyle="--", linewidth=1)
+        ax.annotate(f["label"], (f["at_s"], 1.0), xycoords=("data", "axes fraction"),
+                    rotation=90, va="top", ha="right", fontsize=8)
+
+
 def timeseries(ts, faults, title, stem):
-    """Throughput over time per backend (ok responses/s), errors/s, and fault markers.
+    """Throughput over time: the total and each backend's ok responses/s, errors/s, faults.
 
     Args:
         ts (dict): from ``experiments.metrics.timeseries``.
-        faults (list[dict]): ``{"at_s", "action", "target"}`` relative to the window start.
+        faults (list[dict]): ``{"at_s", "label"}`` relative to the window start.
         title (str): figure title.
         stem (str): output path without extension.
     """
@@ -175,81 +186,40 @@ def timeseries(ts, faults, title, stem):
         fig, ax = plt.subplots(figsize=FIGSIZE)
         # steps-post needs the end of the last bin to draw it
         xs = list(ts["t"]) + [ts["t"][-1] + ts.get("bin_s", 1.0)]
+        total = [sum(v) for v in zip(*ts["backends"].values())] or [0.0] * len(ts["t"])
+        ax.plot(xs, total + [total[-1]], label="total", color="black", linewidth=1.8,
+                drawstyle="steps-post")
         for i, (name, values) in enumerate(ts["backends"].items()):
             ax.plot(xs, list(values) + [values[-1]], label=name, color=_color(i),
-                    linestyle=LINESTYLES[i % len(LINESTYLES)], linewidth=1.3,
+                    linestyle=LINESTYLES[i % len(LINESTYLES)], linewidth=1.2,
                     drawstyle="steps-post")
         if any(ts["errors"]):
             ax.plot(xs, list(ts["errors"]) + [ts["errors"][-1]], label="errors",
-                    color="black", linestyle=":",
-                    linewidth=1.3, drawstyle="steps-post")
-        for f in faults:
-            ax.axvline(f["at_s"], color="grey", linestyle="--", linewidth=1)
-            ax.annotate(f"{f['action']} {f.get('target') or ''}".strip(), (f["at_s"], 1.0),
-                        xycoords=("data", "axes fraction"), rotation=90, va="top",
-                        ha="right", fontsize=8)
+                    color="#D55E00", linestyle=":", linewidth=1.5, drawstyle="steps-post")
+        fault_markers(ax, faults)
         ax.set_xlabel("time since measurement start (s)")
-        ax.set_ylabel("responses/s")
+        ax.set_ylabel("ok responses/s")
         ax.set_ylim(bottom=0)
         ax.set_title(title)
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
         return _save(fig, stem)
 
 
-def sweep_lines(param, series, ylabel, title, stem):
-    """A metric against the swept parameter, one line per balancer, with 95% intervals.
-
-    Points with an interval (n >= 3 runs) get an asymmetric error bar; points without one
-    (n < 3) get their runs' values as small markers instead. The legend says each line's n.
-
-    Args:
-        param (str): the swept key path (x axis label).
-        series (dict): balancer -> list of (x, interval) sorted by x, each interval from
-            ``experiments.metrics.interval95`` with ``values``.
-        ylabel, title (str): labels.
-        stem (str): output path without extension.
-    """
-    with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=FIGSIZE)
-        for i, (name, points) in enumerate(series.items()):
-            points = [p for p in points if p[1].get("mean") is not None]
-            if not points:
-                continue
-            ns = sorted({p[1].get("n", 0) for p in points})
-            n_text = f"{ns[0]}" if ns[0] == ns[-1] else f"{ns[0]}-{ns[-1]}"
-            xs = [p[0] for p in points]
-            ys = [p[1]["mean"] for p in points]
-            below, above = [], []
-            for _, agg in points:
-                err = _yerr(agg) or [[0.0], [0.0]]
-                below.append(err[0][0])
-                above.append(err[1][0])
-            ax.errorbar(xs, ys, yerr=[below, above], label=f"{name} (n={n_text})",
-                        color=_color(i), capsize=3, marker="os^vD<>p"[i % 8],
-                        linestyle=LINESTYLES[i % len(LINESTYLES)])
-            for x, agg in points:
-                if _yerr(agg) is None and _points(agg):
-                    pts = _points(agg)
-                    ax.plot([x] * len(pts), pts, ".", color=_color(i), alpha=0.7)
-        ax.set_xlabel(param)
-        ax.set_ylabel(ylabel)
-        ax.set_title(title)
-        ax.legend(loc="best")
-        return _save(fig, stem)
-
-
-def flow_rates(labels, rates, stem):
+def flow_rates(labels, rates, stem, styles=None):
     """Per-flow received rates (Mbit/s) per configuration, one dot per flow.
 
     Args:
         labels (list[str]): configurations.
         rates (list[list[float]]): the flows' rates of each configuration.
         stem (str): output path without extension.
+        styles (list[dict]|None): per configuration, its balancer's style.
     """
     with plt.rc_context(RC):
         fig, ax = plt.subplots(figsize=FIGSIZE)
         for i, values in enumerate(rates):
-            ax.plot([i] * len(values), values, "o", color=_color(i), alpha=0.8)
+            style = _style(styles, i)
+            ax.plot([i] * len(values), values, style["marker"], color=style["color"],
+                    alpha=0.8)
         _labels_fit(ax, labels)
         ax.set_ylabel("flow rate (Mbit/s)")
         ax.set_ylim(bottom=0)
