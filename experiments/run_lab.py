@@ -8,7 +8,6 @@ reads it. Needs root, Open vSwitch and Mininet.
 """
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import time
 
 from controllers.harness import ControllerProcess, HarnessError
 from experiments import run_plan as plan
+from experiments.run_faults import FaultActions
 from topologies import graphs
 from lblab_core.netutil import free_port
 
@@ -26,7 +26,8 @@ SATURATED_CPU_PERCENT = 90.0
 CPU_SAMPLE_SEC = 0.5
 IPERF_SERVER_START_SEC = 0.5
 IPERF_GRACE_SEC = 20.0    # a client still running this long after its test is stopped
-META_VERSION = 1
+# 2: "sweep" is a list of {"param", "value"} in spec order (1: one {"param", "value"} dict)
+META_VERSION = 2
 
 
 class RunFailed(RuntimeError):
@@ -79,7 +80,7 @@ class CpuSampler(threading.Thread):
         self.join(2.0)
 
 
-class Run:
+class Run(FaultActions):
     """One run: call :meth:`execute`; it always writes ``meta.json`` and cleans up."""
 
     def __init__(self, spec, balancer, config, rep, order, sweep, raw_dir, seed, log=None,
@@ -353,16 +354,6 @@ class Run:
             proxy, self.proxy = self.proxy, None
             self.lab.stop_process(proxy, grace_sec=5.0)
 
-    def _reload_proxy(self):
-        """Rewrite the proxy config with the current weights; SIGHUP makes it re-read it."""
-        if self.proxy is None:
-            return "only the builtin proxy reloads its config at run time"
-        path = self.path("proxy.json")
-        with open(path, "w", encoding="utf-8") as fp:
-            json.dump(self._proxy_config(), fp, sort_keys=True, indent=1)
-        self.proxy.send_signal(signal.SIGHUP)
-        return None
-
     def _wait_service(self):
         url = plan.service_url(self.balancer, self.graph, self.roles)
         for client in self.roles.clients:
@@ -419,53 +410,30 @@ class Run:
             time.sleep(min(left, 0.05))
 
     def _apply(self, fault, measure_start):
+        """Apply one fault now and record it in ``faults_done``.
+
+        A fault that cannot be applied fails the run (``RunFailed`` naming the fault, its time
+        and why), unless the spec marks it ``optional``: then it is recorded as skipped with
+        the reason (the report warns) and the run goes on.
+        """
         applied = time.time()
         problem = None
         try:
             problem = self._do_fault(fault)
-        except Exception as exc:  # noqa: BLE001 - a fault that could not be applied is reported
-            problem = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - every reason is reported, none is swallowed
+            problem = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
+        what = f"{fault.action}{' ' + fault.target if fault.target else ''} at {fault.at_s:g} s"
         done = {"at_s": fault.at_s, "action": fault.action, "target": fault.target,
-                "value": fault.value, "applied": applied,
+                "value": fault.value, "optional": fault.optional, "applied": applied,
                 "applied_at_s": round(applied - measure_start, 3),
-                "skipped": problem}
+                "took_s": round(time.time() - applied, 3),
+                "skipped": problem if problem and fault.optional else None,
+                "failed": problem if problem and not fault.optional else None}
         self.faults_done.append(done)
-        self.log(f"fault at {fault.at_s:g} s: {fault.action} {fault.target or ''}"
-                 + (f" (skipped: {problem})" if problem else ""))
-
-    def _do_fault(self, fault):
-        """Apply a fault; return None, or why it does not apply to this balancer."""
-        action, target = fault.action, fault.target
-        layer = self.balancer.layer
-        if action == "kill_backend":
-            proc = self.backends[target]
-            if proc.poll() is None:
-                proc.kill()          # a crash: no draining, open connections reset
-                proc.wait(5)
-            return None
-        if action == "restore_backend":
-            if self.backends[target].poll() is None:
-                return f"{target} is running"
-            index = [b.name for b in self.spec.backends].index(target)
-            self._start_backend(self.spec.backends[index], index)
-            return None
-        if action in ("link_down", "link_up"):
-            a, b = target.split("-")
-            self.lab.net.configLinkStatus(a, b, "down" if action == "link_down" else "up")
-            return None
-        if action == "stop_controller":
-            if layer != "l4":
-                return "no controller in an L7 run"
-            self._stop_controller()
-            return None
-        weight = 0 if action == "drain_backend" else fault.value
-        if layer == "l4":
-            host = self.roles.backends[target]
-            self._controller_api("PUT", f"/services/{plan.SERVICE_NAME}/backends/{host}",
-                                 {"weight": int(round(weight))} if weight else {"drain": True})
-            return None
-        self.weights[target] = weight
-        return self._reload_proxy()
+        if problem and not fault.optional:
+            self.log(f"fault {what} failed: {problem}")
+            raise RunFailed(f"fault {what} could not be applied: {problem}")
+        self.log(f"fault {what}" + (f" (optional, skipped: {problem})" if problem else ""))
 
     # -- stats and meta --------------------------------------------------------------------------
     def _collect_stats(self):

@@ -219,10 +219,12 @@ def resolve_l7(l7, addresses, algorithm=None, port=80):
 def _faults(parts, backends, graph, loc):
     duration = parts.get("duration_s")
     names = [b.name for b in backends] if backends is not BAD else None
+    reported = set()    # faults with a problem already: the rules below leave them out
     for i, fault in enumerate(parts.faults):
         if fault is BAD:
             continue
         path = ("faults", i)
+        problems = len(loc.problems)
         if duration is not BAD and fault.at_s >= duration:
             loc.fail(path + ("at_s",), f"{fault.at_s:g} is not within the measurement "
                                        f"(duration_s: {duration:g}); expected 0 <= at_s < "
@@ -244,9 +246,100 @@ def _faults(parts, backends, graph, loc):
                                         f"in 0..{MAX_WEIGHT}")
         elif fault.action != "set_weight" and fault.value is not None:
             loc.fail(path + ("value",), f"value applies to set_weight only, not {fault.action}")
+        if len(loc.problems) > problems:
+            reported.add(i)
     if parts.faults and parts.get("workload") is not BAD \
             and parts.get("workload").type == "iperf3":
         loc.fail(("faults",), "faults are only supported with an http workload")
+        return
+    balancers = [b for b in parts.balancers if b is not BAD]
+    faults = tuple(BAD if i in reported else f for i, f in enumerate(parts.faults))
+    for i, fault in enumerate(faults):
+        if fault is BAD or fault.optional:
+            continue
+        cannot = [(b, why) for b in balancers if (why := balancer_cannot(b, fault.action))]
+        if cannot:
+            loc.fail(("faults", i, "action"), "; ".join(
+                f"balancer {b.name!r} ({_what(b)}) cannot {fault.action}: {why}"
+                for b, why in cannot) + "; mark the fault optional: true to skip it there")
+    _fault_order(faults, balancers, loc)
+
+
+# Why a balancer cannot do a fault action (None: it can). Faults apply to every balancer of a
+# spec: a fault one of them cannot do fails the spec unless it is optional.
+_CONTROLLER_ACTIONS = ("drain_backend", "set_weight", "stop_controller")
+
+
+def balancer_cannot(balancer, action):
+    """Return why ``balancer`` cannot do fault ``action``, or None when it can.
+
+    ``stop_controller`` needs an L4 balancer (the controller); ``drain_backend`` and
+    ``set_weight`` need the controller (L4) or the builtin proxy (a config reload): lblab does
+    not change HAProxy's or nginx's pool at run time.
+
+    Args:
+        balancer (experiments.spec_models.L4Balancer|L7Balancer): the balancer.
+        action (str): one of ``experiments.spec_models.FAULT_ACTIONS``.
+    Returns:
+        str|None: the reason.
+    """
+    if action == "stop_controller" and balancer.layer != "l4":
+        return "an L7 balancer has no controller"
+    if action in ("drain_backend", "set_weight") and balancer.layer == "l7" \
+            and balancer.engine != "builtin":
+        return (f"lblab changes the pool at run time only through the controller (L4) or a "
+                f"reload of the builtin proxy, not {balancer.engine}'s")
+    return None
+
+
+def _what(balancer):
+    return f"layer l4, mode {balancer.mode}" if balancer.layer == "l4" else \
+        f"engine {balancer.engine}"
+
+
+def _fault_order(faults, balancers, loc):
+    """Each fault must find what it changes in the state the faults before it left: kill a
+    running backend, restore a killed one, take down a link that is up (and up one that is
+    down), stop the controller once and change its pool only while it runs. Faults run in time
+    order (file order for equal times), as the runner applies them. An optional fault that
+    does not fit is not reported (it will be skipped with the reason) and changes nothing."""
+    killed, down, stopped = {}, {}, None
+    l4 = [b.name for b in balancers if b.layer == "l4"]
+    checked = [(i, f) for i, f in enumerate(faults) if f is not BAD and (
+        f.action == "stop_controller" or f.target is not None)]
+    for i, fault in sorted(checked, key=lambda item: item[1].at_s):
+        action, target, at = fault.action, fault.target, fault.at_s
+        link = frozenset(target.split("-")) if action in LINK_FAULTS else None
+        problem = None
+        if action == "kill_backend" and target in killed:
+            problem = (f"{target} is already killed at {at:g} s (faults[{killed[target]}]); "
+                       f"restore_backend it first")
+        elif action == "restore_backend" and target not in killed:
+            problem = (f"{target} is running at {at:g} s: restore_backend needs a kill_backend "
+                       f"of it before")
+        elif action == "link_down" and link in down:
+            problem = f"link {target} is already down at {at:g} s (faults[{down[link]}])"
+        elif action == "link_up" and link not in down:
+            problem = (f"link {target} is up at {at:g} s: link_up needs a link_down of it "
+                       f"before")
+        elif action in _CONTROLLER_ACTIONS and l4 and stopped is not None:
+            problem = (f"the controller of {', '.join(map(repr, l4))} is stopped at "
+                       f"{faults[stopped].at_s:g} s (faults[{stopped}]); {action} at {at:g} s "
+                       f"cannot reach it")
+        if problem is not None:
+            if not fault.optional:
+                loc.fail(("faults", i, "action"), problem)
+            continue
+        if action == "kill_backend":
+            killed[target] = i
+        elif action == "restore_backend":
+            del killed[target]
+        elif action == "link_down":
+            down[link] = i
+        elif action == "link_up":
+            del down[link]
+        elif action == "stop_controller" and l4:
+            stopped = i
 
 
 def _link_target(path, target, graph, loc):

@@ -51,6 +51,16 @@ def spec(*edits):
     return text
 
 
+def faults_at(*items):
+    """The edit that gives BASE a ``faults:`` list with ``items`` (line 21 onwards)."""
+    return ("warmup_s: 1", "warmup_s: 1\nfaults:\n" + "".join(f"  - {i}\n" for i in items))
+
+
+def faults(*items):
+    """BASE with a ``faults:`` list of ``items`` (flow mappings), the first on line 21."""
+    return spec(faults_at(*items))
+
+
 def topo(name, params):
     """BASE on another topology (l4 balancers only, so no lb host is needed)."""
     return spec((PARAMS, f"name: {name}\n  params: {params}"), ("  - " + PX + "\n", ""))
@@ -272,6 +282,39 @@ ROWS = [
     ("fault_no_link", spec(("warmup_s: 1", "warmup_s: 1\nfaults:\n  - {at_s: 1, action: "
                                            "link_down, target: s1-h99}")),
      "faults[0].target: no link 's1-h99' in the topology", 21),
+    # faults: each one must be something every balancer can do, in an order that fits
+    ("fault_optional_int", faults("{at_s: 1, action: kill_backend, target: b1, optional: 1}"),
+     "faults[0].optional: 1: expected true or false", 21),
+    ("fault_optional_word", faults("{at_s: 1, action: kill_backend, target: b1, optional: "
+                                   "maybe}"),
+     "faults[0].optional: 'maybe': expected true or false", 21),
+    ("fault_stop_controller_l7", faults("{at_s: 1, action: stop_controller}"),
+     "faults[0].action: balancer 'px' (engine builtin) cannot stop_controller: an L7 "
+     "balancer has no controller; mark the fault optional: true", 21),
+    ("fault_drain_haproxy", spec(("engine: builtin", "engine: haproxy"), faults_at(
+        "{at_s: 1, action: drain_backend, target: b1}")),
+     "faults[0].action: balancer 'px' (engine haproxy) cannot drain_backend", 21),
+    ("fault_set_weight_nginx", spec(("engine: builtin", "engine: nginx"), faults_at(
+        "{at_s: 1, action: set_weight, target: b1, value: 3}")),
+     "faults[0].action: balancer 'px' (engine nginx) cannot set_weight", 21),
+    ("fault_restore_running", faults("{at_s: 1, action: restore_backend, target: b2}"),
+     "faults[0].action: b2 is running at 1 s: restore_backend needs a kill_backend of it", 21),
+    ("fault_kill_twice", faults("{at_s: 1, action: kill_backend, target: b2}",
+                                "{at_s: 2, action: kill_backend, target: b2}"),
+     "faults[1].action: b2 is already killed at 2 s (faults[0]); restore_backend it first", 22),
+    ("fault_restore_before_kill", faults("{at_s: 3, action: restore_backend, target: b2}",
+                                         "{at_s: 3.5, action: kill_backend, target: b2}"),
+     "faults[0].action: b2 is running at 3 s", 21),
+    ("fault_link_up_unpaired", faults("{at_s: 1, action: link_up, target: s1-h1}"),
+     "faults[0].action: link s1-h1 is up at 1 s: link_up needs a link_down of it before", 21),
+    ("fault_link_down_twice", faults("{at_s: 1, action: link_down, target: s1-h1}",
+                                     "{at_s: 2, action: link_down, target: h1-s1}"),
+     "faults[1].action: link h1-s1 is already down at 2 s (faults[0])", 22),
+    ("fault_after_stop_controller", faults(
+        "{at_s: 1, action: stop_controller, optional: true}",
+        "{at_s: 2, action: set_weight, target: b1, value: 2}"),
+     "faults[1].action: the controller of 'l4rr' is stopped at 1 s (faults[0]); set_weight at "
+     "2 s cannot reach it", 22),
     ("backends_vs_hosts", spec(("{clients: 2}", "{clients: 2, backends: 3}")),
      "backends: 2 backends but the topology has 3 backend hosts", 6),
     ("iperf3_l7", spec(("  - " + L4 + "\n", ""), ("type: http\n  mode: closed\n  users: 4\n"
