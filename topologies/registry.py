@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 
@@ -56,12 +57,64 @@ def process_entry(pid, marker):
     return {"pid": pid, "start": proc_start_time(pid), "marker": marker}
 
 
-class NetworkLock:
-    """The machine-wide lab lock (``flock`` on ``<state>/lock``)."""
+def command_line(pid):
+    """Return a process's command line (``/proc/<pid>/cmdline``) as one string, or None."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fp:
+            raw = fp.read()
+    except OSError:
+        return None
+    text = " ".join(part.decode("utf-8", "replace") for part in raw.split(b"\0") if part)
+    return text or None
 
-    def __init__(self, wait_sec=600.0):
+
+def lock_owner(path):
+    """Return ``"pid N (command line)"`` of the pid written in a lock file, or ``"?"``."""
+    try:
+        with open(path, encoding="utf-8") as fp:
+            text = fp.read().strip()
+    except OSError:
+        text = ""
+    if not text.isdigit():
+        return "?"
+    cmd = command_line(int(text))
+    return f"pid {text} ({cmd})" if cmd else f"pid {text}"
+
+
+def _say_on_stderr(message):
+    import sys
+    print(f"lblab: {message}", file=sys.stderr, flush=True)
+
+
+# The lock this process holds, shared by every NetworkLock of the process: flock belongs to an
+# open file description, so a second open() of the lock file in the same process would wait
+# for the first. {"pid", "fp", "depth"}; the pid tells a forked child that it holds nothing.
+_held = {}
+_held_guard = threading.Lock()
+
+
+class NetworkLock:
+    """The machine-wide lab lock (``flock`` on ``<state>/lock``), re-entrant within a process.
+
+    A batch (``lblab run``) takes it once for all its runs; each run's ``LabNetwork`` takes it
+    again and, since this process holds it already, only counts one more holder: another
+    user's lab cannot slip in between two runs. The file is unlocked when the last holder of
+    the process releases it.
+
+    Args:
+        wait_sec (float): how long to wait for another process's lab (None: no limit).
+        on_wait (callable|None): called with a message naming the owner (pid and command
+            line) and the seconds waited, every ``report_sec`` while waiting (default: a line
+            on stderr).
+        report_sec (float): how often ``on_wait`` is called.
+    """
+
+    def __init__(self, wait_sec=600.0, on_wait=None, report_sec=5.0):
         self.wait_sec = wait_sec
+        self.on_wait = on_wait or _say_on_stderr
+        self.report_sec = report_sec
         self.fp = None
+        self.held = False
 
     def acquire(self):
         """Take the lock, waiting up to ``wait_sec``.
@@ -69,34 +122,71 @@ class NetworkLock:
         Raises:
             RegistryError: another lab kept it for longer; the message names its owner.
         """
+        with _held_guard:
+            if _held.get("pid") == os.getpid():
+                _held["depth"] += 1
+                self.held = True
+                return self
         path = os.path.join(state_dir(), "lock")
-        self.fp = open(path, "a+")
-        deadline = time.monotonic() + self.wait_sec
+        fp = open(path, "a+")
+        started = time.monotonic()
+        next_report = started + self.report_sec
         while True:
             try:
-                fcntl.flock(self.fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.fp.seek(0)
-                self.fp.truncate()
-                self.fp.write(str(os.getpid()))
-                self.fp.flush()
-                return self
+                fcntl.flock(fp, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    self.fp.seek(0)
-                    owner = self.fp.read().strip() or "?"
-                    self.fp.close()
-                    self.fp = None
+                now = time.monotonic()
+                if self.wait_sec is not None and now - started >= self.wait_sec:
+                    owner = lock_owner(path)
+                    fp.close()
                     raise RegistryError(
-                        f"another lblab network is running (pid {owner}); wait for it to "
+                        f"another lblab network is running ({owner}); wait for it to "
                         f"finish, or stop it and run 'lblab clean'") from None
+                if now >= next_report:
+                    self.on_wait(f"waiting for the lab lock held by {lock_owner(path)} "
+                                 f"({now - started:.0f} s so far)")
+                    next_report = now + self.report_sec
                 time.sleep(0.2)
+        fp.seek(0)
+        fp.truncate()
+        fp.write(str(os.getpid()))
+        fp.flush()
+        with _held_guard:
+            _held.update(pid=os.getpid(), fp=fp, depth=1)
+        self.fp = fp
+        self.held = True
+        return self
 
     def release(self):
-        """Release the lock (idempotent)."""
-        if self.fp is not None:
-            fcntl.flock(self.fp, fcntl.LOCK_UN)
-            self.fp.close()
-            self.fp = None
+        """Release this holder's share of the lock (idempotent)."""
+        if not self.held:
+            return
+        self.held = False
+        self.fp = None
+        with _held_guard:
+            if _held.get("pid") != os.getpid():
+                return
+            _held["depth"] -= 1
+            if _held["depth"] > 0:
+                return
+            fp = _held.pop("fp")
+            _held.clear()
+        fcntl.flock(fp, fcntl.LOCK_UN)
+        fp.close()
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def held_here():
+    """True when this process holds the lab lock."""
+    with _held_guard:
+        return _held.get("pid") == os.getpid()
 
 
 class RunRecord:

@@ -62,12 +62,67 @@ def test_clean_record_kills_tracked_process_of_dead_owner(monkeypatch):
             proc.kill()
 
 
-def test_lock_is_exclusive():
-    first = registry.NetworkLock(wait_sec=0).acquire()
+HOLDER = """
+import sys, time
+from topologies import registry
+lock = registry.NetworkLock(wait_sec=0).acquire()
+print("held", flush=True)
+sys.stdin.readline()
+lock.release()
+"""
+
+
+def _holder():
+    """Start another process that holds the lab lock until its stdin gets a line."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                                os.path.abspath(__file__)))))
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _let_go(proc):
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    assert proc.wait(timeout=30) == 0
+
+
+def test_lock_is_exclusive_between_processes_and_names_the_owner():
+    proc = _holder()
+    said = []
     try:
-        # flock is per open file description: a second one in this process conflicts too
-        with pytest.raises(registry.RegistryError, match="another lblab network is running"):
-            registry.NetworkLock(wait_sec=0.3).acquire()
+        with pytest.raises(registry.RegistryError, match="another lblab network is running") \
+                as err:
+            registry.NetworkLock(wait_sec=0.5, on_wait=said.append, report_sec=0.1).acquire()
+        # the owner is named by pid and command line (from /proc/<pid>/cmdline)
+        assert f"pid {proc.pid} (" in str(err.value) and "registry" in str(err.value)
+        # while it waited it said whose lock it waits for, more than once
+        assert len(said) >= 2 and all(f"held by pid {proc.pid}" in m for m in said)
     finally:
-        first.release()
+        _let_go(proc)
     registry.NetworkLock(wait_sec=0).acquire().release()
+
+
+def test_lock_is_reentrant_within_a_process():
+    # a batch takes the lock once; each run's LabNetwork takes it again in the same process
+    # (a second open() of the file would wait for the first: flock is per open file)
+    batch = registry.NetworkLock(wait_sec=0).acquire()
+    assert registry.held_here()
+    run = registry.NetworkLock(wait_sec=0).acquire()
+    run.release()
+    run.release()                       # idempotent: counts once
+    assert registry.held_here()         # the batch still holds it between runs
+    proc = subprocess.run([sys.executable, "-c",
+                           "from topologies import registry\n"
+                           "registry.NetworkLock(wait_sec=0.3, on_wait=print).acquire()"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "another lblab network is running" in proc.stderr
+    batch.release()
+    assert not registry.held_here()
+    registry.NetworkLock(wait_sec=0).acquire().release()   # free for others again
+
+
+def test_command_line_of_a_process():
+    assert "pytest" in registry.command_line(os.getpid())
+    assert registry.command_line(2 ** 22 + 12345) is None
