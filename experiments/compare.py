@@ -18,6 +18,7 @@ import sys
 from scipy import stats
 
 from experiments import html_report, report
+from experiments.compare_plots import aggregate_of, configs_of, plot_compare
 from lblab_core.errors import UsageError
 
 DEFAULT_METRICS = ("goodput_rps", "latency_p99_ms", "jain_backends")
@@ -50,20 +51,6 @@ def load_summary(run_dir):
     return summary
 
 
-def _configs(named_summaries):
-    configs = []
-    for _, summary in named_summaries:
-        for c in summary["configs"]:
-            if c["config"] not in configs:
-                configs.append(c["config"])
-    return configs
-
-
-def _aggregate(summary, config, metric):
-    c = next((c for c in summary["configs"] if c["config"] == config), None)
-    return ((c or {}).get("aggregate") or {}).get(metric) or {}
-
-
 def compare_rows(named_summaries, metrics):
     """Build the comparison table.
 
@@ -76,11 +63,11 @@ def compare_rows(named_summaries, metrics):
     """
     header = ["config"] + [f"{label}: {m}" for label, _ in named_summaries for m in metrics]
     rows = [header]
-    for name in _configs(named_summaries):
+    for name, _ in configs_of(named_summaries):
         row = [name]
         for _, summary in named_summaries:
             for m in metrics:
-                agg = _aggregate(summary, name, m)
+                agg = aggregate_of(summary, name, m)
                 row.append(html_report.format_interval(agg.get("mean"), agg.get("low"),
                                                           agg.get("high")))
         rows.append(row)
@@ -140,19 +127,19 @@ def compare_stats(named_summaries, metrics):
     out = {"runs": labels, "baseline": labels[0], "test": TEST_NAME,
            "ratio_interval": RATIO_METHOD, "alpha": ALPHA, "configs": []}
     first_summary = named_summaries[0][1]
-    for name in _configs(named_summaries):
+    for name, _ in configs_of(named_summaries):
         entry = {"config": name, "metrics": {}}
         for m in metrics:
             per_run = []
             for label, summary in named_summaries:
-                agg = _aggregate(summary, name, m)
+                agg = aggregate_of(summary, name, m)
                 per_run.append({"run": label, "mean": agg.get("mean"), "low": agg.get("low"),
                                 "high": agg.get("high"), "n": agg.get("n", len(_values(agg))),
                                 "method": agg.get("method")})
-            a = _values(_aggregate(first_summary, name, m))
+            a = _values(aggregate_of(first_summary, name, m))
             comparisons = []
             for label, summary in named_summaries[1:]:
-                b = _values(_aggregate(summary, name, m))
+                b = _values(aggregate_of(summary, name, m))
                 ratio, low, high = ratio_interval(a, b)
                 p, note = welch_test(a, b)
                 if ratio is None and note is None:
@@ -205,7 +192,7 @@ def _label(run_dir):
 def _print_table(rows, stream):
     from rich.console import Console
     from rich.table import Table
-    title = "lblab compare (mean ± 95% CI)"
+    title = "lblab compare (mean [95% CI low, high])"
     table = Table(title=title)
     for i, h in enumerate(rows[0]):
         table.add_column(h, justify="left" if i == 0 else "right", overflow="fold")
@@ -223,9 +210,10 @@ def main(argv=None):
     """Print the runs side by side (a rich table and sentences, or CSV/JSON for scripts)."""
     parser = argparse.ArgumentParser(
         prog="lblab compare",
-        description="Put the results of several runs side by side (mean ± 95% CI per "
-                    "configuration) and compare each with the first: ratio B/A with a 95% "
-                    "interval and Welch's t-test on the per-run values.")
+        description="Put the results of several runs side by side (the mean and its 95% "
+                    "interval [low, high] per configuration) and compare each with the first: "
+                    "ratio B/A with a 95% interval and Welch's t-test on the per-run values. "
+                    "--plot DIR also draws them side by side (PNG and SVG).")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="results folders")
     parser.add_argument("--metric", action="append", dest="metrics", metavar="NAME",
                         help=f"metric to show (repeatable; default {', '.join(DEFAULT_METRICS)}"
@@ -233,6 +221,10 @@ def main(argv=None):
     parser.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     parser.add_argument("--json", action="store_true",
                         help="print numeric JSON (means, intervals, ratios, p-values)")
+    parser.add_argument("--plot", metavar="DIR",
+                        help="also draw the folders side by side into DIR: per metric the "
+                             "configurations' means and intervals, and per configuration a "
+                             "latency CCDF overlay (from raw/); prints each file's path")
     args = parser.parse_args(argv)
     named = []
     for run_dir in args.run_dirs:
@@ -249,17 +241,33 @@ def main(argv=None):
         if m not in SCALAR_METRICS:
             raise UsageError(f"--metric {m!r} is not a metric; expected one of "
                              f"{', '.join(SCALAR_METRICS)}")
+    if args.plot is not None:
+        _check_plot_dir(args.plot)
     if args.json:
         json.dump(compare_stats(named, metrics), sys.stdout, indent=1, ensure_ascii=False)
         print()
-        return 0
-    rows = compare_rows(named, metrics)
-    if args.csv:
-        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
-        return 0
-    _print_table(rows, sys.stdout)
-    if len(named) > 1:
-        print()
-        for line in sentences(compare_stats(named, metrics)):
-            print(line)
+    elif args.csv:
+        csv.writer(sys.stdout, lineterminator="\n").writerows(compare_rows(named, metrics))
+    else:
+        _print_table(compare_rows(named, metrics), sys.stdout)
+        if len(named) > 1:
+            print()
+            for line in sentences(compare_stats(named, metrics)):
+                print(line)
+    if args.plot is not None:
+        # with --json/--csv stdout is data: the paths go to stderr
+        out = sys.stderr if (args.json or args.csv) else sys.stdout
+        if not (args.json or args.csv):
+            print()
+        for path in plot_compare(named, args.run_dirs, metrics, args.plot):
+            print(path, file=out)
     return 0
+
+
+def _check_plot_dir(path):
+    """--plot DIR is a folder or can be made one (its parent exists)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"--plot {path!r} is not a folder")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"--plot {path!r}: its parent folder {parent!r} does not exist")
