@@ -1,18 +1,21 @@
-"""``lblab report RUN_DIR``: rebuild summary.csv, summary.json, plots/ and report.html from raw/.
+"""``lblab report RUN_DIR``: rebuild every derived file of a results folder from raw/.
 
-Reads only ``RUN_DIR/manifest.json`` and ``RUN_DIR/raw/<run>/`` (the runner's layout below), so
-the same raw data always gives the same summary (``summary.csv`` byte for byte).
+Reads only ``RUN_DIR/manifest.json`` and ``RUN_DIR/raw/<run>/`` (the runner's layout below) and
+writes ``runs.csv``, ``summary.csv``, ``summary.json``, ``requests.parquet`` (each the same, byte
+for byte, from the same raw data), ``plots/`` and ``report.html``. Every file and column:
+``docs/data.md``; the format versions: ``experiments.formats``.
 
-Raw layout (format version 1), one folder per configuration and repetition ``<config>-r<rep>``:
+Raw layout (run format 1 and 2, ``experiments.formats.META_VERSIONS``), one folder per
+configuration and repetition ``<config>-r<rep>``:
 
-* ``meta.json`` — ``{"v": 1, "run", "config", "order", "rep", "balancer": {...}, "sweep":
-  {"param", "value"} | null, "workload": "http"|"iperf3", "window": [t0, t1], "backends":
-  [{"name", "weight", "capacity", "host", "ip"}], "clients": [...], "faults": [{"at_s",
-  "action", "target", "value", "applied"}], "windows": {client: [t0, t1]} (optional, per-client
-  measurement windows; ``window`` is then their union), "iperf3_flows": [{"flow", "client",
-  "backend",
-  "file"}], "fidelity": {"cpu_max", "cpu_mean", "saturated", "warnings": [...]}, "status":
-  "ok"|"failed", "failure": str|null}``
+* ``meta.json`` — ``{"v": 2, "run", "config", "order", "rep", "seed", "balancer": {...},
+  "sweep": [{"param", "value"}, ...] | null (v1: one {"param", "value"} dict), "workload":
+  "http"|"iperf3", "window": [t0, t1], "backends": [{"name", "weight", "capacity", "host",
+  "ip"}], "clients": [...], "faults": [{"at_s", "action", "target", "value", "applied"}],
+  "windows": {client: [t0, t1]} (optional, per-client measurement windows; ``window`` is then
+  their union), "iperf3_flows": [{"flow", "client", "backend", "file"}], "fidelity":
+  {"cpu_max", "cpu_mean", "saturated", "warnings": [...]}, "status": "ok"|"failed", "failure":
+  str|null}``
 * ``loadgen-<client>.jsonl`` — ``lb_apps.records`` load generator records
 * ``iperf3-<flow>.json`` — iperf3 ``--json`` output
 * anything else (backend records, proxy/controller stats, logs) is kept but not read here.
@@ -22,14 +25,16 @@ import glob
 import json
 import os
 
+from experiments import formats
 from experiments import metrics as M
 from experiments.fidelity import fidelity_warnings
 from experiments.figures import make_plots
 from experiments.html_report import render_html
-from experiments.tables import write_summary
+from experiments.parquet_out import FILE as PARQUET_FILE, RecordTypeError, RequestsWriter
+from experiments.tables import write_tables
 from lblab_core.errors import UsageError
 
-SUMMARY_VERSION = 1
+REDO = "re-run its spec (lblab run SPEC) to get a results folder this lblab reads"
 
 
 class ReportError(Exception):
@@ -45,17 +50,35 @@ def load_json(path):
         raise ReportError(f"{path}: cannot read JSON: {exc}") from None
 
 
-def read_run(path):
+def read_meta(path, redo=REDO):
+    """Return the ``meta.json`` of one raw run folder in the current shape (run format 2).
+
+    Raises:
+        ReportError: unreadable, or a run format this lblab does not read (the message says
+            what to do).
+    """
+    file = os.path.join(path, "meta.json")
+    try:
+        return formats.normalise_meta(load_json(file), file, redo)
+    except formats.FormatError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def read_run(path, records_sink=None, redo=REDO):
     """Return ``(meta, metrics, extras)`` of one raw run folder.
 
     ``extras`` holds the records-derived series the plots need (time series, latency CDF, flow
     rates) so records are read once.
+
+    Args:
+        path (str): the run folder.
+        records_sink (callable|None): called as ``records_sink(meta, records)`` with the load
+            generator records of an HTTP run (not for iperf3 runs).
+        redo (str): what the message of an unreadable run tells the user to do.
     """
     from lb_apps.records import RecordFormatError, iter_records
 
-    meta = load_json(os.path.join(path, "meta.json"))
-    if meta.get("v") != 1:
-        raise ReportError(f"{path}/meta.json: format version {meta.get('v')!r}, expected 1")
+    meta = read_meta(path, redo)
     backends = meta.get("backends", [])
     extras = {}
     if meta.get("workload") == "iperf3":
@@ -83,35 +106,90 @@ def read_run(path):
                else window)
     result = M.http_run_metrics(records, counted, backends, meta.get("clients"))
     result.update(M.fault_impact(records, counted, meta.get("faults")))
+    if records_sink is not None:
+        records_sink(meta, records, counted)
     if window is not None:
         length = window[1] - window[0]
-        # ~20+ bins however short the run; 1 s bins from 20 s on
-        bin_s = 1.0 if length >= 20 else max(0.1, round(length / 20, 1))
+        extras["window_s"] = length
         extras["timeseries"] = M.timeseries(records, window, [b["name"] for b in backends],
-                                            bin_s)
+                                            M.bin_width(length))
+    # (send time from the window start, latency) of ok requests: latency over time and CCDFs
+    extras["latency_points"] = M.ok_latency_points(records, counted,
+                                                   window[0] if window else 0.0)
     extras["cdf"] = M.latency_cdf(records, counted)
     return meta, result, extras
 
 
-def collect(run_dir):
-    """Read every raw run of a results folder and compute per-run and per-configuration results.
+def _redo(run_dir):
+    """What to do with a folder this lblab cannot read: re-run its spec (named if known)."""
+    path = os.path.join(run_dir, "manifest.json")
+    try:
+        with open(path, encoding="utf-8") as fp:
+            spec_file = json.load(fp).get("spec_file")
+    except (OSError, ValueError, AttributeError):
+        spec_file = None
+    if isinstance(spec_file, str) and spec_file:
+        return f"re-run its spec (lblab run {spec_file}) to get a results folder this lblab reads"
+    return REDO
 
-    Returns:
-        tuple[dict, dict]: the summary (JSON-ready) and the extras per run (for plots).
+
+def check_manifest(run_dir):
+    """Return the folder's ``manifest.json`` ({} when it has none), its format checked.
+
     Raises:
-        ReportError: no raw runs, or an unreadable file.
+        ReportError: unreadable, or made by a newer or unknown lblab format.
+    """
+    path = os.path.join(run_dir, "manifest.json")
+    if not os.path.exists(path):
+        return {}
+    manifest = load_json(path)
+    try:
+        formats.results_version(manifest, path, _redo(run_dir))
+    except formats.FormatError as exc:
+        raise ReportError(str(exc)) from None
+    return manifest
+
+
+def run_folders(run_dir):
+    """Return ``[(folder, meta)]`` of every raw run, in run order (order, config, rep).
+
+    Raises:
+        ReportError: no raw runs, an unreadable ``meta.json`` or one this lblab cannot read.
     """
     raw = os.path.join(run_dir, "raw")
     folders = sorted(d for d in glob.glob(os.path.join(raw, "*")) if os.path.isdir(d)
                      and os.path.exists(os.path.join(d, "meta.json")))
     if not folders:
         raise ReportError(f"{run_dir}: no raw runs (expected {raw}/<config>-r<rep>/meta.json)")
+    redo = _redo(run_dir)
+    found = [(folder, read_meta(folder, redo)) for folder in folders]
+    for folder, meta in found:
+        missing = [k for k in ("run", "config", "rep") if k not in meta]
+        if missing:
+            raise ReportError(f"{folder}/meta.json: lacks {', '.join(missing)}: {redo}")
+    found.sort(key=lambda f: (f[1].get("order") or 0, str(f[1]["config"]), f[1]["rep"]))
+    return found
+
+
+def collect(run_dir, records_sink=None):
+    """Read every raw run of a results folder and compute per-run and per-configuration results.
+
+    Args:
+        run_dir (str): the results folder.
+        records_sink (callable|None): gets ``(meta, records, window)`` of each HTTP run, in
+            run order (``requests.parquet`` is written from it).
+    Returns:
+        tuple[dict, dict]: the summary (JSON-ready) and the extras per run (for plots).
+    Raises:
+        ReportError: no raw runs, or an unreadable file.
+    """
+    check_manifest(run_dir)
+    redo = _redo(run_dir)
     runs, extras = [], {}
-    for folder in folders:
-        meta, result, extra = read_run(folder)
+    for folder, _ in run_folders(run_dir):
+        meta, result, extra = read_run(folder, records_sink, redo)
         runs.append({"meta": meta, "metrics": result})
         extras[meta["run"]] = extra
-    runs.sort(key=lambda r: (r["meta"].get("order", 0), r["meta"]["config"], r["meta"]["rep"]))
     configs = []
     for run in runs:
         meta = run["meta"]
@@ -126,48 +204,88 @@ def collect(run_dir):
         config["n"] = len(ok_runs)
         config["reps"] = len(config["runs"])
         config["runs"] = [r["meta"]["run"] for r in config["runs"]]
-    summary = {"v": SUMMARY_VERSION, "runs": runs, "configs": configs}
+    summary = {"format_version": formats.FORMAT_VERSION, "runs": runs, "configs": configs}
     return summary, extras
 
 
 def build(run_dir, plots=True):
-    """Rebuild summary.csv, summary.json, plots/ and report.html of a results folder.
+    """Rebuild every derived file of a results folder from ``manifest.json`` and ``raw/``.
+
+    Writes ``requests.parquet``, ``runs.csv``, ``summary.csv``, ``summary.json`` (each the same
+    bytes from the same raw data), ``plots/`` and ``report.html``.
 
     Args:
         run_dir (str): the results folder (with ``manifest.json`` and ``raw/``).
-        plots (bool): draw figures (False: summary and an HTML report without figures).
+        plots (bool): draw figures (False: the data files and an HTML report without figures).
     Returns:
-        dict: ``{"summary": summary, "warnings": [...], "report": path}``.
+        dict: ``{"summary", "warnings": [...], "report": path, "files": [paths written],
+        "requests": rows in requests.parquet}``.
     Raises:
         ReportError: not a readable results folder.
     """
-    manifest_path = os.path.join(run_dir, "manifest.json")
-    manifest = load_json(manifest_path) if os.path.exists(manifest_path) else {}
-    summary, extras = collect(run_dir)
-    write_summary(run_dir, summary)
+    manifest = check_manifest(run_dir)
+    metas = [meta for _, meta in run_folders(run_dir)]
+    requests = RequestsWriter(os.path.join(run_dir, PARQUET_FILE), metas)
+    try:
+        summary, extras = collect(run_dir, requests.add)
+    except RecordTypeError as exc:
+        requests.abort()
+        raise ReportError(str(exc)) from None
+    except BaseException:
+        requests.abort()
+        raise
+    requests.close()
+    files = [requests.path] + write_tables(run_dir, summary)
     warnings = fidelity_warnings(summary, manifest)
     figures = make_plots(run_dir, summary, extras, manifest) if plots else []
     report = render_html(run_dir, summary, figures, warnings, manifest)
-    return {"summary": summary, "warnings": warnings, "report": report}
+    return {"summary": summary, "warnings": warnings, "report": report,
+            "files": files + [report], "plots": figures, "requests": requests.rows}
 
 
-def main(argv=None):
-    """``lblab report RUN_DIR``: rebuild the summary, plots and report from raw/ alone."""
+JSON_KEYS = ("results_dir", "files", "report", "plots", "warnings")
+JSON_HELP = ("print one JSON object instead of lines: results_dir (str), files (every file "
+             "written: requests.parquet, runs.csv, summary.csv, summary.json, report.html), "
+             "report (report.html), plots (the figures' PNG files, [] with --no-plots), "
+             "warnings (fidelity warnings, str each)")
+
+
+def json_result(result, run_dir):
+    """Return the ``--json`` output of ``lblab report`` (keys ``JSON_KEYS``)."""
+    plots = [f["path"] for f in result.get("plots") or () if f.get("path")]
+    return {"results_dir": run_dir, "files": result["files"], "report": result["report"],
+            "plots": plots, "warnings": result["warnings"]}
+
+
+def build_parser():
+    """Return the argparse parser of ``lblab report``."""
     parser = argparse.ArgumentParser(
         prog="lblab report",
-        description="Rebuild summary.csv, summary.json, plots/ and report.html of a results "
-                    "folder from its raw/ data alone.")
+        description="Rebuild every derived file of a results folder from its raw/ data alone: "
+                    "requests.parquet, runs.csv, summary.csv, summary.json (byte for byte the "
+                    "same from the same raw/), plots/ and report.html. Columns: docs/data.md.")
     parser.add_argument("run_dir", metavar="RUN_DIR",
                         help="a results folder (results/<name>-<time>)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+    return parser
+
+
+def main(argv=None):
+    """``lblab report RUN_DIR``: rebuild the derived files, plots and report from raw/ alone."""
+    args = build_parser().parse_args(argv)
     if not os.path.isdir(args.run_dir):
         raise UsageError(f"RUN_DIR {args.run_dir!r} is not a folder")
     try:
         result = build(args.run_dir, plots=not args.no_plots)
     except ReportError as exc:
         raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(json_result(result, args.run_dir), indent=2, sort_keys=True))
+        return 0
     for w in result["warnings"]:
         print(f"warning: {w}")
+    for path in result["files"][:-1]:
+        print(f"wrote {path}")
     print(result["report"])
     return 0

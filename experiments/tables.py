@@ -1,59 +1,212 @@
-"""The tidy files of a results folder: ``summary.csv`` and ``summary.json`` (pure formatting;
-the numbers come from ``experiments.report.collect``)."""
+"""The tidy files of a results folder: ``runs.csv``, ``summary.csv`` and ``summary.json`` (the
+numbers come from ``experiments.report.collect``; ``requests.parquet`` is
+``experiments.parquet_out``). Every column is documented in docs/data.md (a unit test checks).
+
+* ``runs.csv``: one row per run — its ids, every scalar metric, per-backend shares and counts,
+  CPU and fidelity flags. An empty cell is a missing value.
+* ``summary.csv``: one row per configuration (a balancer at a sweep point) — for every metric
+  ``<metric>_mean``, ``_low``, ``_high`` (the 95% interval, empty below
+  ``metrics.MIN_RUNS_FOR_INTERVAL`` runs), ``_method`` and ``_n`` (runs with a value). No
+  statistic rows: every data column holds one type, so a CSV reader (pandas) types it.
+* ``summary.json``: everything, per run and per configuration (``format_version`` at the top).
+
+Cells are deterministic: floats as Python's shortest round-trip ``repr``, booleans ``true`` /
+``false``, other values as JSON text.
+"""
 import csv
 import io
 import json
 import os
 
-ID_COLUMNS = ("config", "balancer", "layer", "kind", "algorithm", "sweep_param", "sweep_value",
-              "rep", "status")
-HTTP_COLUMNS = ("sent", "ok", "errors", "throughput_rps", "goodput_rps", "throughput_mbps",
-                "goodput_mbps", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms",
-                "latency_p99_9_ms", "latency_max_ms", "latency_mean_ms", "jain_backends",
-                "imbalance_backends", "cov_backends", "jain_clients", "error_rate")
+from experiments import formats
+from experiments import metrics as M
+
+RUNS_CSV = "runs.csv"
+SUMMARY_CSV = "summary.csv"
+SUMMARY_JSON = "summary.json"
+
+HTTP_COLUMNS = ("sent", "ok", "errors", "error_rate", "throughput_rps", "goodput_rps",
+                "throughput_mbps", "goodput_mbps", "latency_p50_ms", "latency_p90_ms",
+                "latency_p99_ms", "latency_p99_9_ms", "latency_max_ms", "latency_mean_ms",
+                "jain_backends", "imbalance_backends", "cov_backends", "jain_clients",
+                "unattributed", "duration_s")
 IPERF_COLUMNS = ("flows", "failed_flows", "total_mbps", "jain_flows", "cov_flows",
                  "min_max_flows", "jain_backends", "imbalance_backends")
 FAULT_COLUMNS = ("fault_errors", "error_period_s", "recovery_s")
-TAIL_COLUMNS = ("errors_by_kind", "cpu_max", "saturated")
+INT_METRICS = frozenset({"sent", "ok", "errors", "flows", "failed_flows", "fault_errors",
+                         "unattributed"})
+# meta.json "fidelity" keys with their own column; every other scalar is fidelity_<key>
+FIDELITY_COLUMNS = (("cpu_max", "float"), ("cpu_mean", "float"), ("saturated", "bool"))
+STATS = ("mean", "low", "high", "method", "n")
+STAT_KINDS = {"mean": "float", "low": "float", "high": "float", "method": "str", "n": "int"}
 
 
-def _fmt(value):
-    """Format a CSV cell deterministically (6 significant digits for floats)."""
+class Column:
+    """One column: its ``name`` in the file, the ``doc`` name docs/data.md lists it under
+    (``share_<backend>`` for ``share_b1``) and its ``kind`` (int, float, bool, str)."""
+
+    __slots__ = ("name", "doc", "kind")
+
+    def __init__(self, name, kind, doc=None):
+        self.name, self.kind, self.doc = name, kind, doc or name
+
+    def __repr__(self):
+        return f"Column({self.name!r}, {self.kind!r}, doc={self.doc!r})"
+
+
+def cell(value):
+    """Format one CSV cell deterministically ("" for a missing value)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float):
-        return format(value, ".6g")
-    return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _kind(balancer):
     return balancer.get("mode") if balancer.get("layer") == "l4" else balancer.get("engine")
 
 
-def csv_rows(summary):
-    """Return the rows (lists of strings) of summary.csv: a header, then per configuration its
-    repetitions followed by ``mean``, ``ci95`` (half the interval's width), ``ci95_low`` and
-    ``ci95_high`` rows (empty with fewer than ``metrics.MIN_RUNS_FOR_INTERVAL`` runs)."""
-    backends = []
+def _metric_kind(metric):
+    return "int" if metric in INT_METRICS else "float"
+
+
+def metric_columns(summary):
+    """Return the scalar metrics the folder's CSV files carry, in column order.
+
+    HTTP folders: ``HTTP_COLUMNS`` and ``FAULT_COLUMNS``; iperf3 folders: ``IPERF_COLUMNS``;
+    then any other metric of ``metrics.SCALAR_METRICS`` a run has.
+    """
+    workloads = {c.get("workload") for c in summary["configs"]}
+    cols = []
+    if "iperf3" not in workloads or len(workloads) > 1:
+        cols += HTTP_COLUMNS + FAULT_COLUMNS
+    if "iperf3" in workloads:
+        cols += [c for c in IPERF_COLUMNS if c not in cols]
+    for key in M.SCALAR_METRICS:
+        if key not in cols and any(key in r["metrics"] for r in summary["runs"]):
+            cols.append(key)
+    return cols
+
+
+def backends(summary):
+    """Return every backend name of the folder, in first-seen order."""
+    names = []
     for config in summary["configs"]:
-        for b in config["backends"]:
-            if b["name"] not in backends:
-                backends.append(b["name"])
-    iperf = any(c["workload"] == "iperf3" for c in summary["configs"])
-    metric_cols = list(IPERF_COLUMNS if iperf else HTTP_COLUMNS)
-    if any("fault_errors" in r["metrics"] for r in summary["runs"]):
-        metric_cols += FAULT_COLUMNS
-    header = list(ID_COLUMNS) + metric_cols + [f"share_{b}" for b in backends] + list(
-        TAIL_COLUMNS)
-    rows = [header]
+        for b in config.get("backends") or ():
+            if b["name"] not in names:
+                names.append(b["name"])
+    return names
+
+
+def value_kind(values):
+    """The column kind of a swept parameter's values: int, float, bool, else str."""
+    values = [v for v in values if v is not None]
+    if values and all(type(v) is bool for v in values):
+        return "bool"
+    if values and all(type(v) is int for v in values):
+        return "int"
+    if values and all(type(v) in (int, float) for v in values):
+        return "float"
+    return "str"
+
+
+def sweep_value(value, kind):
+    """A sweep value as its column holds it: itself, or (str columns) JSON text if not a
+    string."""
+    if value is None or kind != "str" or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def sweep_params(sweeps):
+    """Return ``[(param, kind)]`` of every swept parameter, in first-seen order.
+
+    Args:
+        sweeps (iterable): each run's or configuration's ``sweep`` (a list of ``{"param",
+            "value"}``, or None).
+    """
+    values = {}
+    for sweep in sweeps:
+        for point in sweep or ():
+            values.setdefault(point["param"], []).append(point["value"])
+    return [(param, value_kind(vals)) for param, vals in values.items()]
+
+
+def _id_columns(summary):
+    cols = [Column(n, "str") for n in ("config", "balancer", "layer", "kind", "algorithm")]
+    cols += [Column(f"sweep.{p}", kind, "sweep.<param>") for p, kind in sweep_params(c.get("sweep") for c in summary["configs"])]
+    return cols
+
+
+def _ident(config):
+    bal = config["balancer"]
+    point = {p["param"]: p["value"] for p in config.get("sweep") or ()}
+    return {"config": config["config"], "balancer": bal.get("name"), "layer": bal.get("layer"),
+            "kind": _kind(bal), "algorithm": bal.get("algorithm"), "sweep": point}
+
+
+def _id_cells(ident, id_cols):
+    cells = []
+    for col in id_cols:
+        if col.name.startswith("sweep."):
+            cells.append(cell(sweep_value(ident["sweep"].get(col.name[len("sweep."):]),
+                                          col.kind)))
+        else:
+            cells.append(cell(ident[col.name]))
+    return cells
+
+
+def _fidelity_flags(summary):
+    known = {k for k, _ in FIDELITY_COLUMNS} | {"warnings"}
+    flags = {}
+    for run in summary["runs"]:
+        for key, value in ((run["meta"].get("fidelity") or {}).items()):
+            if key in known or not isinstance(value, (bool, int, float, str)):
+                continue
+            kind = "bool" if isinstance(value, bool) else "str" if isinstance(value, str) \
+                else "int" if isinstance(value, int) else "float"
+            previous = flags.get(key, kind)
+            flags[key] = kind if previous == kind else (
+                "float" if {previous, kind} == {"int", "float"} else "str")
+    return sorted(flags.items())
+
+
+def runs_columns(summary):
+    """Return the :class:`Column` s of runs.csv for this summary."""
+    cols = [Column("run", "str")] + _id_columns(summary)
+    cols += [Column("rep", "int"), Column("seed", "int"), Column("order", "int"),
+             Column("status", "str"), Column("failure", "str")]
+    cols += [Column(m, _metric_kind(m)) for m in metric_columns(summary)]
+    iperf = any(c.get("workload") == "iperf3" for c in summary["configs"])
+    for b in backends(summary):
+        cols.append(Column(f"share_{b}", "float", "share_<backend>"))
+        cols.append(Column(f"flows_{b}", "int", "flows_<backend>") if iperf
+                    else Column(f"requests_{b}", "int", "requests_<backend>"))
+    cols.append(Column("errors_by_kind", "str"))
+    cols += [Column(k, kind) for k, kind in FIDELITY_COLUMNS]
+    cols.append(Column("fidelity_warnings", "int"))
+    cols += [Column(f"fidelity_{k}", kind, "fidelity_<flag>")
+             for k, kind in _fidelity_flags(summary)]
+    return cols
+
+
+def runs_rows(summary):
+    """Return the rows (lists of strings) of runs.csv: a header, then one row per run."""
+    cols = runs_columns(summary)
+    id_cols = [c for c in cols if c.name in ("config", "balancer", "layer", "kind", "algorithm")
+               or c.name.startswith("sweep.")]
+    metric_cols = metric_columns(summary)
+    names = backends(summary)
+    flags = [k for k, _ in _fidelity_flags(summary)]
     by_run = {r["meta"]["run"]: r for r in summary["runs"]}
+    rows = [[c.name for c in cols]]
     for config in summary["configs"]:
-        bal = config["balancer"]
-        sweep = config.get("sweep") or {}
-        ident = [config["config"], bal["name"], bal["layer"], _kind(bal), bal["algorithm"],
-                 sweep.get("param"), sweep.get("value")]
+        ident = _ident(config)
         for name in config["runs"]:
             run = by_run[name]
             meta, res = run["meta"], run["metrics"]
@@ -61,28 +214,88 @@ def csv_rows(summary):
             errors = ";".join(f"{k}={v}" for k, v in sorted(
                 (res.get("errors_by_kind") or res.get("flow_errors") or {}).items()))
             share = res.get("backend_share") or {}
-            rows.append([_fmt(v) for v in ident + [meta["rep"], meta.get("status", "ok")]]
-                        + [_fmt(res.get(c)) for c in metric_cols]
-                        + [_fmt(share.get(b)) for b in backends]
-                        + [errors, _fmt(fid.get("cpu_max")), _fmt(fid.get("saturated"))])
-        agg = config["aggregate"]
-        for stat, field in (("mean", "mean"), ("ci95", "ci95"), ("ci95_low", "low"),
-                            ("ci95_high", "high")):
-            share = agg.get("backend_share", {})
-            rows.append([_fmt(v) for v in ident + [stat, ""]]
-                        + [_fmt((agg.get(c) or {}).get(field)) for c in metric_cols]
-                        + [_fmt((share.get(b) or {}).get(field)) for b in backends]
-                        + ["", "", ""])
+            counts = res.get("backend_flows") or res.get("backend_requests") or {}
+            per_backend = []
+            for b in names:
+                per_backend += [cell(share.get(b)), cell(counts.get(b))]
+            rows.append([cell(meta["run"])] + _id_cells(ident, id_cols)
+                        + [cell(meta.get(k)) for k in ("rep", "seed", "order", "status",
+                                                        "failure")]
+                        + [cell(res.get(c)) for c in metric_cols]
+                        + per_backend
+                        + [errors or ""]
+                        + [cell(fid.get(k)) for k, _ in FIDELITY_COLUMNS]
+                        + [cell(len(fid.get("warnings") or ()))]
+                        + [cell(fid.get(k)) for k in flags])
     return rows
 
 
-def write_summary(run_dir, summary):
-    """Write summary.csv and summary.json (deterministic: sorted keys, fixed float format)."""
+def summary_columns(summary):
+    """Return the :class:`Column` s of summary.csv for this summary."""
+    cols = _id_columns(summary)
+    cols += [Column("runs", "int"), Column("ok_runs", "int"), Column("failed_runs", "int")]
+    for m in metric_columns(summary):
+        if m in M.SCALAR_METRICS:
+            cols += [Column(f"{m}_{s}", STAT_KINDS[s], f"<metric>_{s}") for s in STATS]
+    for b in backends(summary):
+        cols += [Column(f"share_{b}_{s}", STAT_KINDS[s], f"share_<backend>_{s}")
+                 for s in STATS]
+    return cols
+
+
+def _stat_cells(agg):
+    agg = agg or {}
+    return [cell(agg.get("mean")), cell(agg.get("low")), cell(agg.get("high")),
+            cell(agg.get("method") or M.METHOD_NONE), cell(agg.get("n") or 0)]
+
+
+def summary_rows(summary):
+    """Return the rows of summary.csv: a header, then one row per configuration."""
+    cols = summary_columns(summary)
+    id_cols = _id_columns(summary)
+    metrics = [m for m in metric_columns(summary) if m in M.SCALAR_METRICS]
+    names = backends(summary)
+    rows = [[c.name for c in cols]]
+    for config in summary["configs"]:
+        agg = config.get("aggregate") or {}
+        share = agg.get("backend_share") or {}
+        row = _id_cells(_ident(config), id_cols)
+        row += [cell(config["reps"]), cell(config["n"]), cell(config["reps"] - config["n"])]
+        for m in metrics:
+            row += _stat_cells(agg.get(m))
+        for b in names:
+            row += _stat_cells(share.get(b))
+        rows.append(row)
+    return rows
+
+
+def csv_text(rows):
+    """Return rows as CSV text (``\\n`` line ends)."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerows(csv_rows(summary))
-    with open(os.path.join(run_dir, "summary.csv"), "w", encoding="utf-8", newline="") as fp:
-        fp.write(buf.getvalue())
-    with open(os.path.join(run_dir, "summary.json"), "w", encoding="utf-8") as fp:
-        json.dump(summary, fp, sort_keys=True, indent=1)
-        fp.write("\n")
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+def json_text(summary):
+    """Return summary.json's text (sorted keys, one-space indent, final newline)."""
+    return json.dumps(dict(summary, format_version=formats.FORMAT_VERSION), sort_keys=True,
+                      indent=1) + "\n"
+
+
+def _write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="") as fp:
+        fp.write(text)
+    os.replace(tmp, path)
+
+
+def write_tables(run_dir, summary):
+    """Write runs.csv, summary.csv and summary.json; return their paths."""
+    paths = []
+    for name, text in ((RUNS_CSV, csv_text(runs_rows(summary))),
+                       (SUMMARY_CSV, csv_text(summary_rows(summary))),
+                       (SUMMARY_JSON, json_text(summary))):
+        path = os.path.join(run_dir, name)
+        _write(path, text)
+        paths.append(path)
+    return paths
