@@ -20,6 +20,7 @@ COMMANDS = {
     "topo": ("experiments.topo_cmd", "list, describe and draw topologies"),
     "clean": ("experiments.clean_cmd", "remove what lblab left behind (and nothing else)"),
     "run": ("experiments.runner", "run an experiment: spec in, results folder out"),
+    "rerun": ("experiments.rerun_cmd", "run a results folder's batch again into a new folder"),
     "validate": ("experiments.validate_cmd", "check an experiment spec without running it"),
     "report": ("experiments.report", "rebuild summary, plots and report.html from raw/"),
     "compare": ("experiments.compare", "put several runs side by side"),

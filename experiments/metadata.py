@@ -11,7 +11,11 @@ import sys
 
 import yaml
 
-MANIFEST_VERSION = 1
+# 2: spec.yaml (verbatim) and spec.resolved.yaml beside it, "args" (the options to run the
+# batch again), "resumes"; meta.json format 2 (a sweep is a list of {"param", "value"})
+MANIFEST_VERSION = 2
+SPEC_FILE = "spec.yaml"                  # the spec file byte for byte, comments included
+RESOLVED_FILE = "spec.resolved.yaml"     # the spec as run: overrides applied, defaults filled
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -82,8 +86,15 @@ def manifest(spec, args, started):
         "spec": spec.to_dict(),
         "spec_yaml": yaml.safe_dump(spec.data, sort_keys=False, allow_unicode=True),
         "spec_file": os.path.abspath(spec.source),
+        "spec_verbatim": SPEC_FILE,
+        "spec_resolved": RESOLVED_FILE,
         "overrides": list(args.overrides) + ([f"repetitions={args.repetitions}"]
-                                             if args.repetitions else []),
+                                             if args.repetitions is not None else []),
+        # the options as given, for `lblab rerun` (order and seed also under "order")
+        "args": {"overrides": list(args.overrides),
+                 "repetitions": getattr(args, "repetitions", None),
+                 "order": getattr(args, "order", None),
+                 "order_seed": getattr(args, "order_seed", None)},
         "seed": spec.seed,
         "git": git_state(),
         "versions": versions(),
@@ -99,7 +110,34 @@ def manifest(spec, args, started):
         "end": None,
         "runs": [],
         "interrupted": False,
+        "resumes": [],
     }
+
+
+def write_spec_files(results_dir, spec, spec_bytes=None):
+    """Write ``spec.yaml`` (the file as read, byte for byte) and ``spec.resolved.yaml``.
+
+    Args:
+        results_dir (str): the results folder.
+        spec (experiments.spec.Spec): the validated spec (overrides applied).
+        spec_bytes (bytes|None): the spec file's bytes; None reads ``spec.source`` again (or,
+            for a spec that came from no file, writes its parsed data).
+    """
+    if spec_bytes is None:
+        try:
+            with open(spec.source, "rb") as fp:
+                spec_bytes = fp.read()
+        except OSError:
+            spec_bytes = yaml.safe_dump(spec.data, sort_keys=False,
+                                        allow_unicode=True).encode("utf-8")
+    with open(os.path.join(results_dir, SPEC_FILE), "xb") as fp:
+        fp.write(spec_bytes)
+    resolved = {k: v for k, v in spec.to_dict().items() if k != "source"}
+    with open(os.path.join(results_dir, RESOLVED_FILE), "x", encoding="utf-8") as fp:
+        fp.write(f"# {spec.name}: the spec as run ({os.path.abspath(spec.source)} with the "
+                 f"overrides in manifest.json),\n# every default filled in; for reading: "
+                 f"lblab rerun runs {SPEC_FILE}\n")
+        yaml.safe_dump(resolved, fp, sort_keys=False, allow_unicode=True)
 
 
 def utc(ts):

@@ -2,6 +2,7 @@
 nothing with --quiet/--json), the summary table, and the JSON summary.
 """
 import os
+import sys
 import time
 
 TERMINAL_DROPS = ("Mbit/s", "p50 ms", "Jain (clients)")     # HTTP runs only
@@ -19,6 +20,10 @@ class Quiet:
     def log(self, msg):
         pass
 
+    def wait(self, msg):
+        # quiet keeps stdout for the result; a batch waiting for another lab still says so
+        print(f"lblab run: {msg}", file=sys.stderr, flush=True)
+
     def done(self, meta):
         pass
 
@@ -32,10 +37,10 @@ class RichProgress:
     def __init__(self):
         from rich.console import Console
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+                                   TimeElapsedColumn, TimeRemainingColumn)
         self.console = Console(stderr=True)
         self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("left"),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("left"),
                                  TimeRemainingColumn(), console=self.console, transient=False)
         self.task = None
         self.t0 = time.monotonic()
@@ -51,6 +56,12 @@ class RichProgress:
     def log(self, msg):
         elapsed = time.monotonic() - self.t0
         self.progress.console.print(f"  [dim]{elapsed:6.1f}s {msg}[/dim]", highlight=False)
+
+    def wait(self, msg):
+        """Waiting for the lab lock (before the first run): said in the bar and the log; the
+        elapsed time counts the wait, the time left counts the runs still to do."""
+        self.progress.update(self.task, description="waiting for the lab lock")
+        self.log(msg)
 
     def done(self, meta):
         if meta["status"] != "ok":

@@ -97,7 +97,7 @@ def backend_args(backend, record, seed):
     args = ["-m", "lb_apps.backend.server", "--name", backend.name, "--port", str(BACKEND_PORT),
             "--record", record, "--response-size", str(backend.response_size),
             "--service-dist", backend.service.dist,
-            "--service-mean", repr(backend.service.mean_ms / 1000.0),
+            "--service-mean-ms", repr(backend.service.mean_ms),
             "--seed", str(seed)]
     if backend.service.dist == "lognormal":
         args += ["--service-sigma", repr(backend.service.sigma)]
@@ -127,9 +127,10 @@ def loadgen_configs(spec, roles, url, seed, record_for):
     users = dict(split_load(w.users, [c for c, _ in shares])) if w.mode == "open" else {}
     for i, (client, share) in enumerate(shares):
         cfg = {
-            "url": url, "mode": w.mode, "duration": spec.duration_s, "warmup": spec.warmup_s,
-            "keepalive": w.keepalive, "timeout": w.timeout_s, "seed": seed + i,
-            "session": w.session,
+            "url": url, "mode": w.mode, "duration_s": spec.duration_s,
+            "warmup_s": spec.warmup_s, "keepalive": w.keepalive, "timeout_s": w.timeout_s,
+            "seed": seed + i,
+            "session": w.session, "source_ports": w.source_ports,
             "record": record_for(client), "name": client,
             "mix": [{"path": k.path, "method": k.method, "weight": k.weight,
                      "headers": dict(k.headers), "cookies": dict(k.cookies)} for k in w.mix],
@@ -139,7 +140,7 @@ def loadgen_configs(spec, roles, url, seed, record_for):
             # the pool bounds concurrent connections: the spec's users, split like the rate
             cfg["pool_size"] = max(1, users.get(client, 1))
         else:
-            cfg.update(users=int(share), think=w.think_ms / 1000.0)
+            cfg.update(users=int(share), think_ms=w.think_ms)
         out[client] = cfg
     return out
 
@@ -285,3 +286,50 @@ def vip_is_free(graph):
 
 
 assert ipaddress.IPv4Address(VIP) in ipaddress.IPv4Network("10.0.0.0/8")
+
+
+# -- resuming a batch (lblab run --resume) -------------------------------------------------------
+
+ATTEMPTS_DIR = "raw-attempts"     # beside raw/: failed attempts moved aside, never deleted
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """What ``lblab run --resume`` does with a batch's runs.
+
+    ``keep``: runs whose ``meta.json`` says ok; ``redo``: every other planned run, in the
+    planned order (missing, failed, interrupted, or a folder without ``meta.json``);
+    ``move``: the runs among ``redo`` that have a folder to move aside first; ``unknown``:
+    folders of runs the batch does not plan.
+    """
+    keep: tuple
+    redo: tuple
+    move: tuple
+    unknown: tuple
+
+
+def resume_plan(planned, found):
+    """Plan a resume from what the results folder holds (pure).
+
+    Args:
+        planned (list[str]): run ids in the order the batch runs them (``manifest.json``'s
+            ``order.runs``).
+        found (dict): run id -> the ``status`` in its ``meta.json`` (``"ok"``, ``"failed"``)
+            or None when its folder has no readable ``meta.json`` (a run killed hard).
+    Returns:
+        ResumePlan: the plan.
+    """
+    keep = tuple(r for r in planned if found.get(r) == "ok")
+    redo = tuple(r for r in planned if found.get(r) != "ok")
+    move = tuple(r for r in redo if r in found)
+    unknown = tuple(sorted(set(found) - set(planned)))
+    return ResumePlan(keep, redo, move, unknown)
+
+
+def attempt_name(run, existing):
+    """Return the folder name for a failed attempt of ``run`` moved aside: ``<run>-a<N>``,
+    ``N`` one past the attempts of ``run`` already in ``existing`` (names in raw-attempts/)."""
+    n = 1
+    while f"{run}-a{n}" in existing:
+        n += 1
+    return f"{run}-a{n}"

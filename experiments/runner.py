@@ -26,13 +26,16 @@ import time
 from experiments import metadata, progress
 from experiments import run_plan as plan
 from experiments import spec as spec_mod
-from lblab_core.errors import UsageError
+from lblab_core import loader
+from lblab_core.errors import InputError, UsageError
 
 # Building a lab, starting its processes and tearing it down, measured here (2-core VM).
 SETUP_SEC_PER_RUN = 6.0
 # Run orders of ``--order``; the first is the default.
 ORDERS = ("shuffled", "interleaved", "sequential")
 MAX_ORDER_SEED = 2 ** 32 - 1
+# How long a batch waits for another process's lab before giving up (it says whose every 5 s).
+LOCK_WAIT_SEC = 600.0
 
 
 def _order_seed(text):
@@ -50,17 +53,26 @@ def build_parser():
     """Return the argparse parser of ``lblab run``."""
     parser = argparse.ArgumentParser(
         prog="lblab run",
-        description="Run an experiment spec: every balancer x sweep value x repetition in a "
-                    "fresh Mininet lab; writes results/<name>-<UTC time>/ with manifest.json, "
-                    "raw/, summary.csv, summary.json, plots/ and report.html.")
-    parser.add_argument("spec", metavar="SPEC", help="experiment spec (YAML)")
-    parser.add_argument("--out", default="results", metavar="DIR",
+        description="Run an experiment spec: every balancer x sweep point x repetition in a "
+                    "fresh Mininet lab; writes results/<name>-<UTC time>/ with spec.yaml (as "
+                    "written), manifest.json, raw/, summary.csv, summary.json, plots/ and "
+                    "report.html. The batch holds the machine's lab lock from its first run "
+                    "to its last. --resume DIR continues an interrupted batch in its folder.")
+    parser.add_argument("spec", metavar="SPEC", nargs="?", help="experiment spec (YAML)")
+    parser.add_argument("--resume", metavar="RESULTS_DIR",
+                        help="continue an interrupted batch in RESULTS_DIR: keep its ok runs, "
+                             "run the missing, failed and interrupted ones (a failed attempt "
+                             "moves to raw-attempts/<run>-a<N>/) in the recorded order, with "
+                             "the spec, overrides and order recorded there; then rebuild the "
+                             "report. Takes no SPEC and none of the options below but "
+                             "--quiet/--json")
+    parser.add_argument("--out", default=None, metavar="DIR",
                         help="parent folder of the results folder (default: results)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
     parser.add_argument("--repetitions", type=int, metavar="N",
                         help="override the spec's repetitions")
-    parser.add_argument("--order", choices=ORDERS, default="shuffled",
+    parser.add_argument("--order", choices=ORDERS, default=None,
                         help="run order: shuffled (default) = round by round over the "
                              "repetitions (every configuration's r1 before any r2), each round "
                              "shuffled by the order seed; interleaved = the same rounds "
@@ -75,9 +87,7 @@ def build_parser():
     return parser
 
 
-# -- manifest ------------------------------------------------------------------------------------
-
-# -- running -------------------------------------------------------------------------------------
+# -- planning ------------------------------------------------------------------------------------
 
 def order_seed_of(spec, override=None):
     """Return the seed of the run order: ``override`` (``--order-seed``) or the spec's seed."""
@@ -116,18 +126,25 @@ def order_runs(runs, order="shuffled", seed=0):
     return out
 
 
+def sweep_meta(point):
+    """Return ``meta.json``'s ``sweep`` of a point: ``[{"param", "value"}, ...]`` or None."""
+    return [{"param": param, "value": value} for param, value in point] or None
+
+
 def plan_runs(spec, order="shuffled", order_seed=None):
     """Return every run of a spec in the order to run them.
 
     Each run is ``(order, config, balancer, sweep, point, rep)``, where ``order`` is the
     configuration's index in the spec (what ``meta.json`` and the report sort by), not the
-    run's position. See ``order_runs``; ``order_seed`` defaults to the spec's seed.
+    run's position, ``sweep`` is ``meta.json``'s list of ``{"param", "value"}`` (None without a
+    sweep) and ``point`` the spec of that sweep point. See ``order_runs``; ``order_seed``
+    defaults to the spec's seed.
     """
     runs = []
-    for index, (config, balancer, value, point) in enumerate(spec_mod.configurations(spec)):
-        sweep = None if value is None else {"param": spec.sweep.param, "value": value}
+    for index, (config, balancer, point, point_spec) in enumerate(
+            spec_mod.configurations(spec)):
         for rep in range(1, spec.repetitions + 1):
-            runs.append((index, config, balancer, sweep, point, rep))
+            runs.append((index, config, balancer, sweep_meta(point), point_spec, rep))
     return order_runs(runs, order, order_seed_of(spec, order_seed))
 
 
@@ -149,7 +166,9 @@ def make_results_dir(out, name, now=None):
     return path
 
 
-def run_experiment(spec, results_dir, args, say):
+# -- running -------------------------------------------------------------------------------------
+
+def run_experiment(spec, results_dir, args, say, spec_bytes=None, extra=None):
     """Run every configuration and repetition, then build the report.
 
     Args:
@@ -157,28 +176,56 @@ def run_experiment(spec, results_dir, args, say):
         results_dir (str): the new, empty results folder.
         args (argparse.Namespace): parsed options (for the manifest).
         say (Progress-like): ``start(total, estimate)``, ``run(i, name)``, ``log(msg)``,
-            ``done(meta)``, ``stop()``.
+            ``done(meta)``, ``stop()`` and optionally ``wait(msg)`` (the lab lock).
+        spec_bytes (bytes|None): the spec file as read (kept as ``spec.yaml``); default: read
+            again from ``spec.source``.
+        extra (dict|None): more manifest keys (``rerun_of``).
+    Returns:
+        dict: ``experiments.report.build`` result plus ``"metas"``.
+    """
+    started = time.time()
+    order = getattr(args, "order", None) or ORDERS[0]
+    override = getattr(args, "order_seed", None)
+    metadata.write_spec_files(results_dir, spec, spec_bytes)
+    man = metadata.manifest(spec, args, metadata.utc(started))
+    man.update(extra or {})
+    runs = plan_runs(spec, order, override)
+    man["order"] = {"mode": order, "seed": order_seed_of(spec, override),
+                    "seed_from": "spec seed" if override is None else "--order-seed",
+                    "runs": [plan.run_name(r[1], r[5]) for r in runs]}
+    return run_batch(spec, runs, results_dir, man, say)
+
+
+def run_batch(spec, runs, results_dir, man, say, lock=None):
+    """Run ``runs`` in order under one hold of the lab lock, then build the report.
+
+    Writes ``manifest.json`` before the first run and after each; appends each run's status
+    to ``man["runs"]`` (with the resume it belongs to, if any).
+
+    Args:
+        lock (registry.NetworkLock|None): the lab lock (default: the machine's, reporting its
+            wait through ``say.wait``).
     Returns:
         dict: ``experiments.report.build`` result plus ``"metas"``.
     """
     from experiments import report
     from experiments.run_lab import Run
+    from topologies import registry
 
-    started = time.time()
-    man = metadata.manifest(spec, args, metadata.utc(started))
     man_path = os.path.join(results_dir, "manifest.json")
-    order = getattr(args, "order", None) or ORDERS[0]
-    override = getattr(args, "order_seed", None)
-    runs = plan_runs(spec, order, override)
-    man["order"] = {"mode": order, "seed": order_seed_of(spec, override),
-                    "seed_from": "spec seed" if override is None else "--order-seed",
-                    "runs": [plan.run_name(r[1], r[5]) for r in runs]}
+    session = len(man.get("resumes") or [])
     metadata.write_manifest(man_path, man)
     per_run = spec.warmup_s + spec.duration_s + SETUP_SEC_PER_RUN
     say.start(len(runs), per_run)
+    wait = getattr(say, "wait", say.log)
+    lock = lock or registry.NetworkLock(LOCK_WAIT_SEC, on_wait=wait)
     metas = []
     result = None
     try:
+        try:
+            lock.acquire()
+        except registry.RegistryError as exc:
+            raise UsageError(str(exc)) from None
         for i, (order, config, balancer, sweep, point, rep) in enumerate(runs):
             name = plan.run_name(config, rep)
             say.run(i, name)
@@ -187,8 +234,10 @@ def run_experiment(spec, results_dir, args, say):
                       os.path.join(results_dir, "raw", name), seed, log=say.log)
             meta = run.execute()
             metas.append(meta)
-            man["runs"].append({"run": name, "status": meta["status"],
-                                "failure": meta["failure"]})
+            entry = {"run": name, "status": meta["status"], "failure": meta["failure"]}
+            if session:
+                entry["resume"] = session
+            man["runs"].append(entry)
             man["datapath"] = man["datapath"] or meta.get("datapath")
             metadata.write_manifest(man_path, man)
             say.done(meta)
@@ -196,8 +245,12 @@ def run_experiment(spec, results_dir, args, say):
         man["interrupted"] = True
         raise
     finally:
+        lock.release()
         say.stop()
         man["end"] = metadata.utc(time.time())
+        if session:
+            man["resumes"][-1]["end"] = man["end"]
+            man["resumes"][-1]["interrupted"] = man["interrupted"]
         metadata.write_manifest(man_path, man)
         # also after Ctrl-C: the interrupted run wrote its meta.json (status failed)
         if glob.glob(os.path.join(results_dir, "raw", "*", "meta.json")):
@@ -209,7 +262,104 @@ def run_experiment(spec, results_dir, args, say):
                 result = None
             if man["interrupted"] and result:
                 print(f"partial report: {result['report']}", file=sys.stderr, flush=True)
+                print(f"continue with: lblab run --resume {results_dir}", file=sys.stderr,
+                      flush=True)
     return dict(result or {}, metas=metas)
+
+
+# -- resuming ------------------------------------------------------------------------------------
+
+def read_manifest(results_dir):
+    """Return the manifest of a results folder this lblab can run again.
+
+    Raises:
+        lblab_core.errors.UsageError: not a results folder, an unreadable manifest, or one of
+            another format version.
+    """
+    path = os.path.join(results_dir, "manifest.json")
+    if not os.path.isdir(results_dir):
+        raise UsageError(f"{results_dir}: no such folder")
+    if not os.path.isfile(path):
+        raise UsageError(f"{results_dir}: not a results folder (no manifest.json)")
+    try:
+        with open(path, encoding="utf-8") as fp:
+            man = json.load(fp)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read it: {exc}") from None
+    version = man.get("v") if isinstance(man, dict) else None
+    if version != metadata.MANIFEST_VERSION:
+        raise UsageError(f"{path}: manifest format {version!r}, this lblab runs format "
+                         f"{metadata.MANIFEST_VERSION} only (made by another lblab version); "
+                         f"run its spec again with lblab run")
+    spec_path = os.path.join(results_dir, man.get("spec_verbatim") or metadata.SPEC_FILE)
+    if not os.path.isfile(spec_path) or not isinstance(man.get("order"), dict):
+        raise UsageError(f"{results_dir}: an incomplete results folder (no "
+                         f"{os.path.basename(spec_path)} or no run order in manifest.json)")
+    return man
+
+
+def _found_runs(results_dir):
+    """Return ``{run id: status or None}`` of the folders in ``raw/``."""
+    found = {}
+    raw = os.path.join(results_dir, "raw")
+    for name in sorted(os.listdir(raw)) if os.path.isdir(raw) else ():
+        if not os.path.isdir(os.path.join(raw, name)):
+            continue
+        try:
+            with open(os.path.join(raw, name, "meta.json"), encoding="utf-8") as fp:
+                found[name] = json.load(fp).get("status")
+        except (OSError, ValueError, AttributeError):
+            found[name] = None
+    return found
+
+
+def resume_experiment(results_dir, say, now=None, machine_check=None):
+    """Continue an interrupted batch in its results folder (``lblab run --resume``).
+
+    Keeps the runs whose ``meta.json`` says ok; moves the folders of failed and interrupted
+    runs to ``raw-attempts/<run>-a<N>/``; runs what is left in the order ``manifest.json``
+    recorded, with the spec kept in the folder (``spec.yaml``) and the recorded overrides;
+    records the resume in the manifest's ``resumes``; rebuilds the report.
+
+    Raises:
+        lblab_core.errors.UsageError: see :func:`read_manifest`; the recorded spec no longer
+            gives the recorded runs; a folder of a run the batch does not plan; every run is
+            ok already.
+    """
+    man = read_manifest(results_dir)
+    spec, _ = read_spec(os.path.join(results_dir, man.get("spec_verbatim")
+                                     or metadata.SPEC_FILE), man.get("overrides") or [])
+    order = man["order"]
+    runs = plan_runs(spec, order.get("mode"), order.get("seed"))
+    by_name = {plan.run_name(r[1], r[5]): r for r in runs}
+    if list(by_name) != order.get("runs"):
+        raise UsageError(f"{results_dir}: its spec.yaml no longer gives the runs its manifest "
+                         f"recorded (made by another lblab version?); run it again with "
+                         f"lblab rerun {results_dir}")
+    todo = plan.resume_plan(order["runs"], _found_runs(results_dir))
+    if todo.unknown:
+        raise UsageError(f"{results_dir}/raw: {', '.join(todo.unknown[:3])} is not a run of "
+                         f"this batch; move it out of raw/ first")
+    if not todo.redo:
+        raise UsageError(f"{results_dir}: complete already (all {len(todo.keep)} runs ok); "
+                         f"rebuild its report with: lblab report {results_dir}")
+    (machine_check or check_machine)()
+    attempts = os.path.join(results_dir, plan.ATTEMPTS_DIR)
+    moved = {}
+    for run in todo.move:
+        os.makedirs(attempts, exist_ok=True)
+        dest = plan.attempt_name(run, set(os.listdir(attempts)))
+        os.rename(os.path.join(results_dir, "raw", run), os.path.join(attempts, dest))
+        moved[run] = f"{plan.ATTEMPTS_DIR}/{dest}"
+        say.log(f"{run}: the failed attempt moved to {moved[run]}/")
+    say.log(f"resuming: {len(todo.keep)} runs ok are kept, {len(todo.redo)} to run")
+    man.setdefault("resumes", []).append({
+        "start": metadata.utc(now or time.time()), "end": None, "interrupted": False,
+        "kept": len(todo.keep), "runs": list(todo.redo), "moved": moved,
+        "command": ["lblab", "run", "--resume", results_dir]})
+    man["interrupted"] = False
+    man["end"] = None
+    return run_batch(spec, [by_name[r] for r in todo.redo], results_dir, man, say)
 
 
 def check_machine():
@@ -222,32 +372,43 @@ def check_machine():
             raise UsageError(f"{tool} not found: run 'make setup'")
 
 
-def load(args):
-    """Load and validate the spec with overrides; print every problem and raise UsageError."""
-    overrides = list(args.overrides)
-    if args.repetitions is not None:
-        overrides.append(f"repetitions={args.repetitions}")
+def read_spec(path, overrides=()):
+    """Read a spec file once: return ``(spec, the file's bytes)``; a bad spec raises
+    UsageError after printing every problem but the last on stderr."""
     try:
-        return spec_mod.load_spec(args.spec, overrides)
-    except spec_mod.SpecError as exc:
+        with open(path, "rb") as fp:
+            raw = fp.read(loader.MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the file: {exc.strerror}") from None
+    try:
+        return spec_mod.loads_spec(loader.decode(raw, str(path)), str(path), overrides), raw
+    except InputError as exc:
         for line in exc.errors[:-1]:
             print(line, file=sys.stderr)
         raise UsageError(exc.errors[-1] + (f" ({len(exc.errors)} problems)"
                                            if len(exc.errors) > 1 else "")) from None
 
 
-def main(argv=None):
-    """Run ``lblab run``.
+def overrides_of(args):
+    """Return the ``--set`` items of the options, ``--repetitions N`` last as ``repetitions=N``."""
+    overrides = list(args.overrides)
+    if args.repetitions is not None:
+        overrides.append(f"repetitions={args.repetitions}")
+    return overrides
 
-    Returns:
-        int: 0 when every run succeeded, 1 when some failed (the report says which).
-    """
-    args = build_parser().parse_args(argv)
-    spec = load(args)
-    check_machine()
-    results_dir = make_results_dir(args.out, spec.name)
-    say = progress.Quiet() if (args.quiet or args.json) else progress.RichProgress()
-    result = run_experiment(spec, results_dir, args, say)
+
+def load(args):
+    """Load and validate the spec with overrides; print every problem and raise UsageError."""
+    return read_spec(args.spec, overrides_of(args))[0]
+
+
+def progress_for(args):
+    """Return the progress sink the options ask for."""
+    return progress.Quiet() if (args.quiet or args.json) else progress.RichProgress()
+
+
+def finish(args, result, results_dir):
+    """Print the outcome as the options ask; return the exit status (1: a run failed)."""
     if args.json:
         print(json.dumps(progress.json_summary(result, results_dir), indent=1, sort_keys=True))
     elif args.quiet:
@@ -256,3 +417,31 @@ def main(argv=None):
         progress.print_summary(result, results_dir)
     failed = [m for m in result["metas"] if m["status"] != "ok"]
     return 1 if failed or not result.get("report") else 0
+
+
+def main(argv=None):
+    """Run ``lblab run``.
+
+    Returns:
+        int: 0 when every run succeeded, 1 when some failed (the report says which).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.resume is not None:
+        given = [flag for flag, value in (
+            ("SPEC", args.spec), ("--out", args.out), ("--set", args.overrides),
+            ("--repetitions", args.repetitions), ("--order", args.order),
+            ("--order-seed", args.order_seed)) if value not in (None, [])]
+        if given:
+            parser.error(f"--resume takes the spec and its options from the results folder; "
+                         f"drop {', '.join(given)}")
+        result = resume_experiment(args.resume, progress_for(args))
+        return finish(args, result, args.resume)
+    if args.spec is None:
+        parser.error("give a SPEC (or --resume RESULTS_DIR)")
+    args.out = args.out or "results"
+    spec, raw = read_spec(args.spec, overrides_of(args))
+    check_machine()
+    results_dir = make_results_dir(args.out, spec.name)
+    result = run_experiment(spec, results_dir, args, progress_for(args), raw)
+    return finish(args, result, results_dir)

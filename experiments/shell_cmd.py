@@ -25,7 +25,7 @@ def main(argv=None):
     """Run ``lblab shell``; returns 0 when the prompt is left."""
     from experiments import runner
     from experiments.run_lab import Run
-    from experiments.spec import variant
+    from experiments.spec import points, variant
 
     args = build_parser().parse_args(argv)
     args.repetitions = None
@@ -36,7 +36,7 @@ def main(argv=None):
         raise UsageError(f"--balancer {name!r}: expected one of {', '.join(names)}")
     runner.check_machine()
     balancer = spec.balancer(name)
-    point = spec if spec.sweep is None else variant(spec, spec.sweep.values[0])
+    point = spec if spec.sweep is None else variant(spec, points(spec)[0])
     work = tempfile.mkdtemp(prefix="lblab-shell-")
     run = Run(point, balancer, name, 1, 0, None, os.path.join(work, "raw"), spec.seed,
               log=lambda msg: print(f"lblab shell: {msg}", flush=True))

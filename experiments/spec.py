@@ -28,7 +28,8 @@ from experiments.spec_errors import Locator, SpecError, shown  # noqa: F401
 from experiments.spec_models import (  # noqa: F401
     ARRIVALS, BACKEND_FAULTS, BALANCER_KEYS, FAULT_ACTIONS, HTTP_METHODS, HTTP_MODES,
     IPERF_ALGORITHMS, IPERF_MODES, IPERF_PROTOCOLS, L4_ALGORITHMS, L4_MODES, L7_ENGINES, LAYERS,
-    LINK_FAULTS, MAX_BACKENDS, MAX_BALANCERS, MAX_FAULTS, MAX_RESPONSE_BYTES, SERVICE_DISTS,
+    LINK_FAULTS, MAX_BACKENDS, MAX_BALANCERS, MAX_FAULTS, MAX_RESPONSE_BYTES, MAX_RUNS,
+    MAX_SWEEP_POINTS, SERVICE_DISTS,
     TOPOLOGIES, WORKLOAD_TYPES, Backend, Balancer, Fault, HttpWorkload, IperfWorkload, L4Balancer,
     L7Balancer, RequestKind, ServiceTime, Spec, Sweep, Topology, _backends_input)
 from lblab_core import config as C
@@ -77,9 +78,12 @@ def _parse(data, loc, sweep):
         loc.add_pydantic(Spec, exc)
     if isinstance(prepared, dict):
         spec_checks.check(_salvage(prepared), loc)
-        if sweep and not loc.problems and spec is not None and spec.sweep is not None:
+        if sweep and not loc.problems and spec is not None:
             # Each sweep point is checked once the base spec is valid, so a problem is said once.
-            _check_sweep(data, spec.sweep, loc)
+            if spec.sweep is not None:
+                _check_sweep(data, spec, loc)
+            else:
+                _runs_fit(spec, 1, loc)
     if loc.problems:
         raise SpecError(loc.errors())
     spec._source = loc.source  # private attributes: not part of the schema or of equality
@@ -138,33 +142,130 @@ def _value(one, value):
         return BAD
 
 
-def _check_sweep(data, sweep, loc):
-    path = ("sweep",)
-    try:
-        key = parse_set_path(sweep.param)
-    except ValueError as exc:
-        loc.fail(path + ("param",), str(exc))
+def _check_sweep(data, spec, loc):
+    """Check the sweep's forms, then each point as its own spec (a bad point names its values).
+
+    Each problem is one line: ``param`` without ``values`` (or beside ``product``/``zip``), an
+    unparsable or unsweepable key path, a parameter given twice or inside another, values that
+    repeat, zipped lists of unequal length, too many points or runs, points whose run folder
+    names would be the same.
+    """
+    sweep = spec.sweep
+    keys = _sweep_keys(sweep, loc)
+    if keys is None:
         return
-    if key[0] in UNSWEEPABLE:
-        loc.fail(path + ("param",), f"cannot sweep {sweep.param!r}; balancers are already "
-                                    f"compared, sweep a workload, backend or topology parameter")
+    points = sweep.points()
+    if len(points) > MAX_SWEEP_POINTS:
+        loc.fail(("sweep",), f"{len(points)} sweep points: expected at most {MAX_SWEEP_POINTS} "
+                             f"(each is a fresh lab per balancer and repetition)")
         return
-    if len({_identity(v) for v in sweep.values}) != len(sweep.values):
-        loc.fail(path + ("values",), "values must be distinct")
+    if not _runs_fit(spec, len(points), loc):
         return
-    for i, value in enumerate(sweep.values):
-        try:
-            point = set_path(data, key, value)
-        except ValueError as exc:
-            loc.fail(path + ("param",), str(exc))
+    ids = {}
+    for i, point in enumerate(points):
+        name = point_id(sweep, point)
+        if name in ids:
+            loc.fail(("sweep",), f"points {_said(ids[name])} and {_said(point)} have the same "
+                                 f"run folder name {name!r}; use values that differ in "
+                                 f"letters, digits, '_' or '.'")
             return
-        point.pop("sweep")
+        ids[name] = point
+    said = set()
+    for i, point in enumerate(points):
+        try:
+            sub_data = data
+            for param, value in point:
+                sub_data = set_path(sub_data, keys[param], value)
+        except ValueError as exc:
+            loc.fail(_sweep_path(sweep, point[-1][0]), str(exc))
+            return
+        sub_data.pop("sweep")
         sub = Locator(loc.source)
         try:
-            _parse(point, sub, sweep=False)
+            _parse(sub_data, sub, sweep=False)
         except SpecError:
+            # a bad value fails every point it is in: each problem is said once, at its first
             for body in sub.bodies():
-                loc.fail(path + ("values", i), f"with {sweep.param} = {shown(value)}: {body}")
+                if body not in said:
+                    said.add(body)
+                    loc.fail(("sweep", "values", i) if sweep.param is not None else ("sweep",),
+                             f"with {_said(point)}: {body}")
+
+
+def _said(point):
+    """``workload.users = 4, backends.0.capacity = 2`` for messages."""
+    return ", ".join(f"{param} = {shown(value)}" for param, value in point)
+
+
+def _sweep_path(sweep, param):
+    """The key path of a swept parameter: ``sweep.param``, ``sweep.product.<param>``, …"""
+    if sweep.param is not None and param == sweep.param:
+        return ("sweep", "param")
+    return ("sweep", "product" if param in (sweep.product or {}) else "zip", param)
+
+
+def _sweep_keys(sweep, loc):
+    """Return ``{param: key path tuple}``, or None after reporting what is wrong."""
+    if (sweep.param is None) != (sweep.values is None):
+        missing = "values" if sweep.values is None else "param"
+        loc.fail(("sweep", missing), f"is required with {'param' if missing == 'values' else 'values'} "
+                                     f"(the one-parameter form: {{param: key.path, values: [...]}})")
+        return None
+    if sweep.param is not None and (sweep.product or sweep.zip):
+        loc.fail(("sweep", "param"), "param/values sweeps one parameter; with product or zip, "
+                                     "put it into product")
+        return None
+    if sweep.param is None and not sweep.product and not sweep.zip:
+        loc.fail(("sweep",), "expected param/values, product or zip")
+        return None
+    both = sorted(set(sweep.product or {}) & set(sweep.zip or {}))
+    if both:
+        loc.fail(("sweep", "zip", both[0]), f"{both[0]} is in product too; sweep a parameter "
+                                            f"once")
+        return None
+    if sweep.zip:
+        lengths = {param: len(values) for param, values in sweep.zip.items()}
+        if len(set(lengths.values())) > 1:
+            loc.fail(("sweep", "zip"), "zipped parameters move together and need lists of equal "
+                                       "length, got " + ", ".join(f"{p}: {n}" for p, n in
+                                                                  lengths.items()))
+            return None
+    keys = {}
+    for param in sweep.params():
+        path = _sweep_path(sweep, param)
+        values = (sweep.values if path[1] == "param" else
+                  (sweep.product if path[1] == "product" else sweep.zip)[param])
+        try:
+            key = parse_set_path(param)
+        except ValueError as exc:
+            loc.fail(path, str(exc))
+            return None
+        if key[0] in UNSWEEPABLE:
+            loc.fail(path, f"cannot sweep {param!r}; balancers are already compared, sweep a "
+                           f"workload, backend or topology parameter")
+            return None
+        for other, other_key in keys.items():
+            if key == other_key or key[:len(other_key)] == other_key \
+                    or other_key[:len(key)] == key:
+                loc.fail(path, f"{param!r} and {other!r} set the same value; sweep it once")
+                return None
+        if len({_identity(v) for v in values}) != len(values):
+            loc.fail(("sweep", "values") if path[1] == "param" else path,
+                     "values must be distinct")
+            return None
+        keys[param] = key
+    return keys
+
+
+def _runs_fit(spec, points, loc):
+    """Check balancers x points x repetitions against MAX_RUNS (said at ``repetitions``)."""
+    runs = len(spec.balancers) * points * spec.repetitions
+    if runs > MAX_RUNS:
+        loc.fail(("repetitions",), f"{spec.repetitions}: {len(spec.balancers)} balancers x "
+                                   f"{points} sweep point(s) x {spec.repetitions} repetitions "
+                                   f"= {runs} runs: expected at most {MAX_RUNS}")
+        return False
+    return True
 
 
 def _identity(value):
@@ -176,17 +277,24 @@ def _identity(value):
         return "repr", repr(value)
 
 
-def variant(spec, value):
-    """Return the spec with its swept parameter set to ``value`` (and no sweep).
+def points(spec):
+    """Return the spec's sweep points (``[()]`` without a sweep): see ``Sweep.points``."""
+    return [()] if spec.sweep is None else spec.sweep.points()
+
+
+def variant(spec, point):
+    """Return the spec at one sweep point (and no sweep).
 
     Args:
         spec (Spec): a spec with a sweep.
-        value: one of ``spec.sweep.values``.
+        point (tuple): ``((key path, value), ...)``, one of :func:`points`.
     Returns:
         Spec: the spec for that sweep point.
     """
-    data = set_path(spec.data, parse_set_path(spec.sweep.param), value)
-    data.pop("sweep")
+    data = spec.data
+    for param, value in point:
+        data = set_path(data, parse_set_path(param), value)
+    data.pop("sweep", None)
     return _parse(data, Locator(spec.source), sweep=False)
 
 
@@ -218,23 +326,55 @@ def load_spec(path, overrides=()):
 
 
 def configurations(spec):
-    """Return the runs of a spec: ``(config_id, balancer, sweep_value, spec_for_point)``.
+    """Return the configurations of a spec: ``(config_id, balancer, point, spec_for_point)``.
 
-    ``config_id`` names the raw folder (``<balancer>`` or ``<balancer>-<param>=<value>``
-    without characters that are unsafe in file names).
+    ``point`` is ``((key path, value), ...)`` in spec order (``()`` without a sweep);
+    ``config_id`` names the raw folder: ``<balancer>`` or ``<balancer>-<label>=<value>-…``
+    (see :func:`point_id`). Balancers vary slowest, then the points in :func:`points` order.
     """
-    points = [(None, spec)] if spec.sweep is None else [(v, variant(spec, v))
-                                                         for v in spec.sweep.values]
-    out = []
-    for balancer in spec.balancers:
-        for value, point in points:
-            if value is None:
-                config = balancer.name
-            else:
-                short = spec.sweep.param.split(".")[-1]
-                config = f"{balancer.name}-{short}{_safe(value)}"
-            out.append((config, balancer, value, point))
-    return out
+    specs = [(point, spec if not point else variant(spec, point)) for point in points(spec)]
+    return [(f"{balancer.name}-{point_id(spec.sweep, point)}" if point else balancer.name,
+             balancer, point, point_spec)
+            for balancer in spec.balancers for point, point_spec in specs]
+
+
+def point_id(sweep, point):
+    """Return a point's part of a config id, e.g. ``rate=100-capacity=2``.
+
+    Each parameter is labelled by the shortest tail of its key path that no other swept
+    parameter shares (``capacity``; ``0.capacity`` and ``1.capacity`` when two backends'
+    capacities are swept). A scalar value is written out; a list or mapping value by its
+    position in its list (``v1``, ``v2``, …). Characters unsafe in file names become ``_``.
+    """
+    labels = _labels(sweep.params())
+    lists = {**({sweep.param: sweep.values} if sweep.param is not None else {}),
+             **(sweep.product or {}), **(sweep.zip or {})}
+    parts = []
+    for param, value in point:
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            text = str(value)
+        else:
+            text = f"v{[_identity(v) for v in lists[param]].index(_identity(value)) + 1}"
+        parts.append(f"{_safe(labels[param])}={_safe(text)}")
+    return "-".join(parts)
+
+
+def _labels(params):
+    keys = {}
+    for param in params:
+        try:
+            keys[param] = [str(k) for k in parse_set_path(param)]
+        except ValueError:
+            keys[param] = [param]
+    labels = {}
+    for param, key in keys.items():
+        for n in range(1, len(key) + 1):
+            tail = key[-n:]
+            if all(other[-n:] != tail for p, other in keys.items() if p != param) \
+                    or n == len(key):
+                labels[param] = ".".join(tail)
+                break
+    return labels
 
 
 def _safe(value):

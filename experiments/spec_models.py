@@ -8,6 +8,7 @@ each mode from ``controllers.config``, HTTP methods, loop modes and arrivals fro
 ``lb_apps.loadgen.workload``, service distributions from ``lb_apps.backend.model``, engines from
 ``lb_apps.engines.render``, topologies from ``topologies.graphs``. Every limit is its consumer's.
 """
+import itertools
 import re
 from typing import Annotated, Any, Literal, Union
 
@@ -59,6 +60,10 @@ MAX_DURATION_SEC = 3600.0
 # its own spec would keep `lblab validate` busy for minutes.
 MAX_BALANCERS = 64
 MAX_SWEEP_VALUES = 100
+MAX_SWEEP_PARAMS = 8
+MAX_SWEEP_POINTS = 100
+# balancers x sweep points x repetitions: at ~10 s a run, 5000 runs are about 14 hours
+MAX_RUNS = 5000
 MAX_FAULTS = 256
 # Consumers' bounds. iperf3 opens at most 128 parallel streams (-P).
 MAX_IPERF_FLOWS = 128
@@ -288,6 +293,11 @@ class HttpWorkload(C.Model):
     keepalive: bool = True
     timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_SEC, allow_inf_nan=False)] = 5.0
     session: bool = False
+    source_ports: choice(load_model.SOURCE_PORT_MODES) = Field(
+        default="seeded", description="seeded: each client connection binds its source port "
+        "from the run's seed, so a balancer hashing the 5-tuple makes the same choices in "
+        "every run of the same seed (repetitions differ in seed on purpose); kernel: the "
+        "kernel picks ephemeral ports, new in every run")
     mix: Annotated[tuple[RequestKind, ...], Field(min_length=1),
                    BeforeValidator(_as_tuple)] = (RequestKind(),)
 
@@ -311,21 +321,65 @@ Workload = Annotated[Union[Annotated[HttpWorkload, Tag("http")],
                            Annotated[IperfWorkload, Tag("iperf3")]], _tagged("type", "http")]
 
 
+SweepValues = Annotated[tuple[Any, ...], Field(min_length=1, max_length=MAX_SWEEP_VALUES),
+                        BeforeValidator(_as_tuple)]
+SweepParams = Annotated[dict[str, SweepValues],
+                        Field(min_length=1, max_length=MAX_SWEEP_PARAMS)]
+
+
 class Sweep(C.Model):
-    """One swept parameter (a key path such as ``workload.users``) and its values."""
-    param: Annotated[str, Field(min_length=1)]
-    values: Annotated[tuple[Any, ...], Field(min_length=1, max_length=MAX_SWEEP_VALUES),
-                      BeforeValidator(_as_tuple)]
+    """Swept parameters (key paths such as ``workload.users``) and their values.
+
+    ``param``/``values`` sweeps one parameter; ``product`` sweeps every combination of its
+    parameters' values; ``zip`` moves its parameters together (lists of equal length). The
+    points are the product (or the one parameter) x the zipped tuples; the rules between the
+    forms and the cap on points are checked by ``experiments.spec`` (``_check_sweep``).
+    """
+    param: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None, description="one swept key path (with values)")
+    values: SweepValues | None = Field(default=None, description="the values of param")
+    product: SweepParams | None = Field(
+        default=None, description="key path -> values: every combination")
+    zip: SweepParams | None = Field(
+        default=None, description="key path -> values (equal lengths): moved together")
+
+    def params(self):
+        """Return the swept key paths in spec order (param or product, then zip)."""
+        one = {self.param: self.values} if self.param is not None else {}
+        return tuple({**one, **(self.product or {}), **(self.zip or {})})
+
+    def points(self):
+        """Return every sweep point as a tuple of ``(key path, value)`` pairs in spec order.
+
+        The product's first parameter changes slowest; each product combination is paired
+        with every zipped tuple in turn. Assumes the forms were checked (equal zip lengths).
+        """
+        crossed = {self.param: self.values} if self.param is not None else {}
+        crossed.update(self.product or {})
+        combos = [tuple(zip(crossed, values)) for values in
+                  itertools.product(*crossed.values())] if crossed else [()]
+        zipped = self.zip or {}
+        tuples = ([tuple(zip(zipped, values)) for values in zip(*zipped.values())]
+                  if zipped else [()])
+        return [combo + tup for combo in combos for tup in tuples]
 
 
 class Fault(C.Model):
-    """At ``at_s`` s after the measurement starts, do ``action`` to ``target`` (``value``)."""
+    """At ``at_s`` s after the measurement starts, do ``action`` to ``target`` (``value``).
+
+    A fault that cannot be applied fails its run, and one a balancer of the spec cannot do
+    fails the spec (``experiments.spec_checks``), unless it is ``optional``.
+    """
     at_s: Annotated[float, Field(ge=0, le=MAX_DURATION_SEC, allow_inf_nan=False)]
     action: choice(FAULT_ACTIONS)
     target: str | None = Field(default=None, description="a backend name, or a link 'a-b' "
                                                          "(e.g. s1-h6)")
     value: Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)] | None = Field(
         default=None, description="set_weight only: the new weight")
+    optional: bool = Field(default=False, description="a fault that cannot be applied (or "
+                                                      "that a balancer cannot do) is skipped "
+                                                      "with the reason and a warning, instead "
+                                                      "of failing the run (or the spec)")
 
 
 def _none_is_no_faults(value):

@@ -32,7 +32,7 @@ def describe(spec):
     Returns:
         str: e.g. ``quickstart: 4 balancers x 1 point x 2 reps = 8 runs, ~3.2 min``.
     """
-    points = 1 if spec.sweep is None else len(spec.sweep.values)
+    points = len(spec_mod.points(spec))
     runs = len(spec.balancers) * points * spec.repetitions
     # ~6 s per run for building the lab and starting processes, measured on a 2-core VM.
     seconds = runs * (spec.warmup_s + spec.duration_s + 6.0)

@@ -22,6 +22,12 @@ duration_s: 1
 """
 
 
+@pytest.fixture(autouse=True)
+def state(tmp_path, monkeypatch):
+    # run_experiment takes the lab lock: this test's own, not the machine's
+    monkeypatch.setenv("LBLAB_STATE_DIR", str(tmp_path / "state"))
+
+
 def make_spec(n_balancers=2, overrides=()):
     lines = "\n".join(f"  - {{name: rr{i}, layer: l7, algorithm: round_robin}}"
                       for i in range(n_balancers))
@@ -81,7 +87,8 @@ def test_run_help_shows_the_order_options(capsys):
     out = capsys.readouterr().out
     assert "--order {shuffled,interleaved,sequential}" in out and "--order-seed N" in out
     args = runner.build_parser().parse_args(["x.yaml"])
-    assert args.order == "shuffled" and args.order_seed is None
+    # not given: None, so --resume can tell; a new batch then runs the first of ORDERS
+    assert args.order is None and args.order_seed is None and runner.ORDERS[0] == "shuffled"
     args = runner.build_parser().parse_args(["x.yaml", "--order", "sequential",
                                              "--order-seed", "7"])
     assert args.order == "sequential" and args.order_seed == 7

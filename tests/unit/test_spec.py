@@ -186,7 +186,7 @@ def test_sweep_points_are_each_validated():
                           "workload.users: 0: expected a number >= 1")
     spec = S.loads_spec(text.replace("[1, 0, 8]", "[1, 8]"), "quick.yaml")
     configs = S.configurations(spec)
-    assert [c[0] for c in configs] == ["rr-users1", "rr-users8", "px-users1", "px-users8"]
+    assert [c[0] for c in configs] == ["rr-users=1", "rr-users=8", "px-users=1", "px-users=8"]
     assert configs[1][3].workload.users == 8 and configs[1][3].sweep is None
 
 
