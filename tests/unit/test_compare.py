@@ -154,3 +154,37 @@ def test_wide_table_is_not_cut_when_piped(tmp_path):
         for m in metrics:
             assert f"a-very-long-results-folder-name-{i}: {m}" in proc.stdout
     assert max(len(line) for line in proc.stdout.splitlines()) > 80
+
+
+def test_plot_draws_each_metric_and_a_ccdf_per_config_in_the_first_folders_colours(
+        tmp_path, capsys):
+    from experiments import figures, styles
+    a = _run_with(tmp_path, "A", A)
+    b = _run_with(tmp_path, "B", B)
+    # A's styles.json (as its report wrote it) gives l7_rr the first slot
+    figures.load_styles(a, ["l7_rr", "l4_rr"])
+    out = str(tmp_path / "cmp")
+    assert compare.main([a, b, "--plot", out, "--metric", "latency_p99_ms",
+                         "--metric", "jain_backends"]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith(out)]
+    names = sorted(os.path.basename(p) for p in printed)
+    assert names == sorted(f"{stem}.{ext}" for stem in (
+        "compare-latency_p99_ms", "compare-jain_backends", "compare-ccdf-l4_rr",
+        "compare-ccdf-l7_rr") for ext in ("png", "svg"))
+    assert all(os.path.getsize(p) > 0 for p in printed)
+    used = styles.mapping_of(report.load_json(os.path.join(out, "styles.json")))
+    assert used["l7_rr"]["slot"] == 0 and used["l4_rr"]["slot"] == 1
+    # with --json stdout stays JSON; the paths go to stderr
+    assert compare.main([a, b, "--json", "--plot", out]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["baseline"] == "A"
+    assert os.path.join(out, "compare-goodput_rps.png") in captured.err.splitlines()
+
+
+def test_plot_dir_must_be_a_folder(tmp_path, run_dir):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is not a folder"):
+        compare.main([run_dir, "--plot", str(tmp_path / "file")])
+    with pytest.raises(UsageError, match="parent folder"):
+        compare.main([run_dir, "--plot", str(tmp_path / "no" / "such")])
