@@ -1,16 +1,22 @@
 """JSONL request records written by backends and load generators, read back by experiments.metrics.
 
 One JSON object per line, ``sort_keys=True``, every object carrying ``"v": FORMAT_VERSION``.
-Times are epoch float seconds.
+Times are epoch float seconds; durations (``wait``, ``service_time``, ``pool_wait``) seconds.
+Readers accept every version in ``READABLE_VERSIONS``; a field a version lacks is absent.
 
 Format history:
     1: first version. Backend records: ``BACKEND_FIELDS``; load generator records:
-       ``LOADGEN_FIELDS`` (plus ``"warmup": true`` on warm-up records when they are kept).
+       ``LOADGEN_FIELDS`` without ``pool_wait`` (plus ``"warmup": true`` on warm-up records
+       when they are kept).
+    2: load generator records gain ``pool_wait``: seconds the request waited for a free
+       connection of the client's pool (0.0 when one was free or could be opened at once).
+       Backend records are unchanged.
 """
 import json
 import os
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 # Backend record, one per data request (control paths /health, /stats, /admin/* are not recorded).
 # status 0 means no complete response was sent (fault modes hang and close).
@@ -20,10 +26,13 @@ BACKEND_FIELDS = ("v", "id", "backend", "arrival", "wait", "service_time", "stat
 
 # Load generator record, one per request sent. latency = end - scheduled (open loop: the planned
 # send time, so a slow server cannot hide its queueing delay; closed loop: when the user sent it).
+# pool_wait (version 2): seconds waited for a free connection of the pool.
 LOADGEN_FIELDS = ("v", "id", "client", "scheduled", "start", "end", "status", "bytes", "backend",
-                  "error", "method", "path", "conn", "cache")
+                  "error", "method", "path", "conn", "cache", "pool_wait")
 
 RECORD_FIELDS = {"backend": BACKEND_FIELDS, "loadgen": LOADGEN_FIELDS}
+# The fields each older version lacks.
+_ADDED_IN = {"pool_wait": 2}
 
 
 class RecordFormatError(ValueError):
@@ -46,9 +55,11 @@ def check_record(record, kind):
     if not isinstance(record, dict):
         raise RecordFormatError(f"record must be a JSON object, not {type(record).__name__}")
     version = record.get("v")
-    if version != FORMAT_VERSION:
-        raise RecordFormatError(f"record field 'v' is {version!r}, expected {FORMAT_VERSION}")
-    missing = [f for f in RECORD_FIELDS[kind] if f not in record]
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise RecordFormatError(f"record field 'v' is {version!r}, expected one of "
+                                f"{', '.join(map(str, READABLE_VERSIONS))}")
+    missing = [f for f in RECORD_FIELDS[kind] if f not in record
+               and _ADDED_IN.get(f, 1) <= version]
     if missing:
         raise RecordFormatError(f"{kind} record lacks fields {missing}")
     return record
@@ -133,9 +144,11 @@ def iter_records(path, kind=None):
                     check_record(record, kind)
                 except RecordFormatError as exc:
                     raise RecordFormatError(f"{path}:{lineno}: {exc}") from None
-            elif not isinstance(record, dict) or record.get("v") != FORMAT_VERSION:
+            elif not isinstance(record, dict) or record.get("v") not in READABLE_VERSIONS \
+                    or isinstance(record.get("v"), bool):
                 raise RecordFormatError(
-                    f"{path}:{lineno}: record field 'v' must be {FORMAT_VERSION}")
+                    f"{path}:{lineno}: record field 'v' must be one of "
+                    f"{', '.join(map(str, READABLE_VERSIONS))}")
             yield record
 
 

@@ -86,6 +86,14 @@ HostText = Annotated[str, AfterValidator(_host_text)]
 # random.Random takes any integer; the bound keeps a seed a signed 64-bit integer.
 Seed64 = Annotated[int, Field(ge=0, le=2 ** 63 - 1)]
 MAX_SERVICE_SEC = 3600.0
+MAX_SERVICE_MS = MAX_SERVICE_SEC * 1000.0
+# Settings renamed to name their unit (issue 11): old name -> (new name, how to convert). The
+# old names in a settings file or as flags are refused with a pointer to the new one.
+RENAMED_SETTINGS = {
+    "service_mean": ("service_mean_ms", "milliseconds: 0.005 s is 5"),
+    "slow_delay": ("slow_delay_ms", "milliseconds: 0.1 s is 100"),
+    "flush_period": ("flush_period_s", "seconds, as before"),
+}
 MAX_SIGMA = 10.0  # exp(10 * z) stays finite for any z a normal draw gives
 MAX_CAPACITY = 1_000_000
 MAX_QUEUE = 10_000_000
@@ -100,7 +108,7 @@ class BackendConfig(C.Model):
     record: Optional[FilePath] = None
     response_size: Annotated[int, Field(ge=0, le=MAX_RESPONSE_BYTES)] = 100
     service_dist: Annotated[str, C.one_of(SERVICE_DISTS)] = "fixed"
-    service_mean: Annotated[float, Field(ge=0, le=MAX_SERVICE_SEC, allow_inf_nan=False)] = 0.0
+    service_mean_ms: Annotated[float, Field(ge=0, le=MAX_SERVICE_MS, allow_inf_nan=False)] = 0.0
     service_sigma: Annotated[float, Field(gt=0, le=MAX_SIGMA, allow_inf_nan=False)] = 0.5
     capacity: Optional[Annotated[int, Field(ge=1, le=MAX_CAPACITY)]] = None
     overflow: Annotated[str, C.one_of(OVERFLOW_POLICIES)] = "queue"
@@ -108,9 +116,9 @@ class BackendConfig(C.Model):
     error_rate: C.Fraction = 0.0
     seed: Seed64 = 1
     fault: Annotated[str, C.one_of(tuple(FAULT_MODES))] = "none"
-    slow_delay: Annotated[float, Field(ge=0, le=MAX_SERVICE_SEC, allow_inf_nan=False)] = 0.1
+    slow_delay_ms: Annotated[float, Field(ge=0, le=MAX_SERVICE_MS, allow_inf_nan=False)] = 100.0
     cache_control: Optional[C.HeaderValue] = None
-    flush_period: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 0.25
+    flush_period_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 0.25
 
     @field_validator("queue_limit")
     @classmethod

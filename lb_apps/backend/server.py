@@ -18,7 +18,7 @@ import httptools
 from lb_apps.backend import model as model
 from lblab_core import config as C
 from lblab_core import entry, loader
-from lblab_core.errors import UsageError
+from lblab_core.errors import InputError, UsageError
 from lb_apps.records import RecordWriter
 
 STATUS_LINES = {
@@ -50,7 +50,7 @@ class Backend:
         self.loop = None
         service_rng, error_rng = model.seeded_rngs(cfg.seed)
         self.sample_service = model.make_service_sampler(
-            cfg.service_dist, cfg.service_mean, cfg.service_sigma, service_rng)
+            cfg.service_dist, cfg.service_mean_ms / 1000.0, cfg.service_sigma, service_rng)
         self.fail = model.make_error_decider(cfg.error_rate, error_rng)
         self.capacity = cfg.capacity
         self.in_service = 0
@@ -63,7 +63,7 @@ class Backend:
         self.seq = 0
         self.fault_name = "none"
         self.fault = model.FAULT_MODES["none"]
-        self.slow_delay = cfg.slow_delay
+        self.slow_delay = cfg.slow_delay_ms / 1000.0    # seconds, as the fault API's delay
         self._fault_timer = None
         self._servers = []
         self.port = cfg.port
@@ -84,7 +84,7 @@ class Backend:
         self.loop = asyncio.get_running_loop()
         if self.cfg.record:
             self.writer = RecordWriter(self.cfg.record, encode=model.make_line_encoder(self.cfg.name))
-            self._flush_timer = self.loop.call_later(self.cfg.flush_period, self._periodic_flush)
+            self._flush_timer = self.loop.call_later(self.cfg.flush_period_s, self._periodic_flush)
         await self._listen(self.cfg.port)
         if self.cfg.fault != "none":
             self.set_fault(self.cfg.fault, None, None)
@@ -119,7 +119,7 @@ class Backend:
 
     def _periodic_flush(self):
         self.writer.flush()
-        self._flush_timer = self.loop.call_later(self.cfg.flush_period, self._periodic_flush)
+        self._flush_timer = self.loop.call_later(self.cfg.flush_period_s, self._periodic_flush)
 
     def set_fault(self, name, delay, duration):
         """Switch fault mode (``duration`` seconds later back to ``none`` if given)."""
@@ -378,13 +378,15 @@ def load_settings_file(path):
     return ({} if data is None else data), lines
 
 
-def settings_from_argv(parser, model_cls, argv):
+def settings_from_argv(parser, model_cls, argv, renamed=None):
     """Parse flags and the ``--config`` file into validated settings (flags override the file).
 
     Args:
         parser (argparse.ArgumentParser): the command's parser (``argument_default=SUPPRESS``).
         model_cls (type): the settings model (``BackendConfig`` or ``LoadgenConfig``).
         argv (list[str]): the arguments.
+        renamed (dict|None): the model's ``RENAMED_SETTINGS``: a file key of an old name is
+            refused with the new one.
     Returns:
         tuple: (settings, the flags that are not settings: ``check``, ``json``...).
     Raises:
@@ -397,7 +399,37 @@ def settings_from_argv(parser, model_cls, argv):
     if "config" in args:
         source = args.pop("config")
         data, lines = load_settings_file(source)
+    renamed = renamed or {}
+    if isinstance(data, dict) and renamed.keys() & data.keys():
+        raise InputError([
+            f"{source}{'' if (lines or {}).get((key,)) is None else ':' + str(lines[(key,)])}: "
+            f"{key}: renamed {renamed[key][0]} ({renamed[key][1]})"
+            for key in data if key in renamed])
     return C.validate_input(model_cls, data, source, lines, flags=args), extra
+
+
+class _RenamedFlag(argparse.Action):
+    """A flag that was renamed: using it is a usage error that names the new flag."""
+
+    def __init__(self, option_strings, dest, new=None, unit=None, **kwargs):
+        self.new, self.unit = new, unit
+        super().__init__(option_strings, dest, nargs="?", help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        raise UsageError(f"{option_string} was renamed {self.new} ({self.unit})")
+
+
+def add_renamed_flags(parser, renamed):
+    """Add a hidden flag per renamed setting that refuses itself with a pointer to the new one.
+
+    Args:
+        parser (argparse.ArgumentParser): the command's parser.
+        renamed (dict): old setting name -> (new setting name, unit and conversion text), the
+            model's ``RENAMED_SETTINGS``.
+    """
+    for old, (new, unit) in renamed.items():
+        parser.add_argument("--" + old.replace("_", "-"), action=_RenamedFlag, dest="renamed_"
+                            + old, new="--" + new.replace("_", "-"), unit=unit)
 
 
 def check_record_path(path):
@@ -427,7 +459,9 @@ def build_parser():
     p.add_argument("--response-size", type=int, help="body bytes for paths other than /size/<n>")
     p.add_argument("--service-dist", choices=model.SERVICE_DISTS,
                    help="service time distribution (default fixed)")
-    p.add_argument("--service-mean", type=float, help="mean service time, seconds (default 0)")
+    p.add_argument("--service-mean-ms", type=float,
+                   help="mean service time, milliseconds (default 0), as the spec's "
+                        "service.mean_ms")
     p.add_argument("--service-sigma", type=float, help="lognormal sigma (default 0.5)")
     p.add_argument("--capacity", type=int, help="most requests served at once (default unlimited)")
     p.add_argument("--overflow", choices=model.OVERFLOW_POLICIES,
@@ -436,9 +470,12 @@ def build_parser():
     p.add_argument("--error-rate", type=float, help="fraction of requests answered 500")
     p.add_argument("--seed", type=int, help="seed of service times and errors (default 1)")
     p.add_argument("--fault", choices=sorted(model.FAULT_MODES), help="initial fault mode")
-    p.add_argument("--slow-delay", type=float, help="extra seconds in fault mode slow (0.1)")
+    p.add_argument("--slow-delay-ms", type=float,
+                   help="extra milliseconds of service in fault mode slow (default 100)")
     p.add_argument("--cache-control", help="Cache-Control header value to send")
-    p.add_argument("--flush-period", type=float, help="seconds between record flushes (0.25)")
+    p.add_argument("--flush-period-s", type=float,
+                   help="seconds between record flushes (default 0.25)")
+    add_renamed_flags(p, model.RENAMED_SETTINGS)
     return p
 
 
@@ -452,7 +489,8 @@ def config_from_argv(argv):
 
 
 def _parse(argv):
-    cfg, extra = settings_from_argv(build_parser(), model.BackendConfig, argv)
+    cfg, extra = settings_from_argv(build_parser(), model.BackendConfig, argv,
+                                    model.RENAMED_SETTINGS)
     check_record_path(cfg.record)
     return cfg, extra.get("check", False)
 
@@ -484,7 +522,7 @@ def main(argv=None):
     cfg, check = _parse(sys.argv[1:] if argv is None else argv)
     if check:
         print(f"lblab backend: {cfg.name} OK: would listen on {cfg.host}:{cfg.port}, "
-              f"{cfg.service_dist} service mean {cfg.service_mean:g} s, capacity "
+              f"{cfg.service_dist} service mean {cfg.service_mean_ms:g} ms, capacity "
               f"{cfg.capacity or 'unlimited'}, fault {cfg.fault}", flush=True)
         return 0
     import uvloop

@@ -1,7 +1,8 @@
 """HTTP load generator: open loop (Poisson/constant, latency from the planned send time) or closed loop.
 
 uvloop, ``asyncio.Protocol`` callbacks and httptools' response parser; a request is a small
-object moved between callbacks, never a coroutine. Workload decisions come from
+object moved between callbacks, never a coroutine (both in ``lb_apps.loadgen.protocol``).
+Connections bind their source ports from the seed (``lb_apps.loadgen.ports``, ``connect``). Workload decisions come from
 ``lb_apps.loadgen.workload``. Every run ends by itself: the send window is bounded by warm-up + duration
 (and ``max_requests``), and every request by its timeout.
 """
@@ -13,9 +14,11 @@ import ssl
 import sys
 import time
 
-import httptools
-
+from lb_apps.loadgen import connect as lc
+from lb_apps.loadgen import protocol
+from lb_apps.loadgen.protocol import ClientConnection, Request
 from lb_apps.loadgen import workload as wl
+from lb_apps.loadgen.ports import SOURCE_PORT_MODES, SourcePorts
 from lblab_core import entry
 from lblab_core.errors import UsageError
 from lb_apps.records import RecordWriter
@@ -25,106 +28,7 @@ SWEEP_PERIOD_SEC = 0.05     # request timeouts are checked this often
 # An open-loop sender behind its schedule yields to the event loop at least this often, so
 # that connects, responses, timeouts and SIGINT go on during a catch-up burst.
 SENDER_SLICE_SEC = 0.001
-# Timestamps come from time.monotonic (ns resolution): uvloop's loop.time() is cached with
-# millisecond resolution, too coarse for sub-millisecond latencies. Both read CLOCK_MONOTONIC,
-# so the loop's timers (call_at, sleep) and these stamps share one time base.
-_now = time.monotonic
-
-
-class Request:
-    """One request in flight (plain slots object: cheap to create, no coroutine)."""
-    __slots__ = ("rid", "scheduled", "start", "entry", "data", "user", "conn", "status",
-                 "nbytes", "backend", "cache", "warmup", "timer", "done", "on_done", "error")
-    # timer: the monotonic time at which the request times out
-
-    def __init__(self, rid, scheduled, entry, data, user, warmup, on_done):
-        self.rid, self.scheduled, self.entry, self.data = rid, scheduled, entry, data
-        self.user, self.warmup, self.on_done = user, warmup, on_done
-        self.start = None
-        self.conn = None
-        self.status = None
-        self.nbytes = 0
-        self.backend = None
-        self.cache = None
-        self.timer = None
-        self.done = False
-        self.error = None
-
-
-class ClientConnection(asyncio.Protocol):
-    """One pooled connection carrying one request at a time."""
-
-    def __init__(self, gen):
-        self.gen = gen
-        self.transport = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.req = None
-        self.closed = False
-        self.head_done = False
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def send(self, req, kind):
-        """Write ``req`` on this connection (``kind`` is "new" or "reused")."""
-        self.req = req
-        req.conn = kind
-        req.start = _now()
-        self.transport.write(req.data)
-
-    def data_received(self, data):
-        req = self.req
-        if req is None:                        # bytes nobody asked for: drop the connection
-            self.transport.abort()
-            return
-        req.nbytes += len(data)
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self.req is req:
-                self.req = None
-                self.transport.abort()
-                self.gen.fail(req, "bad_response")
-        finally:
-            self.head_done = False
-
-    def on_header(self, name, value):
-        if len(name) == 9 and name.lower() == b"x-backend":
-            self.req.backend = value.decode("latin-1")
-        elif len(name) == 7 and name.lower() == b"x-cache":
-            self.req.cache = value.decode("latin-1")
-        elif len(name) == 10 and self.gen.jars is not None and name.lower() == b"set-cookie":
-            pair = wl.parse_set_cookie(value.decode("latin-1"))
-            if pair is not None:
-                self.gen.jars[self.req.user][pair[0]] = pair[1]
-
-    def on_headers_complete(self):
-        req = self.req
-        if req is not None and req.entry.method == "HEAD":
-            # A HEAD response has headers only, whatever Content-Length says, and httptools'
-            # response parser cannot be told: finish here and start a fresh parser.
-            parser = self.parser
-            self.parser = httptools.HttpResponseParser(self)
-            self.req = None
-            # the old parser may still call on_message_complete in this feed_data (no body
-            # announced): that call must not complete the next request
-            self.head_done = True
-            req.status = parser.get_status_code()
-            self.gen.complete(self, req, parser.should_keep_alive())
-
-    def on_message_complete(self):
-        if self.head_done:       # the HEAD response finished in on_headers_complete
-            return
-        req, self.req = self.req, None
-        req.status = self.parser.get_status_code()
-        self.gen.complete(self, req, self.parser.should_keep_alive())
-
-    def connection_lost(self, exc):
-        self.closed = True
-        req, self.req = self.req, None
-        if req is not None and not req.done:
-            self.gen.fail(req, "reset" if isinstance(exc, ConnectionResetError) else "closed")
-        self.gen.connection_lost(self)
+_now = protocol.now      # monotonic, ns resolution (see lb_apps.loadgen.protocol)
 
 
 class LoadGenerator:
@@ -142,7 +46,7 @@ class LoadGenerator:
         self.mix = wl.RequestMix(cfg.mix, mix_rng)
         self.templates = [wl.compile_request(e, cfg.target.host_header, cfg.keepalive)
                           for e in cfg.mix]
-        self.think = wl.make_think(cfg.think_dist, cfg.think, think_rng)
+        self.think = wl.make_think(cfg.think_dist, cfg.think_ms / 1000.0, think_rng)
         self.error_backoff = cfg.error_backoff_ms / 1000.0
         self.jars = collections.defaultdict(dict) if cfg.session else None
         self.ssl = None
@@ -151,6 +55,12 @@ class LoadGenerator:
             self.ssl = ssl.create_default_context()
             self.ssl.check_hostname = False
             self.ssl.verify_mode = ssl.CERT_NONE
+        avoid = lc.ephemeral_range() if cfg.source_ports == "seeded" else None
+        try:
+            self.ports = SourcePorts(cfg.source_ports, cfg.seed, avoid=avoid)
+        except ValueError as exc:
+            raise UsageError(f"source_ports: seeded: {exc}; use source_ports: kernel") from None
+        self._address = None
         self.idle = []
         self.open = 0
         self.waiters = collections.deque()
@@ -174,8 +84,8 @@ class LoadGenerator:
         mono, wall = _now(), time.time()
         self.epoch_offset = wall - mono
         self.t0 = mono
-        self.warmup_end = self.t0 + self.cfg.warmup
-        self.deadline = self.warmup_end + self.cfg.duration
+        self.warmup_end = self.t0 + self.cfg.warmup_s
+        self.deadline = self.warmup_end + self.cfg.duration_s
 
     # ----- requests ----------------------------------------------------------------------
 
@@ -195,7 +105,7 @@ class LoadGenerator:
     def submit(self, req):
         """Send ``req`` on an idle connection, a new one, or queue it for the next free one."""
         self.outstanding += 1
-        req.timer = _now() + self.cfg.timeout
+        req.timer = _now() + self.cfg.timeout_s
         self._dispatch(req)
 
     def _dispatch(self, req):
@@ -209,17 +119,29 @@ class LoadGenerator:
             self.connecting.add(req)
             self.loop.create_task(self._connect(req))
         else:
+            if req.queued is None:
+                req.queued = _now()
             self.waiters.append(req)
 
-    async def _connect(self, req):
+    @staticmethod
+    def _dequeued(req):
+        """``req`` leaves the pool's queue: its pool wait grows by how long it was in it."""
+        if req.queued is not None:
+            req.pool_wait += _now() - req.queued
+            req.queued = None
+
+    async def _open(self):
         target = self.cfg.target
+        if self._address is None:
+            self._address = await lc.resolve(self.loop, target.host, target.port)
+        return await lc.open_connection(
+            self.loop, lambda: ClientConnection(self), self._address, self.ports, self.ssl,
+            target.host if self.ssl else None)
+
+    async def _connect(self, req):
         error = None
         try:
-            _, conn = await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: ClientConnection(self), target.host, target.port, ssl=self.ssl,
-                    server_hostname=target.host if self.ssl else None),
-                self.cfg.connect_timeout)
+            _, conn = await asyncio.wait_for(self._open(), self.cfg.connect_timeout_s)
         except asyncio.TimeoutError:
             error = "connect_timeout"
         except ConnectionRefusedError:
@@ -246,6 +168,7 @@ class LoadGenerator:
         while self.waiters:
             req = self.waiters.popleft()
             if not req.done:
+                self._dequeued(req)
                 self._dispatch(req)
                 return
 
@@ -254,6 +177,7 @@ class LoadGenerator:
         while self.waiters:
             req = self.waiters.popleft()
             if not req.done:
+                self._dequeued(req)
                 conn.send(req, "reused")
                 return
         if self.sending:
@@ -306,16 +230,18 @@ class LoadGenerator:
         req.done = True
         req.error = error
         end = _now()
+        if req.queued is not None:       # ended (timed out) in the pool's queue
+            req.pool_wait += end - req.queued
         self.outstanding -= 1
         off = self.epoch_offset
         if not req.warmup:
-            self.summary.add(req.scheduled, end, req.status, error, req.start)
+            self.summary.add(req.scheduled, end, req.status, error, req.start, req.pool_wait)
         if self.writer is not None and not (req.warmup and self.cfg.warmup_records == "drop"):
             entry = req.entry
             self.writer.add((req.rid, self.cfg.name, req.scheduled + off,
                              None if req.start is None else req.start + off, end + off,
                              req.status, req.nbytes, req.backend, error, entry.method,
-                             entry.path, req.conn, req.cache, req.warmup))
+                             entry.path, req.conn, req.cache, req.warmup, req.pool_wait))
             if len(self.writer) >= FLUSH_RECORDS_AT:
                 self.writer.flush()
         if req.on_done is not None:
@@ -338,7 +264,7 @@ class LoadGenerator:
     async def _open_loop(self):
         cfg = self.cfg
         t0, now = self.t0, _now
-        offsets = wl.arrival_offsets(cfg.arrival, cfg.rate, cfg.warmup + cfg.duration,
+        offsets = wl.arrival_offsets(cfg.arrival, cfg.rate, cfg.warmup_s + cfg.duration_s,
                                      self.arrival_rng, cfg.max_requests)
         user = 0
         last_yield = now()
@@ -399,9 +325,9 @@ class LoadGenerator:
         def periodic_flush():
             nonlocal flush_timer
             self.writer.flush()
-            flush_timer = self.loop.call_later(cfg.flush_period, periodic_flush)
+            flush_timer = self.loop.call_later(cfg.flush_period_s, periodic_flush)
         if self.writer is not None:
-            flush_timer = self.loop.call_later(cfg.flush_period, periodic_flush)
+            flush_timer = self.loop.call_later(cfg.flush_period_s, periodic_flush)
         try:
             if cfg.mode == "open":
                 sender = self.loop.create_task(self._open_loop())
@@ -432,7 +358,7 @@ class LoadGenerator:
             self._check_finished()
             # every outstanding request ends by its own timeout
             try:
-                await asyncio.wait_for(self._finished, cfg.timeout + cfg.connect_timeout + 1.0)
+                await asyncio.wait_for(self._finished, cfg.timeout_s + cfg.connect_timeout_s + 1.0)
             except asyncio.TimeoutError:
                 pass        # cannot happen unless a timer was lost; the summary says what ended
             measured = min(self.window_end, self.deadline) - self.warmup_end
@@ -476,10 +402,12 @@ def build_parser():
     p.add_argument("--rate", type=float, help="open loop: requests per second (default 100)")
     p.add_argument("--arrival", choices=wl.ARRIVALS, help="open loop arrivals (default poisson)")
     p.add_argument("--users", type=int, help="closed loop: concurrent users (default 1)")
-    p.add_argument("--think", type=float, help="closed loop: mean think time, s (default 0)")
+    p.add_argument("--think-ms", type=float, help="closed loop: mean think time, milliseconds "
+                                                  "(default 0), as the spec's think_ms")
     p.add_argument("--think-dist", choices=wl.THINK_DISTS, help="fixed (default) or exponential")
-    p.add_argument("--duration", type=float, help="measured seconds (default 10)")
-    p.add_argument("--warmup", type=float, help="seconds before the measured window (default 0)")
+    p.add_argument("--duration-s", type=float, help="measured seconds (default 10)")
+    p.add_argument("--warmup-s", type=float,
+                   help="seconds before the measured window (default 0)")
     p.add_argument("--warmup-records", choices=wl.WARMUP_RECORDS,
                    help="mark warm-up records (default) or drop them")
     p.add_argument("--max-requests", type=int, help="stop after sending this many")
@@ -489,11 +417,17 @@ def build_parser():
                    help="one connection per request (Connection: close)")
     p.add_argument("--pool-size", type=int, help="most open connections (default: users, or "
                                                  f"{wl.DEFAULT_OPEN_POOL_SIZE} in open loop)")
-    p.add_argument("--seed", type=int, help="seed of arrivals, mix and think times (default 1)")
+    p.add_argument("--seed", type=int, help="seed of arrivals, mix, think times and source "
+                                            "ports (default 1)")
+    p.add_argument("--source-ports", choices=SOURCE_PORT_MODES,
+                   help="seeded (default): each connection binds its source port from the seed, "
+                        "so 5-tuple hashing repeats with the seed; kernel: the kernel chooses")
     p.add_argument("--session", action="store_true",
                    help="each virtual user keeps the cookies it receives")
-    p.add_argument("--timeout", type=float, help="seconds per request (default 5)")
-    p.add_argument("--connect-timeout", type=float, help="seconds per connect (default 2)")
+    p.add_argument("--timeout-s", type=float, help="seconds per request (default 5)")
+    p.add_argument("--connect-timeout-s", type=float, help="seconds per connect (default 2)")
+    p.add_argument("--flush-period-s", type=float,
+                   help="seconds between record flushes (default 1)")
     p.add_argument("--error-backoff-ms", type=float,
                    help="closed loop: a user waits at least this long after a transport error "
                         "(refused, reset, timeout...) before its next request (default "
@@ -504,6 +438,8 @@ def build_parser():
     p.add_argument("--check", action="store_true",
                    help="check the settings (file and flags) as a start would, print one line "
                         "and exit")
+    from lb_apps.backend.server import add_renamed_flags
+    add_renamed_flags(p, wl.RENAMED_SETTINGS)
     return p
 
 
@@ -519,7 +455,7 @@ def config_from_argv(argv):
 
 def _parse(argv):
     from lb_apps.backend.server import check_record_path, settings_from_argv
-    cfg, extra = settings_from_argv(build_parser(), wl.LoadgenConfig, argv)
+    cfg, extra = settings_from_argv(build_parser(), wl.LoadgenConfig, argv, wl.RENAMED_SETTINGS)
     check_record_path(cfg.record)
     return cfg, extra
 
@@ -566,7 +502,7 @@ def main(argv=None):
         load = (f"open {cfg.rate:g} req/s {cfg.arrival}" if cfg.mode == "open"
                 else f"closed {cfg.users} users")
         print(f"lblab loadgen: {cfg.name} OK: would load {cfg.url} ({load}, "
-              f"{cfg.duration:g} s, {len(cfg.mix)} mix entries)", flush=True)
+              f"{cfg.duration_s:g} s, {len(cfg.mix)} mix entries)", flush=True)
         return 0
 
     async def go():

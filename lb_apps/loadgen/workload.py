@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from lb_apps.backend.model import FilePath, Seed64
 from lblab_core.config import validate_input
+from lb_apps.loadgen.ports import SOURCE_PORT_MODES  # noqa: F401 - the spec imports it from here
 from lb_apps.records import FORMAT_VERSION
 from lblab_core import config as C
 
@@ -29,6 +30,17 @@ WARMUP_RECORDS = ("mark", "drop")
 ERROR_KINDS = ("connect_refused", "connect_timeout", "connect_error", "tls_error", "reset",
                "closed", "timeout", "bad_response")
 MAX_DURATION_SEC = 24 * 3600.0
+MAX_THINK_MS = 3_600_000.0
+# Settings renamed to name their unit (issue 11): old name -> (new name, how to convert). The
+# old names in a settings file or as flags are refused with a pointer to the new one.
+RENAMED_SETTINGS = {
+    "think": ("think_ms", "milliseconds, as the spec's think_ms: 0.1 s is 100"),
+    "duration": ("duration_s", "seconds, as before"),
+    "warmup": ("warmup_s", "seconds, as before"),
+    "timeout": ("timeout_s", "seconds, as before"),
+    "connect_timeout": ("connect_timeout_s", "seconds, as before"),
+    "flush_period": ("flush_period_s", "seconds, as before"),
+}
 MAX_RATE_PER_SEC = 1_000_000.0
 MAX_USERS = 100_000
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -157,23 +169,24 @@ class LoadgenConfig(C.Model):
                     AfterValidator(_open_only)] = 100.0
     arrival: Annotated[str, C.one_of(ARRIVALS), AfterValidator(_open_only)] = "poisson"
     users: Annotated[int, Field(ge=1, le=MAX_USERS)] = 1
-    think: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False),
-                     AfterValidator(_closed_only)] = 0.0
+    think_ms: Annotated[float, Field(ge=0, le=MAX_THINK_MS, allow_inf_nan=False),
+                        AfterValidator(_closed_only)] = 0.0
     think_dist: Annotated[str, C.one_of(THINK_DISTS), AfterValidator(_closed_only)] = "fixed"
-    duration: Annotated[float, Field(gt=0, le=MAX_DURATION_SEC, allow_inf_nan=False)] = 10.0
-    warmup: Annotated[float, Field(ge=0, le=MAX_DURATION_SEC, allow_inf_nan=False)] = 0.0
+    duration_s: Annotated[float, Field(gt=0, le=MAX_DURATION_SEC, allow_inf_nan=False)] = 10.0
+    warmup_s: Annotated[float, Field(ge=0, le=MAX_DURATION_SEC, allow_inf_nan=False)] = 0.0
     warmup_records: Annotated[str, C.one_of(WARMUP_RECORDS)] = "mark"
     max_requests: Optional[Annotated[int, Field(ge=1, le=MAX_REQUESTS)]] = None
     keepalive: bool = True
     pool_size: Optional[Annotated[int, Field(ge=1, le=MAX_USERS)]] = None
     seed: Seed64 = 1
+    source_ports: Annotated[str, C.one_of(SOURCE_PORT_MODES)] = "seeded"
     mix: C.TupleOf(MixItem) = Field(default=(), validate_default=True)
     session: bool = False
-    timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 5.0
-    connect_timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 2.0
+    timeout_s: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 5.0
+    connect_timeout_s: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 2.0
     record: Optional[FilePath] = None
     name: C.Name = "loadgen"
-    flush_period: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
+    flush_period_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
     error_backoff_ms: Annotated[float, Field(ge=0, le=MAX_ERROR_BACKOFF_MS,
                                              allow_inf_nan=False)] = DEFAULT_ERROR_BACKOFF_MS
 
@@ -393,12 +406,12 @@ def parse_set_cookie(value):
 
 
 def build_record(rid, client, scheduled, start, end, status, nbytes, backend, error, method,
-                 path, conn, cache, warmup=False):
+                 path, conn, cache, warmup=False, pool_wait=0.0):
     """Return one load generator record (see ``lb_apps.records.LOADGEN_FIELDS``)."""
     record = {"v": FORMAT_VERSION, "id": rid, "client": client, "scheduled": scheduled,
               "start": start, "end": end, "status": status, "bytes": nbytes,
               "backend": backend, "error": error, "method": method, "path": path,
-              "conn": conn, "cache": cache}
+              "conn": conn, "cache": cache, "pool_wait": pool_wait}
     if warmup:
         record["warmup"] = True
     return record
@@ -418,12 +431,13 @@ def encode_record_line(item):
     Equal to ``records.encode_record(build_record(*item))``, about four times faster.
     """
     (rid, client, scheduled, start, end, status, nbytes, backend, error, method, path, conn,
-     cache, warmup) = item
+     cache, warmup, pool_wait) = item
     return ('{"backend":%s,"bytes":%d,"cache":%s,"client":%s,"conn":%s,"end":%s,"error":%s,'
-            '"id":%s,"method":%s,"path":%s,"scheduled":%r,"start":%s,"status":%s,"v":%d%s}\n'
+            '"id":%s,"method":%s,"path":%s,"pool_wait":%r,"scheduled":%r,"start":%s,'
+            '"status":%s,"v":%d%s}\n'
             % (_json_str(backend), nbytes, _json_str(cache), _json_str(client), _json_str(conn),
                _json_float(end), _json_str(error), _json_str(rid), _json_str(method),
-               _json_str(path), scheduled, _json_float(start),
+               _json_str(path), pool_wait, scheduled, _json_float(start),
                "null" if status is None else "%d" % status, FORMAT_VERSION,
                ',"warmup":true' if warmup else ""))
 
@@ -457,16 +471,20 @@ class SummaryBuilder:
         self.status = {}
         self.latencies = []
         self.lags = []
+        self.pool_waits = []
 
-    def add(self, scheduled, end, status, error, start=None):
+    def add(self, scheduled, end, status, error, start=None, pool_wait=0.0):
         """Count one finished measured request (latency = end - scheduled, ok responses only).
 
         ``start - scheduled`` (the send lag) is kept too: in open loop it grows when the
-        generator or its connection pool, not the server, falls behind.
+        generator or its connection pool, not the server, falls behind; ``pool_wait`` (the
+        part spent waiting for a free pooled connection) says which.
         """
         self.sent += 1
         if start is not None:
             self.lags.append(start - scheduled)
+        if pool_wait:
+            self.pool_waits.append(pool_wait)
         if status is not None:
             self.status[status] = self.status.get(status, 0) + 1
         kind = outcome(status, error)
@@ -483,7 +501,9 @@ class SummaryBuilder:
             duration (float): seconds of the measured window (after warm-up).
         Returns:
             dict: sent, ok, errors (kind -> count; sent == ok + sum(errors)), status counts,
-                rps (finished requests per second), ok_rps, latency_ms p50/p90/p99/max.
+                rps (finished requests per second), ok_rps, latency_ms p50/p90/p99/max,
+                send_lag_ms p50/p99, pool_waited (requests that waited for a connection)
+                and pool_wait_ms_max.
         """
         lat = sorted(self.latencies)
         lags = sorted(self.lags)
@@ -497,7 +517,9 @@ class SummaryBuilder:
                                "p99": ms(percentile(lat, 99)),
                                "max": ms(lat[-1] if lat else None)},
                 "send_lag_ms": {"p50": ms(percentile(lags, 50)),
-                                "p99": ms(percentile(lags, 99))}}
+                                "p99": ms(percentile(lags, 99))},
+                "pool_waited": len(self.pool_waits),
+                "pool_wait_ms_max": ms(max(self.pool_waits) if self.pool_waits else None)}
 
 
 def summarize(records, duration):
@@ -505,5 +527,6 @@ def summarize(records, duration):
     builder = SummaryBuilder()
     for r in records:
         if not r.get("warmup"):
-            builder.add(r["scheduled"], r["end"], r["status"], r["error"], r["start"])
+            builder.add(r["scheduled"], r["end"], r["status"], r["error"], r["start"],
+                        r.get("pool_wait") or 0.0)
     return builder.result(duration)

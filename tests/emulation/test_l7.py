@@ -164,7 +164,7 @@ class L7Lab:
             procs[client] = (record, self.lab.popen(
                 client, [sys.executable, "-m", "lb_apps.loadgen.client", "--url", url + "/",
                          "--users", str(users), "--max-requests", str(per_client),
-                         "--duration", "20", "--timeout", "5", "--name", client,
+                         "--duration-s", "20", "--timeout-s", "5", "--name", client,
                          "--record", record], stdout=log, stderr=subprocess.STDOUT))
             log.close()
         records = []

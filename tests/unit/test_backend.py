@@ -100,7 +100,7 @@ def test_http10_closes_unless_keep_alive_asked():
 
 
 def test_pipelined_requests_answered_in_order():
-    with start(service_dist="exponential", service_mean=0.005) as bt:
+    with start(service_dist="exponential", service_mean_ms=5.0) as bt:
         reqs = b"".join(b"GET /size/%d HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in (1, 2, 3))
         out = raw(bt.port, reqs + b"GET /size/4 HTTP/1.1\r\nConnection: close\r\n\r\n")
         lengths = [int(line.split(b":")[1]) for line in out.split(b"\r\n")
@@ -208,7 +208,7 @@ def test_error_rate_answers_500_deterministically():
 
 
 def test_fault_slow_and_health_and_stats():
-    with start(slow_delay=0.2) as bt:
+    with start(slow_delay_ms=200.0) as bt:
         assert request(bt.port, "/health")[0] == 200
         status, _, body = request(bt.port, "/admin/fault?mode=slow&delay=0.15", method="POST")
         assert status == 200 and json.loads(body)["fault"] == "slow"
@@ -309,7 +309,7 @@ def test_cli_process_sigterm_flushes_records(tmp_path):
     record = str(tmp_path / "cli.jsonl")
     proc = subprocess.Popen(
         [LBLAB, "backend", "--name", "c1", "--host",
-         "127.0.0.1", "--port", "0", "--record", record, "--flush-period", "30"],
+         "127.0.0.1", "--port", "0", "--record", record, "--flush-period-s", "30"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -354,9 +354,9 @@ def test_check_runs_the_start_checks_and_prints_one_line(tmp_path, capsys):
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith("lblab backend: b1 OK: would listen on 0.0.0.0:0")
     with pytest.raises(InputError) as info:   # every flag's problem at once
-        backend.main(["--check", "--config", str(path), "--capacity", "0", "--service-mean",
+        backend.main(["--check", "--config", str(path), "--capacity", "0", "--service-mean-ms",
                       "inf"])
-    assert info.value.errors == ["--service-mean: .inf: expected a finite number",
+    assert info.value.errors == ["--service-mean-ms: .inf: expected a finite number",
                                  "--capacity: 0: expected a number >= 1"]
     path.write_text("name: b1\ncapacity: 2\nqueue_limit: -1\nfault: slwo\n")
     with pytest.raises(InputError) as info:

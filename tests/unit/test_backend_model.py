@@ -13,7 +13,7 @@ from lblab_core.errors import InputError
 
 def test_defaults_are_valid():
     cfg = m.config_from_dict({})
-    assert cfg.capacity is None and cfg.fault == "none" and cfg.service_mean == 0.0
+    assert cfg.capacity is None and cfg.fault == "none" and cfg.service_mean_ms == 0.0
 
 
 @pytest.mark.parametrize("data, words", [
@@ -24,7 +24,7 @@ def test_defaults_are_valid():
     ({"capacity": True}, ["capacity: true"]),
     ({"error_rate": 1.5}, ["error_rate: 1.5", "<= 1"]),
     ({"service_dist": "pareto"}, ["service_dist: 'pareto'", "lognormal"]),
-    ({"service_mean": -1}, ["service_mean: -1"]),
+    ({"service_mean_ms": -1}, ["service_mean_ms: -1"]),
     ({"fault": "explode"}, ["fault: 'explode'", "refuse"]),
     ({"overflow": "drop"}, ["overflow: 'drop'", "queue"]),
     ({"cache_control": "a\r\nSet-Cookie: x"}, ["cache_control: ", "no CR, LF"]),

@@ -26,21 +26,22 @@ LBLAB = os.path.join(os.path.dirname(sys.executable), "lblab")
 def backend(tmp_path):
     bt = BackendThread(backend_model.config_from_dict(
         {"name": "b1", "host": "127.0.0.1", "port": 0, "response_size": 50,
-         "record": str(tmp_path / "backend.jsonl"), "flush_period": 0.05})).start()
+         "record": str(tmp_path / "backend.jsonl"), "flush_period_s": 0.05})).start()
     yield bt
     bt.stop()
 
 
 def lg(port, tmp_path, name="lg.jsonl", **data):
     cfg = wl.config_from_dict({"url": f"http://127.0.0.1:{port}/", "record":
-                               str(tmp_path / name), "duration": 0.5, "timeout": 2.0, **data})
+                               str(tmp_path / name), "duration_s": 0.5, "timeout_s": 2.0,
+                               **data})
     summary = run(cfg)
     return summary, read_records(cfg.record, "loadgen")
 
 
 def test_open_loop_constant_rate_counts_and_joins_backend_records(backend, tmp_path):
     summary, records = lg(backend.port, tmp_path, mode="open", rate=200, arrival="constant",
-                          duration=1.0)
+                          duration_s=1.0)
     assert summary["sent"] == len(records) == 200
     assert summary["sent"] == summary["ok"] + sum(summary["errors"].values())
     assert summary["ok"] == 200 and summary["rps"] == 200.0
@@ -67,7 +68,7 @@ def test_closed_loop_keepalive_reuses_one_connection_per_user(backend, tmp_path)
 
 def test_connection_per_request(backend, tmp_path):
     summary, records = lg(backend.port, tmp_path, mode="closed", users=2, keepalive=False,
-                          duration=0.3)
+                          duration_s=0.3)
     assert summary["ok"] == len(records) > 10
     assert {r["conn"] for r in records} == {"new"}
     backend.stop()
@@ -76,26 +77,26 @@ def test_connection_per_request(backend, tmp_path):
 
 
 def test_closed_loop_think_time_and_max_requests(backend, tmp_path):
-    summary, records = lg(backend.port, tmp_path, mode="closed", users=2, think=0.05,
-                          duration=0.5)
+    summary, records = lg(backend.port, tmp_path, mode="closed", users=2, think_ms=50.0,
+                          duration_s=0.5)
     assert 12 <= summary["sent"] <= 22      # 2 users x 0.5 s / (50 ms + a little)
     summary, records = lg(backend.port, tmp_path, "max.jsonl", mode="closed", users=3,
-                          max_requests=40, duration=5.0)
+                          max_requests=40, duration_s=5.0)
     assert summary["sent"] == len(records) == 40 and summary["duration"] < 2.0
 
 
 def test_warmup_marked_or_dropped(backend, tmp_path):
     summary, records = lg(backend.port, tmp_path, mode="open", rate=100, arrival="constant",
-                          warmup=0.2, duration=0.3)
+                          warmup_s=0.2, duration_s=0.3)
     assert sum(1 for r in records if r.get("warmup")) == 20
     assert summary["sent"] == 30 and len(records) == 50
     summary, records = lg(backend.port, tmp_path, "drop.jsonl", mode="open", rate=100,
-                          arrival="constant", warmup=0.2, duration=0.3, warmup_records="drop")
+                          arrival="constant", warmup_s=0.2, duration_s=0.3, warmup_records="drop")
     assert summary["sent"] == len(records) == 30
 
 
 def test_refused_connections_are_connect_refused(tmp_path):
-    summary, records = lg(free_port(), tmp_path, mode="open", rate=100, duration=0.3)
+    summary, records = lg(free_port(), tmp_path, mode="open", rate=100, duration_s=0.3)
     assert summary["ok"] == 0 and summary["errors"] == {"connect_refused": summary["sent"]}
     assert all(r["error"] == "connect_refused" and r["status"] is None and r["conn"] is None
                for r in records)
@@ -103,14 +104,14 @@ def test_refused_connections_are_connect_refused(tmp_path):
 
 def test_backend_fault_modes_give_error_kinds(backend, tmp_path):
     backend.call(backend.backend.set_fault, "refuse", None, None)
-    summary, _ = lg(backend.port, tmp_path, "refuse.jsonl", mode="open", rate=50, duration=0.2)
+    summary, _ = lg(backend.port, tmp_path, "refuse.jsonl", mode="open", rate=50, duration_s=0.2)
     assert set(summary["errors"]) == {"connect_refused"}
     backend.call(backend.backend.set_fault, "close", None, None)
-    summary, _ = lg(backend.port, tmp_path, "close.jsonl", mode="open", rate=50, duration=0.2)
+    summary, _ = lg(backend.port, tmp_path, "close.jsonl", mode="open", rate=50, duration_s=0.2)
     assert set(summary["errors"]) == {"closed"} and summary["ok"] == 0
     backend.call(backend.backend.set_fault, "hang", None, None)
     summary, records = lg(backend.port, tmp_path, "hang.jsonl", mode="closed", users=2,
-                          duration=0.2, timeout=0.3)
+                          duration_s=0.2, timeout_s=0.3)
     assert summary["errors"] == {"timeout": 2} and summary["sent"] == 2, summary
     assert all(0.25 < r["end"] - r["start"] < 0.6 for r in records)
 
@@ -118,7 +119,7 @@ def test_backend_fault_modes_give_error_kinds(backend, tmp_path):
 def test_http_errors_are_counted_by_class(tmp_path):
     with BackendThread(backend_model.config_from_dict(
             {"host": "127.0.0.1", "port": 0, "error_rate": 1.0})) as bt:
-        summary, _ = lg(bt.port, tmp_path, mode="open", rate=100, duration=0.2)
+        summary, _ = lg(bt.port, tmp_path, mode="open", rate=100, duration_s=0.2)
     assert summary["ok"] == 0 and summary["errors"] == {"status_5xx": summary["sent"]}
     assert summary["status"] == {"500": summary["sent"]}
 
@@ -127,7 +128,7 @@ def test_request_mix_weights_reach_the_backend(backend, tmp_path):
     mix = [{"path": "/size/1", "weight": 1}, {"path": "/size/2", "weight": 3},
            {"path": "/post", "method": "POST", "body_size": 100, "weight": 1},
            {"path": "/size/5000", "method": "HEAD", "weight": 1}]
-    summary, records = lg(backend.port, tmp_path, mode="open", rate=1000, duration=0.5,
+    summary, records = lg(backend.port, tmp_path, mode="open", rate=1000, duration_s=0.5,
                           mix=mix, seed=3, pool_size=4, arrival="constant")
     assert summary["ok"] == summary["sent"] == 500, summary
     head = [r for r in records if r["method"] == "HEAD"]
@@ -168,7 +169,7 @@ def test_session_users_keep_their_cookies(tmp_path):
     _serve(server)
     try:
         summary, records = lg(server.server_address[1], tmp_path, mode="closed", users=2,
-                              session=True, max_requests=10, duration=2.0)
+                              session=True, max_requests=10, duration_s=2.0)
     finally:
         server.shutdown()
         server.server_close()
@@ -193,7 +194,7 @@ def test_https_without_verification(tmp_path):
     _serve(server)
     try:
         cfg = wl.config_from_dict({"url": f"https://127.0.0.1:{server.server_address[1]}/",
-                                   "max_requests": 5, "duration": 2.0})
+                                   "max_requests": 5, "duration_s": 2.0})
         summary = run(cfg)
     finally:
         server.shutdown()
@@ -203,7 +204,7 @@ def test_https_without_verification(tmp_path):
 
 def test_cli_json_summary_and_usage_errors(backend, tmp_path):
     out = subprocess.run([LBLAB, "loadgen", "--url", f"http://127.0.0.1:{backend.port}/",
-                          "--mode", "open", "--rate", "100", "--duration", "0.3", "--json"],
+                          "--mode", "open", "--rate", "100", "--duration-s", "0.3", "--json"],
                          capture_output=True, text=True, timeout=20)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -214,7 +215,7 @@ def test_cli_json_summary_and_usage_errors(backend, tmp_path):
     assert "Traceback" not in bad.stderr
     conf = tmp_path / "lg.yaml"
     conf.write_text(f"url: http://127.0.0.1:{backend.port}/\nmode: open\nrate: 50\n"
-                    "duration: 0.2\nmix:\n  - {path: /size/7, weight: 2}\n"
+                    "duration_s: 0.2\nmix:\n  - {path: /size/7, weight: 2}\n"
                     "  - {path: /b, headers: {X-T: blue}}\n")
     record = tmp_path / "cli.jsonl"
     out = subprocess.run([LBLAB, "loadgen", "--config", str(conf), "--record", str(record),
@@ -232,9 +233,9 @@ def test_open_loop_latency_counts_from_the_plan_when_the_pool_is_short(tmp_path)
     # requests queue in the generator; their latency must include that wait (no coordinated
     # omission), and the send lag says the client side was the bottleneck.
     with BackendThread(backend_model.config_from_dict(
-            {"host": "127.0.0.1", "port": 0, "service_mean": 0.02})) as bt:
+            {"host": "127.0.0.1", "port": 0, "service_mean_ms": 20.0})) as bt:
         summary, records = lg(bt.port, tmp_path, mode="open", rate=100, arrival="constant",
-                              duration=0.3, pool_size=1)
+                              duration_s=0.3, pool_size=1)
     assert summary["ok"] == summary["sent"] == 30
     assert summary["send_lag_ms"]["p99"] > 200 and summary["latency_ms"]["max"] > 220
     last = max(records, key=lambda r: r["scheduled"])
@@ -244,7 +245,7 @@ def test_open_loop_latency_counts_from_the_plan_when_the_pool_is_short(tmp_path)
 def test_head_with_empty_body_does_not_complete_the_next_request(backend, tmp_path):
     # /size/0 answers Content-Length: 0, so the parser ends the HEAD message twice over.
     summary, records = lg(backend.port, tmp_path, mode="closed", users=1, max_requests=20,
-                          duration=2.0, mix=[{"path": "/size/0", "method": "HEAD"},
+                          duration_s=2.0, mix=[{"path": "/size/0", "method": "HEAD"},
                                              {"path": "/size/3"}])
     assert summary["ok"] == summary["sent"] == 20
     assert len({r["id"] for r in records}) == 20
@@ -253,6 +254,40 @@ def test_head_with_empty_body_does_not_complete_the_next_request(backend, tmp_pa
     backend.stop()
     served = read_records(str(tmp_path / "backend.jsonl"), "backend")
     assert sorted(r["id"] for r in served) == sorted(r["id"] for r in records)
+
+
+@pytest.mark.parametrize("command, old, new", [
+    ("loadgen", "--think", "--think-ms (milliseconds, as the spec's think_ms: 0.1 s is 100)"),
+    ("loadgen", "--duration", "--duration-s (seconds, as before)"),
+    ("loadgen", "--warmup", "--warmup-s (seconds, as before)"),
+    ("loadgen", "--timeout", "--timeout-s (seconds, as before)"),
+    ("loadgen", "--connect-timeout", "--connect-timeout-s (seconds, as before)"),
+    ("backend", "--service-mean", "--service-mean-ms (milliseconds: 0.005 s is 5)"),
+    ("backend", "--slow-delay", "--slow-delay-ms (milliseconds: 0.1 s is 100)"),
+    ("backend", "--flush-period", "--flush-period-s (seconds, as before)"),
+])
+def test_renamed_time_flags_point_to_the_new_name(command, old, new):
+    from lb_apps.backend import server as backend
+    from lb_apps.loadgen import client as loadgen
+    from lblab_core.errors import UsageError
+    main = loadgen.main if command == "loadgen" else backend.main
+    with pytest.raises(UsageError) as info:
+        main(["--check", "--url", "http://10.0.0.5/", old, "1"] if command == "loadgen"
+             else ["--check", old, "1"])
+    assert str(info.value) == f"{old} was renamed {new}"
+    help_text = (loadgen if command == "loadgen" else backend).build_parser().format_help()
+    assert new.split()[0] in help_text and f"{old} " not in help_text
+
+
+def test_renamed_settings_file_keys_point_to_the_new_name(tmp_path):
+    from lb_apps.loadgen import client as loadgen
+    from lblab_core.errors import InputError
+    conf = tmp_path / "lg.yaml"
+    conf.write_text("url: http://10.0.0.5/\nthink: 0.1\nduration_s: 2\n")
+    with pytest.raises(InputError) as info:
+        loadgen.main(["--check", "--config", str(conf)])
+    assert info.value.errors == [f"{conf}:2: think: renamed think_ms (milliseconds, as the "
+                                 f"spec's think_ms: 0.1 s is 100)"]
 
 
 def test_check_validates_file_and_flags_without_sending(tmp_path, capsys):
@@ -265,8 +300,8 @@ def test_check_validates_file_and_flags_without_sending(tmp_path, capsys):
     assert line == ("lblab loadgen: loadgen OK: would load http://10.0.0.5/ (open 50 req/s "
                     "poisson, 10 s, 1 mix entries)")
     with pytest.raises(InputError) as info:
-        loadgen.main(["--check", "--config", str(conf), "--think", "1"])
-    assert info.value.errors == ["--think: 1.0: applies to mode closed only (mode is open)"]
+        loadgen.main(["--check", "--config", str(conf), "--think-ms", "1"])
+    assert info.value.errors == ["--think-ms: 1.0: applies to mode closed only (mode is open)"]
     conf.write_text("url: http://10.0.0.5/\nmix:\n  - {path: /a, wieght: 2}\n  - 5\n")
     with pytest.raises(InputError) as info:
         loadgen.main(["--check", "--config", str(conf)])
@@ -279,7 +314,7 @@ def test_check_validates_file_and_flags_without_sending(tmp_path, capsys):
 def test_cli_exits_1_when_no_request_succeeded_and_0_when_some_did(backend):
     port = free_port()  # nothing listens: every request is refused
     out = subprocess.run([LBLAB, "loadgen", "--url", f"http://127.0.0.1:{port}/",
-                          "--max-requests", "6", "--duration", "2"],
+                          "--max-requests", "6", "--duration-s", "2"],
                          capture_output=True, text=True, timeout=20)
     assert out.returncode == 1, (out.returncode, out.stderr)
     assert out.stdout.startswith("sent 6  ok 0")
@@ -288,7 +323,7 @@ def test_cli_exits_1_when_no_request_succeeded_and_0_when_some_did(backend):
                      "most common error: connect_refused (6)"], out.stderr
     assert "Traceback" not in out.stderr
     ok = subprocess.run([LBLAB, "loadgen", "--url", f"http://127.0.0.1:{backend.port}/",
-                         "--max-requests", "4", "--duration", "2"],
+                         "--max-requests", "4", "--duration-s", "2"],
                         capture_output=True, text=True, timeout=20)
     assert ok.returncode == 0 and ok.stderr == "", ok.stderr
 

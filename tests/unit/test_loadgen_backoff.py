@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(30)
 
 def config(port, tmp_path, name="lg.jsonl", **data):
     return wl.config_from_dict({"url": f"http://127.0.0.1:{port}/", "record":
-                                str(tmp_path / name), "timeout": 2.0, **data})
+                                str(tmp_path / name), "timeout_s": 2.0, **data})
 
 
 def lg(port, tmp_path, name="lg.jsonl", **data):
@@ -35,7 +35,7 @@ def balanced(summary, records):
 
 
 def test_closed_loop_backs_off_after_refused_connects(tmp_path):
-    summary, records = lg(free_port(), tmp_path, users=4, duration=1.0)
+    summary, records = lg(free_port(), tmp_path, users=4, duration_s=1.0)
     assert wl.DEFAULT_ERROR_BACKOFF_MS == 20.0
     # each user: at most one attempt per 20 ms (+ its first one, + timer slack)
     assert 40 <= len(records) <= 4 * (1.0 / 0.020 + 2), len(records)
@@ -47,13 +47,13 @@ def test_closed_loop_backs_off_after_a_peer_close(tmp_path):
     # fault "close": the backend accepts, sends half a response and closes, at once
     with BackendThread(backend_model.config_from_dict(
             {"host": "127.0.0.1", "port": 0, "fault": "close"})) as bt:
-        summary, records = lg(bt.port, tmp_path, users=4, duration=0.5, error_backoff_ms=25)
+        summary, records = lg(bt.port, tmp_path, users=4, duration_s=0.5, error_backoff_ms=25)
     assert 4 <= len(records) <= 4 * (0.5 / 0.025 + 2), len(records)
     assert balanced(summary, records) and set(summary["errors"]) <= {"closed", "reset"}
 
 
 def test_one_user_waits_the_backoff_between_attempts(tmp_path):
-    summary, records = lg(free_port(), tmp_path, users=1, duration=0.5, error_backoff_ms=30)
+    summary, records = lg(free_port(), tmp_path, users=1, duration_s=0.5, error_backoff_ms=30)
     planned = sorted(records, key=lambda r: r["scheduled"])
     gaps = [b["scheduled"] - a["end"] for a, b in zip(planned, planned[1:])]
     assert len(records) <= 0.5 / 0.030 + 2 and len(gaps) >= 3
@@ -64,7 +64,7 @@ def test_one_user_waits_the_backoff_between_attempts(tmp_path):
 
 def test_backoff_zero_retries_at_once(tmp_path):
     # 400 refused attempts by 4 users: with the default 20 ms back-off they would take 2 s
-    summary, records = lg(free_port(), tmp_path, users=4, duration=5.0, max_requests=400,
+    summary, records = lg(free_port(), tmp_path, users=4, duration_s=5.0, max_requests=400,
                           error_backoff_ms=0)
     assert summary["sent"] == len(records) == 400 and summary["duration"] < 1.5
     assert balanced(summary, records)
@@ -74,7 +74,7 @@ def test_no_backoff_after_an_http_error_status(tmp_path):
     # a 500 is a full response, paced by the server that sent it: the user goes on at once
     with BackendThread(backend_model.config_from_dict(
             {"host": "127.0.0.1", "port": 0, "error_rate": 1.0})) as bt:
-        summary, records = lg(bt.port, tmp_path, users=1, duration=0.3, error_backoff_ms=50)
+        summary, records = lg(bt.port, tmp_path, users=1, duration_s=0.3, error_backoff_ms=50)
     assert summary["errors"] == {"status_5xx": summary["sent"]}
     assert len(records) > 0.3 / 0.050 * 4, len(records)   # far above one per back-off
     assert balanced(summary, records)
@@ -86,7 +86,7 @@ def test_open_loop_keeps_its_schedule_and_bounds_a_catch_up_burst(tmp_path):
     # and the run must write exactly one record per planned arrival, no more: failures do
     # not create extra requests, and the back-off (closed loop only) does not thin the plan.
     cfg = config(free_port(), tmp_path, mode="open", rate=1000, arrival="constant",
-                 duration=0.5, pool_size=4, error_backoff_ms=1000)
+                 duration_s=0.5, pool_size=4, error_backoff_ms=1000)
     most_open = []
 
     async def main():
@@ -115,7 +115,7 @@ def test_open_loop_sender_behind_its_schedule_yields_and_still_sends_every_arriv
     # existed), and still send every planned arrival, late, instead of dropping the rest at
     # the deadline.
     cfg = config(free_port(), tmp_path, mode="open", rate=1_000_000, arrival="constant",
-                 duration=0.05, pool_size=1, timeout=0.3)
+                 duration_s=0.05, pool_size=1, timeout_s=0.3)
     created_at_probe = []
 
     async def main():

@@ -29,7 +29,7 @@ SERVICE_SEC = 0.02
 def backend_port():
     # A separate process: in this one it would share the GIL with the load generator.
     proc = subprocess.Popen([LBLAB, "backend", "--name", "wrk", "--host", "127.0.0.1", "--port",
-                             "0", "--service-mean", str(SERVICE_SEC)],
+                             "0", "--service-mean-ms", str(SERVICE_SEC * 1000)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -51,7 +51,7 @@ def test_loadgen_and_wrk_agree_on_a_service_bound_closed_loop(backend_port):
                              capture_output=True, text=True, timeout=15)
         wrk_rates.append(float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1)))
         summary = run(wl.config_from_dict({"url": url, "mode": "closed", "users": USERS,
-                                           "duration": 1.0}))
+                                           "duration_s": 1.0}))
         assert summary["errors"] == {}
         loadgen_rates.append(summary["rps"])
     wrk_rps, loadgen_rps = sum(wrk_rates) / ROUNDS, sum(loadgen_rates) / ROUNDS

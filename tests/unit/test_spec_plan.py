@@ -72,8 +72,9 @@ def test_loadgen_configs_split_the_total_rate(spec, graph):
     h1 = cfgs["h1"]
     assert h1["rate"] == pytest.approx(100 / 3) and h1["pool_size"] == 3
     assert cfgs["h3"]["pool_size"] == 2
-    assert h1["mode"] == "open" and h1["arrival"] == "poisson" and h1["warmup"] == 1.0
-    assert h1["duration"] == 4.0 and h1["record"] == "/r/h1" and h1["name"] == "h1"
+    assert h1["mode"] == "open" and h1["arrival"] == "poisson" and h1["warmup_s"] == 1.0
+    assert h1["duration_s"] == 4.0 and h1["record"] == "/r/h1" and h1["name"] == "h1"
+    assert h1["source_ports"] == "seeded"
     assert [c["seed"] for c in cfgs.values()] == [4000, 4001, 4002]
     assert h1["mix"][1] == {"path": "/big", "method": "GET", "weight": 1.0,
                             "headers": {"X-A": "1"}, "cookies": {"s": "x"}}
@@ -117,7 +118,7 @@ def test_proxy_config_resolves_backend_names(spec, graph):
 def test_backend_args(spec):
     args = P.backend_args(spec.backends[1], "/r/b2.jsonl", 7)
     assert args[:3] == ["-m", "lb_apps.backend.server", "--name"]
-    assert args[args.index("--service-mean") + 1] == "0.005"
+    assert args[args.index("--service-mean-ms") + 1] == "5.0"
     assert args[args.index("--service-sigma") + 1] == "0.3"
     assert args[args.index("--capacity") + 1] == "3"
 

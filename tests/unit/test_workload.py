@@ -33,8 +33,8 @@ def test_defaults_and_url():
     ({"rate": 0}, ["rate: ", "0"]),
     ({"mode": "half"}, ["mode: ", "half", "closed"]),
     ({"users": 0}, ["users: "]),
-    ({"duration": 0}, ["duration: "]),
-    ({"duration": 1e9}, ["duration: "]),
+    ({"duration_s": 0}, ["duration_s: "]),
+    ({"duration_s": 1e9}, ["duration_s: "]),
     ({"keepalive": "yes"}, ["keepalive: ", "true or false"]),
     ({"users": True}, ["users: "]),
     ({"max_requests": 0}, ["max_requests: "]),
@@ -133,9 +133,9 @@ def test_parse_set_cookie(value, expected):
 def test_fast_record_line_equals_json_and_round_trips(tmp_path):
     items = [
         ("lg-1", "lg", 100.5, 100.50001, 100.6, 200, 321, "b1", None, "GET", "/x\"y", "new",
-         "HIT", False),
+         "HIT", False, 0.0),
         ("lg-2", "lg", 101.0, None, 101.2, None, 0, None, "connect_refused", "POST", "/",
-         None, None, True),
+         None, None, True, 0.0125),
     ]
     path = str(tmp_path / "lg.jsonl")
     writer = RecordWriter(path, encode=wl.encode_record_line)

@@ -5,13 +5,15 @@ import pytest
 
 from tests.unit.malformed.table import case, check, run
 
-FLOATS = ("service_mean", "service_sigma", "error_rate", "slow_delay", "flush_period")
+FLOATS = ("service_mean_ms", "service_sigma", "error_rate", "slow_delay_ms", "flush_period_s")
 ROWS = [
     # wrong types (YAML 1.1: 1 is not true, "8" is not 8)
     ("capacity_true", "capacity: true\n", "capacity: true: expected an integer", 1),
     ("port_string", "name: b1\nport: '8'\n", "port: '8': expected an integer", 2),
     ("response_size_float", "response_size: 1.5\n", "1.5: expected an integer", 1),
-    ("service_mean_string", "service_mean: '0.1'\n", "'0.1': expected a number", 1),
+    ("service_mean_string", "service_mean_ms: '0.1'\n", "'0.1': expected a number", 1),
+    ("renamed_service_mean", "service_mean: 0.1\n", "service_mean: renamed service_mean_ms "
+                                                    "(milliseconds", 1),
     ("name_int", "name: 8\n", "name: 8: expected a string", 1),
     ("cache_control_list", "cache_control: [a, b]\n", "a list: expected a string", 1),
     # out of range
@@ -29,7 +31,7 @@ ROWS = [
     ("overflow_unknown", "overflow: drop\n", "'drop': expected one of queue, reject", 1),
     # keys
     ("unknown_key", "name: b1\ncapasity: 3\n", "unknown key 'capasity'", 2),
-    ("unknown_key_suggests", "flush_perod: 1\n", "did you mean flush_period?", 1),
+    ("unknown_key_suggests", "flush_perod_s: 1\n", "did you mean flush_period_s?", 1),
     ("int_key", "name: b1\n1: 2\n", "(top level): key 1: expected a string", 2),
     ("bool_key", "true: 1\n", "key true: expected a string", 1),
     ("key_with_newline", '"na\\nme": b1\n', "unknown key 'na\\nme'", 1),

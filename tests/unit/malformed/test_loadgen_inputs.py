@@ -9,8 +9,9 @@ from tests.unit.malformed.table import case, check, run
 URL = "url: http://10.0.0.5/\n"
 OPEN = URL + "mode: open\n"
 # every float setting, with the mode it applies to (the mix weight is a float too)
-FLOATS = [("rate", OPEN), ("think", URL), ("duration", URL), ("warmup", URL), ("timeout", URL),
-          ("connect_timeout", URL), ("flush_period", URL), ("error_backoff_ms", URL)]
+FLOATS = [("rate", OPEN), ("think_ms", URL), ("duration_s", URL), ("warmup_s", URL),
+          ("timeout_s", URL), ("connect_timeout_s", URL), ("flush_period_s", URL),
+          ("error_backoff_ms", URL)]
 ROWS = [
     # wrong types
     ("keepalive_1", URL + "keepalive: 1\n", "keepalive: 1: expected true or false", 2),
@@ -18,7 +19,7 @@ ROWS = [
     ("users_string", URL + "users: '8'\n", "users: '8': expected an integer", 2),
     ("users_true", URL + "users: true\n", "users: true: expected an integer", 2),
     ("users_float", URL + "users: 2.5\n", "users: 2.5: expected an integer", 2),
-    ("duration_string", URL + "duration: '10'\n", "'10': expected a number", 2),
+    ("duration_string", URL + "duration_s: '10'\n", "'10': expected a number", 2),
     ("url_int", "url: 8\n", "url: 8: expected a string", 1),
     ("mix_mapping", URL + "mix: {path: /a}\n", "mix: a mapping: expected a list", 2),
     ("header_value_int", URL + "mix:\n  - {path: /a, headers: {X-N: 5}}\n",
@@ -32,7 +33,7 @@ ROWS = [
     ("body_size_negative", URL + "mix:\n  - {path: /a, body_size: -1}\n",
      "mix[0].body_size: -1: expected a number >= 0", 3),
     ("weight_zero", URL + "mix:\n  - {path: /a, weight: 0}\n", "mix[0].weight: 0", 3),
-    ("duration_day_plus", URL + "duration: 1.0e+9\n", "expected a number <= 86400", 2),
+    ("duration_day_plus", URL + "duration_s: 1.0e+9\n", "expected a number <= 86400", 2),
     ("url_port", "url: http://10.0.0.5:70000/\n", "url: 'http://10.0.0.5:70000/'", 1),
     # choices and keys
     ("mode_typo", URL + "mode: opne\n", "'opne': expected one of open, closed; did you mean open?",
@@ -40,8 +41,11 @@ ROWS = [
     ("method_typo", URL + "mix:\n  - {path: /a, method: GTE}\n", "did you mean GET?", 3),
     ("method_connect", URL + "mix:\n  - {path: /a, method: CONNECT}\n",
      "mix[0].method: 'CONNECT': expected one of GET, HEAD", 3),
-    ("unknown_key", URL + "duraton: 5\n", "unknown key 'duraton'", 2),
-    ("unknown_key_suggests", URL + "duraton: 5\n", "did you mean duration?", 2),
+    ("unknown_key", URL + "duraton_s: 5\n", "unknown key 'duraton_s'", 2),
+    ("unknown_key_suggests", URL + "duraton_s: 5\n", "did you mean duration_s?", 2),
+    # a renamed key names its new name and unit
+    ("renamed_think", URL + "think: 0.1\n", "think: renamed think_ms (milliseconds", 2),
+    ("renamed_timeout", URL + "timeout: 5\n", "timeout: renamed timeout_s (seconds", 2),
     ("unknown_mix_key", URL + "mix:\n  - {path: /a, wieght: 2}\n",
      "mix[0].wieght: unknown key 'wieght'", 3),
     ("int_key", URL + "1: 2\n", "(top level): key 1: expected a string", 2),
@@ -64,7 +68,8 @@ ROWS = [
     ("record_newline", URL + 'record: "raw/a\\nb.jsonl"\n', "expected a file path", 2),
     # cross-field: settings of the other loop
     ("rate_in_closed_loop", URL + "rate: 50\n", "rate: 50: applies to mode open only", 2),
-    ("think_in_open_loop", OPEN + "think: 0.1\n", "think: 0.1: applies to mode closed only", 3),
+    ("think_in_open_loop", OPEN + "think_ms: 100\n", "think_ms: 100: applies to mode closed only",
+     3),
     # missing and the whole file
     ("url_missing", "mode: closed\nusers: 2\n", "url: is required", 1),
     ("top_level_list", "- url\n- http://10.0.0.5/\n", "(top level): a list: expected a mapping",
