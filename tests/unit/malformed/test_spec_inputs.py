@@ -51,6 +51,11 @@ def spec(*edits):
     return text
 
 
+def sweeps(text):
+    """BASE with a ``sweep:`` mapping (line 20) whose lines are ``text`` (line 21 onwards)."""
+    return spec(("warmup_s: 1", "warmup_s: 1\nsweep:\n" + text))
+
+
 def faults_at(*items):
     """The edit that gives BASE a ``faults:`` list with ``items`` (line 21 onwards)."""
     return ("warmup_s: 1", "warmup_s: 1\nfaults:\n" + "".join(f"  - {i}\n" for i in items))
@@ -345,6 +350,45 @@ ROWS = [
     ("sweep_same", spec(("warmup_s: 1", "warmup_s: 1\nsweep: {param: workload.users, "
                                         "values: [2, 2]}")),
      "sweep.values: values must be distinct", 20),
+    # sweeps over several parameters: product (every combination) and zip (moved together)
+    ("sweep_product_point", sweeps("  product: {workload.users: [2, 4], backends.0.capacity: "
+                                   "[1, 0]}"),
+     "sweep: with workload.users = 2, backends.0.capacity = 0: backends[0].capacity: 0: "
+     "expected a number >= 1", 20),
+    ("sweep_zip_lengths", sweeps("  zip: {workload.users: [2, 4], workload.think_ms: [1]}"),
+     "sweep.zip: zipped parameters move together and need lists of equal length, got "
+     "workload.users: 2, workload.think_ms: 1", 21),
+    ("sweep_in_both", sweeps("  product: {workload.users: [2, 4]}\n"
+                             "  zip: {workload.users: [2, 4]}"),
+     "sweep.zip.workload.users: workload.users is in product too; sweep a parameter once", 22),
+    ("sweep_nested", sweeps("  product: {backends.0: [{name: b1}], backends.0.capacity: [1]}"),
+     "sweep.product.backends.0.capacity: 'backends.0.capacity' and 'backends.0' set the same "
+     "value; sweep it once", 21),
+    ("sweep_product_name", sweeps("  product: {name: [a, b]}"),
+     "sweep.product.name: cannot sweep 'name'", 21),
+    ("sweep_product_same", sweeps("  zip: {workload.users: [3, 3]}"),
+     "sweep.zip.workload.users: values must be distinct", 21),
+    ("sweep_same_folder", sweeps("  product: {question: ['x y', x_y]}"),
+     "sweep: points question = 'x y' and question = 'x_y' have the same run folder name "
+     "'question=x_y'", 20),
+    ("sweep_param_no_values", sweeps("  param: workload.users"),
+     "sweep.values: is required with param", 20),
+    ("sweep_param_and_zip", sweeps("  param: workload.users\n  values: [2]\n"
+                                   "  zip: {workload.think_ms: [1]}"),
+     "sweep.param: param/values sweeps one parameter; with product or zip, put it into "
+     "product", 21),
+    ("sweep_empty", sweeps("  {}"), "sweep: expected param/values, product or zip", 20),
+    ("sweep_zip_int", sweeps("  zip: {workload.users: 4}"),
+     "sweep.zip.workload.users: 4: expected a list", 21),
+    ("sweep_points_101", sweeps("  product: {workload.users: [%s], question: [%s]}" % (
+        ", ".join(str(i) for i in range(1, 12)), ", ".join(f"q{i}" for i in range(10)))),
+     "sweep: 110 sweep points: expected at most 100", 20),
+    ("sweep_runs", spec(("warmup_s: 1", "warmup_s: 1\nrepetitions: 26\nsweep:\n  product: "
+                                        "{workload.users: [%s], question: [%s]}" % (
+                                            ", ".join(str(i) for i in range(1, 11)),
+                                            ", ".join(f"q{i}" for i in range(10))))),
+     "repetitions: 26: 2 balancers x 100 sweep point(s) x 26 repetitions = 5200 runs: "
+     "expected at most 5000", 20),
     # -- the l7 section: the proxy config's own rules, under the balancer -----------------------
     ("l7_groups_list", spec(("least_connections}", "least_connections, l7: {groups: "
                                                    "[{backends: [b1]}]}}")),
