@@ -24,6 +24,7 @@ COMMANDS = {
     "validate": ("experiments.validate_cmd", "check an experiment spec without running it"),
     "report": ("experiments.report", "rebuild summary, plots and report.html from raw/"),
     "compare": ("experiments.compare", "put several runs side by side"),
+    "model": ("experiments.model.cli", "predict an HTTP spec with the model twin (no root)"),
     "shell": ("experiments.shell_cmd", "bring a spec's lab up and open a mininet> prompt"),
     "demo": ("experiments.demo", "run the default experiment (experiments/specs/quickstart.yaml)"),
     "controller": ("controllers.launcher", "run the os-ken L2/L3/L4 balancer (OpenFlow 1.3)"),

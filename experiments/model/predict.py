@@ -1,0 +1,155 @@
+"""The model's prediction: many simulated windows per configuration and their spread (pure).
+
+Each window is one repetition's measurement window, simulated from the runner's seeds for that
+repetition (window ``r`` uses repetition ``r``'s seeds); its load generator records go through
+``experiments.metrics.http_run_metrics``, the function the report uses on emulated records, so
+a metric's name and definition cannot drift between emulation and model. Per configuration and
+metric the prediction is the distribution of the per-window values: their mean and their
+2.5 % and 97.5 % quantiles, the range an emulated window of the same length should fall in.
+"""
+import math
+import statistics
+
+import numpy
+
+from experiments import metrics
+from experiments import spec as spec_mod
+from experiments.model import sim
+from experiments.model.systems import (build_system, client_configs, make_route, model_notes,
+                                       port_rng, response_sizes, window_seed)
+from lblab_core.errors import UsageError
+
+DEFAULT_WINDOWS = 20
+MAX_WINDOWS = 1000
+QUANTILES = (0.025, 0.975)
+# The scalar metrics an HTTP run has (experiments.metrics.SCALAR_METRICS, HTTP part).
+HTTP_METRICS = tuple(m for m in metrics.SCALAR_METRICS if m not in (
+    "flows", "failed_flows", "total_mbps", "jain_flows", "cov_flows", "min_max_flows",
+    "fault_errors", "error_period_s", "recovery_s"))
+
+
+def check_modelled(spec):
+    """Raise UsageError when the spec's workload is outside the model (iperf3)."""
+    if spec.workload.type != "http":
+        raise UsageError(f"{spec.source}: workload.type: {spec.workload.type!r} is outside the "
+                         f"model: it models HTTP workloads only (iperf3's TCP flows are not "
+                         f"simulated)")
+
+
+def simulate_window(system, window):
+    """Simulate one window of a configuration and return its load generator records.
+
+    Args:
+        system (experiments.model.systems.System): the configuration.
+        window (int): 1-based window number (repetition ``window``'s seeds).
+    Returns:
+        list[dict]: records in ``lb_apps.records`` loadgen format, times in model seconds
+        from the start of the warm-up.
+    """
+    ev = sim.Events()
+    records = []
+    spec = system.spec
+    seed = window_seed(spec, window)
+    clients = client_configs(system, window)
+    mix = clients[0][0].mix
+    backends = {}
+    for i, b in enumerate(spec.backends):
+        backends[b.name] = sim.BackendSim(
+            ev, b.name, b.capacity, b.service.dist, b.service.mean_ms / 1000.0,
+            b.service.sigma, b.error_rate, seed * 100 + i, None, response_sizes(b, mix))
+    route = make_route(system, ev, backends, window)
+    for backend in backends.values():
+        backend.respond = route.respond
+    half = system.overhead_s / 2.0
+    ports = port_rng(system, window)
+    for cfg, ip in clients:
+        sim.ClientSim(ev, cfg, ip, route, ports, half, half, records).start()
+    ev.run()
+    return records
+
+
+def window_metrics(system, window):
+    """Return ``http_run_metrics`` of one simulated window."""
+    records = simulate_window(system, window)
+    return metrics.http_run_metrics(records, system.window, system.backend_list,
+                                    system.client_names)
+
+
+def spread(values):
+    """Return the mean and the 2.5/97.5 % quantiles of per-window values (None dropped).
+
+    Quantiles are numpy's default (linear interpolation between order statistics).
+    """
+    values = [float(v) for v in values if v is not None and not
+              (isinstance(v, float) and math.isnan(v))]
+    if not values:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    low, high = numpy.quantile(values, QUANTILES)
+    return {"mean": statistics.fmean(values), "low": float(low), "high": float(high),
+            "n": len(values)}
+
+
+def predict_system(system, windows):
+    """Run ``windows`` windows of one configuration and summarise every metric.
+
+    Returns:
+        dict: ``metrics`` {metric: spread + values}, ``backend_share`` {backend: spread}.
+    """
+    runs = [window_metrics(system, w) for w in range(1, windows + 1)]
+    out = {}
+    for key in HTTP_METRICS:
+        values = [r.get(key) for r in runs]
+        out[key] = dict(spread(values), values=values)
+    shares = {}
+    for name in (b["name"] for b in system.backend_list):
+        values = [(r.get("backend_share") or {}).get(name) for r in runs]
+        shares[name] = dict(spread(values), values=values)
+    return {"metrics": out, "backend_share": shares}
+
+
+def point_label(point):
+    """A sweep point as text: ``''``, ``value`` or ``key=value, ...``."""
+    if point is None or point == ():
+        return ""
+    if isinstance(point, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in point):
+        return ", ".join(f"{k}={v}" for k, v in point)
+    return str(point)
+
+
+def point_json(point, spec):
+    """A sweep point as JSON: None, ``{key path: value}``."""
+    if point is None or point == ():
+        return None
+    if isinstance(point, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in point):
+        return {str(k): v for k, v in point}
+    return {spec.sweep.param: point} if getattr(spec.sweep, "param", None) else point
+
+
+def predict(spec, windows=DEFAULT_WINDOWS, overheads=None):
+    """Model every configuration of an HTTP spec.
+
+    Args:
+        spec (experiments.spec_models.Spec): a loaded spec.
+        windows (int): windows per configuration.
+        overheads (dict|None): balancer name -> per-request overhead in ms (``"*"``: all).
+    Returns:
+        list[dict]: one per configuration: ``config``, ``balancer``, ``point``,
+        ``granularity``, ``notes`` (the balancer's approximations), ``model_notes`` (what
+        the model leaves out everywhere), ``overhead_ms``, ``metrics``, ``backend_share``.
+    Raises:
+        UsageError: the workload is outside the model.
+    """
+    check_modelled(spec)
+    overheads = overheads or {}
+    out = []
+    for config, balancer, point, point_spec in spec_mod.configurations(spec):
+        ms = overheads.get(balancer.name, overheads.get("*", 0.0))
+        system = build_system(config, balancer, point, point_spec, ms / 1000.0)
+        result = predict_system(system, windows)
+        out.append({"config": config, "balancer": balancer.name, "point": point,
+                    "point_label": point_label(point), "layer": balancer.layer,
+                    "granularity": system.granularity, "notes": list(system.notes),
+                    "model_notes": model_notes(point_spec, overheads),
+                    "overhead_ms": ms, "windows": windows, "window_s": point_spec.duration_s,
+                    **result})
+    return out
