@@ -73,12 +73,11 @@ def _column(name, kind, values, where, records=None):
     arrow_type, fits, expected = KINDS[kind]
     for i, v in enumerate(values):
         if v is not None and not fits(v):
-            who = ""
-            if records is not None:
-                r = records[i]
-                who = f" (client {r.get('client')!r}, id {r.get('id')!r})"
-            raise RecordTypeError(f"{where}: load generator record {i + 1}{who}: field "
-                                  f"{name!r}: {v!r}: expected {expected} or null")
+            what = "" if records is None else (
+                f": the load generator record of client {records[i].get('client')!r} with id "
+                f"{records[i].get('id')!r}")
+            raise RecordTypeError(f"{where}{what}: field {name!r}: {v!r}: expected {expected} "
+                                  f"or null")
     try:
         return pa.array(values, type=arrow_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
