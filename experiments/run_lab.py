@@ -452,6 +452,24 @@ class Run(FaultActions):
             except ValueError:
                 self.log("proxy stats unavailable")
 
+    def _load_fidelity(self, fid, by_client, window):
+        """Judge the load (pool waits, send lag, backend queueing) into meta's ``fidelity``."""
+        import glob
+        from experiments.fidelity import load_fidelity
+        from lb_apps.records import iter_records
+        by_backend = {}
+        for path in sorted(glob.glob(self.path("backend-*.jsonl"))):
+            try:
+                for r in iter_records(path, "backend"):
+                    by_backend.setdefault(r["backend"], []).append(r)
+            except ValueError as exc:
+                fid["warnings"].append(f"unreadable backend records {os.path.basename(path)}: "
+                                       f"{exc}")
+        found = load_fidelity([r for rs in by_client.values() for r in rs], by_backend,
+                              self.spec.workload.mode, window)
+        fid["warnings"] += found.pop("warnings")
+        fid.update(found)
+
     def _finish_meta(self, meta, sampler):
         from lb_apps.records import iter_records
         meta["end"] = time.time()
@@ -481,6 +499,8 @@ class Run(FaultActions):
                     f"host CPU was saturated (mean {fid['cpu_mean']}% of "
                     f"{os.cpu_count()} cores during the measurement): the numbers measure "
                     f"this machine, not the balancer. Lower the load or use fewer hosts.")
+        if by_client:
+            self._load_fidelity(fid, by_client, meta["window"])
         for f in meta.get("faults", []):
             if f.get("skipped"):
                 fid["warnings"].append(f"fault {f['action']} {f.get('target') or ''} at "
