@@ -11,6 +11,8 @@ import sys
 
 import yaml
 
+from experiments import formats
+
 # 2: spec.yaml (verbatim) and spec.resolved.yaml beside it, "args" (the options to run the
 # batch again), "resumes"; meta.json format 2 (a sweep is a list of {"param", "value"})
 MANIFEST_VERSION = 2
@@ -83,6 +85,7 @@ def manifest(spec, args, started):
     graph = graphs.build(spec.topology.name, spec.topology.params)
     return {
         "v": MANIFEST_VERSION,
+        "format_version": formats.FORMAT_VERSION,   # the results folder's (experiments.formats)
         "spec": spec.to_dict(),
         "spec_yaml": yaml.safe_dump(spec.data, sort_keys=False, allow_unicode=True),
         "spec_file": os.path.abspath(spec.source),
