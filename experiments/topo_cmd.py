@@ -88,10 +88,26 @@ def check_output(path):
                          "is not writable")
 
 
+LIST_JSON_HELP = ('print one JSON object: {"topologies": [{"name", "description" (its first '
+                  'sentence), "params" ({parameter: default})}], "limits": {"hosts", '
+                  '"switches", "links"} (the most one server builds)}')
+
+
+def list_json():
+    """Return ``lblab topo list --json``'s object (keys in ``LIST_JSON_HELP``)."""
+    return {"topologies": [{"name": name, "description": first_sentence(func.__doc__),
+                            "params": graphs.generator_params(name)}
+                           for name, func in graphs.GENERATORS.items()],
+            "limits": {"hosts": graphs.MAX_HOSTS_PER_SERVER,
+                       "switches": graphs.MAX_SWITCHES_PER_SERVER,
+                       "links": graphs.MAX_LINKS_PER_SERVER}}
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="lblab topo", description=__doc__)
     sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="the topology generators and their parameters")
+    p = sub.add_parser("list", help="the topology generators and their parameters")
+    p.add_argument("--json", action="store_true", help=LIST_JSON_HELP)
     for action, text in (("info", "counts of switches, hosts and links; roles"),
                          ("draw", "draw a topology to an image file")):
         p = sub.add_parser(action, help=text)
@@ -109,6 +125,9 @@ def _parser():
 def main(argv):
     """Run ``lblab topo``."""
     args = _parser().parse_args(argv)
+    if args.action == "list" and args.json:
+        print(json.dumps(list_json(), indent=2))   # topologies and parameters in their order
+        return 0
     if args.action == "list":
         for name, func in graphs.GENERATORS.items():
             params = ", ".join(f"{k}={v!r}" for k, v in graphs.generator_params(name).items())
