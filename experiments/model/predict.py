@@ -36,6 +36,25 @@ def check_modelled(spec):
                          f"simulated)")
 
 
+def check_finite(spec, overhead_ms):
+    """Raise UsageError when a closed loop would send infinitely fast in the model.
+
+    With no think time, no path overhead and a backend that answers in no time, a closed-loop
+    user's next request follows its last at the same instant: what bounds the rate then is
+    CPU, which the model leaves out.
+    """
+    w = spec.workload
+    if w.mode != "closed" or w.think_ms > 0 or overhead_ms > 0:
+        return
+    for i, b in enumerate(spec.backends):
+        if b.service.mean_ms == 0:
+            raise UsageError(
+                f"{spec.source}: backends[{i}].service.mean_ms: 0 with a closed loop without "
+                f"think time and no --overhead-ms: expected a service time > 0, think_ms > 0 "
+                f"or an overhead (the rate would be bounded by CPU alone, which the model "
+                f"leaves out)")
+
+
 def simulate_window(system, window):
     """Simulate one window of a configuration and return its load generator records.
 
@@ -144,6 +163,7 @@ def predict(spec, windows=DEFAULT_WINDOWS, overheads=None):
     out = []
     for config, balancer, point, point_spec in spec_mod.configurations(spec):
         ms = overheads.get(balancer.name, overheads.get("*", 0.0))
+        check_finite(point_spec, ms)
         system = build_system(config, balancer, point, point_spec, ms / 1000.0)
         result = predict_system(system, windows)
         out.append({"config": config, "balancer": balancer.name, "point": point,

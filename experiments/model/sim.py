@@ -174,12 +174,8 @@ class BackendSim:
             self.respond(req)
 
     def _serve(self, req):
-        service = self.sample()
         self.busy += 1
-        if service > 0:
-            self.ev.at(self.ev.now + service, self._finish, req)
-        else:
-            self._finish(req)
+        self.ev.at(self.ev.now + self.sample(), self._finish, req)
 
     def _finish(self, req):
         self.busy -= 1
