@@ -56,9 +56,11 @@ def build_parser():
                     "root, no Mininet. Prints the mean and the 2.5-97.5%% range of each "
                     "configuration's per-window metrics (docs/model.md).")
     parser.add_argument("spec", metavar="SPEC", help="an experiment spec with an HTTP workload")
-    parser.add_argument("--windows", type=_windows, default=P.DEFAULT_WINDOWS, metavar="N",
+    parser.add_argument("--windows", type=_windows, default=None, metavar="N",
                         help=f"windows simulated per configuration, window r with repetition "
-                             f"r's seeds (2..{P.MAX_WINDOWS}; default {P.DEFAULT_WINDOWS})")
+                             f"r's seeds (2..{P.MAX_WINDOWS}; default {P.DEFAULT_WINDOWS}, "
+                             f"fewer but at least {P.MIN_WINDOWS} for a configuration whose "
+                             f"windows would exceed {P.REQUEST_BUDGET:,} simulated requests)")
     parser.add_argument("--overhead-ms", dest="overheads", type=_overhead, action="append",
                         default=[], metavar="[BALANCER=]MS",
                         help="per-request network and balancer delay in ms, for every "
@@ -104,24 +106,27 @@ def _cell(spread, digits):
 
 def format_table(results):
     """Return the terminal table: one row per configuration, ``mean [2.5%-97.5%]`` cells."""
-    head = ["configuration", "decided per"] + [title for _, title, _ in COLUMNS]
+    head = ["configuration", "decided per", "windows"] + [title for _, title, _ in COLUMNS]
     rows = [head]
     for r in results:
-        label = r["config"]
-        rows.append([label, r["granularity"]] + [_cell(r["metrics"][m], d)
-                                                 for m, _, d in COLUMNS])
+        rows.append([r["config"], r["granularity"], str(r["windows"])]
+                    + [_cell(r["metrics"][m], d) for m, _, d in COLUMNS])
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
                      for row in rows)
 
 
-def format_text(spec, results, windows, seconds):
+def format_text(spec, results, seconds):
     """Return the whole terminal output: the table, how it was computed, the approximations."""
-    lines = [f"{spec.name}: model prediction ({windows} windows of {spec.duration_s:g} s per "
-             f"configuration, after {spec.warmup_s:g} s warm-up; {seconds:.1f} s)", "",
+    lines = [f"{spec.name}: model prediction (windows of {spec.duration_s:g} s after "
+             f"{spec.warmup_s:g} s warm-up; {seconds:.1f} s)", "",
              format_table(results), "",
              "Cells: mean [2.5%-97.5% quantiles] of the per-window values, the range an "
              "emulated window should fall in; window r uses repetition r's seeds.",
+             *([f"Fewer than {P.DEFAULT_WINDOWS} windows: those configurations' windows hold "
+                f"so many requests that {P.DEFAULT_WINDOWS} would exceed "
+                f"{P.REQUEST_BUDGET:,} simulated requests (--windows N insists)."]
+               if any(r["windows"] < P.DEFAULT_WINDOWS for r in results) else []),
              "Approximations:"]
     seen = {}
     for r in results:
@@ -133,13 +138,13 @@ def format_text(spec, results, windows, seconds):
 
 
 def to_json(spec, results, windows, overheads):
-    """Return the JSON-ready prediction."""
+    """Return the JSON-ready prediction (``windows``: as asked, None for the default)."""
     configs = []
     for r in results:
         item = {k: v for k, v in r.items() if k not in ("point", "point_label")}
         item["point"] = P.point_json(r["point"], spec)
         configs.append(item)
-    return {"spec": spec.name, "source": spec.source, "windows": windows,
+    return {"spec": spec.name, "source": spec.source, "windows_requested": windows,
             "window_s": spec.duration_s, "warmup_s": spec.warmup_s,
             "quantiles": list(P.QUANTILES), "overhead_ms": overheads or {"*": 0.0},
             "overhead_source": "--overhead-ms" if overheads else "none given: zero",
@@ -161,5 +166,5 @@ def main(argv=None):
     if args.json:
         print(json.dumps(to_json(spec, results, args.windows, overheads), indent=1))
     else:
-        print(format_text(spec, results, args.windows, time.monotonic() - started))
+        print(format_text(spec, results, time.monotonic() - started))
     return 0

@@ -20,7 +20,11 @@ from experiments.model.systems import (build_system, client_configs, make_route,
 from lblab_core.errors import UsageError
 
 DEFAULT_WINDOWS = 20
+MIN_WINDOWS = 3
 MAX_WINDOWS = 1000
+# Simulated requests (~5-10 us each) a configuration may take by default: windows beyond
+# it are left out, down to MIN_WINDOWS; --windows N runs exactly N.
+REQUEST_BUDGET = 1_000_000
 QUANTILES = (0.025, 0.975)
 # The scalar metrics an HTTP run has (experiments.metrics.SCALAR_METRICS, HTTP part).
 HTTP_METRICS = tuple(m for m in metrics.SCALAR_METRICS if m not in (
@@ -108,13 +112,35 @@ def spread(values):
             "n": len(values)}
 
 
-def predict_system(system, windows):
-    """Run ``windows`` windows of one configuration and summarise every metric.
+def windows_for(requested, first_window_requests):
+    """How many windows to run: ``requested`` if given, else the default within the budget.
 
-    Returns:
-        dict: ``metrics`` {metric: spread + values}, ``backend_share`` {backend: spread}.
+    The model costs a few microseconds per request, so by default a configuration whose
+    windows are large runs fewer of them (never fewer than ``MIN_WINDOWS``) to stay within
+    ``REQUEST_BUDGET`` simulated requests.
     """
-    runs = [window_metrics(system, w) for w in range(1, windows + 1)]
+    if requested is not None:
+        return requested
+    if first_window_requests <= 0:
+        return DEFAULT_WINDOWS
+    fit = REQUEST_BUDGET // first_window_requests
+    return max(MIN_WINDOWS, min(DEFAULT_WINDOWS, fit))
+
+
+def predict_system(system, windows=None):
+    """Run the windows of one configuration and summarise every metric.
+
+    Args:
+        system (experiments.model.systems.System): the configuration.
+        windows (int|None): windows to run; None: ``DEFAULT_WINDOWS`` within the budget
+            (see ``windows_for``).
+    Returns:
+        dict: ``windows`` (how many ran), ``metrics`` {metric: spread + values},
+        ``backend_share`` {backend: spread + values}.
+    """
+    first = window_metrics(system, 1)
+    runs = [first] + [window_metrics(system, w)
+                      for w in range(2, windows_for(windows, first["sent"]) + 1)]
     out = {}
     for key in HTTP_METRICS:
         values = [r.get(key) for r in runs]
@@ -123,7 +149,7 @@ def predict_system(system, windows):
     for name in (b["name"] for b in system.backend_list):
         values = [(r.get("backend_share") or {}).get(name) for r in runs]
         shares[name] = dict(spread(values), values=values)
-    return {"metrics": out, "backend_share": shares}
+    return {"windows": len(runs), "metrics": out, "backend_share": shares}
 
 
 def point_label(point):
@@ -144,12 +170,13 @@ def point_json(point, spec):
     return {spec.sweep.param: point} if getattr(spec.sweep, "param", None) else point
 
 
-def predict(spec, windows=DEFAULT_WINDOWS, overheads=None):
+def predict(spec, windows=None, overheads=None):
     """Model every configuration of an HTTP spec.
 
     Args:
         spec (experiments.spec_models.Spec): a loaded spec.
-        windows (int): windows per configuration.
+        windows (int|None): windows per configuration (None: the default within the
+            request budget, see ``windows_for``).
         overheads (dict|None): balancer name -> per-request overhead in ms (``"*"``: all).
     Returns:
         list[dict]: one per configuration: ``config``, ``balancer``, ``point``,
@@ -170,6 +197,5 @@ def predict(spec, windows=DEFAULT_WINDOWS, overheads=None):
                     "point_label": point_label(point), "layer": balancer.layer,
                     "granularity": system.granularity, "notes": list(system.notes),
                     "model_notes": model_notes(point_spec, overheads),
-                    "overhead_ms": ms, "windows": windows, "window_s": point_spec.duration_s,
-                    **result})
+                    "overhead_ms": ms, "window_s": point_spec.duration_s, **result})
     return out
