@@ -14,6 +14,7 @@ import ssl
 import sys
 import time
 
+from lb_apps.host_settings import add_renamed_flags, check_record_path, settings_from_argv
 from lb_apps.loadgen import connect as lc
 from lb_apps.loadgen import protocol
 from lb_apps.loadgen.protocol import ClientConnection, Request
@@ -438,7 +439,6 @@ def build_parser():
     p.add_argument("--check", action="store_true",
                    help="check the settings (file and flags) as a start would, print one line "
                         "and exit")
-    from lb_apps.backend.server import add_renamed_flags
     add_renamed_flags(p, wl.RENAMED_SETTINGS)
     return p
 
@@ -454,7 +454,6 @@ def config_from_argv(argv):
 
 
 def _parse(argv):
-    from lb_apps.backend.server import check_record_path, settings_from_argv
     cfg, extra = settings_from_argv(build_parser(), wl.LoadgenConfig, argv, wl.RENAMED_SETTINGS)
     check_record_path(cfg.record)
     return cfg, extra
