@@ -221,6 +221,7 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
     lock = lock or registry.NetworkLock(LOCK_WAIT_SEC, on_wait=wait)
     metas = []
     result = None
+    name = None
     try:
         try:
             lock.acquire()
@@ -240,9 +241,15 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
             man["runs"].append(entry)
             man["datapath"] = man["datapath"] or meta.get("datapath")
             metadata.write_manifest(man_path, man)
+            name = None                 # recorded: not the run a Ctrl-C would stop
             say.done(meta)
     except KeyboardInterrupt:
         man["interrupted"] = True
+        if name is not None:
+            # the run Ctrl-C stopped wrote its meta.json (status failed); the manifest says so
+            man["runs"].append({"run": name, "status": "failed",
+                                "failure": "interrupted (Ctrl-C)",
+                                **({"resume": session} if session else {})})
         raise
     finally:
         lock.release()

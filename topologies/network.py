@@ -72,7 +72,9 @@ class LabNetwork:
             loops get static shortest-path flows from ``topologies.forwarding``.
         datapath (str): ``auto`` (kernel if the openvswitch module is loaded, else userspace),
             ``kernel`` or ``netdev``.
-        wait_sec (float): how long to wait for another lab on this machine to finish.
+        wait_sec (float): how long to wait for another lab on this machine to finish (the
+            machine-wide ``registry.NetworkLock``; when this process holds it already, as
+            ``lblab run`` does for a whole batch, it is reused at once).
         run_id (str|None): registry id (default: timestamp + random suffix).
     """
 

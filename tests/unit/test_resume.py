@@ -128,6 +128,10 @@ def test_interrupted_batch_resumes_in_the_recorded_order(tmp_path, fake):
     assert not registry.held_here()               # released, also on Ctrl-C
     man = manifest(results)
     assert man["interrupted"] and man["order"]["runs"] == planned
+    # the run Ctrl-C stopped is in the manifest's runs too
+    assert [(r["run"], r["status"]) for r in man["runs"]] == [
+        (planned[0], "ok"), (planned[1], "failed"), (planned[2], "ok"), (planned[3], "failed")]
+    assert man["runs"][3]["failure"] == "interrupted (Ctrl-C)"
     # the spec as written, byte for byte, whatever the file on disk becomes later
     assert open(os.path.join(results, "spec.yaml"), "rb").read() == SPEC.encode()
     (tmp_path / "res.yaml").write_text(SPEC.replace("values: [2, 4]", "values: [8]"))
