@@ -142,6 +142,13 @@ def _interval_caption(aggs, shape="bar"):
     return text
 
 
+def _first_run(summary, config):
+    """The meta of a configuration's first run that completed (else its first run)."""
+    metas = {r["meta"]["run"]: r["meta"] for r in summary["runs"]}
+    ok = _runs_ok(summary, config)
+    return metas[ok[0] if ok else config["runs"][0]]
+
+
 def _runs_ok(summary, config):
     status = {r["meta"]["run"]: r["meta"].get("status") for r in summary["runs"]}
     return [run for run in config["runs"] if status.get(run) == "ok"]
@@ -182,7 +189,7 @@ def make_plots(run_dir, summary, extras, manifest):
         aggs = [c["aggregate"].get(key) or {} for c in configs]
         path = plots.bars_with_ci(labels, aggs, ylabel, title, os.path.join(out_dir, stem),
                                   styles=styles, unit=key in M.UNIT_METRICS)
-        add("Summary", caption, f"{caption} ({_interval_caption(aggs)}).", path)
+        add("Summary", caption, f"One bar per configuration: {_interval_caption(aggs)}.", path)
 
     if iperf:
         bars("total_mbps", "total Mbit/s", "Total throughput", "throughput",
@@ -208,22 +215,23 @@ def make_plots(run_dir, summary, extras, manifest):
               for c in configs]
     add("Summary", "Per-backend share of requests",
         f"Per-backend share of ok requests: the mean over n={_n_text(c.get('n') for c in configs)}"
-        " runs per configuration (no interval drawn; summary.csv has them), beside the share "
+        " runs per configuration (no interval drawn; summary.json has them), beside the share "
         "the weights ask for.",
         plots.stacked_shares(labels, backends, shares, os.path.join(out_dir, "backend_share"),
                              expected={b: w / total for b, w in weights.items()}))
     if not iperf:
         _latency_figures(summary, extras, mapping, out_dir, add, plots_lines)
     for c in configs:
-        ts = extras.get(c["runs"][0], {}).get("timeseries")
+        first = _first_run(summary, c)
+        ts = extras.get(first["run"], {}).get("timeseries")
         if not ts:
             continue
-        first = next(r for r in summary["runs"] if r["meta"]["run"] == c["runs"][0])
+        rep = f"repetition {first.get('rep', 1)}"
         add("Over time", f"Throughput over time: {c['config']}",
             f"Ok responses per second in {ts.get('bin_s', 1.0):g} s bins of completion time, "
             f"in total and per backend, with errors per second and the faults (dashed, at "
-            f"their applied time): {c['config']}, repetition 1 (n=1 run).",
-            plots.timeseries(ts, fault_marks(first["meta"]), f"{c['config']} (repetition 1)",
+            f"their applied time): {c['config']}, {rep}, the first that completed (n=1 run).",
+            plots.timeseries(ts, fault_marks(first), f"{c['config']} ({rep})",
                              os.path.join(out_dir, f"timeseries-{c['config']}")))
     _sweep_figures(configs, iperf, mapping, out_dir, add, plots_lines)
     return figures
@@ -264,12 +272,13 @@ def _latency_figures(summary, extras, mapping, out_dir, add, plots_lines):
             continue
         series = M.latency_over_time([extras.get(r, {}).get("latency_points") or []
                                       for r in runs], length, M.bin_width(length))
-        first = next(r for r in summary["runs"] if r["meta"]["run"] == c["runs"][0])
+        first = _first_run(summary, c)
         add("Latency", f"Latency over time: {c['config']}",
             f"p50 and p99 (nearest rank) of ok requests in {series['bin_s']:g} s bins of send "
             f"time, all n={len(runs)} runs pooled (each run's bins start at its own window "
-            f"start); faults dashed at repetition 1's applied time: {c['config']}.",
-            plots_lines.latency_over_time(series, fault_marks(first["meta"]),
+            f"start); faults dashed at repetition {first.get('rep', 1)}'s applied time: "
+            f"{c['config']}.",
+            plots_lines.latency_over_time(series, fault_marks(first),
                                           f"{c['config']} (n={len(runs)} runs pooled)",
                                           os.path.join(out_dir, f"latency_time-{c['config']}")))
 
@@ -292,9 +301,9 @@ def _sweep_figures(configs, iperf, mapping, out_dir, add, plots_lines):
                 for _, agg in points]
         stem = f"sweep-{key}" + ("" if key != jain[0] else f"-vs-{x_param.split('.')[-1]}")
         add("Sweeps", f"{ylabel} against {x_param}",
-            f"{ylabel} against {x_param}, one line per balancer"
+            "One line per balancer"
             + (", one panel per value of the other swept parameters" if len(panels) > 1
-               else "") + f" ({_interval_caption(aggs, 'band')}).",
+               else "") + f": {_interval_caption(aggs, 'band')}.",
             plots_lines.sweep_panels(panels, x_param, ylabel, f"{ylabel} vs {x_param}",
                                      os.path.join(out_dir, stem), mapping,
                                      unit=key in M.UNIT_METRICS, xticks=xticks))

@@ -158,3 +158,17 @@ def test_report_figures_files_captions_and_contents(tmp_path):
     assert "Figure 1." in html and f"Figure {len(figs)}." in html
     for method, *_ in M.INTERVAL_METHODS:            # the method table
         assert f"<code>{method}</code>" in html
+
+
+def test_over_time_figures_skip_a_failed_first_repetition(tmp_path):
+    summary, extras = _summary_and_extras()
+    failed = summary["runs"][0]["meta"]
+    failed["status"] = "failed"
+    failed["rep"] = 1
+    del extras[failed["run"]]
+    for k, run in enumerate(summary["runs"][1:3]):
+        run["meta"]["rep"] = k + 2
+    figs = {f["id"]: f for f in figures.make_plots(str(tmp_path), summary, extras, {})}
+    assert "rr-4, repetition 2, the first that completed (n=1 run)" in \
+        figs["fig-timeseries-rr-4"]["caption"]
+    assert "all n=2 runs pooled" in figs["fig-latency_time-rr-4"]["caption"]
