@@ -1,7 +1,8 @@
 """JSONL request records written by backends and load generators, read back by experiments.metrics.
 
 One JSON object per line, ``sort_keys=True``, every object carrying ``"v": FORMAT_VERSION``.
-Times are epoch float seconds; durations (``wait``, ``service_time``, ``pool_wait``) seconds.
+Times are epoch float seconds; durations (``wait``, ``service_time``, ``pool_wait``,
+``connect``) seconds.
 Readers accept every version in ``READABLE_VERSIONS``; a field a version lacks is absent.
 
 Format history:
@@ -9,7 +10,9 @@ Format history:
        ``LOADGEN_FIELDS`` without ``pool_wait`` (plus ``"warmup": true`` on warm-up records
        when they are kept).
     2: load generator records gain ``pool_wait``: seconds the request waited for a free
-       connection of the client's pool (0.0 when one was free or could be opened at once).
+       connection of the client's pool (0.0 when one was free or could be opened at once), and
+       ``connect``: seconds the request's new connection took to connect (0.0 on a reused
+       one), so ``start - scheduled - pool_wait - connect`` is the generator's own lag.
        Backend records are unchanged.
 """
 import json
@@ -26,13 +29,16 @@ BACKEND_FIELDS = ("v", "id", "backend", "arrival", "wait", "service_time", "stat
 
 # Load generator record, one per request sent. latency = end - scheduled (open loop: the planned
 # send time, so a slow server cannot hide its queueing delay; closed loop: when the user sent it).
-# pool_wait (version 2): seconds waited for a free connection of the pool.
+# pool_wait, connect (version 2): seconds waited for a free connection of the pool, seconds the
+# request's new connection took to connect.
 LOADGEN_FIELDS = ("v", "id", "client", "scheduled", "start", "end", "status", "bytes", "backend",
                   "error", "method", "path", "conn", "cache", "pool_wait")
+# (version 2 records also carry "connect"; it joins LOADGEN_FIELDS, the fields a record must
+# have, with its type in experiments/parquet_out.py's RECORD_TYPES)
 
 RECORD_FIELDS = {"backend": BACKEND_FIELDS, "loadgen": LOADGEN_FIELDS}
 # The fields each older version lacks.
-_ADDED_IN = {"pool_wait": 2}
+_ADDED_IN = {"pool_wait": 2, "connect": 2}
 
 
 class RecordFormatError(ValueError):

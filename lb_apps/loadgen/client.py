@@ -141,6 +141,7 @@ class LoadGenerator:
 
     async def _connect(self, req):
         error = None
+        began = _now()
         try:
             _, conn = await asyncio.wait_for(self._open(), self.cfg.connect_timeout_s)
         except asyncio.TimeoutError:
@@ -163,6 +164,7 @@ class LoadGenerator:
         if req.done:                           # timed out while connecting
             self._release(conn)
         else:
+            req.connect = _now() - began
             conn.send(req, "new")
 
     def _next_waiter(self):
@@ -242,7 +244,8 @@ class LoadGenerator:
             self.writer.add((req.rid, self.cfg.name, req.scheduled + off,
                              None if req.start is None else req.start + off, end + off,
                              req.status, req.nbytes, req.backend, error, entry.method,
-                             entry.path, req.conn, req.cache, req.warmup, req.pool_wait))
+                             entry.path, req.conn, req.cache, req.warmup, req.pool_wait,
+                             req.connect))
             if len(self.writer) >= FLUSH_RECORDS_AT:
                 self.writer.flush()
         if req.on_done is not None:

@@ -22,7 +22,7 @@ class Request:
     """One request in flight (plain slots object: cheap to create, no coroutine)."""
     __slots__ = ("rid", "scheduled", "start", "entry", "data", "user", "conn", "status",
                  "nbytes", "backend", "cache", "warmup", "timer", "done", "on_done", "error",
-                 "queued", "pool_wait")
+                 "queued", "pool_wait", "connect")
     # timer: the monotonic time at which the request times out; queued: when it started
     # waiting for a free pooled connection (None: it never had to)
 
@@ -40,6 +40,7 @@ class Request:
         self.error = None
         self.queued = None
         self.pool_wait = 0.0
+        self.connect = 0.0      # seconds its new connection took to connect (0: reused)
 
 
 class ClientConnection(asyncio.Protocol):

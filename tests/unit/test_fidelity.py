@@ -6,15 +6,17 @@ from experiments import fidelity as F
 from lb_apps.loadgen import workload as wl
 
 
-def lg(i, pool_wait=0.0, lag=0.0001, latency=0.010, warmup=False, v1=False, error=None):
-    """Load generator record i: scheduled at i/100 s, sent `lag + pool_wait` later."""
+def lg(i, pool_wait=0.0, lag=0.0001, latency=0.010, warmup=False, v1=False, error=None,
+       connect=0.0):
+    """Load generator record i: scheduled at i/100 s, sent `lag + pool_wait + connect` later."""
     scheduled = 1000.0 + i / 100.0
-    start = scheduled + pool_wait + lag
+    start = scheduled + pool_wait + connect + lag
     record = wl.build_record(f"h1-{i}", "h1", scheduled, start, scheduled + latency,
-                             None if error else 200, 100, "b1", error, "GET", "/", "reused",
-                             None, warmup=warmup, pool_wait=pool_wait)
+                             None if error else 200, 100, "b1", error, "GET", "/",
+                             "new" if connect else "reused", None, warmup=warmup,
+                             pool_wait=pool_wait, connect=connect)
     if v1:
-        del record["pool_wait"]
+        del record["pool_wait"], record["connect"]
         record["v"] = 1
     return record
 
@@ -68,9 +70,14 @@ def test_warmup_records_and_v1_records():
     assert stats["requests"] == 100 and stats["waited"] == 0 and stats["p99_ms"] == 0.0
 
 
-def test_send_lag_leaves_the_pool_wait_out_and_flags_open_loop_only():
+def test_send_lag_leaves_the_pool_wait_and_the_connect_out_and_flags_open_loop_only():
     waited = [lg(i, pool_wait=0.02, lag=0.0001) for i in range(100)]
     assert F.send_lag_stats(waited)["p99_ms"] == pytest.approx(0.1)
+    connecting = [lg(i, connect=0.007, lag=0.0001, latency=0.012) for i in range(100)]
+    assert F.send_lag_stats(connecting)["p99_ms"] == pytest.approx(0.1)
+    assert F.load_fidelity(connecting, {}, "open")["behind_schedule"] is False
+    v1 = [lg(i, connect=0.007, lag=0.0001, v1=True) for i in range(100)]
+    assert F.send_lag_stats(v1)["p99_ms"] == pytest.approx(7.1)   # v1: no connect to subtract
     late = [lg(i, lag=0.005, latency=0.020) for i in range(100)]   # 5 ms of 20 ms
     assert F.send_lag_stats(late)["p99_ms"] == pytest.approx(5.0)
     found = F.load_fidelity(late, {}, "open")

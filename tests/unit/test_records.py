@@ -11,7 +11,7 @@ from lb_apps.records import (FORMAT_VERSION, LOADGEN_FIELDS, READABLE_VERSIONS,
 
 def loadgen_record(**changes):
     record = wl.build_record("h1-1", "h1", 1.0, 1.001, 1.01, 200, 100, "b1", None, "GET", "/",
-                             "new", None, pool_wait=0.0005)
+                             "new", None, pool_wait=0.0005, connect=0.0002)
     record.update(changes)
     return record
 
@@ -19,15 +19,16 @@ def loadgen_record(**changes):
 def test_version_2_is_written_with_pool_wait():
     assert FORMAT_VERSION == 2 and READABLE_VERSIONS == (1, 2)
     record = loadgen_record()
-    assert record["v"] == 2 and record["pool_wait"] == 0.0005
+    assert record["v"] == 2 and record["pool_wait"] == 0.0005 and record["connect"] == 0.0002
     assert set(LOADGEN_FIELDS) <= set(record)
     check_record(record, "loadgen")
     with pytest.raises(RecordFormatError, match=r"lacks fields \['pool_wait'\]"):
-        check_record({k: v for k, v in record.items() if k != "pool_wait"}, "loadgen")
+        check_record({k: v for k, v in record.items() if k not in ("pool_wait", "connect")},
+                     "loadgen")
 
 
 def test_version_1_records_without_pool_wait_are_still_read(tmp_path):
-    v1 = {k: v for k, v in loadgen_record(v=1).items() if k != "pool_wait"}
+    v1 = {k: v for k, v in loadgen_record(v=1).items() if k not in ("pool_wait", "connect")}
     path = tmp_path / "old.jsonl"
     path.write_text(encode_record(v1) + encode_record(loadgen_record()))
     old, new = read_records(str(path), "loadgen")

@@ -133,9 +133,9 @@ def test_parse_set_cookie(value, expected):
 def test_fast_record_line_equals_json_and_round_trips(tmp_path):
     items = [
         ("lg-1", "lg", 100.5, 100.50001, 100.6, 200, 321, "b1", None, "GET", "/x\"y", "new",
-         "HIT", False, 0.0),
+         "HIT", False, 0.0, 0.0),
         ("lg-2", "lg", 101.0, None, 101.2, None, 0, None, "connect_refused", "POST", "/",
-         None, None, True, 0.0125),
+         None, None, True, 0.0125, 0.00031),
     ]
     path = str(tmp_path / "lg.jsonl")
     writer = RecordWriter(path, encode=wl.encode_record_line)
