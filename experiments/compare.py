@@ -189,21 +189,49 @@ def _label(run_dir):
     return os.path.basename(os.path.normpath(run_dir))
 
 
-def _print_table(rows, stream):
+def _natural_width(rows):
+    widths = [max(len(line) for r in rows for line in r[i].split("\n"))
+              for i in range(len(rows[0]))]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _keyed(rows, labels):
+    """The table with each folder's label in its headers replaced by a letter, and the key."""
+    letters = [chr(ord("A") + i) if i < 26 else f"F{i + 1}" for i in range(len(labels))]
+    header = [rows[0][0]]
+    for h in rows[0][1:]:
+        for label, letter in zip(labels, letters):
+            if h.startswith(label + ": "):
+                h = letter + "\n" + h[len(label) + 2:]
+                break
+        header.append(h)
+    key = [f"{letter} = {label}" for letter, label in zip(letters, labels)]
+    return [header] + rows[1:], key
+
+
+def _print_table(rows, stream, labels=()):
+    """A rich table whose cells are never cut: piped, as wide as it needs; on a terminal too
+    narrow for it, the folders' labels in the headers become letters (a key above the table)
+    and a cell that still does not fit folds onto more lines."""
     from rich.console import Console
     from rich.table import Table
     title = "lblab compare (mean [95% CI low, high])"
+    width = None
+    key = []
+    if not stream.isatty():
+        # piped: as wide as the table needs (cells never cut), not the 80 columns rich assumes
+        width = max(80, _natural_width(rows), len(title))
+    elif labels and _natural_width(rows) > Console(file=stream).width:
+        rows, key = _keyed(rows, labels)
     table = Table(title=title)
     for i, h in enumerate(rows[0]):
         table.add_column(h, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows[1:]:
         table.add_row(*r)
-    width = None
-    if not stream.isatty():
-        # piped: as wide as the table needs (cells never cut), not the 80 columns rich assumes
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        width = max(80, sum(widths) + 3 * len(widths) + 1, len(title))
-    Console(file=stream, width=width).print(table)
+    console = Console(file=stream, width=width)
+    for line in key:
+        console.print(line, highlight=False, soft_wrap=True)
+    console.print(table)
 
 
 def main(argv=None):
@@ -249,7 +277,7 @@ def main(argv=None):
     elif args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(compare_rows(named, metrics))
     else:
-        _print_table(compare_rows(named, metrics), sys.stdout)
+        _print_table(compare_rows(named, metrics), sys.stdout, [label for label, _ in named])
         if len(named) > 1:
             print()
             for line in sentences(compare_stats(named, metrics)):

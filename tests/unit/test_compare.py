@@ -1,7 +1,9 @@
 """lblab compare: side-by-side table, ratio B/A with its interval, Welch's t-test, words."""
+import io
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -188,3 +190,27 @@ def test_plot_dir_must_be_a_folder(tmp_path, run_dir):
         compare.main([run_dir, "--plot", str(tmp_path / "file")])
     with pytest.raises(UsageError, match="parent folder"):
         compare.main([run_dir, "--plot", str(tmp_path / "no" / "such")])
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_terminal_too_narrow_gets_letters_for_folders_and_cuts_nothing(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    labels = [f"a-very-long-results-folder-name-{i}" for i in range(3)]
+    rows = [["config"] + [f"{label}: goodput_rps" for label in labels],
+            ["l4_rr", "1234 [1200, 1300]", "20", "19.5"]]
+    stream = _Terminal()
+    compare._print_table(rows, stream, labels)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", stream.getvalue())      # no colour codes
+    for i, label in enumerate(labels):
+        assert f"{'ABC'[i]} = {label}\n" in text
+    assert "…" not in text and "1234 [1200, 1300]" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+    # wide enough: the labels stay in the headers
+    monkeypatch.setenv("COLUMNS", "200")
+    stream = _Terminal()
+    compare._print_table(rows, stream, labels)
+    assert f"{labels[0]}: goodput_rps" in stream.getvalue() and " = " not in stream.getvalue()
