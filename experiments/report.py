@@ -208,6 +208,24 @@ def collect(run_dir, records_sink=None):
     return summary, extras
 
 
+def load_summary(run_dir):
+    """Return a results folder's summary: its ``summary.json`` (format checked), or computed
+    from ``raw/`` when it has none (for readers such as ``lblab compare``).
+
+    Raises:
+        ReportError: unreadable, or a summary made by a newer lblab format (upgrade lblab).
+    """
+    path = os.path.join(run_dir, "summary.json")
+    if not os.path.exists(path):
+        return collect(run_dir)[0]
+    summary = load_json(path)
+    try:
+        formats.results_version(summary, path, f"rebuild it: lblab report {run_dir}")
+    except formats.FormatError as exc:
+        raise ReportError(str(exc)) from None
+    return summary
+
+
 def build(run_dir, plots=True):
     """Rebuild every derived file of a results folder from ``manifest.json`` and ``raw/``.
 

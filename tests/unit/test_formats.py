@@ -143,6 +143,23 @@ def test_a_meta_without_ids_is_one_line(tmp_path, capsys):
     assert "l4_rr-r1/meta.json: lacks rep" in err
 
 
+def test_load_summary_checks_the_format(tmp_path):
+    run_dir = resultsdirs.tiny(tmp_path / "sum")
+    assert report.load_summary(run_dir)["format_version"] == formats.FORMAT_VERSION  # from raw/
+    report.build(run_dir, plots=False)
+    path = os.path.join(run_dir, "summary.json")
+    summary = resultsdirs.read_json(path)
+    assert report.load_summary(run_dir) == summary
+    del summary["format_version"]                      # format 1: read as it is
+    resultsdirs.write_json(path, summary)
+    assert report.load_summary(run_dir)["configs"] == summary["configs"]
+    summary["format_version"] = 3
+    resultsdirs.write_json(path, summary)
+    with pytest.raises(report.ReportError, match="summary.json: made by lblab format 3; this "
+                                                 "lblab reads lblab format 1-2: upgrade lblab"):
+        report.load_summary(run_dir)
+
+
 # -- requests.parquet --------------------------------------------------------------------------
 
 def _records(run_dir):
