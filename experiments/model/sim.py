@@ -25,23 +25,13 @@ from collections import deque
 
 from lb_apps.backend import model as backend_model
 from lb_apps.loadgen import workload as wl
+from lb_apps.loadgen.ports import SourcePorts
 
 # lb_apps.loadgen.client checks request timeouts this often (SWEEP_PERIOD_SEC there; the shell
 # module is not imported here: it pulls in asyncio and uvloop).
 SWEEP_PERIOD_SEC = 0.05
 # TCP source ports of modelled connections: Linux's default ephemeral range.
 EPHEMERAL_PORTS = (32768, 61000)
-
-
-def setting_s(cfg, name):
-    """A load generator time setting in seconds, under its name with a unit (``think_ms``,
-    ``warmup_s``) or the older unit-less name in seconds (``think``, ``warmup``)."""
-    fields = type(cfg).model_fields
-    if name + "_ms" in fields:
-        return getattr(cfg, name + "_ms") / 1000.0
-    if name + "_s" in fields:
-        return getattr(cfg, name + "_s")
-    return getattr(cfg, name)
 
 
 def source_ports(cfg, rng):
@@ -51,8 +41,7 @@ def source_ports(cfg, rng):
     (``lb_apps.loadgen.ports.SourcePorts``), and so does the model; otherwise the kernel
     chooses, modelled as uniform draws from Linux's default ephemeral range.
     """
-    if getattr(cfg, "source_ports", "kernel") == "seeded":
-        from lb_apps.loadgen.ports import SourcePorts
+    if cfg.source_ports == "seeded":
         return SourcePorts("seeded", cfg.seed).next
     low, high = EPHEMERAL_PORTS
     return lambda: rng.randrange(low, high)
@@ -217,7 +206,7 @@ class ClientSim:
         self.choose_index = self.mix.choose_index
         self.limit = cfg.max_requests
         self.users = cfg.users
-        self.think = wl.make_think(cfg.think_dist, setting_s(cfg, "think"), think_rng)
+        self.think = wl.make_think(cfg.think_dist, cfg.think_ms / 1000.0, think_rng)
         self.backoff = cfg.error_backoff_ms / 1000.0
         self.ports = source_ports(cfg, port_rng)
         self.delay_in = delay_in
@@ -225,9 +214,9 @@ class ClientSim:
         self.records = records
         self.pool = cfg.connections
         self.keepalive = cfg.keepalive
-        self.timeout = setting_s(cfg, "timeout")
-        self.warmup_end = setting_s(cfg, "warmup")
-        self.deadline = self.warmup_end + setting_s(cfg, "duration")
+        self.timeout = cfg.timeout_s
+        self.warmup_end = cfg.warmup_s
+        self.deadline = cfg.warmup_s + cfg.duration_s
         self.idle = []
         self.waiters = deque()
         self.open = 0
@@ -381,13 +370,11 @@ class ClientSim:
             req.pool_wait += req.end - req.queued
         if not (req.warmup and self.cfg.warmup_records == "drop"):
             entry = self.entries[req.entry]
-            record = wl.build_record(
+            self.records.append(wl.build_record(
                 req.rid, self.name, req.scheduled, req.start, req.end,
                 None if error is not None else req.status, req.nbytes,
                 None if error is not None else req.backend, error, entry.method, entry.path,
-                req.kind, None, req.warmup)
-            record["pool_wait"] = req.pool_wait
-            self.records.append(record)
+                req.kind, None, req.warmup, pool_wait=req.pool_wait))
         if self.cfg.mode == "closed":
             pause = wl.pause_after(self.think(), error, self.backoff)
             if pause > 0:

@@ -283,7 +283,7 @@ def build_system(config, balancer, point, spec, overhead_s=0.0):
         any(g.algorithm == "five_tuple_hash" for g in (system.l7.groups.values()
                                                        if system.l7 else ()))
     if ports_matter:
-        seeded = getattr(next(iter(system.base_clients.values())), "source_ports", None)
+        seeded = next(iter(system.base_clients.values())).source_ports
         system.notes.append("source ports: the load generator's seeded sequence"
                             if seeded == "seeded" else
                             "source ports: uniform in Linux's ephemeral range (the kernel "
