@@ -134,8 +134,8 @@ def test_report_figures_files_captions_and_contents(tmp_path):
         assert os.path.exists(f["path"]) and os.path.exists(f["path"][:-4] + ".svg")
         assert re.search(r"n=\d", f["caption"]), f["caption"]
     stems = {os.path.basename(f["path"])[:-4] for f in figs}
-    assert {"throughput", "latency_p99", "fairness", "backend_share", "latency_ccdf-workload.users=4",
-            "latency_ccdf-workload.users=16", "latency_time-rr-4", "timeseries-lc-16",
+    assert {"throughput", "latency_p99", "fairness", "backend_share",
+            "latency_ccdf-workload.users=4", "latency_ccdf-workload.users=16", "latency_time-rr-4", "timeseries-lc-16",
             "sweep-goodput_rps", "sweep-latency_p99_ms", "sweep-jain_backends-vs-users"} <= stems
     assert len({f["id"] for f in figs}) == len(figs)
     assert [f["section"] for f in figs] == sorted(
