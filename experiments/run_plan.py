@@ -1,4 +1,5 @@
-"""Pure planning of one experiment run: host roles, addresses, and the config each process gets.
+"""Pure planning of one experiment run: host roles, addresses, and the config each process gets;
+and of a resumed batch: which runs are kept, run again and moved aside (``resume_plan``).
 
 Nothing here starts a process or touches the network; ``experiments.run_lab`` executes the plan.
 """

@@ -11,7 +11,15 @@ becoming a difference between them. ``order_seed`` is the spec's ``seed`` unless
 ``--order-seed`` says otherwise; both and the run ids in order are in ``manifest.json``.
 
 Results go to ``<out>/<name>-<UTC YYYYmmddTHHMMSS>/`` (``<out>`` defaults to ``results``); an
-existing folder is never reused or overwritten.
+existing folder is never reused or overwritten. The folder keeps the spec file byte for byte
+(``spec.yaml``) beside the resolved one (``spec.resolved.yaml``).
+
+A batch holds the machine's lab lock (``topologies.registry.NetworkLock``) from its first run
+to its last; each run's lab re-takes it within this process. ``lblab run --resume DIR``
+(:func:`resume_experiment`) continues an interrupted batch in its folder: the ok runs stay,
+failed attempts move to ``raw-attempts/``, the rest run in the recorded order
+(``experiments.run_plan.resume_plan`` decides which). ``lblab rerun`` is
+``experiments.rerun_cmd``.
 """
 import argparse
 import datetime
