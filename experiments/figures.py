@@ -196,9 +196,10 @@ def make_plots(run_dir, summary, extras, manifest):
              "Total throughput per balancer")
         bars("jain_flows", "Jain's index (flows)", "Flow fairness", "fairness",
              "Jain's index over flows")
-        rates = [extras.get(c["runs"][0], {}).get("flow_mbps", []) for c in configs]
-        add("Summary", "Per-flow throughput", "Each flow's received rate, repetition 1 "
-            "(n=1 run per configuration).",
+        rates = [extras.get(_first_run(summary, c)["run"], {}).get("flow_mbps", [])
+                 for c in configs]
+        add("Summary", "Per-flow throughput", "Each flow's received rate in the first "
+            "repetition of each configuration that completed (n=1 run per configuration).",
             plots.flow_rates(labels, rates, os.path.join(out_dir, "flows"), styles=styles))
     else:
         bars("goodput_rps", "ok requests/s", "Throughput", "throughput",

@@ -223,7 +223,7 @@ def flow_rates(labels, rates, stem, styles=None):
         _labels_fit(ax, labels)
         ax.set_ylabel("flow rate (Mbit/s)")
         ax.set_ylim(bottom=0)
-        ax.set_title("Per-flow throughput (repetition 1)")
+        ax.set_title("Per-flow throughput (one repetition)")
         return _save(fig, stem)
 
 

@@ -172,3 +172,22 @@ def test_over_time_figures_skip_a_failed_first_repetition(tmp_path):
     assert "rr-4, repetition 2, the first that completed (n=1 run)" in \
         figs["fig-timeseries-rr-4"]["caption"]
     assert "all n=2 runs pooled" in figs["fig-latency_time-rr-4"]["caption"]
+
+
+def test_iperf_reports_get_flow_figures_and_no_latency(tmp_path):
+    configs, runs, extras = [], [], {}
+    for b in ("l3", "proactive"):
+        values = [{"total_mbps": 19.0 + k, "jain_flows": 0.9 - k / 10, "flows": 4}
+                  for k in range(3)]
+        c = {"config": b, "balancer": {"name": b, "layer": "l4", "mode": b},
+             "sweep": None, "workload": "iperf3", "backends": [{"name": "b1", "weight": 1}],
+             "aggregate": M.aggregate(values), "n": 3, "reps": 3,
+             "runs": [f"{b}-r{k + 1}" for k in range(3)]}
+        configs.append(c)
+        for k, run in enumerate(c["runs"]):
+            runs.append({"meta": {"run": run, "rep": k + 1, "status": "ok"}, "metrics": {}})
+            extras[run] = {"flow_mbps": [5.0 + k, 4.0, 6.0, 4.5]}
+    figs = figures.make_plots(str(tmp_path), {"runs": runs, "configs": configs}, extras, {})
+    stems = [os.path.basename(f["path"])[:-4] for f in figs]
+    assert stems == ["throughput", "fairness", "flows", "backend_share"]
+    assert "n=3 runs; mean and 95% CI over runs (logit-t)" in figs[1]["caption"]
