@@ -42,8 +42,10 @@ SETUP_SEC_PER_RUN = 6.0
 # Run orders of ``--order``; the first is the default.
 ORDERS = ("shuffled", "interleaved", "sequential")
 MAX_ORDER_SEED = 2 ** 32 - 1
-# How long a batch waits for another process's lab before giving up (it says whose every 5 s).
+# How long a batch waits for another process's lab before giving up, and how often it says
+# whose lock it waits for.
 LOCK_WAIT_SEC = 600.0
+LOCK_REPORT_SEC = 5.0
 
 
 def _order_seed(text):
@@ -226,7 +228,7 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
     per_run = spec.warmup_s + spec.duration_s + SETUP_SEC_PER_RUN
     say.start(len(runs), per_run)
     wait = getattr(say, "wait", say.log)
-    lock = lock or registry.NetworkLock(LOCK_WAIT_SEC, on_wait=wait)
+    lock = lock or registry.NetworkLock(LOCK_WAIT_SEC, on_wait=wait, report_sec=LOCK_REPORT_SEC)
     metas = []
     result = None
     name = None

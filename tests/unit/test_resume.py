@@ -253,3 +253,56 @@ def test_rerun_writes_a_new_folder_with_the_old_styles(tmp_path, fake, monkeypat
     assert man["rerun_of"] == os.path.abspath(results)
     assert man["args"]["overrides"] == ["workload.users=3"]
     assert man["order"]["runs"] == manifest(results)["order"]["runs"]
+
+
+# -- the lab lock: once per batch, waited for with the owner named -----------------------------
+
+HOLDER = """
+import sys
+from topologies import registry
+lock = registry.NetworkLock(wait_sec=0).acquire()
+print("held", flush=True)
+sys.stdin.readline()
+lock.release()
+"""
+
+
+def test_the_batch_waits_for_another_lab_and_says_whose(tmp_path, fake, monkeypatch):
+    import subprocess
+    import sys
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        spec, raw, args, results = start_batch(tmp_path)
+        monkeypatch.setattr(runner, "LOCK_REPORT_SEC", 0.1)
+
+        class Waiting(Say):
+            def wait(self, msg):
+                self.lines.append(msg)
+                if holder.poll() is None and holder.stdin and not holder.stdin.closed:
+                    holder.stdin.write("\n")     # the other lab ends: the batch goes on
+                    holder.stdin.close()
+        say = Waiting()
+        runner.run_experiment(spec, results, args, say, raw)
+        waits = [m for m in say.lines if "waiting for the lab lock" in m]
+        assert waits and f"held by pid {holder.pid} (" in waits[0]
+        assert len(FakeRun.executed) == 8              # every run, after the wait
+        assert holder.wait(timeout=30) == 0
+
+        # a lab that never ends: the batch gives up with one line naming it
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(runner, "LOCK_WAIT_SEC", 0.3)
+        FakeRun.executed = []
+        (tmp_path / "again").mkdir()
+        spec, raw, args, results = start_batch(tmp_path / "again")
+        with pytest.raises(UsageError, match=f"another lblab network is running "
+                                             f"\\(pid {holder.pid} "):
+            runner.run_experiment(spec, results, args, Say(), raw)
+        assert FakeRun.executed == []
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
