@@ -35,20 +35,27 @@ IPERF_COLUMNS = ("flows", "failed_flows", "total_mbps", "jain_flows", "cov_flows
 FAULT_COLUMNS = ("fault_errors", "error_period_s", "recovery_s")
 INT_METRICS = frozenset({"sent", "ok", "errors", "flows", "failed_flows", "fault_errors",
                          "unattributed"})
-# meta.json "fidelity" keys with their own column; every other scalar is fidelity_<key>
+# meta.json "fidelity" keys with their own column (every other scalar is fidelity_<key>);
+# the load's (experiments.fidelity.load_fidelity) in HTTP folders only
 FIDELITY_COLUMNS = (("cpu_max", "float"), ("cpu_mean", "float"), ("saturated", "bool"))
+LOAD_FIDELITY_COLUMNS = (("pool_limited", "bool"), ("pool_waited", "int"),
+                         ("pool_waited_long", "int"), ("pool_wait_mean_ms", "float"),
+                         ("pool_wait_p99_ms", "float"), ("send_lag_p99_ms", "float"),
+                         ("behind_schedule", "bool"), ("backends_queued", "int"))
+NOT_FLAGS = frozenset({"warnings", "backend_queueing"})
 STATS = ("mean", "low", "high", "method", "n")
 STAT_KINDS = {"mean": "float", "low": "float", "high": "float", "method": "str", "n": "int"}
 
 
 class Column:
     """One column: its ``name`` in the file, the ``doc`` name docs/data.md lists it under
-    (``share_<backend>`` for ``share_b1``) and its ``kind`` (int, float, bool, str)."""
+    (``share_<backend>`` for ``share_b1``), its ``kind`` (int, float, bool, str) and, for
+    runs.csv, ``get(run)``: its value in one run (``{"meta", "metrics", "ident"}``)."""
 
-    __slots__ = ("name", "doc", "kind")
+    __slots__ = ("name", "doc", "kind", "get")
 
-    def __init__(self, name, kind, doc=None):
-        self.name, self.kind, self.doc = name, kind, doc or name
+    def __init__(self, name, kind, doc=None, get=None):
+        self.name, self.kind, self.doc, self.get = name, kind, doc or name, get
 
     def __repr__(self):
         return f"Column({self.name!r}, {self.kind!r}, doc={self.doc!r})"
@@ -162,7 +169,7 @@ def _id_cells(ident, id_cols):
 
 
 def _fidelity_flags(summary):
-    known = {k for k, _ in FIDELITY_COLUMNS} | {"warnings"}
+    known = {k for k, _ in FIDELITY_COLUMNS + LOAD_FIDELITY_COLUMNS} | NOT_FLAGS
     flags = {}
     for run in summary["runs"]:
         for key, value in ((run["meta"].get("fidelity") or {}).items()):
@@ -176,21 +183,70 @@ def _fidelity_flags(summary):
     return sorted(flags.items())
 
 
+def _meta(key):
+    return lambda run: run["meta"].get(key)
+
+
+def _metric(key):
+    return lambda run: run["metrics"].get(key)
+
+
+def _fid(key):
+    return lambda run: (run["meta"].get("fidelity") or {}).get(key)
+
+
+def _per_backend(field, backend):
+    return lambda run: (run["metrics"].get(field) or {}).get(backend)
+
+
+def _queueing(backend, key):
+    return lambda run: (((run["meta"].get("fidelity") or {}).get("backend_queueing") or {})
+                        .get(backend) or {}).get(key)
+
+
+def _errors(run):
+    res = run["metrics"]
+    return ";".join(f"{k}={v}" for k, v in sorted(
+        (res.get("errors_by_kind") or res.get("flow_errors") or {}).items())) or None
+
+
+def _sweep(param, kind):
+    return lambda run: sweep_value(run["ident"]["sweep"].get(param), kind)
+
+
 def runs_columns(summary):
-    """Return the :class:`Column` s of runs.csv for this summary."""
-    cols = [Column("run", "str")] + _id_columns(summary)
-    cols += [Column("rep", "int"), Column("seed", "int"), Column("order", "int"),
-             Column("status", "str"), Column("failure", "str")]
-    cols += [Column(m, _metric_kind(m)) for m in metric_columns(summary)]
+    """Return the :class:`Column` s of runs.csv for this summary (each with its ``get``)."""
+    cols = [Column("run", "str", get=_meta("run"))]
+    cols += [Column(n, "str", get=lambda run, n=n: run["ident"][n])
+             for n in ("config", "balancer", "layer", "kind", "algorithm")]
+    cols += [Column(f"sweep.{p}", kind, "sweep.<param>", _sweep(p, kind))
+             for p, kind in sweep_params(c.get("sweep") for c in summary["configs"])]
+    cols += [Column(n, kind, get=_meta(n)) for n, kind in (
+        ("rep", "int"), ("seed", "int"), ("order", "int"), ("status", "str"),
+        ("failure", "str"))]
+    cols += [Column(m, _metric_kind(m), get=_metric(m)) for m in metric_columns(summary)]
     iperf = any(c.get("workload") == "iperf3" for c in summary["configs"])
-    for b in backends(summary):
-        cols.append(Column(f"share_{b}", "float", "share_<backend>"))
-        cols.append(Column(f"flows_{b}", "int", "flows_<backend>") if iperf
-                    else Column(f"requests_{b}", "int", "requests_<backend>"))
-    cols.append(Column("errors_by_kind", "str"))
-    cols += [Column(k, kind) for k, kind in FIDELITY_COLUMNS]
-    cols.append(Column("fidelity_warnings", "int"))
-    cols += [Column(f"fidelity_{k}", kind, "fidelity_<flag>")
+    http = any(c.get("workload") != "iperf3" for c in summary["configs"])
+    names = backends(summary)
+    for b in names:
+        cols.append(Column(f"share_{b}", "float", "share_<backend>",
+                           _per_backend("backend_share", b)))
+        cols.append(Column(f"flows_{b}", "int", "flows_<backend>",
+                           _per_backend("backend_flows", b)) if iperf
+                    else Column(f"requests_{b}", "int", "requests_<backend>",
+                                _per_backend("backend_requests", b)))
+    cols.append(Column("errors_by_kind", "str", get=_errors))
+    cols += [Column(k, kind, get=_fid(k)) for k, kind in FIDELITY_COLUMNS]
+    cols.append(Column("fidelity_warnings", "int",
+                       get=lambda run: len(_fid("warnings")(run) or ())))
+    if http:
+        cols += [Column(k, kind, get=_fid(k)) for k, kind in LOAD_FIDELITY_COLUMNS]
+        for b in names:
+            cols.append(Column(f"queued_share_{b}", "float", "queued_share_<backend>",
+                               _queueing(b, "queued_share")))
+            cols.append(Column(f"queue_wait_mean_ms_{b}", "float",
+                               "queue_wait_mean_ms_<backend>", _queueing(b, "mean_wait_ms")))
+    cols += [Column(f"fidelity_{k}", kind, "fidelity_<flag>", _fid(k))
              for k, kind in _fidelity_flags(summary)]
     return cols
 
@@ -198,35 +254,13 @@ def runs_columns(summary):
 def runs_rows(summary):
     """Return the rows (lists of strings) of runs.csv: a header, then one row per run."""
     cols = runs_columns(summary)
-    id_cols = [c for c in cols if c.name in ("config", "balancer", "layer", "kind", "algorithm")
-               or c.name.startswith("sweep.")]
-    metric_cols = metric_columns(summary)
-    names = backends(summary)
-    flags = [k for k, _ in _fidelity_flags(summary)]
     by_run = {r["meta"]["run"]: r for r in summary["runs"]}
     rows = [[c.name for c in cols]]
     for config in summary["configs"]:
         ident = _ident(config)
         for name in config["runs"]:
-            run = by_run[name]
-            meta, res = run["meta"], run["metrics"]
-            fid = meta.get("fidelity") or {}
-            errors = ";".join(f"{k}={v}" for k, v in sorted(
-                (res.get("errors_by_kind") or res.get("flow_errors") or {}).items()))
-            share = res.get("backend_share") or {}
-            counts = res.get("backend_flows") or res.get("backend_requests") or {}
-            per_backend = []
-            for b in names:
-                per_backend += [cell(share.get(b)), cell(counts.get(b))]
-            rows.append([cell(meta["run"])] + _id_cells(ident, id_cols)
-                        + [cell(meta.get(k)) for k in ("rep", "seed", "order", "status",
-                                                        "failure")]
-                        + [cell(res.get(c)) for c in metric_cols]
-                        + per_backend
-                        + [errors or ""]
-                        + [cell(fid.get(k)) for k, _ in FIDELITY_COLUMNS]
-                        + [cell(len(fid.get("warnings") or ()))]
-                        + [cell(fid.get(k)) for k in flags])
+            run = dict(by_run[name], ident=ident)
+            rows.append([cell(c.get(run)) for c in cols])
     return rows
 
 

@@ -35,7 +35,8 @@ def tiny(target):
 
 def tiny_v2_sweep(target):
     """run_tiny as run format 2: each run at a point of a two-parameter sweep
-    (``workload.rate`` int, ``backends.0.capacity`` float), a seed and a fidelity flag."""
+    (``workload.rate`` int, ``backends.0.capacity`` float), a seed and fidelity flags (the
+    load's, per-backend queueing, and one runs.csv has no column of its own for)."""
     run_dir = tiny(target)
     points = {1: [100, 1.5], 2: [200, 2]}
     for path, meta in metas(run_dir):
@@ -44,7 +45,10 @@ def tiny_v2_sweep(target):
             {"param": "workload.rate", "value": rate},
             {"param": "backends.0.capacity", "value": capacity}])
         meta["config"] = f"{meta['balancer']['name']}-rate={rate}"
-        meta["fidelity"]["pool_limited"] = meta["rep"] == 2
+        meta["fidelity"].update(pool_limited=meta["rep"] == 2, pool_waited=3 * meta["rep"],
+                                backend_queueing={"b1": {"queued_share": 0.25,
+                                                         "mean_wait_ms": 1.5}},
+                                future_flag="x")      # a flag with no column of its own
         write_json(path, meta)
     return run_dir
 

@@ -115,13 +115,18 @@ def test_sweep_columns_keep_their_types(tmp_path):
     kinds = {c.name: c.kind for c in tables.runs_columns(summary)}
     assert kinds["sweep.workload.rate"] == "int"
     assert kinds["sweep.backends.0.capacity"] == "float"     # 1.5 and 2
-    assert kinds["fidelity_pool_limited"] == "bool"
+    assert kinds["pool_limited"] == "bool" and kinds["fidelity_future_flag"] == "str"
     header, rows = _read_csv(os.path.join(run_dir, "runs.csv"))
     by_run = {r[0]: dict(zip(header, r)) for r in rows}
     assert by_run["l7_rr-r2"]["sweep.workload.rate"] == "200"
     assert by_run["l7_rr-r2"]["sweep.backends.0.capacity"] == "2"
     assert by_run["l7_rr-r2"]["seed"] == "1002"
-    assert by_run["l7_rr-r2"]["fidelity_pool_limited"] == "true"
+    assert by_run["l7_rr-r2"]["pool_limited"] == "true"
+    assert by_run["l7_rr-r2"]["pool_waited"] == "6"
+    assert by_run["l7_rr-r2"]["queued_share_b1"] == "0.25"
+    assert by_run["l7_rr-r2"]["queue_wait_mean_ms_b1"] == "1.5"
+    assert by_run["l7_rr-r2"]["queued_share_b2"] == ""
+    assert by_run["l7_rr-r2"]["fidelity_future_flag"] == "x"
 
 
 def test_a_sweep_of_mixed_values_is_a_string_column():
