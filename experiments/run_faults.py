@@ -4,9 +4,9 @@ or the reason it could not be.
 ``FaultActions`` is a part of ``Run`` (a mixin: it uses the run's lab, balancer, processes and
 controller). ``Run._apply`` calls ``_do_fault`` at the fault's time; a returned reason (or an
 exception) fails the run, or skips an ``optional`` fault. A fault counts as applied only once
-its effect is confirmed: a killed backend reaped, a restored one answering its health URL, both
-ends of a link in the new state, the controller process gone, the controller API's answer, or
-every builtin proxy worker's reload logged.
+its effect is confirmed: a killed backend reaped, a restored one answering its health URL, a
+backend's fault mode acknowledged by it, both ends of a link in the new state, the controller
+process gone, the controller API's answer, or every builtin proxy worker's reload logged.
 """
 import json
 import signal
@@ -61,6 +61,8 @@ class FaultActions:
             return self._kill_backend(target)
         if action == "restore_backend":
             return self._restore_backend(target)
+        if action == "backend_fault":
+            return self._backend_fault(target, fault.mode, fault.value)
         if action in ("link_down", "link_up"):
             return self._set_link(target, "down" if action == "link_down" else "up")
         if action == "stop_controller":
@@ -156,3 +158,24 @@ class FaultActions:
                 return (f"the proxy did not log its reload within {FAULT_CONFIRM_SEC:g} s "
                         f"({reloaded - before[0]} of {workers} workers)")
             time.sleep(0.02)
+
+    def _backend_fault(self, target, mode, delay_ms):
+        """Switch a running backend's fault mode (its ``POST /admin/fault``), asked from its
+        own host; applied once the backend answers with the new mode."""
+        if self.backends[target].poll() is not None:
+            return f"{target} is not running"
+        host = self.roles.backends[target]
+        ip = self.graph.nodes[host]["ip"]
+        query = f"mode={mode}" + ("" if delay_ms is None else f"&delay={delay_ms / 1000.0:g}")
+        out = self.lab.host(host).cmd(
+            f"curl -s -X POST --max-time {FAULT_CONFIRM_SEC:g} -w '\\n%{{http_code}}' "
+            f"'http://{ip}:{plan.BACKEND_PORT}/admin/fault?{query}'")
+        body, _, status = out.strip().rpartition("\n")
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            answer = None
+        if status.strip() != "200" or not isinstance(answer, dict) or answer.get("fault") != mode:
+            return f"{target}'s /admin/fault answered {status.strip() or 'nothing'}: " \
+                   f"{body.strip()[:200]}"
+        return None

@@ -424,7 +424,8 @@ class Run(FaultActions):
             problem = str(exc) if isinstance(exc, RunFailed) else f"{type(exc).__name__}: {exc}"
         what = f"{fault.action}{' ' + fault.target if fault.target else ''} at {fault.at_s:g} s"
         done = {"at_s": fault.at_s, "action": fault.action, "target": fault.target,
-                "value": fault.value, "optional": fault.optional, "applied": applied,
+                "value": fault.value, "mode": fault.mode, "optional": fault.optional,
+                "applied": applied,
                 "applied_at_s": round(applied - measure_start, 3),
                 "took_s": round(time.time() - applied, 3),
                 "skipped": problem if problem and fault.optional else None,

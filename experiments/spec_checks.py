@@ -12,7 +12,8 @@ from controllers.config import MAX_WEIGHT, MODE_ALGORITHMS
 from experiments.overrides import parse_set_path
 from experiments.spec_errors import shown
 from lblab_core.config import did_you_mean
-from experiments.spec_models import (BACKEND_FAULTS, IPERF_ALGORITHMS, IPERF_MODES, LINK_FAULTS)
+from experiments.spec_models import (BACKEND_FAULT_MODES, BACKEND_FAULTS, IPERF_ALGORITHMS,
+                                     IPERF_MODES, LINK_FAULTS)
 from lb_apps.engines.render import check_support
 from lb_apps.l7config import L7ConfigError, parse_l7_config
 from topologies import graphs
@@ -244,8 +245,18 @@ def _faults(parts, backends, graph, loc):
         if fault.action == "set_weight" and fault.value is None:
             loc.fail(path + ("value",), f"is required for set_weight: the new weight, a number "
                                         f"in 0..{MAX_WEIGHT}")
-        elif fault.action != "set_weight" and fault.value is not None:
+        elif fault.action == "backend_fault" and fault.value is not None \
+                and fault.mode != "slow":
+            loc.fail(path + ("value",), f"value applies to backend_fault with mode: slow only "
+                                        f"(the delay in ms), not mode: {fault.mode}")
+        elif fault.action not in ("set_weight", "backend_fault") and fault.value is not None:
             loc.fail(path + ("value",), f"value applies to set_weight only, not {fault.action}")
+        if fault.action == "backend_fault" and fault.mode is None:
+            loc.fail(path + ("mode",), f"is required for backend_fault: one of "
+                                       f"{', '.join(BACKEND_FAULT_MODES)}")
+        elif fault.action != "backend_fault" and fault.mode is not None:
+            loc.fail(path + ("mode",), f"mode applies to backend_fault only, not "
+                                       f"{fault.action}")
         if len(loc.problems) > problems:
             reported.add(i)
     if parts.faults and parts.get("workload") is not BAD \
@@ -299,11 +310,13 @@ def _what(balancer):
 
 def _fault_order(faults, balancers, loc):
     """Each fault must find what it changes in the state the faults before it left: kill a
-    running backend, restore a killed one, take down a link that is up (and up one that is
-    down), stop the controller once and change its pool only while it runs. Faults run in time
-    order (file order for equal times), as the runner applies them. An optional fault that
+    running backend, restore a killed one, switch the fault mode of a running backend that
+    still accepts connections (mode refuse closes its listener, /admin/fault too), take down a
+    link that is up (and up one that is down), stop the controller once and change its pool
+    only while it runs. Faults run in time order (file order for equal times), as the runner
+    applies them. An optional fault that
     does not fit is not reported (it will be skipped with the reason) and changes nothing."""
-    killed, down, stopped = {}, {}, None
+    killed, refused, down, stopped = {}, {}, {}, None
     l4 = [b.name for b in balancers if b.layer == "l4"]
     checked = [(i, f) for i, f in enumerate(faults) if f is not BAD and (
         f.action == "stop_controller" or f.target is not None)]
@@ -311,14 +324,24 @@ def _fault_order(faults, balancers, loc):
         action, target, at = fault.action, fault.target, fault.at_s
         link = frozenset(target.split("-")) if action in LINK_FAULTS else None
         problem = None
-        if action == "kill_backend" and target in killed:
-            problem = (f"{target} is already killed at {at:g} s (faults[{killed[target]}]); "
-                       f"restore_backend it first")
+        if action == "backend_fault" and target in killed:
+            problem = (f"{target} was killed at {faults[killed[target]].at_s:g} s "
+                       f"(faults[{killed[target]}]) and not restored: backend_fault at {at:g} s "
+                       f"needs it running")
+        elif action == "backend_fault" and target in refused:
+            problem = (f"{target} refuses connections since {faults[refused[target]].at_s:g} s "
+                       f"(faults[{refused[target]}], mode refuse), so backend_fault at {at:g} s "
+                       f"cannot reach it; kill_backend and restore_backend it instead")
+        elif action == "kill_backend" and target in killed:
+            problem = (f"{target} was killed at {faults[killed[target]].at_s:g} s "
+                       f"(faults[{killed[target]}]) and not restored; restore_backend it before "
+                       f"killing it again at {at:g} s")
         elif action == "restore_backend" and target not in killed:
             problem = (f"{target} is running at {at:g} s: restore_backend needs a kill_backend "
                        f"of it before")
         elif action == "link_down" and link in down:
-            problem = f"link {target} is already down at {at:g} s (faults[{down[link]}])"
+            problem = (f"link {target} went down at {faults[down[link]].at_s:g} s "
+                       f"(faults[{down[link]}]) and is still down at {at:g} s")
         elif action == "link_up" and link not in down:
             problem = (f"link {target} is up at {at:g} s: link_up needs a link_down of it "
                        f"before")
@@ -332,8 +355,11 @@ def _fault_order(faults, balancers, loc):
             continue
         if action == "kill_backend":
             killed[target] = i
+            refused.pop(target, None)
         elif action == "restore_backend":
             del killed[target]
+        elif action == "backend_fault" and fault.mode == "refuse":
+            refused[target] = i
         elif action == "link_down":
             down[link] = i
         elif action == "link_up":

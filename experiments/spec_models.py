@@ -39,8 +39,11 @@ ARRIVALS = load_model.ARRIVALS
 HTTP_METHODS = load_model.HTTP_METHODS
 IPERF_PROTOCOLS = ("tcp", "udp")
 FAULT_ACTIONS = ("kill_backend", "restore_backend", "link_down", "link_up", "drain_backend",
-                 "set_weight", "stop_controller")
-BACKEND_FAULTS = ("kill_backend", "restore_backend", "drain_backend", "set_weight")
+                 "set_weight", "stop_controller", "backend_fault")
+BACKEND_FAULTS = ("kill_backend", "restore_backend", "drain_backend", "set_weight",
+                  "backend_fault")
+# What a backend_fault switches a running backend to (its POST /admin/fault modes).
+BACKEND_FAULT_MODES = tuple(backend_model.FAULT_MODES)
 LINK_FAULTS = ("link_down", "link_up")
 MAX_RESPONSE_BYTES = backend_model.MAX_RESPONSE_BYTES
 # L4 balancing that keeps all connections of a client on one backend (per client, not per
@@ -375,7 +378,13 @@ class Fault(C.Model):
     target: str | None = Field(default=None, description="a backend name, or a link 'a-b' "
                                                          "(e.g. s1-h6)")
     value: Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)] | None = Field(
-        default=None, description="set_weight only: the new weight")
+        default=None, description="set_weight: the new weight; backend_fault with mode slow: "
+                                  "the delay added to each response in ms (default: the "
+                                  "backend's 100)")
+    mode: choice(BACKEND_FAULT_MODES) | None = Field(
+        default=None, description="backend_fault only: slow (responses delayed by value ms), "
+                                  "hang (never answers), close (half a response, then close), "
+                                  "refuse (connections refused), none (back to normal)")
     optional: bool = Field(default=False, description="a fault that cannot be applied (or "
                                                       "that a balancer cannot do) is skipped "
                                                       "with the reason and a warning, instead "

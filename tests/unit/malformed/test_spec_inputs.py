@@ -306,7 +306,8 @@ ROWS = [
      "faults[0].action: b2 is running at 1 s: restore_backend needs a kill_backend of it", 21),
     ("fault_kill_twice", faults("{at_s: 1, action: kill_backend, target: b2}",
                                 "{at_s: 2, action: kill_backend, target: b2}"),
-     "faults[1].action: b2 is already killed at 2 s (faults[0]); restore_backend it first", 22),
+     "faults[1].action: b2 was killed at 1 s (faults[0]) and not restored; restore_backend it "
+     "before killing it again at 2 s", 22),
     ("fault_restore_before_kill", faults("{at_s: 3, action: restore_backend, target: b2}",
                                          "{at_s: 3.5, action: kill_backend, target: b2}"),
      "faults[0].action: b2 is running at 3 s", 21),
@@ -314,7 +315,31 @@ ROWS = [
      "faults[0].action: link s1-h1 is up at 1 s: link_up needs a link_down of it before", 21),
     ("fault_link_down_twice", faults("{at_s: 1, action: link_down, target: s1-h1}",
                                      "{at_s: 2, action: link_down, target: h1-s1}"),
-     "faults[1].action: link h1-s1 is already down at 2 s (faults[0])", 22),
+     "faults[1].action: link h1-s1 went down at 1 s (faults[0]) and is still down at 2 s", 22),
+    ("backend_fault_no_mode", faults("{at_s: 1, action: backend_fault, target: b1}"),
+     "faults[0].mode: is required for backend_fault: one of none, slow, hang, close, refuse",
+     21),
+    ("backend_fault_mode_typo", faults("{at_s: 1, action: backend_fault, target: b1, mode: "
+                                       "slwo}"),
+     "faults[0].mode: 'slwo': expected one of none, slow, hang, close, refuse; did you mean "
+     "slow?", 21),
+    ("backend_fault_value_not_slow", faults("{at_s: 1, action: backend_fault, target: b1, "
+                                            "mode: close, value: 3}"),
+     "faults[0].value: value applies to backend_fault with mode: slow only", 21),
+    ("backend_fault_delay_inf", faults("{at_s: 1, action: backend_fault, target: b1, mode: "
+                                       "slow, value: .inf}"),
+     "faults[0].value: .inf: expected a finite number", 21),
+    ("fault_mode_elsewhere", faults("{at_s: 1, action: kill_backend, target: b1, mode: hang}"),
+     "faults[0].mode: mode applies to backend_fault only, not kill_backend", 21),
+    ("backend_fault_killed", faults("{at_s: 1, action: kill_backend, target: b1}",
+                                    "{at_s: 2, action: backend_fault, target: b1, mode: hang}"),
+     "faults[1].action: b1 was killed at 1 s (faults[0]) and not restored: backend_fault at 2 s "
+     "needs it running", 22),
+    ("backend_fault_after_refuse", faults(
+        "{at_s: 1, action: backend_fault, target: b1, mode: refuse}",
+        "{at_s: 2, action: backend_fault, target: b1, mode: none}"),
+     "faults[1].action: b1 refuses connections since 1 s (faults[0], mode refuse), so "
+     "backend_fault at 2 s cannot reach it", 22),
     ("fault_after_stop_controller", faults(
         "{at_s: 1, action: stop_controller, optional: true}",
         "{at_s: 2, action: set_weight, target: b1, value: 2}"),
