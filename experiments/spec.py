@@ -39,7 +39,14 @@ from lblab_core.errors import InputError
 SCHEMA_PATH = "schemas/spec.schema.json"
 SCHEMA_ID = "https://lblab.invalid/schemas/spec.schema.json"
 SCHEMA_DRAFT = "http://json-schema.org/draft-07/schema#"
-UNSWEEPABLE = ("sweep", "name", "balancers")
+# Top-level keys a sweep cannot set, and why: the batch reads them once for all its points.
+UNSWEEPABLE = {
+    "sweep": "a sweep cannot sweep itself",
+    "name": "the batch has one name and one results folder",
+    "balancers": "balancers are already compared",
+    "repetitions": "every point runs the batch's repetitions",
+    "seed": "each repetition already gets its own seed (seed x 1000 + repetition)",
+}
 
 
 def _one(name, annotation):
@@ -241,7 +248,7 @@ def _sweep_keys(sweep, loc):
             loc.fail(path, str(exc))
             return None
         if key[0] in UNSWEEPABLE:
-            loc.fail(path, f"cannot sweep {param!r}; balancers are already compared, sweep a "
+            loc.fail(path, f"cannot sweep {param!r}; {UNSWEEPABLE[key[0]]}: sweep a "
                            f"workload, backend or topology parameter")
             return None
         for other, other_key in keys.items():

@@ -109,6 +109,11 @@ def test_a_bad_point_names_its_values_once():
      "value; sweep it once"),
     ("sweep:\n  product: {balancers.0.algorithm: [random]}\n",
      "sw.yaml:14: sweep.product.balancers.0.algorithm: cannot sweep 'balancers.0.algorithm'"),
+    ("sweep:\n  zip: {repetitions: [1, 3]}\n",
+     "sw.yaml:14: sweep.zip.repetitions: cannot sweep 'repetitions'; every point runs the "
+     "batch's repetitions: sweep a workload, backend or topology parameter"),
+    ("sweep: {param: seed, values: [1, 2]}\n",
+     "sw.yaml:13: sweep.param: cannot sweep 'seed'; each repetition already gets its own seed"),
     ("sweep:\n  product: {workload.users: [4, 4]}\n",
      "sw.yaml:14: sweep.product.workload.users: values must be distinct"),
     ("sweep:\n  product: {question: [a/b, a_b]}\n",
