@@ -275,12 +275,14 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
             try:
                 result = report.build(results_dir)
             except Exception as exc:  # noqa: BLE001 - the raw data stays; `lblab report` again
-                say.log(f"the report failed: {exc}; rerun: lblab report {results_dir}")
+                say.log(f"the report failed: {exc}; build it again with: lblab report "
+                        f"{results_dir}")
                 result = None
             if man["interrupted"] and result:
                 print(f"partial report: {result['report']}", file=sys.stderr, flush=True)
-                print(f"continue with: lblab run --resume {results_dir}", file=sys.stderr,
-                      flush=True)
+        if man["interrupted"]:
+            print(f"continue with: lblab run --resume {results_dir}", file=sys.stderr,
+                  flush=True)
     return dict(result or {}, metas=metas)
 
 
