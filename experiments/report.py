@@ -159,9 +159,14 @@ def run_folders(run_dir):
     raw = os.path.join(run_dir, "raw")
     folders = sorted(d for d in glob.glob(os.path.join(raw, "*")) if os.path.isdir(d)
                      and os.path.exists(os.path.join(d, "meta.json")))
-    if not folders:
-        raise ReportError(f"{run_dir}: no raw runs (expected {raw}/<config>-r<rep>/meta.json)")
     redo = _redo(run_dir)
+    if not folders:
+        if os.path.exists(os.path.join(run_dir, "manifest.json")):
+            raise ReportError(f"{run_dir}: a results folder with no raw runs (expected "
+                              f"{raw}/<config>-r<rep>/meta.json; the batch stopped before its "
+                              f"first run, or raw/ was removed): {redo}")
+        raise ReportError(f"{run_dir}: no raw runs (expected {raw}/<config>-r<rep>/meta.json): "
+                          f"not a results folder")
     found = [(folder, read_meta(folder, redo)) for folder in folders]
     for folder, meta in found:
         missing = [k for k in ("run", "config", "rep") if k not in meta]

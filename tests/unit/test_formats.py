@@ -276,3 +276,9 @@ def test_report_json_without_plots(tmp_path, capsys):
 def test_report_errors_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="is not a folder"):
         report.main([str(tmp_path / "nope"), "--json"])
+    with pytest.raises(UsageError, match="no raw runs .*: not a results folder$"):
+        report.main([str(tmp_path), "--json"])
+    resultsdirs.write_json(str(tmp_path / "manifest.json"), {"spec_file": "/s/x.yaml"})
+    with pytest.raises(UsageError, match=r"a results folder with no raw runs .*: re-run its "
+                                         r"spec \(lblab run /s/x.yaml\)"):
+        report.main([str(tmp_path)])
