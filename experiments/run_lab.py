@@ -14,6 +14,7 @@ import threading
 import time
 
 from controllers.harness import ControllerProcess, HarnessError
+from experiments import formats
 from experiments import run_plan as plan
 from experiments.run_faults import FaultActions
 from topologies import graphs
@@ -26,8 +27,8 @@ SATURATED_CPU_PERCENT = 90.0
 CPU_SAMPLE_SEC = 0.5
 IPERF_SERVER_START_SEC = 0.5
 IPERF_GRACE_SEC = 20.0    # a client still running this long after its test is stopped
-# 2: "sweep" is a list of {"param", "value"} in spec order (1: one {"param", "value"} dict)
-META_VERSION = 2
+# meta.json's "v" (2: "sweep" is a list of {"param", "value"}): experiments.formats owns it
+META_VERSION = formats.META_VERSION
 
 
 class RunFailed(RuntimeError):
