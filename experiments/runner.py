@@ -224,6 +224,8 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
 
     man_path = os.path.join(results_dir, "manifest.json")
     session = len(man.get("resumes") or [])
+    # who runs the batch now (pid and start time): a resume refuses a batch still running
+    man["running"] = registry.process_entry(os.getpid(), "lblab run")
     metadata.write_manifest(man_path, man)
     per_run = spec.warmup_s + spec.duration_s + SETUP_SEC_PER_RUN
     say.start(len(runs), per_run)
@@ -265,6 +267,7 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
         lock.release()
         say.stop()
         man["end"] = metadata.utc(time.time())
+        man["running"] = None
         if session:
             man["resumes"][-1]["end"] = man["end"]
             man["resumes"][-1]["interrupted"] = man["interrupted"]
@@ -345,7 +348,13 @@ def resume_experiment(results_dir, say, now=None, machine_check=None):
             gives the recorded runs; a folder of a run the batch does not plan; every run is
             ok already.
     """
+    from topologies import registry
+
     man = read_manifest(results_dir)
+    running = man.get("running")
+    if isinstance(running, dict) and registry.alive(running.get("pid"), running.get("start")):
+        raise UsageError(f"{results_dir}: its batch is still running (pid {running['pid']}); "
+                         f"resume it once that process has ended")
     spec, _ = read_spec(os.path.join(results_dir, man.get("spec_verbatim")
                                      or metadata.SPEC_FILE), man.get("overrides") or [])
     order = man["order"]

@@ -192,6 +192,12 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path, fake):
         json.dump(dict(man, order=dict(man["order"], runs=man["order"]["runs"][::-1])), fp)
     with pytest.raises(UsageError, match="no longer gives the runs its manifest recorded"):
         runner.resume_experiment(results, Say())
+    # a batch still running (its recorded process alive) is not resumed under it
+    assert man["running"] is None
+    with open(os.path.join(results, "manifest.json"), "w") as fp:
+        json.dump(dict(man, running=registry.process_entry(os.getpid(), "lblab run")), fp)
+    with pytest.raises(UsageError, match=f"its batch is still running \\(pid {os.getpid()}\\)"):
+        runner.resume_experiment(results, Say())
     with open(os.path.join(results, "manifest.json"), "w") as fp:
         json.dump(man, fp)
     os.makedirs(os.path.join(results, "raw", "stranger-r1"))
