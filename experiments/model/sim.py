@@ -61,12 +61,10 @@ class Events:
         """Schedule ``fn(arg)`` at virtual time ``when`` (ties run in scheduling order)."""
         heapq.heappush(self.heap, (when, next(self._seq), fn, arg))
 
-    def run(self, until=math.inf):
-        """Run events in time order until none is left (or the next is after ``until``)."""
+    def run(self):
+        """Run events in time order until none is left."""
         heap, pop = self.heap, heapq.heappop
         while heap:
-            if heap[0][0] > until:
-                return
             when, _, fn, arg = pop(heap)
             self.now = when
             fn(arg)
@@ -140,6 +138,7 @@ class BackendSim:
         self.queue_limit = queue_limit
         self.sample = backend_model.make_service_sampler(dist, mean, sigma, service_rng)
         self.fail = backend_model.make_error_decider(error_rate, error_rng)
+        self.may_fail = error_rate > 0    # the decider draws nothing and says no otherwise
         self.respond = respond
         self.busy = 0
         self.waiting = deque()
@@ -169,7 +168,7 @@ class BackendSim:
     def _finish(self, req):
         self.busy -= 1
         self.served += 1
-        if self.fail():
+        if self.may_fail and self.fail():
             req.status, req.nbytes = 500, 0
         else:
             req.status, req.nbytes = self.sizes[req.entry]
@@ -274,7 +273,10 @@ class ClientSim:
             req = self._new_request(offset, self._user)
             if req is not None:
                 self._user = (self._user + 1) % self.users
-                self._submit(req)
+                self.pending.append(req)
+                if not self.checking:
+                    self._schedule_check()
+                self._dispatch(req)
                 offset = next(self._offsets, None)
                 if offset is None:    # the sender is done: the window ends with it
                     self._end_window()

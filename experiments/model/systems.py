@@ -69,6 +69,15 @@ class L7Route:
         """The request reaches the proxy: pick a backend of its group and send it there."""
         g = self.entry_group[req.entry]
         balancer = self.groups[g]
+        if self.sticky is None and self.hash_types[g] is None:   # the common case, short
+            name = balancer.choose()
+            if name is not None:
+                if self.tracks[g]:
+                    balancer.on_open(name)
+                    req.group = g
+                req.backend = name
+                self.backends[name].arrive(req)
+                return
         name = None
         if self.sticky is not None:
             key = (req.client, req.user, g)
