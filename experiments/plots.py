@@ -13,6 +13,7 @@ creation date, so rebuilding a report from the same raw data gives the same file
 """
 import math
 import os
+import re
 
 import matplotlib
 
@@ -228,9 +229,13 @@ def flow_rates(labels, rates, stem, styles=None):
 
 
 def topology(graph, stem):
-    """Draw the topology with ``topologies.draw`` (PNG and SVG)."""
+    """Draw the topology with ``topologies.draw`` (PNG and SVG, the SVG without its date)."""
     from topologies.draw import draw  # imports networkx drawing only when a report needs it
     with plt.rc_context({"svg.hashsalt": "lblab"}):
         draw(graph, stem + ".png")
         draw(graph, stem + ".svg")
+    with open(stem + ".svg", encoding="utf-8") as fp:
+        text = fp.read()
+    with open(stem + ".svg", "w", encoding="utf-8") as fp:
+        fp.write(re.sub(r"\s*<dc:date>[^<]*</dc:date>", "", text, count=1))
     return stem + ".png"

@@ -191,3 +191,20 @@ def test_iperf_reports_get_flow_figures_and_no_latency(tmp_path):
     stems = [os.path.basename(f["path"])[:-4] for f in figs]
     assert stems == ["throughput", "fairness", "flows", "backend_share"]
     assert "n=3 runs; mean and 95% CI over runs (logit-t)" in figs[1]["caption"]
+
+
+def test_figures_are_the_same_bytes_when_drawn_again(tmp_path):
+    summary, extras = _summary_and_extras()
+    manifest = {"spec": {"topology": {"name": "lb_lab", "params": {"clients": 2,
+                                                                   "backends": 2}}}}
+    files = []
+    for name in ("a", "b"):
+        run_dir = str(tmp_path / name)
+        figs = figures.make_plots(run_dir, summary, extras, manifest)
+        assert figs[0]["id"] == "fig-topology"
+        plots_dir = os.path.join(run_dir, "plots")
+        files.append({f: open(os.path.join(plots_dir, f), "rb").read()
+                      for f in sorted(os.listdir(plots_dir))})
+    assert files[0].keys() == files[1].keys() and "topology.svg" in files[0]
+    for f in files[0]:
+        assert files[0][f] == files[1][f], f
