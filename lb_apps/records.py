@@ -32,9 +32,7 @@ BACKEND_FIELDS = ("v", "id", "backend", "arrival", "wait", "service_time", "stat
 # pool_wait, connect (version 2): seconds waited for a free connection of the pool, seconds the
 # request's new connection took to connect.
 LOADGEN_FIELDS = ("v", "id", "client", "scheduled", "start", "end", "status", "bytes", "backend",
-                  "error", "method", "path", "conn", "cache", "pool_wait")
-# (version 2 records also carry "connect"; it joins LOADGEN_FIELDS, the fields a record must
-# have, with its type in experiments/parquet_out.py's RECORD_TYPES)
+                  "error", "method", "path", "conn", "cache", "pool_wait", "connect")
 
 RECORD_FIELDS = {"backend": BACKEND_FIELDS, "loadgen": LOADGEN_FIELDS}
 # The fields each older version lacks.

@@ -22,7 +22,7 @@ def test_version_2_is_written_with_pool_wait():
     assert record["v"] == 2 and record["pool_wait"] == 0.0005 and record["connect"] == 0.0002
     assert set(LOADGEN_FIELDS) <= set(record)
     check_record(record, "loadgen")
-    with pytest.raises(RecordFormatError, match=r"lacks fields \['pool_wait'\]"):
+    with pytest.raises(RecordFormatError, match=r"lacks fields \['pool_wait', 'connect'\]"):
         check_record({k: v for k, v in record.items() if k not in ("pool_wait", "connect")},
                      "loadgen")
 
