@@ -116,7 +116,7 @@ def format_table(results):
                      for row in rows)
 
 
-def format_text(spec, results, seconds):
+def format_text(spec, results, seconds, requested=None):
     """Return the whole terminal output: the table, how it was computed, the approximations."""
     lines = [f"{spec.name}: model prediction (windows of {spec.duration_s:g} s after "
              f"{spec.warmup_s:g} s warm-up; {seconds:.1f} s)", "",
@@ -126,7 +126,8 @@ def format_text(spec, results, seconds):
              *([f"Fewer than {P.DEFAULT_WINDOWS} windows: those configurations' windows hold "
                 f"so many requests that {P.DEFAULT_WINDOWS} would exceed "
                 f"{P.REQUEST_BUDGET:,} simulated requests (--windows N insists)."]
-               if any(r["windows"] < P.DEFAULT_WINDOWS for r in results) else []),
+               if requested is None and any(r["windows"] < P.DEFAULT_WINDOWS
+                                            for r in results) else []),
              "Approximations:"]
     seen = {}
     for r in results:
@@ -166,5 +167,5 @@ def main(argv=None):
     if args.json:
         print(json.dumps(to_json(spec, results, args.windows, overheads), indent=1))
     else:
-        print(format_text(spec, results, time.monotonic() - started))
+        print(format_text(spec, results, time.monotonic() - started, args.windows))
     return 0

@@ -318,14 +318,17 @@ def _l7_notes(system):
                      f"hash functions are not modelled (which key lands where differs, the "
                      f"shape of the split does not)")
     for group in cfg.groups.values():
+        where = "" if group.name == DEFAULT_GROUP else f"group {group.name}: "
         if group.algorithm in IN_FLIGHT_ALGORITHMS:
-            notes.append(f"group {group.name}: in-flight counted from dispatch to response")
+            notes.append(f"{where}in-flight counted from dispatch to response")
         if group.algorithm == "ip_hash" or (group.algorithm == "consistent_hash"
                                             and group.hash_key.type == "client_ip"):
             system.granularity = "client"
-            notes.append(f"group {group.name}: the client address is the key: per client")
-        elif group.algorithm in ("five_tuple_hash", "consistent_hash"):
-            notes.append(f"group {group.name}: hashes {group.hash_key.type if group.algorithm == 'consistent_hash' else 'the client connection'}")
+            notes.append(f"{where}the client address is the key: per client")
+        elif group.algorithm == "consistent_hash":
+            notes.append(f"{where}Maglev over the {group.hash_key.type} key")
+        elif group.algorithm == "five_tuple_hash":
+            notes.append(f"{where}hashes each client connection's 5-tuple")
     if cfg.routes:
         notes.append("routes: each mix entry routed once by the proxy's Router")
     if cfg.sticky is not None:
