@@ -29,8 +29,9 @@ HAPROXY_MAXCONN_CAP = 100_000
 # Idle keep-alive connections each nginx worker keeps per upstream group.
 NGINX_UPSTREAM_KEEPALIVE = 32
 NGINX_FD_RESERVE = 64
-# sun_path is 108 bytes on Linux, including the terminating NUL.
-UNIX_SOCKET_PATH_MAX = 107
+# sun_path is 108 bytes on Linux, including the terminating NUL, but HAProxy 2.6 binds
+# "<path>.<pid>.tmp" first and renames it, so it refuses paths over 97 ("too long (max 97)").
+UNIX_SOCKET_PATH_MAX = 97
 HAPROXY_SOCKET = "haproxy.sock"
 HAPROXY_CONFIG = "haproxy.cfg"
 NGINX_CONFIG = "nginx.conf"

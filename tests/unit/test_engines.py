@@ -303,6 +303,10 @@ def test_socket_path_falls_back_to_a_short_tmp_path():
     assert re.fullmatch(r"/tmp/lblab-haproxy-[0-9a-f]{16}\.sock", path)
     assert path != engines.haproxy_socket_path(long_dir + "y")
     assert f"stats socket {path} mode 600" in render_haproxy(make(), long_dir, ULIMIT)
+    # HAProxy refuses a socket path over 97 characters (it binds <path>.<pid>.tmp first)
+    edge = "/" + "x" * (97 - len("/haproxy.sock") - 1)
+    assert engines.haproxy_socket_path(edge) == edge + "/haproxy.sock"
+    assert engines.haproxy_socket_path(edge + "x").startswith("/tmp/lblab-haproxy-")
 
 
 # ----- features --------------------------------------------------------------------------------
