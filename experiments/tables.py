@@ -222,8 +222,8 @@ def runs_columns(summary):
     cols += [Column(f"sweep.{p}", kind, "sweep.<param>", _sweep(p, kind))
              for p, kind in sweep_params(c.get("sweep") for c in summary["configs"])]
     cols += [Column(n, kind, get=_meta(n)) for n, kind in (
-        ("rep", "int"), ("seed", "int"), ("order", "int"), ("status", "str"),
-        ("failure", "str"))]
+        ("rep", "int"), ("seed", "int"), ("order", "int"), ("start", "float"),
+        ("end", "float"), ("status", "str"), ("failure", "str"))]
     cols += [Column(m, _metric_kind(m), get=_metric(m)) for m in metric_columns(summary)]
     iperf = any(c.get("workload") == "iperf3" for c in summary["configs"])
     http = any(c.get("workload") != "iperf3" for c in summary["configs"])
