@@ -224,3 +224,34 @@ def test_cli_refuses_iperf3_and_bad_flags(capsys):
         cli.main(["model", "experiments/specs/quickstart.yaml", "--windows", "1"])
     assert exc.value.code == 2
     assert "expected an integer from 2 to" in capsys.readouterr().err
+
+
+def test_windows_default_within_the_request_budget():
+    assert predict.windows_for(7, 10 ** 9) == 7                       # asked: exactly that
+    assert predict.windows_for(None, 1000) == predict.DEFAULT_WINDOWS
+    per_window = predict.REQUEST_BUDGET // 5
+    assert predict.windows_for(None, per_window) == 5
+    assert predict.windows_for(None, predict.REQUEST_BUDGET * 10) == predict.MIN_WINDOWS
+
+
+def test_engines_balance_with_the_weights_they_get():
+    # capacities 1:1:2:4 are the weights; HAProxy/nginx round robin gets weight 1 each (the
+    # engines' WEIGHTED_ALGORITHMS), their random gets the weights, as the builtin's does
+    balancers = """\
+  - {name: hap_rr, layer: l7, engine: haproxy, algorithm: round_robin}
+  - {name: hap_random, layer: l7, engine: haproxy, algorithm: random}
+  - {name: ngx_wrr, layer: l7, engine: nginx, algorithm: weighted_round_robin}"""
+    spec = _spec(balancers, "{type: http, mode: open, rate: 400, users: 64}", backends=4,
+                 service="{dist: exponential, mean_ms: 1}")
+    data = dict(spec.data)
+    data["backends"] = [{"name": f"b{i + 1}", "capacity": c,
+                         "service": {"dist": "exponential", "mean_ms": 1}}
+                        for i, c in enumerate((1, 1, 2, 4))]
+    spec = spec_mod.parse_spec(data)
+    shares = {r["balancer"]: {b: s["mean"] for b, s in r["backend_share"].items()}
+              for r in predict.predict(spec, windows=2)}
+    assert shares["hap_rr"] == pytest.approx({"b1": .25, "b2": .25, "b3": .25, "b4": .25},
+                                             abs=0.01)
+    assert shares["ngx_wrr"] == pytest.approx({"b1": .125, "b2": .125, "b3": .25, "b4": .5},
+                                              abs=0.01)
+    assert shares["hap_random"]["b4"] > 2.5 * shares["hap_random"]["b1"]
