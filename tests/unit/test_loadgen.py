@@ -240,6 +240,13 @@ def test_open_loop_latency_counts_from_the_plan_when_the_pool_is_short(tmp_path)
     assert summary["send_lag_ms"]["p99"] > 200 and summary["latency_ms"]["max"] > 220
     last = max(records, key=lambda r: r["scheduled"])
     assert last["start"] - last["scheduled"] > 0.2
+    # ... and the records say it was the pool: the wait for the one connection is pool_wait
+    first = min(records, key=lambda r: r["scheduled"])
+    assert first["pool_wait"] == 0.0 and first["conn"] == "new" and first["connect"] > 0
+    assert last["pool_wait"] > 0.2 and last["connect"] == 0.0 and last["conn"] == "reused"
+    assert summary["pool_waited"] == sum(1 for r in records if r["pool_wait"] > 0) >= 20
+    from experiments.fidelity import load_fidelity
+    assert load_fidelity(records, {}, "open")["pool_limited"] is True
 
 
 def test_head_with_empty_body_does_not_complete_the_next_request(backend, tmp_path):
