@@ -72,8 +72,9 @@ def read_run(path, records_sink=None, redo=REDO):
 
     Args:
         path (str): the run folder.
-        records_sink (callable|None): called as ``records_sink(meta, records)`` with the load
-            generator records of an HTTP run (not for iperf3 runs).
+        records_sink (callable|None): called as ``records_sink(meta, records, window)`` with
+            the load generator records of an HTTP run and its counted window (as for
+            ``metrics.in_window``); not for iperf3 runs.
         redo (str): what the message of an unreadable run tells the user to do.
     """
     from lb_apps.records import RecordFormatError, iter_records
