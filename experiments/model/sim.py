@@ -207,7 +207,8 @@ class ClientSim:
         self.users = cfg.users
         self.think = wl.make_think(cfg.think_dist, cfg.think_ms / 1000.0, think_rng)
         self.backoff = cfg.error_backoff_ms / 1000.0
-        self.ports = source_ports(cfg, port_rng)
+        # source ports are drawn only where the route hashes them (5-tuple keys, OVS groups)
+        self.ports = source_ports(cfg, port_rng) if route.uses_ports else None
         self.delay_in = delay_in
         self.delay_out = delay_out
         self.records = records
@@ -305,7 +306,7 @@ class ClientSim:
                 return
         if self.open < self.pool:
             self.open += 1
-            conn = Conn(self, self.ports())
+            conn = Conn(self, self.ports() if self.ports is not None else 0)
             self.route.connect(conn)
             self._send(conn, req, "new")
         else:

@@ -53,6 +53,7 @@ class L7Route:
 
     def __init__(self, backends, groups, entry_group, entry_keys, hash_types, tracks, lb_ip,
                  sticky):
+        self.uses_ports = "five_tuple" in hash_types
         self.backends = backends          # name -> BackendSim
         self.groups = groups              # [Balancer] per group
         self.entry_group = entry_group    # mix entry -> group index
@@ -118,8 +119,9 @@ class L7Route:
 class ConnRoute:
     """Per connection: one decision when a connection opens (``l2``/``l4`` modes, ``group``)."""
 
-    def __init__(self, ev, backends, balancer, key, counting, idle_timeout):
+    def __init__(self, ev, backends, balancer, key, counting, idle_timeout, uses_ports=False):
         self.ev = ev
+        self.uses_ports = uses_ports      # the key hashes the connection's source port
         self.backends = backends
         self.balancer = balancer
         self.key = key                    # conn -> balancer key (or None)
@@ -430,14 +432,15 @@ def make_route(system, ev, backends, window):
         return StaticRoute(backends, by_ip)
     if b.mode == "group":
         return ConnRoute(ev, backends, WeightedHash(weights), _l4_key("l4", "five_tuple_hash"),
-                         False, 0.0)
+                         False, 0.0, uses_ports=True)
     balancer = _balancer(system, "l4", b.algorithm, weights, spec.seed)
     key = _l4_key(b.mode, b.algorithm)
     if b.mode == "l3":
         counting = True               # l3 installs per-client flows: on_open/on_close always
         return ClientRoute(ev, backends, balancer, key, counting, IDLE_TIMEOUT_SEC)
     counting = b.algorithm not in CONNTRACK_PATH_ALGORITHMS
-    return ConnRoute(ev, backends, balancer, key, counting, IDLE_TIMEOUT_SEC)
+    return ConnRoute(ev, backends, balancer, key, counting, IDLE_TIMEOUT_SEC,
+                     uses_ports=b.algorithm in ("five_tuple_hash", "consistent_hash"))
 
 
 def _l4_key(mode, algorithm):
