@@ -166,7 +166,7 @@ class FaultActions:
             return f"{target} is not running"
         host = self.roles.backends[target]
         ip = self.graph.nodes[host]["ip"]
-        query = f"mode={mode}" + ("" if delay_ms is None else f"&delay={delay_ms / 1000.0:g}")
+        query = f"mode={mode}" + ("" if delay_ms is None else f"&delay_ms={delay_ms:g}")
         out = self.lab.host(host).cmd(
             f"curl -s -X POST --max-time {FAULT_CONFIRM_SEC:g} -w '\\n%{{http_code}}' "
             f"'http://{ip}:{plan.BACKEND_PORT}/admin/fault?{query}'")

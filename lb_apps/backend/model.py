@@ -237,22 +237,30 @@ def parse_fault_query(query):
     """Parse the query of ``POST /admin/fault``.
 
     Args:
-        query (str): e.g. ``mode=slow&delay=0.2&duration=5``.
+        query (str): e.g. ``mode=slow&delay_ms=200&duration_s=5``.
     Returns:
-        tuple: (mode, delay or None, duration or None); duration: seconds until mode ``none``.
+        tuple: (mode, delay or None, duration or None), both in seconds: the slow delay, and
+        the time until mode ``none``.
     Raises:
-        FaultRequestError: missing or unknown mode, bad numbers.
+        FaultRequestError: missing or unknown mode, bad numbers, the renamed ``delay`` and
+            ``duration`` (named with their new names).
     """
     params = parse_qs(query or "", keep_blank_values=True)
-    unknown = sorted(set(params) - {"mode", "delay", "duration"})
+    renamed = [f"{old} was renamed {new}" for old, new in (("delay", "delay_ms (milliseconds)"),
+                                                           ("duration", "duration_s"))
+               if old in params]
+    if renamed:
+        raise FaultRequestError(f"fault parameter {'; '.join(renamed)}")
+    unknown = sorted(set(params) - {"mode", "delay_ms", "duration_s"})
     if unknown:
-        raise FaultRequestError(f"unknown fault parameters {unknown}; expected mode, delay, "
-                                "duration")
+        raise FaultRequestError(f"unknown fault parameters {unknown}; expected mode, delay_ms, "
+                                "duration_s")
     mode = params.get("mode", [None])[-1]
     if mode not in FAULT_MODES:
         raise FaultRequestError(f"fault mode {mode!r} must be one of {sorted(FAULT_MODES)}")
     numbers = []
-    for key in ("delay", "duration"):
+    for key, scale, unit in (("delay_ms", 1000.0, "milliseconds"),
+                             ("duration_s", 1.0, "seconds")):
         if key not in params:
             numbers.append(None)
             continue
@@ -262,8 +270,8 @@ def parse_fault_query(query):
         except ValueError:
             value = -1.0
         if not (math.isfinite(value) and value >= 0):
-            raise FaultRequestError(f"fault {key} {text!r} must be seconds >= 0")
-        numbers.append(value)
+            raise FaultRequestError(f"fault {key} {text!r} must be {unit} >= 0")
+        numbers.append(value / scale)
     return mode, numbers[0], numbers[1]
 
 

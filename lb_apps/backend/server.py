@@ -265,8 +265,8 @@ class Backend:
             else:
                 self.set_fault(mode, delay, duration)
                 status = 200
-                text = json.dumps({"fault": mode, "slow_delay": self.slow_delay,
-                                   "duration": duration}, sort_keys=True) + "\n"
+                text = json.dumps({"fault": mode, "slow_delay_ms": self.slow_delay * 1000.0,
+                                   "duration_s": duration}, sort_keys=True) + "\n"
         else:
             status, text = 405, f"method {method.decode('latin-1')} not allowed here\n"
         body = text.encode()

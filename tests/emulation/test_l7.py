@@ -75,7 +75,7 @@ class L7Lab:
 
     def set_fault(self, name, mode, delay=None):
         ip = self.backends[name][1]
-        query = f"mode={mode}" + (f"&delay={delay}" if delay is not None else "")
+        query = f"mode={mode}" + (f"&delay_ms={delay * 1000:g}" if delay is not None else "")
         out = self.lab.host(self.clients[0]).cmd(
             f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 2 -X POST "
             f"'http://{ip}:{PORT}/admin/fault?{query}'")

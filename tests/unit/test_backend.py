@@ -210,8 +210,9 @@ def test_error_rate_answers_500_deterministically():
 def test_fault_slow_and_health_and_stats():
     with start(slow_delay_ms=200.0) as bt:
         assert request(bt.port, "/health")[0] == 200
-        status, _, body = request(bt.port, "/admin/fault?mode=slow&delay=0.15", method="POST")
-        assert status == 200 and json.loads(body)["fault"] == "slow"
+        status, _, body = request(bt.port, "/admin/fault?mode=slow&delay_ms=150", method="POST")
+        assert status == 200 and json.loads(body) == {"fault": "slow", "slow_delay_ms": 150.0,
+                                                      "duration_s": None}
         t0 = time.monotonic()
         assert request(bt.port, "/")[0] == 200
         assert time.monotonic() - t0 >= 0.15
@@ -261,7 +262,7 @@ def test_fault_refuse_stops_listening_then_comes_back():
         # machine delayed past that says nothing either way, so the fault is asked again.
         for _ in range(5):
             asked = time.monotonic()
-            request(bt.port, f"/admin/fault?mode=refuse&duration={duration}", method="POST")
+            request(bt.port, f"/admin/fault?mode=refuse&duration_s={duration}", method="POST")
             accepted = connects(bt.port)
             conclusive = time.monotonic() - asked < duration
             wait_for(lambda: connects(bt.port), "listening again after the refuse fault")

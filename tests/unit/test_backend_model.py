@@ -122,14 +122,17 @@ def test_fault_table_health():
 
 
 def test_parse_fault_query():
-    assert m.parse_fault_query("mode=slow&delay=0.2") == ("slow", 0.2, None)
-    assert m.parse_fault_query("mode=refuse&duration=3") == ("refuse", None, 3.0)
+    assert m.parse_fault_query("mode=slow&delay_ms=200") == ("slow", 0.2, None)
+    assert m.parse_fault_query("mode=refuse&duration_s=3") == ("refuse", None, 3.0)
     assert m.parse_fault_query("mode=none") == ("none", None, None)
 
 
 @pytest.mark.parametrize("query, words", [
-    ("", ["None", "refuse"]), ("mode=boom", ["boom"]), ("mode=slow&delay=x", ["delay", "'x'"]),
-    ("mode=slow&delay=-1", ["delay"]), ("mode=slow&color=red", ["color"]),
+    ("", ["None", "refuse"]), ("mode=boom", ["boom"]),
+    ("mode=slow&delay_ms=x", ["delay_ms 'x' must be milliseconds >= 0"]),
+    ("mode=slow&delay_ms=-1", ["delay_ms"]), ("mode=slow&color=red", ["color"]),
+    ("mode=slow&delay=0.2", ["fault parameter delay was renamed delay_ms (milliseconds)"]),
+    ("mode=refuse&duration=1", ["duration was renamed duration_s"]),
 ])
 def test_parse_fault_query_errors(query, words):
     with pytest.raises(m.FaultRequestError) as info:
