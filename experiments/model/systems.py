@@ -339,6 +339,9 @@ def _l7_notes(system):
     if cfg.cache is not None:
         notes.append("cache: no hits (the spec's backends send no Cache-Control, so the proxy "
                      "stores nothing)")
+    if cfg.workers > 1:
+        notes.append(f"{cfg.workers} proxy workers modelled as one (in the lab each balances "
+                     f"the connections the kernel gives it, with its own counts and seed)")
     if cfg.tls is not None:
         notes.append("TLS: handshake and encryption cost not modelled (overhead only)")
 
