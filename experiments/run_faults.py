@@ -14,6 +14,8 @@ import time
 
 from experiments import run_plan as plan
 from experiments import spec_checks
+from experiments.spec_models import NETEM_FAULTS
+from topologies import capabilities, graphs
 
 # Past this a fault's effect counts as not confirmed (a kill not reaped, a reload not logged).
 FAULT_CONFIRM_SEC = 5.0
@@ -48,8 +50,26 @@ def _last_line(path, needle):
     return found
 
 
+def no_netem(action):
+    """Why ``action`` (a NETEM_FAULTS action) cannot run here, or None when tc has netem."""
+    if capabilities.qdisc_available("netem"):
+        return None
+    return (f"{action} needs tc's netem qdisc (sch_netem), which this kernel does not have "
+            f"(lblab doctor says so); mark it optional: true to run without it")
+
+
 class FaultActions:
     """How ``Run`` applies each fault action (see the module docstring)."""
+
+    def _faults_this_machine_cannot_do(self):
+        """Return why a (not optional) fault of the spec cannot run on this machine, or None:
+        checked before the lab is built, as a topology's link parameters are."""
+        for fault in self.spec.faults:
+            why = no_netem(fault.action) if fault.action in NETEM_FAULTS else None
+            if why and not fault.optional:
+                return (f"fault {fault.action} {fault.target} at {fault.at_s:g} s cannot be "
+                        f"applied on this machine: {why}")
+        return None
 
     def _do_fault(self, fault):
         """Apply a fault; return None once it took effect, or why it cannot (or raise)."""
@@ -63,6 +83,8 @@ class FaultActions:
             return self._restore_backend(target)
         if action == "backend_fault":
             return self._backend_fault(target, fault.mode, fault.value)
+        if action in NETEM_FAULTS:
+            return self._link_netem(fault)
         if action in ("link_down", "link_up"):
             return self._set_link(target, "down" if action == "link_down" else "up")
         if action == "stop_controller":
@@ -108,13 +130,9 @@ class FaultActions:
     def _set_link(self, target, status):
         """Set both ends of every link between the two nodes of ``target`` ('a-b') to
         ``status`` and check that they are (Mininet's configLinkStatus only logs failures)."""
-        a, b = target.split("-")
-        net = self.lab.net
-        if a not in net.nameToNode or b not in net.nameToNode:
-            return f"no node {a if a not in net.nameToNode else b!r} in this lab"
-        pairs = net.nameToNode[a].connectionsTo(net.nameToNode[b])
-        if not pairs:
-            return f"{a} and {b} are not connected in this lab"
+        pairs = self._link_pairs(*target.split("-"))
+        if isinstance(pairs, str):
+            return pairs
         for pair in pairs:
             for intf in pair:
                 out = intf.ifconfig(status).strip()
@@ -123,6 +141,15 @@ class FaultActions:
                 if intf.isUp() != (status == "up"):
                     return f"{intf.name} is still {'down' if status == 'up' else 'up'}"
         return None
+
+    def _link_pairs(self, a, b):
+        """Return the (interface, interface) pairs of the links between nodes ``a`` and
+        ``b``, or why there are none."""
+        net = self.lab.net
+        if a not in net.nameToNode or b not in net.nameToNode:
+            return f"no node {a if a not in net.nameToNode else b!r} in this lab"
+        pairs = net.nameToNode[a].connectionsTo(net.nameToNode[b])
+        return pairs or f"{a} and {b} are not connected in this lab"
 
     def _reload_weight(self, target, weight):
         """Builtin proxy: rewrite its config with the new weight (0 removes the backend: a
@@ -178,4 +205,35 @@ class FaultActions:
         if status.strip() != "200" or not isinstance(answer, dict) or answer.get("fault") != mode:
             return f"{target}'s /admin/fault answered {status.strip() or 'nothing'}: " \
                    f"{body.strip()[:200]}"
+        return None
+
+    def _link_netem(self, fault):
+        """Set a link's netem delay (ms) or loss (%) on both of its ends; the other parameter
+        keeps its value (the topology's at first). Under an HTB rate limit (Mininet's TCLink
+        puts one at ``5:``) netem goes below it, else at the root. Applied once ``tc`` shows
+        netem on every end."""
+        why = no_netem(fault.action)
+        if why:
+            return why
+        a, b = fault.target.split("-")
+        pairs = self._link_pairs(a, b)
+        if isinstance(pairs, str):
+            return pairs
+        links = vars(self).setdefault("_netem_links", {})
+        edge = self.graph.edges[a, b]
+        state = links.setdefault(frozenset((a, b)), {
+            "delay": graphs.parse_delay_ms(edge.get("delay")) or 0.0,
+            "loss": edge.get("loss") or 0.0})
+        state["delay" if fault.action == "link_delay" else "loss"] = fault.value
+        for pair in pairs:
+            for intf in pair:
+                shown = intf.node.cmd(f"tc qdisc show dev {intf.name}")
+                parent = "parent 5:1" if " htb 5:" in shown else "root"
+                out = intf.node.cmd(
+                    f"tc qdisc replace dev {intf.name} {parent} handle 10: netem "
+                    f"delay {state['delay']:g}ms loss {state['loss']:g}%").strip()
+                if out:
+                    return f"tc on {intf.name}: {out}"
+                if "netem" not in intf.node.cmd(f"tc qdisc show dev {intf.name}"):
+                    return f"tc shows no netem on {intf.name}"
         return None

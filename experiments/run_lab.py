@@ -126,6 +126,9 @@ class Run(FaultActions):
         meta = self._meta()
         sampler = None
         try:
+            cannot = self._faults_this_machine_cannot_do()
+            if cannot:
+                raise RunFailed(cannot)
             controller = None
             if self.balancer.layer == "l4":
                 controller = ("127.0.0.1", self._start_controller())

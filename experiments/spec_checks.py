@@ -13,7 +13,7 @@ from experiments.overrides import parse_set_path
 from experiments.spec_errors import shown
 from lblab_core.config import did_you_mean
 from experiments.spec_models import (BACKEND_FAULT_MODES, BACKEND_FAULTS, IPERF_ALGORITHMS,
-                                     IPERF_MODES, LINK_FAULTS)
+                                     IPERF_MODES, LINK_FAULTS, NETEM_FAULTS)
 from lb_apps.engines.render import check_support
 from lb_apps.l7config import L7ConfigError, parse_l7_config
 from topologies import graphs
@@ -245,12 +245,22 @@ def _faults(parts, backends, graph, loc):
         if fault.action == "set_weight" and fault.value is None:
             loc.fail(path + ("value",), f"is required for set_weight: the new weight, a number "
                                         f"in 0..{MAX_WEIGHT}")
+        elif fault.action in NETEM_FAULTS:
+            unit, bound = NETEM_FAULTS[fault.action]
+            if fault.value is None:
+                loc.fail(path + ("value",), f"is required for {fault.action}: a number in "
+                                            f"0..{bound:g} ({unit})")
+            elif fault.value > bound:
+                loc.fail(path + ("value",), f"{fault.value:g}: expected a number <= {bound:g} "
+                                            f"({unit}) for {fault.action}")
         elif fault.action == "backend_fault" and fault.value is not None \
                 and fault.mode != "slow":
             loc.fail(path + ("value",), f"value applies to backend_fault with mode: slow only "
                                         f"(the delay in ms), not mode: {fault.mode}")
-        elif fault.action not in ("set_weight", "backend_fault") and fault.value is not None:
-            loc.fail(path + ("value",), f"value applies to set_weight only, not {fault.action}")
+        elif fault.action not in ("set_weight", "backend_fault", *NETEM_FAULTS) \
+                and fault.value is not None:
+            loc.fail(path + ("value",), f"value applies to set_weight, backend_fault, "
+                                        f"link_delay and link_loss, not {fault.action}")
         if fault.action == "backend_fault" and fault.mode is None:
             loc.fail(path + ("mode",), f"is required for backend_fault: one of "
                                        f"{', '.join(BACKEND_FAULT_MODES)}")

@@ -39,12 +39,15 @@ ARRIVALS = load_model.ARRIVALS
 HTTP_METHODS = load_model.HTTP_METHODS
 IPERF_PROTOCOLS = ("tcp", "udp")
 FAULT_ACTIONS = ("kill_backend", "restore_backend", "link_down", "link_up", "drain_backend",
-                 "set_weight", "stop_controller", "backend_fault")
+                 "set_weight", "stop_controller", "backend_fault", "link_delay", "link_loss")
 BACKEND_FAULTS = ("kill_backend", "restore_backend", "drain_backend", "set_weight",
                   "backend_fault")
 # What a backend_fault switches a running backend to (its POST /admin/fault modes).
 BACKEND_FAULT_MODES = tuple(backend_model.FAULT_MODES)
-LINK_FAULTS = ("link_down", "link_up")
+LINK_FAULTS = ("link_down", "link_up", "link_delay", "link_loss")
+# Link faults that need tc's netem qdisc, with the unit and bound of their value (a delay as a
+# topology link takes it, topologies.graphs.MAX_DELAY_MS; a loss in percent).
+NETEM_FAULTS = {"link_delay": ("ms", graphs.MAX_DELAY_MS), "link_loss": ("%", 100.0)}
 MAX_RESPONSE_BYTES = backend_model.MAX_RESPONSE_BYTES
 # L4 balancing that keeps all connections of a client on one backend (per client, not per
 # connection): what an iperf3 test (a control and N data connections) needs.
@@ -380,7 +383,8 @@ class Fault(C.Model):
     value: Annotated[float, Field(ge=0, le=MAX_WEIGHT, allow_inf_nan=False)] | None = Field(
         default=None, description="set_weight: the new weight; backend_fault with mode slow: "
                                   "the delay added to each response in ms (default: the "
-                                  "backend's 100)")
+                                  "backend's 100); link_delay: the link's delay in ms; "
+                                  "link_loss: its loss in percent")
     mode: choice(BACKEND_FAULT_MODES) | None = Field(
         default=None, description="backend_fault only: slow (responses delayed by value ms), "
                                   "hang (never answers), close (half a response, then close), "

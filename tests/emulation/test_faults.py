@@ -13,7 +13,9 @@ Three labs, each one run of ``experiments.run_lab.Run`` with several faults in t
   errors, ``stop_controller`` leaves new connections without a path, and an optional fault
   after it is skipped with its reason and a warning;
 * a fault that cannot be applied (draining the last backend of the proxy) fails its run,
-  naming the fault, its time and why.
+  naming the fault, its time and why; so does a netem fault (``link_delay``, ``link_loss``) on a
+  kernel without netem, before the lab is built, and an optional one is skipped with the
+  reason (where netem exists, ``link_delay`` is judged on the wire instead).
 
 Timing: every check is relative to the times the runner recorded for each fault (when it began
 and how long its confirmation took), with a grace only for a response already on the wire.
@@ -27,6 +29,8 @@ from experiments import metrics, runner
 from experiments import spec as spec_mod
 from experiments.run_lab import Run
 from lb_apps.records import read_records
+from tests.conftest import require_qdisc
+from topologies.capabilities import qdisc_available
 
 # A response already on its way when a fault took effect (a kill, a link down).
 GRACE_SEC = 0.3
@@ -54,6 +58,7 @@ faults:
   - {at_s: 3.5, action: kill_backend, target: b3}
   - {at_s: 4.5, action: restore_backend, target: b3}
   - {at_s: 5.5, action: backend_fault, target: b2, mode: slow, value: 150}
+  - {at_s: 6.5, action: link_loss, target: s1-h1, value: 1, optional: true}
 """
 
 L4_SPEC = """\
@@ -92,6 +97,21 @@ duration_s: 3
 faults:
   - {at_s: 0.5, action: drain_backend, target: b1}
   - {at_s: 1, action: drain_backend, target: b2}
+"""
+
+
+DELAY_SPEC = """\
+name: faults_delay
+seed: 6
+topology: {name: lb_lab, params: {clients: 1}}
+backends: 2
+balancers:
+  - {name: px, layer: l7, engine: builtin, algorithm: round_robin}
+workload: {type: http, mode: closed, users: 2, keepalive: true}
+warmup_s: 0.5
+duration_s: 3
+faults:
+  - {at_s: 1, action: link_delay, target: s1-h1, value: 100}
 """
 
 
@@ -178,7 +198,8 @@ def test_l7_faults_applied(l7):
     meta, raw, _ = l7
     check_applied(meta)
     assert [f["action"] for f in meta["faults"]] == [
-        "set_weight", "drain_backend", "kill_backend", "restore_backend", "backend_fault"]
+        "set_weight", "drain_backend", "kill_backend", "restore_backend", "backend_fault",
+        "link_loss"]
     config = json.load(open(os.path.join(raw, "proxy.json")))
     assert [b["name"] for b in config["backends"]] == ["b2", "b3"]
 
@@ -288,6 +309,47 @@ def test_l4_stop_controller_leaves_new_connections_without_a_path(l4):
     after = [r for r in records if r["status"] == 200 and sent(r) > done_at(stop) + GRACE_SEC]
     assert before and after == [], f"{len(after)} new connections answered after the stop"
     assert [r for r in records if sent(r) > done_at(stop) and r["error"]]
+
+
+def test_l7_optional_netem_fault_is_applied_or_skipped_with_the_reason(l7):
+    """link_loss needs netem: applied where the kernel has it, else skipped, saying why."""
+    meta, _, _ = l7
+    loss = fault(meta, "link_loss", "s1-h1")
+    assert loss["failed"] is None
+    if qdisc_available("netem"):
+        assert loss["skipped"] is None
+    else:
+        assert "netem" in loss["skipped"], loss
+        assert any("link_loss s1-h1" in w and "netem" in w
+                   for w in meta["fidelity"]["warnings"]), meta["fidelity"]["warnings"]
+
+
+def test_link_delay_on_the_wire(tmp_path_factory):
+    """A 100 ms delay on both ends of h1's link: each of its requests then takes at least a
+    round trip of 200 ms more."""
+    require_qdisc("netem")
+    meta, raw = run_one(tmp_path_factory, DELAY_SPEC)
+    check_applied(meta)
+    delay = fault(meta, "link_delay", "s1-h1")
+    records = loadgen_records(meta, raw)
+    before = sorted(r["end"] - r["start"] for r in records
+                    if r["status"] == 200 and sent(r) < delay["applied"])
+    after = [r["end"] - r["start"] for r in records
+             if r["status"] == 200 and sent(r) > done_at(delay)]
+    assert before and after
+    assert min(after) >= 0.200 and before[len(before) // 2] < min(after)
+
+
+def test_a_netem_fault_fails_its_run_before_the_lab_where_there_is_no_netem(tmp_path_factory):
+    if qdisc_available("netem"):
+        pytest.skip("this kernel has netem: the refusal cannot be seen here")
+    meta, raw = run_one(tmp_path_factory, DELAY_SPEC)
+    assert meta["status"] == "failed"
+    assert meta["failure"] == (
+        "RunFailed: fault link_delay s1-h1 at 1 s cannot be applied on this machine: "
+        "link_delay needs tc's netem qdisc (sch_netem), which this kernel does not have "
+        "(lblab doctor says so); mark it optional: true to run without it")
+    assert meta["network_up"] is None and not os.path.exists(os.path.join(raw, "logs"))
 
 
 # -- a fault that cannot be applied ----------------------------------------------------------------

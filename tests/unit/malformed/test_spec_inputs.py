@@ -340,6 +340,17 @@ ROWS = [
         "{at_s: 2, action: backend_fault, target: b1, mode: none}"),
      "faults[1].action: b1 refuses connections since 1 s (faults[0], mode refuse), so "
      "backend_fault at 2 s cannot reach it", 22),
+    ("link_delay_no_value", faults("{at_s: 1, action: link_delay, target: s1-h1}"),
+     "faults[0].value: is required for link_delay: a number in 0..60000 (ms)", 21),
+    ("link_delay_61_s", faults("{at_s: 1, action: link_delay, target: s1-h1, value: 61000}"),
+     "faults[0].value: 61000: expected a number <= 60000 (ms) for link_delay", 21),
+    ("link_loss_101", faults("{at_s: 1, action: link_loss, target: s1-h1, value: 101}"),
+     "faults[0].value: 101: expected a number <= 100 (%) for link_loss", 21),
+    ("link_loss_no_link", faults("{at_s: 1, action: link_loss, target: s1-h9, value: 5}"),
+     "faults[0].target: no link 's1-h9' in the topology", 21),
+    ("value_on_link_down", faults("{at_s: 1, action: link_down, target: s1-h1, value: 5}"),
+     "faults[0].value: value applies to set_weight, backend_fault, link_delay and link_loss, "
+     "not link_down", 21),
     ("fault_after_stop_controller", faults(
         "{at_s: 1, action: stop_controller, optional: true}",
         "{at_s: 2, action: set_weight, target: b1, value: 2}"),
