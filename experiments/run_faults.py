@@ -209,7 +209,7 @@ class FaultActions:
 
     def _link_netem(self, fault):
         """Set a link's netem delay (ms) or loss (%) on both of its ends; the other parameter
-        keeps its value (the topology's at first). Under an HTB rate limit (Mininet's TCLink
+        keeps its value (the topology's at first, and so does its queue limit). Under an HTB rate limit (Mininet's TCLink
         puts one at ``5:``) netem goes below it, else at the root. Applied once ``tc`` shows
         netem on every end."""
         why = no_netem(fault.action)
@@ -229,9 +229,10 @@ class FaultActions:
             for intf in pair:
                 shown = intf.node.cmd(f"tc qdisc show dev {intf.name}")
                 parent = "parent 5:1" if " htb 5:" in shown else "root"
+                limit = f" limit {edge['max_queue']}" if edge.get("max_queue") else ""
                 out = intf.node.cmd(
                     f"tc qdisc replace dev {intf.name} {parent} handle 10: netem "
-                    f"delay {state['delay']:g}ms loss {state['loss']:g}%").strip()
+                    f"delay {state['delay']:g}ms loss {state['loss']:g}%{limit}").strip()
                 if out:
                     return f"tc on {intf.name}: {out}"
                 if "netem" not in intf.node.cmd(f"tc qdisc show dev {intf.name}"):
