@@ -324,8 +324,8 @@ def _fault_order(faults, balancers, loc):
     still accepts connections (mode refuse closes its listener, /admin/fault too), take down a
     link that is up (and up one that is down), stop the controller once and change its pool
     only while it runs. Faults run in time order (file order for equal times), as the runner
-    applies them. An optional fault that
-    does not fit is not reported (it will be skipped with the reason) and changes nothing."""
+    applies them. An optional fault that does not fit is not reported (it will be skipped with
+    the reason) and changes nothing."""
     killed, refused, down, stopped = {}, {}, {}, None
     l4 = [b.name for b in balancers if b.layer == "l4"]
     checked = [(i, f) for i, f in enumerate(faults) if f is not BAD and (
