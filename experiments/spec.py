@@ -169,7 +169,7 @@ def _check_sweep(data, spec, loc):
     if not _runs_fit(spec, len(points), loc):
         return
     ids = {}
-    for i, point in enumerate(points):
+    for point in points:
         name = point_id(sweep, point)
         if name in ids:
             loc.fail(("sweep",), f"points {_said(ids[name])} and {_said(point)} have the same "
@@ -214,9 +214,9 @@ def _sweep_path(sweep, param):
 def _sweep_keys(sweep, loc):
     """Return ``{param: key path tuple}``, or None after reporting what is wrong."""
     if (sweep.param is None) != (sweep.values is None):
-        missing = "values" if sweep.values is None else "param"
-        loc.fail(("sweep", missing), f"is required with {'param' if missing == 'values' else 'values'} "
-                                     f"(the one-parameter form: {{param: key.path, values: [...]}})")
+        missing, given = ("values", "param") if sweep.values is None else ("param", "values")
+        loc.fail(("sweep", missing), f"is required with {given} (the one-parameter form: "
+                                     f"{{param: key.path, values: [...]}})")
         return None
     if sweep.param is not None and (sweep.product or sweep.zip):
         loc.fail(("sweep", "param"), "param/values sweeps one parameter; with product or zip, "
