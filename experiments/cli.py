@@ -26,6 +26,7 @@ COMMANDS = {
     "compare": ("experiments.compare", "put several runs side by side"),
     "model": ("experiments.model.cli", "predict an HTTP spec with the model twin (no root)"),
     "shell": ("experiments.shell_cmd", "bring a spec's lab up and open a mininet> prompt"),
+    "lab": ("experiments.labs.cmd", "course labs: list, start, run and check (docs/labs/)"),
     "demo": ("experiments.demo", "run the default experiment (experiments/specs/quickstart.yaml)"),
     "controller": ("controllers.launcher", "run the os-ken L2/L3/L4 balancer (OpenFlow 1.3)"),
     "proxy": ("lb_apps.proxy.server", "run the L7 reverse proxy"),
