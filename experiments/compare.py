@@ -42,13 +42,9 @@ def load_summary(run_dir):
     """Return the summary of a results folder (its summary.json, else computed from raw/).
 
     Raises:
-        report.ReportError: not a results folder.
+        report.ReportError: not a results folder, or one made by a newer lblab format.
     """
-    path = os.path.join(run_dir, "summary.json")
-    if os.path.exists(path):
-        return report.load_json(path)
-    summary, _ = report.collect(run_dir)
-    return summary
+    return report.load_summary(run_dir)
 
 
 def compare_rows(named_summaries, metrics):
