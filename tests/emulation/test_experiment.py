@@ -61,8 +61,8 @@ def test_results_folder_has_every_file(results):
             assert os.path.isfile(os.path.join(raw, name)), (run, name)
     assert os.path.isfile(os.path.join(results, "raw", "l4_rr-r1", "stats-controller.json"))
     assert os.path.isfile(os.path.join(results, "raw", "l7_rr-r1", "stats-proxy.json"))
-    for stem in ("throughput", "latency_cdf", "backend_share", "fairness",
-                 "timeseries-l4_rr", "timeseries-l7_rr"):
+    for stem in ("throughput", "latency_ccdf", "backend_share", "fairness",
+                 "timeseries-l4_rr", "timeseries-l7_rr", "latency_time-l4_rr"):
         for ext in ("png", "svg"):
             assert os.path.isfile(os.path.join(results, "plots", f"{stem}.{ext}")), stem
 
