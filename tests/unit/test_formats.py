@@ -57,6 +57,14 @@ def test_unreadable_metas_say_what_to_do(meta, words):
     assert "\n" not in str(err.value)
 
 
+def test_the_writers_use_the_one_constant():
+    from experiments import metadata, run_lab
+    assert run_lab.META_VERSION is formats.META_VERSION
+    assert formats.META_VERSION == formats.META_VERSIONS[-1]
+    assert formats.FORMAT_VERSION == formats.FORMAT_VERSIONS[-1]
+    assert "formats.FORMAT_VERSION" in open(metadata.__file__, encoding="utf-8").read()
+
+
 def test_results_version():
     assert formats.results_version({}, "manifest.json", "redo") == 1
     assert formats.results_version({"format_version": 2}, "manifest.json", "redo") == 2
