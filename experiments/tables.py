@@ -145,8 +145,11 @@ def sweep_params(sweeps):
 
 
 def _id_columns(summary):
-    cols = [Column(n, "str") for n in ("config", "balancer", "layer", "kind", "algorithm")]
-    cols += [Column(f"sweep.{p}", kind, "sweep.<param>") for p, kind in sweep_params(c.get("sweep") for c in summary["configs"])]
+    """The configuration's id columns (runs.csv and summary.csv): getters read ``ident``."""
+    cols = [Column(n, "str", get=lambda row, n=n: row["ident"][n])
+            for n in ("config", "balancer", "layer", "kind", "algorithm")]
+    params = sweep_params(c.get("sweep") for c in summary["configs"])
+    cols += [Column(f"sweep.{p}", kind, "sweep.<param>", _sweep(p, kind)) for p, kind in params]
     return cols
 
 
@@ -155,17 +158,6 @@ def _ident(config):
     point = {p["param"]: p["value"] for p in config.get("sweep") or ()}
     return {"config": config["config"], "balancer": bal.get("name"), "layer": bal.get("layer"),
             "kind": _kind(bal), "algorithm": bal.get("algorithm"), "sweep": point}
-
-
-def _id_cells(ident, id_cols):
-    cells = []
-    for col in id_cols:
-        if col.name.startswith("sweep."):
-            cells.append(cell(sweep_value(ident["sweep"].get(col.name[len("sweep."):]),
-                                          col.kind)))
-        else:
-            cells.append(cell(ident[col.name]))
-    return cells
 
 
 def _fidelity_flags(summary):
@@ -216,11 +208,7 @@ def _sweep(param, kind):
 
 def runs_columns(summary):
     """Return the :class:`Column` s of runs.csv for this summary (each with its ``get``)."""
-    cols = [Column("run", "str", get=_meta("run"))]
-    cols += [Column(n, "str", get=lambda run, n=n: run["ident"][n])
-             for n in ("config", "balancer", "layer", "kind", "algorithm")]
-    cols += [Column(f"sweep.{p}", kind, "sweep.<param>", _sweep(p, kind))
-             for p, kind in sweep_params(c.get("sweep") for c in summary["configs"])]
+    cols = [Column("run", "str", get=_meta("run"))] + _id_columns(summary)
     cols += [Column(n, kind, get=_meta(n)) for n, kind in (
         ("rep", "int"), ("seed", "int"), ("order", "int"), ("start", "float"),
         ("end", "float"), ("status", "str"), ("failure", "str"))]
@@ -264,42 +252,45 @@ def runs_rows(summary):
     return rows
 
 
+def _stat(metric, stat, backend=None):
+    """Getter of one statistic of a configuration's aggregate (``n`` 0 and ``method`` none
+    where the metric has no value)."""
+    def get(row):
+        agg = row["config"].get("aggregate") or {}
+        agg = ((agg.get("backend_share") or {}).get(backend) if backend is not None
+               else agg.get(metric)) or {}
+        if stat == "method":
+            return agg.get("method") or M.METHOD_NONE
+        if stat == "n":
+            return agg.get("n") or 0
+        return agg.get(stat)
+    return get
+
+
 def summary_columns(summary):
-    """Return the :class:`Column` s of summary.csv for this summary."""
+    """Return the :class:`Column` s of summary.csv for this summary (each with its ``get``)."""
     cols = _id_columns(summary)
-    cols += [Column("runs", "int"), Column("ok_runs", "int"), Column("failed_runs", "int")]
+    cols += [Column("runs", "int", get=lambda row: row["config"]["reps"]),
+             Column("ok_runs", "int", get=lambda row: row["config"]["n"]),
+             Column("failed_runs", "int",
+                    get=lambda row: row["config"]["reps"] - row["config"]["n"])]
     for m in metric_columns(summary):
         if m in M.SCALAR_METRICS:
-            cols += [Column(f"{m}_{s}", STAT_KINDS[s], f"<metric>_{s}") for s in STATS]
+            cols += [Column(f"{m}_{s}", STAT_KINDS[s], f"<metric>_{s}", _stat(m, s))
+                     for s in STATS]
     for b in backends(summary):
-        cols += [Column(f"share_{b}_{s}", STAT_KINDS[s], f"share_<backend>_{s}")
-                 for s in STATS]
+        cols += [Column(f"share_{b}_{s}", STAT_KINDS[s], f"share_<backend>_{s}",
+                        _stat(None, s, b)) for s in STATS]
     return cols
-
-
-def _stat_cells(agg):
-    agg = agg or {}
-    return [cell(agg.get("mean")), cell(agg.get("low")), cell(agg.get("high")),
-            cell(agg.get("method") or M.METHOD_NONE), cell(agg.get("n") or 0)]
 
 
 def summary_rows(summary):
     """Return the rows of summary.csv: a header, then one row per configuration."""
     cols = summary_columns(summary)
-    id_cols = _id_columns(summary)
-    metrics = [m for m in metric_columns(summary) if m in M.SCALAR_METRICS]
-    names = backends(summary)
     rows = [[c.name for c in cols]]
     for config in summary["configs"]:
-        agg = config.get("aggregate") or {}
-        share = agg.get("backend_share") or {}
-        row = _id_cells(_ident(config), id_cols)
-        row += [cell(config["reps"]), cell(config["n"]), cell(config["reps"] - config["n"])]
-        for m in metrics:
-            row += _stat_cells(agg.get(m))
-        for b in names:
-            row += _stat_cells(share.get(b))
-        rows.append(row)
+        row = {"config": config, "ident": _ident(config)}
+        rows.append([cell(c.get(row)) for c in cols])
     return rows
 
 
