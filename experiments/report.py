@@ -67,7 +67,7 @@ def read_meta(path, redo=REDO):
 def read_run(path, records_sink=None, redo=REDO):
     """Return ``(meta, metrics, extras)`` of one raw run folder.
 
-    ``extras`` holds the records-derived series the plots need (time series, latency CDF, flow
+    ``extras`` holds the records-derived series the plots need (time series, latency points, flow
     rates) so records are read once.
 
     Args:
@@ -117,7 +117,6 @@ def read_run(path, records_sink=None, redo=REDO):
     # (send time from the window start, latency) of ok requests: latency over time and CCDFs
     extras["latency_points"] = M.ok_latency_points(records, counted,
                                                    window[0] if window else 0.0)
-    extras["cdf"] = M.latency_cdf(records, counted)
     return meta, result, extras
 
 
