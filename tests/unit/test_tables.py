@@ -190,3 +190,22 @@ def test_pandas_reads_numeric_columns_as_numbers(built):
         for col in columns:
             if col.kind in ("int", "float") and frame[col.name].notna().any():
                 assert pd.api.types.is_numeric_dtype(frame[col.name]), (name, col.name)
+
+
+def test_a_failed_run_is_a_row_but_not_in_the_summary(tmp_path):
+    run_dir = resultsdirs.tiny(tmp_path / "failed")
+    path = os.path.join(run_dir, "raw", "l7_rr-r2", "meta.json")
+    meta = resultsdirs.read_json(path)
+    meta.update(status="failed", failure="RunFailed: the proxy did not start, a, b")
+    resultsdirs.write_json(path, meta)
+    report.build(run_dir, plots=False)
+    rh, runs = _read_csv(os.path.join(run_dir, "runs.csv"))
+    row = dict(zip(rh, next(r for r in runs if r[0] == "l7_rr-r2")))
+    assert row["status"] == "failed"
+    assert row["failure"] == "RunFailed: the proxy did not start, a, b"   # quoted, one cell
+    sh, configs = _read_csv(os.path.join(run_dir, "summary.csv"))
+    l7 = dict(zip(sh, next(c for c in configs if c[0] == "l7_rr")))
+    assert (l7["runs"], l7["ok_runs"], l7["failed_runs"]) == ("2", "1", "1")
+    assert l7["goodput_rps_n"] == "1"
+    ok = dict(zip(rh, next(r for r in runs if r[0] == "l7_rr-r1")))
+    assert float(l7["goodput_rps_mean"]) == float(ok["goodput_rps"])
