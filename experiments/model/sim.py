@@ -225,6 +225,8 @@ class ClientSim:
         self.pending = deque()        # submitted requests in submit order (timers ascend)
         self.checking = False
         self.entries = cfg.mix
+        self.closed_loop = cfg.mode == "closed"
+        self.drop_warmup = cfg.warmup_records == "drop"
         # response(req): the response left the balancer; it reaches the client after the path
         self.response = self._delayed_response if delay_out > 0 else self._complete
 
@@ -371,14 +373,14 @@ class ClientSim:
         req.end = self.ev.now
         if req.queued is not None:    # timed out while waiting for a connection
             req.pool_wait += req.end - req.queued
-        if not (req.warmup and self.cfg.warmup_records == "drop"):
+        if not (req.warmup and self.drop_warmup):
             entry = self.entries[req.entry]
             self.records.append(wl.build_record(
                 req.rid, self.name, req.scheduled, req.start, req.end,
                 None if error is not None else req.status, req.nbytes,
                 None if error is not None else req.backend, error, entry.method, entry.path,
                 req.kind, None, req.warmup, pool_wait=req.pool_wait))
-        if self.cfg.mode == "closed":
+        if self.closed_loop:
             pause = wl.pause_after(self.think(), error, self.backoff)
             if pause > 0:
                 self.ev.at(self.ev.now + pause, self._user_next, req.user)
