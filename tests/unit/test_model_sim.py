@@ -255,3 +255,26 @@ def test_engines_balance_with_the_weights_they_get():
     assert shares["ngx_wrr"] == pytest.approx({"b1": .125, "b2": .125, "b3": .25, "b4": .5},
                                               abs=0.01)
     assert shares["hap_random"]["b4"] > 2.5 * shares["hap_random"]["b1"]
+
+
+def test_l4_counting_algorithms_release_a_connection_when_its_flow_idles_out():
+    # l4 least_connections: the controller counts a connection from its first packet until
+    # its counting flow is removed, idle_timeout after the connection's last packet
+    from experiments.model import sim
+    from lb_apps.balancing import make_balancer
+
+    ev = sim.Events()
+    balancer = make_balancer("least_connections", {"b1": 1, "b2": 1})
+    route = systems.ConnRoute(ev, {}, balancer, lambda conn: None, True,
+                              systems.IDLE_TIMEOUT_SEC)
+    conn = sim.Conn(None, 0)
+    route.connect(conn)
+    assert balancer.in_flight() == {conn.backend: 1, ({"b1", "b2"} - {conn.backend}).pop(): 0}
+    ev.at(1.0, route.closed, conn)
+    seen = []
+    ev.at(1.0 + systems.IDLE_TIMEOUT_SEC - 0.1, lambda _: seen.append(sum(
+        balancer.in_flight().values())))
+    ev.run()
+    assert seen == [1]                # closed, but still counted until the flow idles out
+    assert ev.now == 1.0 + systems.IDLE_TIMEOUT_SEC
+    assert balancer.in_flight() == {"b1": 0, "b2": 0}
