@@ -1,6 +1,8 @@
 """Parse and validate the controller config (a plain dict from YAML/JSON) into frozen objects.
 
-Pure: no I/O except :func:`load_config`, which only reads the file. The file has three sections
+Pure: no I/O except :func:`load_config`, which only reads the file, and a service's balancer
+from a file (``algorithm: {file: my_lb.py, class: MyBalancer}``, l2/l3/l4 only), which
+:func:`parse_config` loads and tries on a test pool (lb_apps.custom_balancer). Three sections
 (every key and default: docs/controller.md, "Config")::
 
     controller: {ofp_port: 6653, api_port: 8080, seed: 0, ...}   # all optional
@@ -27,6 +29,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, field_
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
+from lb_apps import custom_balancer as cb
+from lb_apps.algorithm_field import file_form
 from lblab_core.config import Problem, format_problem, input_problems
 from lblab_core import config as C
 from lblab_core import loader
@@ -130,7 +134,7 @@ class ServiceSpec(C.Model):
     protocol: Annotated[str, C.one_of(tuple(PROTOCOLS))] = "tcp"
     port: C.Port
     mode: Annotated[str, C.one_of(MODES)] = "l4"
-    algorithm: Optional[str] = None
+    algorithm: Optional[Annotated[str, BeforeValidator(file_form)]] = None
     backends: Annotated[dict[C.Name, Annotated[PoolEntry, BeforeValidator(_pool_entry)]],
                         AfterValidator(_pool_not_empty)]
     idle_timeout: Annotated[int, Field(ge=1, le=65535)] = 5
@@ -142,6 +146,13 @@ class ServiceSpec(C.Model):
     def _algorithm_of_mode(cls, value, info):
         mode = info.data.get("mode")
         choices = MODE_ALGORITHMS.get(mode, ALGORITHMS)
+        if cb.is_file_algorithm(value):
+            if mode in MODE_ALGORITHMS and mode not in REACTIVE_MODES:
+                raise PydanticCustomError(
+                    "file_mode", "a balancer from a file ({file}) needs a mode that asks the "
+                    "balancer per connection or client (l2, l3, l4); mode {mode} balances in "
+                    "the switch without asking it", {"file": cb.describe(value), "mode": mode})
+            return value
         if value not in choices:
             where = f" (mode {mode})" if mode in MODE_ALGORITHMS else ""
             raise PydanticCustomError("one_of", "unknown algorithm", {
@@ -481,8 +492,9 @@ def _line(lines, loc):
     return lines.get(loc)
 
 
-def _resolve(file, graph, lines):
-    """Return (services, problems): each :class:`ServiceSpec` against the graph."""
+def _resolve(file, graph, lines, base=None):
+    """Return (services, problems): each :class:`ServiceSpec` against the graph (a balancer
+    file's path made absolute against ``base``, then loaded and tried on a test pool)."""
     problems = []
 
     def fail(loc, message):
@@ -530,9 +542,16 @@ def _resolve(file, graph, lines):
         health = spec.health
         if spec.protocol == "udp" and health.kind == "tcp":
             health = health.model_copy(update={"kind": "arp"})  # a TCP probe cannot test UDP
+        algorithm = cb.resolve(spec.algorithm or DEFAULT_ALGORITHM[spec.mode],
+                               base or cb.base_dir(None))
+        if cb.is_file_algorithm(algorithm):
+            try:
+                cb.check_file(algorithm)
+            except cb.BalancerFileError as exc:
+                fail(at + ("algorithm",), str(exc))
         services.append(Service(
             name=name, vip=spec.vip, vmac=vmac, protocol=spec.protocol, port=spec.port,
-            mode=spec.mode, algorithm=spec.algorithm or DEFAULT_ALGORITHM[spec.mode],
+            mode=spec.mode, algorithm=algorithm,
             backends=tuple(backends), idle_timeout=spec.idle_timeout, health=health,
             conntrack=spec.conntrack))
     return tuple(services), problems
@@ -558,7 +577,7 @@ def parse_config(data, source=None, lines=None):
     graph = _build_graph(file.topology, lines, problems)
     if graph is None:
         raise ConfigError(problems, source)
-    services, problems = _resolve(file, graph, lines)
+    services, problems = _resolve(file, graph, lines, cb.base_dir(source))
     if problems:
         raise ConfigError(sorted(problems, key=lambda p: p.line or 0), source)
     return Config(controller=file.controller, graph=graph, services=services)

@@ -22,6 +22,7 @@ from controllers.health import DOWN, UP
 from controllers.pipeline import Flow, GroupMod, PacketOut
 from controllers.state import Conn, ServiceState, TokenBucket
 from controllers.views import CONNTRACK_PATH_ALGORITHMS
+from lb_apps.balancing import is_file_algorithm
 from topologies import forwarding
 
 PROBE_PORT_BASE = 40000
@@ -191,6 +192,10 @@ class Core(PoolChanges):
         algorithm = ss.algorithm
         if algorithm == "ip_hash" or (algorithm == "consistent_hash" and ss.svc.mode == "l3"):
             return facts.ip_src
+        if is_file_algorithm(algorithm):  # a balancer from a file: the client (l3), the 5-tuple
+            if ss.svc.mode == "l3":
+                return facts.ip_src
+            return (facts.ip_proto, facts.ip_src, facts.tp_src, facts.ip_dst, facts.tp_dst)
         if algorithm == "five_tuple_hash" or algorithm == "consistent_hash":
             tp_src = 0 if ss.svc.mode == "l3" else facts.tp_src
             return (facts.ip_proto, facts.ip_src, tp_src, facts.ip_dst, facts.tp_dst)

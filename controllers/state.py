@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 
 from controllers.config import MODE_ALGORITHMS, REACTIVE_MODES
 from controllers.health import DOWN, UP, HealthState
+from lb_apps.balancing import is_file_algorithm
 
 
 @dataclass
@@ -82,7 +83,7 @@ class ServiceState:
         return self.svc.mode in REACTIVE_MODES
 
     def _new_balancer(self, algorithm):
-        if algorithm not in MODE_ALGORITHMS["l4"]:
+        if algorithm not in MODE_ALGORITHMS["l4"] and not is_file_algorithm(algorithm):
             return None
         pool = {b.name: b.weight for b in self.backends.values() if not b.removed}
         balancer = self.make_balancer(algorithm, pool, seed=self.seed)

@@ -8,6 +8,9 @@ import re
 from dataclasses import dataclass
 
 from experiments import spec as spec_mod
+from lb_apps.custom_balancer import base_dir
+from lb_apps.custom_balancer import resolve as resolve_balancer_file
+from lb_apps.l7config import absolute_balancer_files
 from topologies import graphs
 
 VIP = "10.254.0.1"            # the L4 service address: in 10/8 with the hosts, used by no host
@@ -168,7 +171,8 @@ def controller_config(spec, balancer, graph, roles, ofp_port, api_port):
         "services": {SERVICE_NAME: {
             "vip": VIP, "protocol": "tcp", "port": IPERF_PORT if iperf else SERVICE_PORT,
             "mode": balancer.mode,
-            "algorithm": balancer.algorithm,
+            # a balancer from a file by its absolute path: the config is read from elsewhere
+            "algorithm": resolve_balancer_file(balancer.algorithm, base_dir(spec.source)),
             "backends": {roles.backends[b.name]: {"weight": max(1, int(round(b.weight)))}
                          for b in spec.backends},
             "health": {"kind": "arp" if iperf else "tcp", "interval": 0.5, "rise": 2,
@@ -193,7 +197,9 @@ def proxy_config(spec, balancer, graph, roles, backends=None):
         weights.update(backends)
     addresses = {name: (graph.nodes[roles.backends[name]]["ip"], w)
                  for name, w in weights.items() if w > 0}
-    data = spec_mod.resolve_l7(balancer.l7 or {}, addresses, balancer.algorithm, BACKEND_PORT)
+    base = base_dir(spec.source)  # balancer files by absolute path: read from elsewhere
+    data = spec_mod.resolve_l7(absolute_balancer_files(balancer.l7 or {}, base), addresses,
+                               resolve_balancer_file(balancer.algorithm, base), BACKEND_PORT)
     if backends:
         data["backends"] = [b for b in data["backends"] if b["name"] in addresses]
         for group in (data.get("groups") or {}).values():

@@ -8,12 +8,13 @@ as the models' errors.
 import copy
 import re
 
-from controllers.config import MAX_WEIGHT, MODE_ALGORITHMS
+from controllers.config import MAX_WEIGHT, MODE_ALGORITHMS, REACTIVE_MODES
 from experiments.overrides import parse_set_path
 from experiments.spec_errors import shown
 from lblab_core.config import did_you_mean
 from experiments.spec_models import (BACKEND_FAULT_MODES, BACKEND_FAULTS, IPERF_ALGORITHMS,
                                      IPERF_MODES, LINK_FAULTS, NETEM_FAULTS)
+from lb_apps import custom_balancer as cb
 from lb_apps.engines.render import check_support
 from lb_apps.l7config import L7ConfigError, parse_l7_config
 from topologies import graphs
@@ -115,12 +116,29 @@ def _balancer(path, balancer, backends, loc):
             loc.fail(path + ("conntrack",), "applies to mode: group only (the other modes "
                                             "choose their data path by mode and algorithm)")
         choices = MODE_ALGORITHMS[balancer.mode]
-        if balancer.algorithm not in choices:
+        if cb.is_file_algorithm(balancer.algorithm):
+            _file_balancer(path, balancer, loc)
+        elif balancer.algorithm not in choices:
             loc.fail(path + ("algorithm",), f"mode {balancer.mode} cannot balance by "
                                             f"{balancer.algorithm!r}; expected one of "
                                             f"{', '.join(choices)}")
     elif backends is not BAD:
         _l7(path, balancer, backends, loc)
+
+
+def _file_balancer(path, balancer, loc):
+    """An L4 balancer from a file: a mode that asks it per flow, and a file that works."""
+    if balancer.mode not in REACTIVE_MODES:
+        shown = cb.describe(balancer.algorithm)
+        loc.fail(path + ("algorithm",), f"a balancer from a file ({shown}) needs mode l2, l3 "
+                                        f"or l4 (asked per connection or client); mode "
+                                        f"{balancer.mode} balances in the switch without "
+                                        "asking it")
+        return
+    try:
+        cb.check_file(cb.resolve(balancer.algorithm, cb.base_dir(loc.source)))
+    except cb.BalancerFileError as exc:
+        loc.fail(path + ("algorithm",), str(exc))
 
 
 def _l7(path, balancer, backends, loc):
@@ -136,7 +154,11 @@ def _l7(path, balancer, backends, loc):
         config = parse_l7_config(data, loc.source)
     except L7ConfigError as exc:
         for sub, problem in getattr(exc, "issues", None) or [(exc.path, exc.problem)]:
-            loc.fail(path + ("l7",) + _key_path(sub), problem or str(exc))
+            sub = _key_path(sub)
+            # the balancer's own algorithm (not the l7 section's) is reported where it is
+            at = (path + sub if sub == ("algorithm",) and "algorithm" not in balancer.l7
+                  else path + ("l7",) + sub)
+            loc.fail(at, problem or str(exc))
         return
     if balancer.engine != "builtin":
         problems = check_support(balancer.engine, config)

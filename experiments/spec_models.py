@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError, PydanticKnownError
 from controllers.config import DEFAULT_ALGORITHM, MAX_WEIGHT, MODE_ALGORITHMS, MODES
 from lb_apps.backend import model as backend_model
 from lb_apps.loadgen import workload as load_model
+from lb_apps.algorithm_field import algorithm_type
 from lb_apps.balancing import ALGORITHMS
 from lb_apps.engines.render import ENGINES
 from lblab_core import config as C
@@ -216,10 +217,11 @@ class L4Balancer(C.Model):
     name: SpecName
     layer: Literal["l4"]
     mode: choice(L4_MODES) = "l4"
-    algorithm: choice(L4_ALGORITHMS) = Field(
+    algorithm: algorithm_type(L4_ALGORITHMS) = Field(
         default=None, json_schema_extra=_no_default,
         description="default: the mode's own (" + ", ".join(
-            f"{m}: {a}" for m, a in DEFAULT_ALGORITHM.items()) + ")")
+            f"{m}: {a}" for m, a in DEFAULT_ALGORITHM.items()) + "); or a balancer from a "
+        "file, {file: PATH, class: NAME} (modes l2, l3, l4; PATH relative to the spec)")
     conntrack: bool = Field(default=False, description="mode group only: keep connections in "
                                                        "OVS conntrack (else stateless)")
 
@@ -248,7 +250,9 @@ class L7Balancer(C.Model):
     name: SpecName
     layer: Literal["l7"]
     engine: choice(L7_ENGINES) = "builtin"
-    algorithm: choice(ALGORITHMS) = "round_robin"
+    algorithm: algorithm_type(ALGORITHMS) = Field(
+        default="round_robin", description="or a balancer from a file, {file: PATH, class: "
+                                            "NAME} (engine builtin; PATH relative to the spec)")
     l7: Annotated[dict[str, Any], BeforeValidator(_none_is_empty)] = Field(
         default={}, description="the L7 proxy config without addresses: `backends` and a "
                                 "group's `backends` name spec backends (default: all)")

@@ -7,6 +7,7 @@ import random
 from bisect import bisect_right
 from itertools import accumulate
 
+from lb_apps.custom_balancer import is_file_algorithm, make_file_balancer
 from lb_apps.maglev import (
     MAGLEV_TABLE_SIZE,
     BalancingError,
@@ -21,6 +22,7 @@ __all__ = [
     "MAGLEV_TABLE_SIZE",
     "Balancer",
     "BalancingError",
+    "is_file_algorithm",
     "make_balancer",
     "maglev_table",
     "stable_hash",
@@ -526,7 +528,8 @@ def make_balancer(algorithm: str, backends, seed: int = 0, **options) -> Balance
     """Build a balancer for one algorithm over an initial pool.
 
     Args:
-        algorithm (str): one of ALGORITHMS.
+        algorithm (str): one of ALGORITHMS, or ``file:PATH:CLASS``: a balancer class from a
+            file (:mod:`lb_apps.custom_balancer`; it takes no options).
         backends (dict[str, int] | list[tuple[str, int]]): name -> weight, in insertion order
             (a bare name in the list means weight 1); may be empty.
         seed (int): seed of the balancer's own random.Random (random, power_of_two).
@@ -535,8 +538,15 @@ def make_balancer(algorithm: str, backends, seed: int = 0, **options) -> Balance
     Returns:
         Balancer: the balancer.
     Raises:
-        BalancingError: unknown algorithm or option, bad backend name or weight, duplicate name.
+        BalancingError: unknown algorithm or option, bad backend name or weight, duplicate name;
+            for a file, a BalancerFileError naming the file and line.
     """
+    if is_file_algorithm(algorithm):
+        if options:
+            raise BalancingError(f"options: unknown {sorted(options)[0]!r} for a balancer from "
+                                 "a file; expected none", field="options",
+                                 value=sorted(options)[0], expected="none")
+        return make_file_balancer(algorithm, _backend_items(backends), seed)
     cls = _CLASSES.get(algorithm) if isinstance(algorithm, str) else None
     if cls is None:
         expected = "one of " + ", ".join(ALGORITHMS)

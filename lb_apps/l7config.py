@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import pydantic
 
+from lb_apps import custom_balancer as cb
+from lb_apps.algorithm_field import file_form
 from lb_apps.l7models import (AUTH_TYPES, DEFAULT_GROUP, HASH_KEY_TYPES, MAX_RETRIES,  # noqa: F401
                               MAX_WEIGHT, MAX_WORKERS, TLS, Auth, Backend, Cache, HashKey, Health,
                               L7Spec, Limits, Listen, Match, NameValue, PassiveHealth, Sticky,
@@ -131,6 +133,13 @@ class L7Config:
 
 # -- errors -----------------------------------------------------------------------------------
 
+def _line(lines, loc):
+    """The line of ``loc`` or of the nearest key above it (None without lines)."""
+    while lines and loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc) if lines else None
+
+
 def _problems(exc, source, lines, prefix):
     """ValidationError -> [(line, path, problem)] in document order.
 
@@ -169,8 +178,8 @@ def _error(problems, source):
 
 # -- assembly ---------------------------------------------------------------------------------
 
-def _group(name, spec, default_health, default_passive):
-    algorithm = spec.algorithm
+def _group(name, spec, default_health, default_passive, base=None):
+    algorithm = cb.resolve(spec.algorithm, base or cb.base_dir(None))
     key = spec.hash_key or HashKey(type="client_ip" if algorithm == "ip_hash" else "uri")
     given = spec.model_fields_set
 
@@ -184,14 +193,17 @@ def _group(name, spec, default_health, default_passive):
                  passive_health=inherit("passive_health", default_passive))
 
 
-def assemble(spec):
+def assemble(spec, base=None):
     """Turn a validated :class:`~lb_apps.l7models.L7Spec` into the :class:`L7Config` served.
 
     Groups get the top-level health defaults, routes their index, ``false`` sections become
-    None. No checks happen here: the models made them.
+    None, a balancer file's path is made absolute against ``base``. No checks happen here: the
+    models made them.
 
     Args:
         spec (L7Spec): the validated file.
+        base (str|None): the folder relative balancer files start from (None: the working
+            folder).
     Returns:
         L7Config: the config.
     """
@@ -200,9 +212,9 @@ def assemble(spec):
     default_health = on(spec.health)
     default_passive = (PassiveHealth() if spec.passive_health is None
                        else on(spec.passive_health))
-    groups = {DEFAULT_GROUP: _group(DEFAULT_GROUP, spec, default_health, default_passive)}
+    groups = {DEFAULT_GROUP: _group(DEFAULT_GROUP, spec, default_health, default_passive, base)}
     for name, group in spec.groups.items():
-        groups[name] = _group(name, group, default_health, default_passive)
+        groups[name] = _group(name, group, default_health, default_passive, base)
     routes = tuple(Route(index=i, match=r.match, group=r.group, auth=r.auth)
                    for i, r in enumerate(spec.routes))
     return L7Config(listen=spec.listen, tls=on(spec.tls), workers=spec.workers, groups=groups,
@@ -225,12 +237,60 @@ def parse_l7_config(data, source="<config>", lines=None, prefix=()):
     Raises:
         L7ConfigError: every unknown key, wrong type and bad value, one line each, naming the
             key path, the value and what was expected.
+
+    A group whose algorithm is a balancer from a file (path relative to ``source``'s folder)
+    has that file loaded and run on a test pool (:func:`lb_apps.custom_balancer.check_file`):
+    the one I/O of parsing, so the proxy, a reload and ``lblab validate`` all refuse a broken
+    balancer, naming its file and line.
     """
     try:
         spec = L7Spec.model_validate(data)
     except pydantic.ValidationError as exc:
         raise _error(_problems(exc, source, lines, prefix), source) from None
-    return assemble(spec)
+    config = assemble(spec, cb.base_dir(source))
+    problems = []
+    for name, group in config.groups.items():
+        if cb.is_file_algorithm(group.algorithm):
+            at = ("algorithm",) if name == DEFAULT_GROUP else ("groups", name, "algorithm")
+            try:
+                cb.check_file(group.algorithm)
+            except cb.BalancerFileError as exc:
+                loc = tuple(prefix) + at
+                problems.append((_line(lines, loc), loc, str(exc)))
+    if problems:
+        raise _error(problems, source)
+    return config
+
+
+def absolute_balancer_files(data, base):
+    """Return L7 config data whose balancers from a file (top level and groups) name their
+    file by an absolute path (against ``base``), as ``file:PATH:CLASS``: what a config written
+    into another folder (a results folder) needs. Anything the models would refuse is left
+    for them.
+
+    Args:
+        data (dict): L7 config data (not validated).
+        base (str): the folder relative paths start from.
+    Returns:
+        dict: a copy where it changed, else ``data``.
+    """
+    def fixed(value):
+        try:
+            value = file_form(value)
+        except ValueError:  # pydantic_core's errors are ValueErrors: the models will say it
+            return value
+        return cb.resolve(value, base)
+    if not isinstance(data, dict):
+        return data
+    out = dict(data)
+    if "algorithm" in out:
+        out["algorithm"] = fixed(out["algorithm"])
+    groups = out.get("groups")
+    if isinstance(groups, dict):
+        out["groups"] = {name: ({**g, "algorithm": fixed(g["algorithm"])}
+                                if isinstance(g, dict) and "algorithm" in g else g)
+                         for name, g in groups.items()}
+    return out
 
 
 def read_l7_data(path):

@@ -15,6 +15,7 @@ from pydantic import (AfterValidator, BeforeValidator, Field, ValidationError, V
                       WrapValidator, field_validator, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from lb_apps.algorithm_field import algorithm_type
 from lb_apps.balancing import ALGORITHMS
 from lblab_core.config import (TOKEN_PATTERN, HeaderValue, Model, Name, Port, PortOrAny, Token,
                                TupleOf, UrlPath, one_of)
@@ -120,8 +121,8 @@ def _compiles(value):
 
 
 Regex = Annotated[_REGEX_TEXT, AfterValidator(_compiles)]
-Algorithm = Annotated[str, Field(json_schema_extra={"enum": list(ALGORITHMS)}),
-                      one_of(ALGORITHMS)]
+# a builtin algorithm or a balancer from a file ({file, class}: lb_apps.algorithm_field)
+Algorithm = algorithm_type(ALGORITHMS)
 
 
 def _not_reserved(value):

@@ -7,6 +7,7 @@ can express.
 """
 import re
 
+from lb_apps.custom_balancer import describe, is_file_algorithm
 from lb_apps.engines.text import WORD_SPECIAL, EngineError
 
 ENGINES = ("haproxy", "nginx")
@@ -21,6 +22,11 @@ _NGINX_VAR_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 def _common_unsupported(cfg):
     out = []
+    for group in cfg.groups.values():
+        if is_file_algorithm(group.algorithm):
+            out.append(("a balancer from a file",
+                        f"the balancer from a file {describe(group.algorithm)} in group "
+                        f"{group.name!r} (Python balancers run in the builtin proxy only)"))
     if cfg.listen.port == 0:
         out.append(("listen.port 0", "listen.port 0 (the engine cannot report which free port "
                                      "it picked; give a fixed port)"))

@@ -5,7 +5,7 @@ No asyncio here: the shells in ``lb_apps.proxy.conn``/``lb_apps.proxy.server`` d
 import collections
 import ssl
 
-from lb_apps.balancing import HASHING_ALGORITHMS, make_balancer
+from lb_apps.balancing import HASHING_ALGORITHMS, is_file_algorithm, make_balancer
 from lb_apps.proxy.cache import ResponseCache
 from lb_apps.proxy.health import BackendHealth
 from lb_apps.proxy.http_rules import PROTECTED_FIELDS
@@ -90,8 +90,11 @@ class GroupRuntime:
         self.balancer = make_balancer(group.algorithm, {b.name: b.weight for b in group.backends},
                                       seed=seed)
         # only these algorithms read the balancer's in-flight counts; skip the calls otherwise
-        self.tracks_in_flight = group.algorithm in IN_FLIGHT_ALGORITHMS
-        self.hash_type = group.hash_key.type if group.algorithm in HASHING_ALGORITHMS else None
+        # a balancer from a file gets every fact: in-flight counts and the group's hash key
+        from_file = is_file_algorithm(group.algorithm)
+        self.tracks_in_flight = group.algorithm in IN_FLIGHT_ALGORITHMS or from_file
+        self.hash_type = (group.hash_key.type if group.algorithm in HASHING_ALGORITHMS
+                          or from_file else None)
         if group.algorithm == "ip_hash":
             self.hash_type = "client_ip"
         elif group.algorithm == "five_tuple_hash":

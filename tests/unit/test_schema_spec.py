@@ -159,7 +159,9 @@ def test_schema_is_closed_and_names_the_top_level_keys():
 def test_schema_carries_the_owners_choices_and_the_consumers_ranges():
     schema = _schema()
     defs = schema["$defs"]
-    assert defs["L7Balancer"]["properties"]["algorithm"]["enum"] == list(ALGORITHMS)
+    # a builtin name, file:PATH:CLASS or {file, class} (a balancer from a file)
+    assert defs["L7Balancer"]["properties"]["algorithm"]["anyOf"][0]["enum"] == list(ALGORITHMS)
+    assert defs["L7Balancer"]["properties"]["algorithm"]["anyOf"][2] == {"$ref": "#/$defs/BalancerFile"}
     assert defs["L4Balancer"]["properties"]["mode"]["enum"] == list(MODES)
     assert defs["RequestKind"]["properties"]["method"]["enum"] == list(workload.HTTP_METHODS)
     assert "HEAD" in defs["RequestKind"]["properties"]["method"]["enum"]
