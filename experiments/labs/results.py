@@ -65,6 +65,28 @@ class LabResults:
         """Return the results of the lab's spec ``name`` (a lab of several specs), or None."""
         return self.parts.get(name)
 
+    def requests_by_run(self):
+        """Return ``{run id: [request, ...]}`` of requests.parquet."""
+        out = {}
+        for req in self.requests():
+            out.setdefault(req["run"], []).append(req)
+        return out
+
+    def backend_records(self, run):
+        """Return the backend records of ``run`` (``raw/<run>/backend-*.jsonl``), every file."""
+        folder = os.path.join(self.path, "raw", run)
+        records = []
+        for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else ():
+            if name.startswith("backend-") and name.endswith(".jsonl"):
+                with open(os.path.join(folder, name), encoding="utf-8") as fp:
+                    records += [json.loads(line) for line in fp if line.strip()]
+        return records
+
+    def controller_stats(self, run):
+        """Return ``raw/<run>/stats-controller.json`` (the controller's /stats), or None."""
+        path = os.path.join(self.path, "raw", run, "stats-controller.json")
+        return _read_json(path, "controller stats") if os.path.isfile(path) else None
+
     def requests(self):
         """Return every load generator request (requests.parquet) as a list of dicts."""
         if self._requests is None:
