@@ -380,8 +380,9 @@ def make_file_balancer(algorithm, backends, seed=0):
 
 # -- the load-time check (I/O) -----------------------------------------------------------------
 
-class _Timeout(Exception):
-    pass
+class _Timeout(BaseException):
+    """The check's time budget ran out (a BaseException: the user's ``except Exception`` and
+    the wrappers above let it through)."""
 
 
 def check_file(algorithm):
