@@ -4,6 +4,7 @@ import os
 import tempfile
 
 from experiments import run_plan as plan
+from experiments.lb_prompt import open_prompt
 from lblab_core.errors import UsageError
 
 
@@ -12,7 +13,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="lblab shell",
         description="Build a spec's topology, start its backends and one of its balancers "
-                    "(the first, or --balancer NAME), and open Mininet's CLI. Everything "
+                    "(the first, or --balancer NAME), and open Mininet's CLI with the lb "
+                    "commands (lb help: stats, drain, weight, flows, conns). Everything "
                     "stops when you leave the prompt (exit or Ctrl-D).")
     parser.add_argument("spec", metavar="SPEC", help="experiment spec (YAML)")
     parser.add_argument("--balancer", metavar="NAME", help="which balancer to start")
@@ -50,7 +52,6 @@ def main(argv=None):
 def _prompt(run):
     """Return the callback that opens Mininet's CLI inside the running lab (no workload)."""
     def open_cli(meta):
-        from mininet.cli import CLI
         from mininet.log import setLogLevel
         # the CLI prints command output at Mininet's "output" level, which the lab keeps quiet
         setLogLevel("output")
@@ -58,6 +59,7 @@ def _prompt(run):
         print(f"lblab shell: {run.balancer.name} is serving {url}; backends "
               + ", ".join(f"{n} on {h}" for n, h in run.roles.backends.items())
               + f"; clients {', '.join(run.roles.clients)}. Try: "
-              f"{run.roles.clients[0]} curl -s {url}", flush=True)
-        CLI(run.lab.net)
+              f"{run.roles.clients[0]} curl -s {url}, or lb help for the balancer's commands "
+              "(lb stats, lb drain b2, lb weight b3 4, lb flows s1, lb conns)", flush=True)
+        open_prompt(run)
     return open_cli
