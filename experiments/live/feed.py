@@ -1,0 +1,250 @@
+"""The live view's feed: frames from telemetry samples and load generator records (pure).
+
+This docstring and docs/live.md ("Feed") are the contract between the server and the page.
+
+Endpoints (GET/HEAD only; everything else 405; JSON unless said)::
+
+    GET /                                   the page (static/index.html)
+    GET /static/<path>                      the page's assets (offline, served by lblab)
+    GET /api/run                            {"mode": "live"|"replay", "run": RUN, "runs": [RUN]}
+    GET /api/topology[?run=NAME]            {"nodes": [NODE], "links": [LINK]}
+    GET /api/state[?run=NAME]               the latest frame ({} before the first)
+    GET /events                             SSE (live only): "event: frame" one FRAME a second,
+                                            "event: run" a RUN when a run starts
+    GET /api/frames?run=NAME&from=S&to=S    {"run": NAME, "frames": [FRAME]} with
+                                            from <= elapsed_s <= to (both optional)
+    GET /api/summary?run=NAME               the measurement window's numbers as runs.csv has
+                                            them, and "config_mean" as summary.csv (replay)
+
+RUN   {"run", "config", "rep", "index", "runs", "balancer": {name, layer, mode, engine,
+       algorithm}, "warmup_s", "duration_s", "status": "running"|"ok"|"failed"}
+NODE  {"id", "kind": "host"|"switch", "role": "client"|"lb"|"backend"|None, "ip", "backend"}
+LINK  {"id", "src", "dst", "src_port", "dst_port", "bw_mbit"}   (a host's port is 0)
+FRAME {"v": 1, "t", "elapsed_s",
+       "run": {"run", "index", "runs", "rep", "phase": warmup|measure|drain|done,
+               "time_left_s"},
+       "links": [{"id", "fwd_bps", "rev_bps"}],        src->dst and dst->src, bit/s
+       "backends": {name: {"rps", "requests"}}, "total_rps",
+       "latency_ms": {"p50", "p99", "n", "window_s": 60},
+       "errors": {kind: n},                            since the run's start
+       "l4": {"flows": {switch: n}, "packet_in_rate", "packet_ins",
+              "conntrack": {backend: n}} | None,
+       "l7": {"in_flight": {backend: n}, "health": {backend: state},
+              "cache_hit_rate", "cache": {"hits", "misses"}} | None,
+       "faults": [{"t", "elapsed_s", "action", "target", "value", "skipped", "failed"}]}
+
+``elapsed_s`` counts from the start of the measurement (warm-up negative). Unknown numbers are
+None. No I/O here: :class:`FrameBuilder` is fed records and samples by its shells
+(``experiments.live.hub`` live, ``experiments.live.replay`` from a results folder).
+"""
+import bisect
+
+from experiments.metrics import error_kind, percentile
+
+FRAME_VERSION = 1
+LATENCY_WINDOW_S = 60.0
+
+
+def topology(graph, backend_hosts=None):
+    """Return the page's topology ``{"nodes", "links"}`` of a lblab graph.
+
+    Args:
+        graph (networkx.Graph): a ``topologies.graphs`` graph (``kind``/``role``/``ip`` on
+            nodes, ``ports`` and ``bw`` on edges).
+        backend_hosts (dict|None): ``{backend name: host}`` of the run.
+    """
+    by_host = {h: b for b, h in (backend_hosts or {}).items()}
+    nodes = []
+    for name, data in graph.nodes(data=True):
+        kind = "switch" if data.get("kind") == "switch" else "host"
+        nodes.append({"id": name, "kind": kind,
+                      "role": data.get("role") if kind == "host" else None,
+                      "ip": data.get("ip") if kind == "host" else None,
+                      "backend": by_host.get(name)})
+    links = []
+    for i, (a, b, data) in enumerate(graph.edges(data=True)):
+        ports = data.get("ports") or {}
+        links.append({"id": i, "src": a, "dst": b, "src_port": ports.get(a),
+                      "dst_port": ports.get(b), "bw_mbit": data.get("bw")})
+    return {"nodes": nodes, "links": links}
+
+
+def run_info(meta, index, runs, warmup_s, duration_s, status="running"):
+    """Return the RUN dict of a run from its ``meta.json``-shaped dict."""
+    return {"run": meta["run"], "config": meta["config"], "rep": meta["rep"], "index": index,
+            "runs": runs, "balancer": dict(meta["balancer"]), "warmup_s": warmup_s,
+            "duration_s": duration_s, "status": status}
+
+
+def _switch_side(link, switches):
+    """Return (switch, port, forward_is_tx) of the end of a link whose counters are read."""
+    if link["src"] in switches:
+        return link["src"], link["src_port"], True
+    if link["dst"] in switches:
+        return link["dst"], link["dst_port"], False
+    return None, None, None
+
+
+def link_rates(topo, prev, cur):
+    """Return ``[{"id", "fwd_bps", "rev_bps"}]`` from two samples' port counters.
+
+    Args:
+        topo (dict): :func:`topology`'s answer.
+        prev, cur (dict): telemetry samples with ``t`` and ``ports`` ``{switch: {port:
+            [rx_bytes, tx_bytes]}}`` (ports as strings, as JSON keeps them).
+    A switch's tx on the port is the link's direction away from that switch.
+    """
+    if prev is None or cur is None:
+        return []
+    dt = cur["t"] - prev["t"]
+    if dt <= 0:
+        return []
+    switches = {n["id"] for n in topo["nodes"] if n["kind"] == "switch"}
+    out = []
+    for link in topo["links"]:
+        sw, port, fwd_is_tx = _switch_side(link, switches)
+        if sw is None:
+            continue
+        a = (prev.get("ports") or {}).get(sw, {}).get(str(port))
+        b = (cur.get("ports") or {}).get(sw, {}).get(str(port))
+        if a is None or b is None:
+            continue
+        rx = max(0, b[0] - a[0]) * 8.0 / dt
+        tx = max(0, b[1] - a[1]) * 8.0 / dt
+        fwd, rev = (tx, rx) if fwd_is_tx else (rx, tx)
+        out.append({"id": link["id"], "fwd_bps": round(fwd, 1), "rev_bps": round(rev, 1)})
+    return out
+
+
+class FrameBuilder:
+    """Builds the frames of one run from its records and samples, in time order.
+
+    Feed it load generator records (:meth:`add_records`, any order, as they are read) and
+    call :meth:`frame` with each telemetry sample in time order. Pure: no I/O, no clock.
+    """
+
+    def __init__(self, run, topo, measure_start, backends):
+        """
+        Args:
+            run (dict): RUN (:func:`run_info`).
+            topo (dict): :func:`topology`'s answer.
+            measure_start (float|None): epoch s of the measurement's start (None: not yet
+                known; ``elapsed_s`` is then from the first sample).
+            backends (list[str]): the backends' names in spec order.
+        """
+        self.run = run
+        self.topo = topo
+        self.measure_start = measure_start
+        self.backends = list(backends)
+        self.layer = run["balancer"]["layer"]
+        self._ends = []          # sorted end times of ok records (for the rate windows)
+        self._ok = []            # (end, latency s, backend) sorted by end
+        self._bad = []           # (end, kind) sorted by end
+        self._prev = None
+        self._first_t = None
+
+    def add_records(self, records):
+        """Add load generator records (dicts as ``lb_apps.records`` reads them)."""
+        for r in records:
+            end = r.get("end")
+            if end is None:
+                end = r.get("scheduled")
+            if end is None:
+                continue
+            kind = error_kind(r)
+            if kind is None:
+                bisect.insort(self._ok, (end, end - r["scheduled"], r.get("backend")))
+            else:
+                bisect.insort(self._bad, (end, kind))
+
+    def _elapsed(self, t):
+        if self.measure_start is not None:
+            return t - self.measure_start
+        return t - self._first_t
+
+    def _phase(self, elapsed):
+        duration = self.run.get("duration_s") or 0.0
+        if elapsed < 0:
+            return "warmup", duration - elapsed
+        if elapsed <= duration:
+            return "measure", duration - elapsed
+        return "drain", 0.0
+
+    def frame(self, sample, faults=()):
+        """Return the FRAME at ``sample["t"]`` (records ended by then are counted).
+
+        Args:
+            sample (dict): a telemetry sample (``kind`` "sample"; see docs/data.md).
+            faults (iterable[dict]): faults as ``meta.json``'s ``faults`` (with ``applied``).
+        """
+        t = sample["t"]
+        if self._first_t is None:
+            self._first_t = t
+        prev, self._prev = self._prev, sample
+        dt = (t - prev["t"]) if prev is not None and t > prev["t"] else 1.0
+        elapsed = self._elapsed(t)
+        phase, left = self._phase(elapsed)
+        upto = bisect.bisect_right(self._ok, (t, float("inf"), "\U0010ffff"))
+        since = bisect.bisect_right(self._ok, (t - dt, float("inf"), "\U0010ffff"))
+        counts = {b: 0 for b in self.backends}
+        recent = {b: 0 for b in self.backends}
+        for i in range(upto):
+            name = self._ok[i][2]
+            if name in counts:
+                counts[name] += 1
+                if i >= since:
+                    recent[name] += 1
+        backends = {b: {"rps": round(recent[b] / dt, 3), "requests": counts[b]}
+                    for b in self.backends}
+        lat_from = bisect.bisect_right(self._ok, (t - LATENCY_WINDOW_S, float("inf"),
+                                                  "\U0010ffff"))
+        lats = sorted(x[1] for x in self._ok[lat_from:upto])
+        p50, p99 = percentile(lats, 50), percentile(lats, 99)
+        errors = {}
+        for end, kind in self._bad:
+            if end > t:
+                break
+            errors[kind] = errors.get(kind, 0) + 1
+        return {
+            "v": FRAME_VERSION, "t": t, "elapsed_s": round(elapsed, 3),
+            "run": {"run": self.run["run"], "index": self.run["index"],
+                    "runs": self.run["runs"], "rep": self.run["rep"], "phase": phase,
+                    "time_left_s": round(left, 1)},
+            "links": link_rates(self.topo, prev, sample),
+            "backends": backends,
+            "total_rps": round(sum(recent.values()) / dt, 3),
+            "latency_ms": {"p50": None if p50 is None else round(p50 * 1000.0, 3),
+                           "p99": None if p99 is None else round(p99 * 1000.0, 3),
+                           "n": len(lats), "window_s": LATENCY_WINDOW_S},
+            "errors": dict(sorted(errors.items())),
+            "l4": self._l4(sample, prev, dt) if self.layer != "l7" else None,
+            "l7": self._l7(sample) if self.layer == "l7" else None,
+            "faults": [self._fault(f) for f in faults
+                       if f.get("applied") is not None and f["applied"] <= t],
+        }
+
+    def _fault(self, f):
+        return {"t": f["applied"], "elapsed_s": round(self._elapsed(f["applied"]), 3),
+                "action": f.get("action"), "target": f.get("target"),
+                "value": f.get("value"), "skipped": f.get("skipped"),
+                "failed": f.get("failed")}
+
+    def _l4(self, sample, prev, dt):
+        pins = sample.get("packet_ins")
+        rate = None
+        if pins is not None and prev is not None and prev.get("packet_ins") is not None:
+            rate = round(max(0, pins - prev["packet_ins"]) / dt, 3)
+        return {"flows": dict(sample.get("flows") or {}), "packet_in_rate": rate,
+                "packet_ins": pins, "conntrack": dict(sample.get("conntrack") or {})}
+
+    def _l7(self, sample):
+        proxy = sample.get("proxy")
+        if not proxy:
+            return {"in_flight": {}, "health": {}, "cache_hit_rate": None, "cache": None}
+        cache = proxy.get("cache")
+        rate = None
+        if cache and (cache.get("hits") or 0) + (cache.get("misses") or 0) > 0:
+            rate = round(cache["hits"] / (cache["hits"] + cache["misses"]), 4)
+        return {"in_flight": dict(proxy.get("in_flight") or {}),
+                "health": dict(proxy.get("health") or {}), "cache_hit_rate": rate,
+                "cache": cache}
