@@ -109,6 +109,8 @@ def backend_args(backend, record, seed):
         args += ["--capacity", str(backend.capacity)]
     if backend.error_rate:
         args += ["--error-rate", repr(backend.error_rate)]
+    if backend.cache_control is not None:
+        args += ["--cache-control", backend.cache_control]
     return args
 
 
@@ -137,7 +139,8 @@ def loadgen_configs(spec, roles, url, seed, record_for):
             "session": w.session, "source_ports": w.source_ports,
             "record": record_for(client), "name": client,
             "mix": [{"path": k.path, "method": k.method, "weight": k.weight,
-                     "headers": dict(k.headers), "cookies": dict(k.cookies)} for k in w.mix],
+                     "headers": dict(k.headers), "cookies": dict(k.cookies),
+                     "body_size": k.body_size} for k in w.mix],
         }
         if w.mode == "open":
             cfg.update(rate=float(share), arrival=w.arrival)
@@ -256,7 +259,8 @@ def service_url(balancer, graph, roles):
     """Return the URL clients load: the VIP for L4, the lb host for L7."""
     if balancer.layer == "l4":
         return f"http://{VIP}:{SERVICE_PORT}/"
-    return f"http://{graph.nodes[roles.lb]['ip']}:{PROXY_PORT}/"
+    scheme = "https" if (balancer.l7 or {}).get("tls") else "http"   # the proxy terminates TLS
+    return f"{scheme}://{graph.nodes[roles.lb]['ip']}:{PROXY_PORT}/"
 
 
 def client_windows(records_by_client, duration):

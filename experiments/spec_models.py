@@ -181,6 +181,9 @@ class Backend(C.Model):
     service: ServiceTime = ServiceTime()
     response_size: Annotated[int, Field(ge=0, le=MAX_RESPONSE_BYTES)] = 1024
     error_rate: C.Fraction = 0.0
+    cache_control: C.HeaderValue | None = Field(
+        default=None, description="Cache-Control header of every response (e.g. 'max-age=60': "
+                                  "an L7 cache may store it); default none")
 
     @model_validator(mode="before")
     @classmethod
@@ -284,6 +287,9 @@ class RequestKind(C.Model):
     weight: _loadgen_type("weight") = 1.0
     headers: _loadgen_type("headers") = {}
     cookies: _loadgen_type("cookies") = {}
+    body_size: _loadgen_type("body_size") = Field(
+        default=0, description="request body bytes (an upload); POST/PUT/PATCH send "
+                               "Content-Length even when 0")
 
 
 class HttpWorkload(C.Model):

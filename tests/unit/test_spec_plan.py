@@ -77,7 +77,7 @@ def test_loadgen_configs_split_the_total_rate(spec, graph):
     assert h1["source_ports"] == "seeded"
     assert [c["seed"] for c in cfgs.values()] == [4000, 4001, 4002]
     assert h1["mix"][1] == {"path": "/big", "method": "GET", "weight": 1.0,
-                            "headers": {"X-A": "1"}, "cookies": {"s": "x"}}
+                            "headers": {"X-A": "1"}, "cookies": {"s": "x"}, "body_size": 0}
     from lb_apps.loadgen.workload import config_from_dict
     config_from_dict(h1)          # the load generator accepts it
 
