@@ -62,6 +62,6 @@ def check(results):
 LAB = Lab(
     number=2, title="MAC learning, ARP for the VIP, flooding, direct server return",
     layer="data link", specs=("lab2_datalink.yaml",), handout="docs/labs/lab2.md",
-    first_step="h1 arp -n; h1 curl -s -o /dev/null http://10.254.0.1/; h1 arp -n   (which MAC "
-               "answers for the virtual IP 10.254.0.1?)",
+    first_step="h1 arp -n   (then h1 curl -s -o /dev/null http://10.254.0.1/ and h1 arp -n "
+               "again: which MAC answers for the virtual IP 10.254.0.1?)",
     check=check, start_balancer=DSR)

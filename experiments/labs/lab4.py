@@ -82,6 +82,6 @@ def check(results):
 LAB = Lab(
     number=4, title="Handshake, 5-tuple, conntrack, draining, a SYN flood", layer="transport",
     specs=("lab4_transport.yaml",), handout="docs/labs/lab4.md",
-    first_step="h1 tcpdump -n -i h1-eth0 -c 6 tcp &  then  h1 curl -s http://10.254.0.1/   "
-               "(the three-way handshake, then the request)",
+    first_step="h1 tcpdump -n -i h1-eth0 -c 6 tcp &   (then h1 curl -s http://10.254.0.1/ : "
+               "the three-way handshake, then the request)",
     check=check)
