@@ -1,7 +1,9 @@
 # lblab: `make setup` installs everything (idempotent); `make demo` and `make test` run it first.
 # Run as root (`sudo make ...` on a VM; root runs the same commands without sudo).
 
-VENV   := .venv
+# The project's virtualenv: .venv here, or LBLAB_VENV (the Vagrant VM keeps it outside the synced
+# folder: /home/vagrant/lblab-venv). scripts/setup.sh and scripts/run-tests.sh read the same.
+VENV   := $(or $(LBLAB_VENV),.venv)
 LBLAB  := $(VENV)/bin/lblab
 PYTEST := $(VENV)/bin/python -m pytest
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
@@ -10,10 +12,10 @@ PYTEST_ARGS ?= tests
 .PHONY: setup demo test unit clean bench help
 
 help:
-	@echo "make setup   install Debian packages, .venv, start Open vSwitch (idempotent, root)"
+	@echo "make setup   install Debian packages, $(VENV), start Open vSwitch (idempotent, root)"
 	@echo "make demo    setup, then run experiments/specs/quickstart.yaml"
 	@echo "make test    setup, then the whole test suite (unit + emulation)"
-	@echo "make unit    unit tests only (no root needed once .venv exists)"
+	@echo "make unit    unit tests only (no root needed once $(VENV) exists)"
 	@echo "make bench   benchmarks (root): print ratios measured side by side"
 	@echo "make clean   remove what lblab left behind (lblab clean), nothing else"
 
@@ -33,4 +35,4 @@ bench: setup
 	$(VENV)/bin/python bench/topo_build.py
 
 clean:
-	@if [ -x $(LBLAB) ]; then $(LBLAB) clean; else echo "no .venv yet: nothing lblab made can exist"; fi
+	@if [ -x $(LBLAB) ]; then $(LBLAB) clean; else echo "no $(VENV) yet: nothing lblab made can exist"; fi

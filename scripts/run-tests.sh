@@ -4,7 +4,7 @@
 # with its reason; -r alone would replace the default).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/python -m pytest -rfEs "$@"
+"${LBLAB_VENV:-.venv}/bin/python" -m pytest -rfEs "$@"
 rc=$?
 if [ $rc -eq 5 ]; then
   echo "error: pytest collected no tests from: $*" >&2

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make setup: idempotent installation of everything lblab needs on Debian 12 / Ubuntu 22.04+.
 #  1. Debian/Ubuntu packages (only the missing ones are installed)
-#  2. .venv from the distribution's /usr/bin/python3 with --system-site-packages (Mininet is a
-#     Debian package for that Python), the project installed editable with its test extras
+#  2. the virtualenv ($LBLAB_VENV, default .venv) from the distribution's /usr/bin/python3 with
+#     --system-site-packages (Mininet is a Debian package for that Python), the project installed
+#     editable with its test extras
 #  3. Open vSwitch running (systemd where it runs, else ovs-ctl directly, as in containers/CI)
 #  4. a self-signed lab TLS certificate in .lab/tls/ for the L7 proxy's TLS termination
 set -euo pipefail
@@ -37,26 +38,28 @@ else
 fi
 
 # --- 2. virtualenv -----------------------------------------------------------------------
-if [ ! -x .venv/bin/python ]; then
-  say "creating .venv from /usr/bin/python3 (--system-site-packages, for Debian's Mininet)"
-  /usr/bin/python3 -m venv --system-site-packages .venv
+# LBLAB_VENV puts it elsewhere (the Vagrant VM: outside the synced folder, which refuses symlinks)
+VENV=${LBLAB_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV from /usr/bin/python3 (--system-site-packages, for Debian's Mininet)"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
 fi
-stamp=.venv/.lblab-installed
+stamp=$VENV/.lblab-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! .venv/bin/python -c "import experiments.cli" 2>/dev/null; then
-  say "installing lblab (editable) and its Python dependencies into .venv"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || ! "$VENV/bin/python" -c "import experiments.cli" 2>/dev/null; then
+  say "installing lblab (editable) and its Python dependencies into $VENV"
   # pip's and setuptools' chatter goes to a log; it is shown only when the install fails.
-  log=.venv/pip-install.log
-  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
-         .venv/bin/python -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
+  log=$VENV/pip-install.log
+  if ! { "$VENV/bin/python" -m pip install -q --upgrade pip &&
+         "$VENV/bin/python" -m pip install -q -e '.[test]'; } >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     die "pip install failed (full log: $log)"
   fi
   echo "$want" > "$stamp"
 else
-  say ".venv: up to date"
+  say "$VENV: up to date"
 fi
-.venv/bin/python -c "import mininet.net" || die ".venv cannot import mininet: is the 'mininet' package installed for /usr/bin/python3?"
+"$VENV/bin/python" -c "import mininet.net" || die "$VENV cannot import mininet: is the 'mininet' package installed for /usr/bin/python3?"
 
 # --- 3. Open vSwitch ---------------------------------------------------------------------
 if ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
@@ -82,4 +85,4 @@ if [ ! -f .lab/tls/lab.crt ]; then
     -keyout .lab/tls/lab.key -out .lab/tls/lab.crt >/dev/null 2>&1
   cat .lab/tls/lab.crt .lab/tls/lab.key > .lab/tls/lab.pem
 fi
-say "ready ($(.venv/bin/lblab --version))"
+say "ready ($("$VENV/bin/lblab" --version))"
