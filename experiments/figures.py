@@ -3,6 +3,7 @@ that say n, what a bar, band or point means and the interval method (drawing its
 ``experiments.plots`` and ``experiments.plots_lines``; each balancer's style is fixed in the
 folder's ``styles.json``, see ``experiments.styles``).
 """
+import glob
 import json
 import math
 import os
@@ -319,3 +320,142 @@ def _graph(manifest):
         return graphs.build(topo["name"], topo.get("params") or {})
     except Exception:  # noqa: BLE001 - a drawing is optional; the report must still render
         return None
+
+
+# -- the model twin (docs/model.md) -------------------------------------------------------------
+
+def model_figures(run_dir, summary, model):
+    """The model twin's figures: one per key metric (emulated against modelled per
+    configuration), and the classic's published curve where the spec reproduces one.
+
+    Args:
+        model (dict): ``experiments.model.twin.build_model``'s result.
+    Returns:
+        list[dict]: figures as ``make_plots`` gives them, section "Model twin".
+    """
+    from experiments import plots_model
+    from experiments.model import flags
+
+    if not model.get("available"):
+        return []
+    out_dir = os.path.join(run_dir, "plots")
+    figures = []
+    comparison = model["comparison"]
+    for key, label in flags.KEY_METRICS:
+        rows = [r for r in comparison["rows"] if r["metric"] == key]
+        if not rows:
+            continue
+        path = plots_model.model_vs_emulated(rows, label, f"{label}: emulated and modelled",
+                                             os.path.join(out_dir, f"model-{key}"))
+        figures.append({
+            "id": f"fig-model-{key}", "section": "Model twin",
+            "title": f"{label}: emulated against the model",
+            "caption": "Per configuration: the model's per-window values (grey box: 2.5-97.5 "
+                       "% of its windows, grey tick: their mean, dotted: the fidelity flag's "
+                       "bounds), the emulated mean with its interval over runs (black) and "
+                       "each run's value (dots; red: flagged).", "path": path})
+    figures += _classic_figures(run_dir, summary, model, out_dir)
+    return figures
+
+
+def _classic_figures(run_dir, summary, model, out_dir):
+    from experiments import plots_model
+    from experiments import spec as spec_mod
+    from experiments.model import classics
+
+    spec = model["spec"]
+    classic = classics.classic_of(spec.name)
+    if classic == "supermarket":
+        points = {config: point_spec
+                  for config, _, _, point_spec in spec_mod.configurations(spec)}
+        curves = classics.supermarket_curves(summary, model["results"], points)
+        loads = sorted({p[0] for pts in curves.values() for p in pts})
+        if not loads:
+            return []
+        grid = [loads[0] + (loads[-1] - loads[0]) * i / 40 for i in range(41)]
+        mapping = load_styles(run_dir, list(curves))
+        path = plots_model.supermarket(
+            [{"label": name, "color": mapping[name]["color"], "points": pts}
+             for name, pts in curves.items()],
+            classics.closed_forms(grid), "The supermarket model: emulated, model, n -> inf",
+            os.path.join(out_dir, "classic-supermarket"))
+        return [{"id": "fig-classic-supermarket", "section": "Model twin",
+                 "title": "The supermarket model",
+                 "caption": "Mean response time in mean service times against the load: "
+                            "emulated means (markers), the model of the same finite system "
+                            "(line and band: mean and 2.5-97.5 % of its windows) and the "
+                            "closed forms for n -> infinity (dashed; Vvedenskaya et al. 1996, "
+                            "Mitzenmacher 2001).", "path": path}]
+    if classic == "hash_failure":
+        rows = hash_failure_rows(run_dir, summary, spec)
+        if not rows:
+            return []
+        path = plots_model.keys_moved(rows, "Keys moved when one backend fails",
+                                      os.path.join(out_dir, "classic-hash_failure"))
+        return [{"id": "fig-classic-hash_failure", "section": "Model twin",
+                 "title": "Consistent hashing under failure",
+                 "caption": "Fraction of keys (client addresses) whose backend changed when "
+                            "one backend failed: the model (lblab's balancer on the run's "
+                            "keys), the emulated runs (mean), and the published value "
+                            "(dashed: 1/N for Maglev, (N-1)/N for modulo).", "path": path}]
+    return []
+
+
+def hash_failure_rows(run_dir, summary, spec):
+    """Per balancer of a hash_failure spec: the keys moved in the model (the run's client
+    addresses), in many keys, emulated (mean over ok runs), the published value and the
+    max/mean imbalance; ``[]`` when the spec has no kill fault."""
+    from experiments import run_plan
+    from experiments.model import classics
+    from lb_apps.records import iter_records
+    from topologies import graphs
+
+    kill = next((f for f in spec.faults if f.action == "kill_backend"), None)
+    if kill is None:
+        return []
+    graph = graphs.build(spec.topology.name, spec.topology.params)
+    roles = run_plan.assign_roles(graph, spec.backends)
+    ips = {c: graph.nodes[c]["ip"] for c in roles.clients}
+    names = [b.name for b in spec.backends]
+    runs = {r["meta"]["run"]: r["meta"] for r in summary["runs"]}
+    rows = []
+    for b in spec.balancers:
+        if b.algorithm not in classics.PUBLISHED:
+            continue
+        label, published = classics.PUBLISHED[b.algorithm]
+        keys = list(ips.values())
+        moved = []
+        for c in summary["configs"]:
+            if c["balancer"]["name"] != b.name:
+                continue
+            for run in c["runs"]:
+                meta = runs[run]
+                if meta.get("status") != "ok" or not meta.get("window"):
+                    continue
+                records = []
+                for file in sorted(glob.glob(os.path.join(run_dir, "raw", run,
+                                                          "loadgen-*.jsonl"))):
+                    records.extend(iter_records(file, "loadgen"))
+                applied = next((f.get("applied") for f in meta.get("faults") or ()
+                                if f.get("action") == "kill_backend"), None)
+                at = applied if isinstance(applied, (int, float)) else \
+                    meta["window"][0] + kill.at_s
+                pairs = classics.observed_moves(records, at, HASH_SETTLE_S)
+                if pairs:
+                    moved.append(sum(1 for a, z in pairs.values() if a != z) / len(pairs))
+        rows.append({
+            "label": f"{b.name}\n({label})", "balancer": b.name,
+            "model": classics.keys_moved(b.algorithm, names, keys, kill.target),
+            "model_many": classics.keys_moved(b.algorithm, names,
+                                              classics.many_keys(classics.MANY_KEYS),
+                                              kill.target),
+            "emulated": sum(moved) / len(moved) if moved else None,
+            "reference": published(len(names)),
+            "imbalance": classics.imbalance(classics.assignment(
+                b.algorithm, names, classics.many_keys(classics.MANY_KEYS)), names)})
+    return rows
+
+
+# Requests scheduled this long after a kill are left out of "after": the proxy's health checks
+# are detecting the failure (fall x interval, docs/l7.md).
+HASH_SETTLE_S = 3.0

@@ -73,7 +73,7 @@ def _toc(figures, warnings):
     figure_toc = [(f"figures-{s.lower().replace(' ', '-')}", s, items)
                   for s, items in by_section.items()]
     return [("question", "The question", []), ("setup", "The setup", []),
-            ("results", "Results", []),
+            ("results", "Results", []), ("model", "Model twin", []),
             ("warnings", f"Fidelity warnings ({len(warnings)})" if warnings
              else "Fidelity warnings (none)", []),
             ("figures", "Figures", figure_toc), ("spec", "The spec as run", []),
@@ -95,11 +95,47 @@ def _figure_sections(figures):
     return out
 
 
-def render_html(run_dir, summary, figures, warnings, manifest):
+def _model_section(model, iperf):
+    """The model twin section's data: availability, the comparison table, the false-alarm
+    statement, the calibration."""
+    if iperf:
+        return {"available": False, "reason": "iperf3 workloads are outside the model: it "
+                "models HTTP workloads only (iperf3's TCP flows are not simulated)."}
+    if not model or not model.get("available"):
+        return {"available": False,
+                "reason": (model or {}).get("reason") or "no model was built"}
+    comp = model["comparison"]
+    rows = []
+    for r in comp["rows"]:
+        m, e = r["model"], r["emulated"]
+        bounds = m.get("bounds")
+        rows.append({"config": r["config"], "metric": r["label"],
+                     "emulated": format_interval(e.get("mean"), e.get("low"), e.get("high")),
+                     "runs": ", ".join(_num(v, 3) for v in e.get("values") or []) or "–",
+                     "model": format_interval(m.get("mean"), m.get("low"), m.get("high")),
+                     "windows": m.get("n") or 0,
+                     "bounds": (f"[{_num(bounds[0], 3)}, {_num(bounds[1], 3)}]"
+                                if bounds else "–"),
+                     "flagged": ", ".join(r["flagged"])})
+    cal = model.get("calibration") if isinstance(model.get("calibration"), dict) else {}
+    paths = [{"path": k, **{f: v.get(f) for f in ("n", "mean_ms", "sd_ms", "p50_ms", "p99_ms",
+                                                  "status")}}
+             for k, v in sorted((cal.get("paths") or {}).items())]
+    return {"available": True, "rows": rows, "flags": len(comp["flags"]), "m": comp["m"],
+            "false_alarm": comp["false_alarm"], "alpha": comp["alpha"],
+            "method": comp["method"], "sd_floor": comp["sd_floor"],
+            "overhead_source": model["overhead_source"], "calibration": paths,
+            "notes": sorted({f"{r['balancer']}: {'; '.join(r['notes'])}"
+                             for r in model["results"] if r["notes"]}),
+            "model_notes": model["results"][0]["model_notes"] if model["results"] else []}
+
+
+def render_html(run_dir, summary, figures, warnings, manifest, model=None):
     """Render report.html (one self-contained file, images embedded as base64 PNG).
 
     Args:
-        figures (list[dict]): from ``experiments.figures.make_plots``.
+        figures (list[dict]): from ``experiments.figures.make_plots`` (and ``model_figures``).
+        model (dict|None): ``experiments.model.twin.build_model``'s result.
     """
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -114,6 +150,7 @@ def render_html(run_dir, summary, figures, warnings, manifest):
         headers=headers, rows=rows, toc=_toc(figures, warnings),
         figure_sections=_figure_sections(figures),
         warnings=warnings,
+        model=_model_section(model, any(c["workload"] == "iperf3" for c in summary["configs"])),
         manifest=json.dumps({k: v for k, v in manifest.items() if k not in ("spec", "spec_yaml")},
                             indent=2, sort_keys=True),
         how=M.HOW_COMPUTED, pct=", ".join(f"p{p:g}" for p in M.PERCENTILES))

@@ -2,7 +2,9 @@
 
 Reads only ``RUN_DIR/manifest.json`` and ``RUN_DIR/raw/<run>/`` (the runner's layout below) and
 writes ``runs.csv``, ``summary.csv``, ``summary.json``, ``requests.parquet`` (each the same, byte
-for byte, from the same raw data), ``plots/`` and ``report.html``. Every file and column:
+for byte, from the same raw data), the model twin's ``model/summary.csv`` and
+``model/summary.json`` (seeded: the same bytes again; ``experiments.model.twin``), ``plots/`` and
+``report.html``. Every file and column:
 ``docs/data.md``; the format versions: ``experiments.formats``.
 
 Raw layout (run format 1 and 2, ``experiments.formats.META_VERSIONS``), one folder per
@@ -28,8 +30,9 @@ import os
 from experiments import formats
 from experiments import metrics as M
 from experiments.fidelity import fidelity_warnings
-from experiments.figures import make_plots
+from experiments.figures import make_plots, model_figures
 from experiments.html_report import render_html
+from experiments.model.twin import build_model
 from experiments.parquet_out import FILE as PARQUET_FILE, RecordTypeError, RequestsWriter
 from experiments.tables import write_tables
 from lblab_core.errors import UsageError
@@ -259,18 +262,24 @@ def build(run_dir, plots=True):
         raise
     requests.close()
     files = [requests.path] + write_tables(run_dir, summary)
-    warnings = fidelity_warnings(summary, manifest)
+    model = build_model(run_dir, summary, manifest)          # model/ (docs/model.md)
+    files += model["files"]
+    warnings = fidelity_warnings(summary, manifest) + model["warnings"]
     figures = make_plots(run_dir, summary, extras, manifest) if plots else []
-    report = render_html(run_dir, summary, figures, warnings, manifest)
+    if plots:
+        figures += model_figures(run_dir, summary, model)
+    report = render_html(run_dir, summary, figures, warnings, manifest, model=model)
     return {"summary": summary, "warnings": warnings, "report": report,
-            "files": files + [report], "plots": figures, "requests": requests.rows}
+            "files": files + [report], "plots": figures, "requests": requests.rows,
+            "model": model}
 
 
 JSON_KEYS = ("results_dir", "files", "report", "plots", "warnings")
 JSON_HELP = ("print one JSON object instead of lines: results_dir (str), files (every file "
-             "written: requests.parquet, runs.csv, summary.csv, summary.json, report.html), "
+             "written: requests.parquet, runs.csv, summary.csv, summary.json, model/summary.csv "
+             "and model/summary.json for HTTP specs, report.html), "
              "report (report.html), plots (the figures' PNG files, [] with --no-plots), "
-             "warnings (fidelity warnings, str each)")
+             "warnings (fidelity warnings and the model twin's fidelity flags, str each)")
 
 
 def json_result(result, run_dir):
@@ -286,7 +295,9 @@ def build_parser():
         prog="lblab report",
         description="Rebuild every derived file of a results folder from its raw/ data alone: "
                     "requests.parquet, runs.csv, summary.csv, summary.json (byte for byte the "
-                    "same from the same raw/), plots/ and report.html. Columns: docs/data.md.")
+                    "same from the same raw/), the model twin (model/summary.csv, model/summary.json, "
+                    "seeded: the same bytes again), plots/ and report.html. Columns: "
+                    "docs/data.md; the model: docs/model.md.")
     parser.add_argument("run_dir", metavar="RUN_DIR",
                         help="a results folder (results/<name>-<time>)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures (faster)")

@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 
-from experiments import metadata, progress
+from experiments import calibration, metadata, progress
 from experiments import run_plan as plan
 from experiments import spec as spec_mod
 from lblab_core import loader
@@ -91,6 +91,11 @@ def build_parser():
     parser.add_argument("--order-seed", type=_order_seed, metavar="N",
                         help="seed of the shuffle (0..2^32-1; default: the spec's seed); "
                              "recorded in manifest.json")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="skip the calibration (HTTP specs): at the batch's start a short "
+                             "low-load lab per data path and the direct path measures the "
+                             "per-request overheads the model twin adds (~10 s per path); "
+                             "without it the model's overheads are zero (docs/model.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress, only the report path")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary (results folder, per-configuration means)")
@@ -199,6 +204,9 @@ def run_experiment(spec, results_dir, args, say, spec_bytes=None, extra=None):
     metadata.write_spec_files(results_dir, spec, spec_bytes)
     man = metadata.manifest(spec, args, metadata.utc(started))
     man.update(extra or {})
+    if spec.workload.type == "http":       # measured in run_batch, under the lab lock
+        man["calibration"] = ({"pending": True} if not getattr(args, "no_calibration", False)
+                              else calibration.skipped("--no-calibration"))
     runs = plan_runs(spec, order, override)
     man["order"] = {"mode": order, "seed": order_seed_of(spec, override),
                     "seed_from": "spec seed" if override is None else "--order-seed",
@@ -239,6 +247,11 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
             lock.acquire()
         except registry.RegistryError as exc:
             raise UsageError(str(exc)) from None
+        if (man.get("calibration") or {}).get("pending"):
+            say.log(f"calibration: the direct path and each balancer's path at "
+                    f"{calibration.CAL_RATE:g} req/s (~{calibration.estimate_s(spec):.0f} s)")
+            man["calibration"] = calibration.calibrate(spec, results_dir, say.log)
+            metadata.write_manifest(man_path, man)
         for i, (order, config, balancer, sweep, point, rep) in enumerate(runs):
             name = plan.run_name(config, rep)
             say.run(i, name)
