@@ -108,6 +108,7 @@ class Run(FaultActions):
         self.backend_starts = {}
         self.weights = {b.name: b.weight for b in spec.backends}
         self.faults_done = []
+        self.live = None        # the --live view's hub (experiments.live.hub.Hub) or None
 
     # -- paths -------------------------------------------------------------------------------
     def path(self, *parts):
@@ -125,7 +126,7 @@ class Run(FaultActions):
 
         os.makedirs(self.dir)          # never reuse a run folder
         meta = self._meta()
-        sampler = None
+        sampler = telemetry = None
         try:
             cannot = self._faults_this_machine_cannot_do()
             if cannot:
@@ -151,8 +152,10 @@ class Run(FaultActions):
                         self._wait_service()
                     sampler = CpuSampler()
                     sampler.start()
+                    telemetry = self._start_telemetry(meta)
                     (self.on_ready or (self._run_iperf if iperf else self._run_load))(meta)
                 finally:
+                    self._stop_telemetry(telemetry)
                     if sampler is not None:
                         sampler.stop()
                     self._collect_stats()
@@ -191,6 +194,24 @@ class Run(FaultActions):
             "fidelity": {"cpu_max": None, "cpu_mean": None, "saturated": False,
                          "warnings": []},
         }
+
+    # -- telemetry (1 Hz, raw/<run>/telemetry.jsonl) and the live view ---------------------
+    def _start_telemetry(self, meta):
+        from experiments.live import telemetry
+        try:
+            on_sample = self.live.run_started(self, meta) if self.live is not None else None
+            return telemetry.for_run(self, on_sample)
+        except Exception as exc:  # noqa: BLE001 - telemetry is a record, not the experiment
+            self.log(f"telemetry unavailable: {type(exc).__name__}: {exc}")
+            return None
+
+    def _stop_telemetry(self, sampler):
+        if sampler is not None:
+            end = sampler.stop()
+            if end.get("failure"):
+                self.log(f"telemetry stopped early: {end['failure']}")
+        if self.live is not None:
+            self.live.run_stopped(self)
 
     # -- controller (L4) -------------------------------------------------------------------
     def _start_controller(self):

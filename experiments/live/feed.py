@@ -137,11 +137,13 @@ class FrameBuilder:
         self.measure_start = measure_start
         self.backends = list(backends)
         self.layer = run["balancer"]["layer"]
-        self._ends = []          # sorted end times of ok records (for the rate windows)
-        self._ok = []            # (end, latency s, backend) sorted by end
+        self._ends = {b: [] for b in self.backends}   # sorted end times of ok records
+        self._ok = []            # (end, latency s) of ok records, sorted by end
         self._bad = []           # (end, kind) sorted by end
         self._prev = None
         self._first_t = None
+        # where measure_start is not known yet (live, before the first measured record)
+        self.start_estimate = None
 
     def add_records(self, records):
         """Add load generator records (dicts as ``lb_apps.records`` reads them)."""
@@ -153,13 +155,17 @@ class FrameBuilder:
                 continue
             kind = error_kind(r)
             if kind is None:
-                bisect.insort(self._ok, (end, end - r["scheduled"], r.get("backend")))
+                bisect.insort(self._ok, (end, end - r["scheduled"]))
+                if r.get("backend") in self._ends:
+                    bisect.insort(self._ends[r["backend"]], end)
             else:
                 bisect.insort(self._bad, (end, kind))
 
     def _elapsed(self, t):
         if self.measure_start is not None:
             return t - self.measure_start
+        if self.start_estimate is not None:
+            return t - self.start_estimate
         return t - self._first_t
 
     def _phase(self, elapsed):
@@ -184,20 +190,14 @@ class FrameBuilder:
         dt = (t - prev["t"]) if prev is not None and t > prev["t"] else 1.0
         elapsed = self._elapsed(t)
         phase, left = self._phase(elapsed)
-        upto = bisect.bisect_right(self._ok, (t, float("inf"), "\U0010ffff"))
-        since = bisect.bisect_right(self._ok, (t - dt, float("inf"), "\U0010ffff"))
-        counts = {b: 0 for b in self.backends}
-        recent = {b: 0 for b in self.backends}
-        for i in range(upto):
-            name = self._ok[i][2]
-            if name in counts:
-                counts[name] += 1
-                if i >= since:
-                    recent[name] += 1
+        counts, recent = {}, {}
+        for b, ends in self._ends.items():
+            counts[b] = bisect.bisect_right(ends, t)
+            recent[b] = counts[b] - bisect.bisect_right(ends, t - dt)
         backends = {b: {"rps": round(recent[b] / dt, 3), "requests": counts[b]}
                     for b in self.backends}
-        lat_from = bisect.bisect_right(self._ok, (t - LATENCY_WINDOW_S, float("inf"),
-                                                  "\U0010ffff"))
+        upto = bisect.bisect_right(self._ok, (t, float("inf")))
+        lat_from = bisect.bisect_right(self._ok, (t - LATENCY_WINDOW_S, float("inf")))
         lats = sorted(x[1] for x in self._ok[lat_from:upto])
         p50, p99 = percentile(lats, 50), percentile(lats, 99)
         errors = {}

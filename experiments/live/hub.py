@@ -1,0 +1,190 @@
+"""The live source: frames of the runs of a ``lblab run``/``shell``/``lab start`` as they happen.
+
+A :class:`Hub` is handed to each ``experiments.run_lab.Run`` (``run.live``). When the run's
+telemetry starts, :meth:`Hub.run_started` returns the sampler's ``on_sample`` callback; each
+sample then reads the load generators' records written since the last one (:class:`RecordTail`)
+and adds a frame. The server reads frames under the hub's lock; nothing here touches the lab.
+The hub's own CPU time (in the sampler's thread) is kept in ``cpu_s``.
+"""
+import glob
+import json
+import os
+import threading
+import time
+
+from experiments.live import feed
+from experiments.live.replay import config_mean, window_summary
+
+
+class RecordTail:
+    """Reads the complete lines appended to a run's ``loadgen-*.jsonl`` since the last call."""
+
+    def __init__(self, run_dir):
+        self.dir = run_dir
+        self.offsets = {}
+        self.partial = {}
+
+    def read(self):
+        """Return the new records (dicts); a line not yet ended waits for the next call."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.dir, "loadgen-*.jsonl"))):
+            try:
+                with open(path, "rb") as fp:
+                    fp.seek(self.offsets.get(path, 0))
+                    data = fp.read()
+            except OSError:
+                continue
+            if not data:
+                continue
+            self.offsets[path] = self.offsets.get(path, 0) + len(data)
+            data = self.partial.pop(path, b"") + data
+            lines = data.split(b"\n")
+            if lines[-1]:
+                self.partial[path] = lines[-1]
+            for line in lines[:-1]:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(rec, dict) and "scheduled" in rec:
+                    out.append(rec)
+        return out
+
+
+class _LiveRun:
+    def __init__(self, info, topo, run_dir, backends, warmup_s, faults):
+        self.info = info
+        self.topo = topo
+        self.dir = run_dir
+        self.builder = feed.FrameBuilder(info, topo, None, backends)
+        self.tail = RecordTail(run_dir)
+        self.frames = []
+        self.warmup_s = warmup_s
+        self.faults = faults          # the Run's faults_done list (appended as faults apply)
+        self.first_t = None
+
+
+class Hub:
+    """The live view's source of frames (see docs/live.md); thread-safe."""
+
+    mode = "live"
+
+    def __init__(self, planned=None):
+        """
+        Args:
+            planned (list[str]|None): the batch's run names in order (for ``index``/``runs``).
+        """
+        self.planned = list(planned or [])
+        self._runs = {}            # name -> _LiveRun, in start order
+        self._current = None
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self.seq = 0               # grows with every frame and every run start
+        self.cpu_s = 0.0
+
+    # -- the run's side ----------------------------------------------------------------------
+    def run_started(self, run, meta):
+        """Register a run whose lab is up; return the telemetry's ``on_sample`` callback."""
+        name = meta["run"]
+        index = self.planned.index(name) if name in self.planned else len(self._runs)
+        total = max(len(self.planned), index + 1)
+        info = feed.run_info(meta, index, total, run.spec.warmup_s, run.spec.duration_s)
+        topo = feed.topology(run.graph, dict(run.roles.backends))
+        live = _LiveRun(info, topo, run.dir, [b.name for b in run.spec.backends],
+                        run.spec.warmup_s, run.faults_done)
+        with self._changed:
+            self._runs[name] = live
+            self._current = name
+            self.seq += 1
+            self._changed.notify_all()
+        return lambda sample: self.add_sample(name, sample)
+
+    def add_sample(self, name, sample):
+        """Make the frame of one telemetry sample of run ``name``."""
+        cpu0 = time.thread_time()
+        live = self._runs[name]
+        records = live.tail.read()
+        b = live.builder
+        if live.first_t is None:
+            live.first_t = sample["t"]
+        starts = [r["scheduled"] for r in records if not r.get("warmup")]
+        if starts and (b.measure_start is None or min(starts) < b.measure_start):
+            b.measure_start = min(starts)      # the union window's start, as meta.json's
+        b.start_estimate = live.first_t + live.warmup_s   # until the records say
+        b.add_records(records)
+        frame = b.frame(sample, list(live.faults))
+        with self._changed:
+            live.frames.append(frame)
+            self.seq += 1
+            self._changed.notify_all()
+        self.cpu_s += time.thread_time() - cpu0
+
+    def run_stopped(self, run):
+        """Mark the run done (its status is known once ``meta.json`` is written)."""
+        name = os.path.basename(run.dir)
+        with self._changed:
+            live = self._runs.get(name)
+            if live is not None:
+                live.info["status"] = "done"
+                if live.frames:
+                    live.frames[-1]["run"]["phase"] = "done"
+            self.seq += 1
+            self._changed.notify_all()
+
+    # -- the server's side -------------------------------------------------------------------
+    def wait(self, seq, timeout):
+        """Block until ``self.seq`` passes ``seq`` or ``timeout`` s pass; return ``self.seq``."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.seq != seq, timeout)
+            return self.seq
+
+    def _find(self, name):
+        with self._lock:
+            name = name or self._current
+            if name is None:
+                return None
+            live = self._runs.get(name)
+        if live is None:
+            raise LookupError(f"run={name}: no such run yet; expected one of "
+                              f"{', '.join(self._runs) or '(none started)'}")
+        return live
+
+    def runs(self):
+        """Return the RUN of every run started so far, and the planned ones not yet started."""
+        with self._lock:
+            out = [dict(r.info) for r in self._runs.values()]
+        started = {r["run"] for r in out}
+        out += [{"run": n, "index": i, "runs": len(self.planned), "status": "planned"}
+                for i, n in enumerate(self.planned) if n not in started]
+        return out
+
+    def run(self, name=None):
+        """Return the RUN of ``name`` (default: the current run), or None before the first."""
+        live = self._find(name)
+        return None if live is None else dict(live.info)
+
+    def topology(self, name=None):
+        """Return the TOPOLOGY of a run (``{}`` before the first)."""
+        live = self._find(name)
+        return {} if live is None else live.topo
+
+    def frames(self, name=None):
+        """Return the frames of a run so far."""
+        live = self._find(name)
+        if live is None:
+            return []
+        with self._lock:
+            return list(live.frames)
+
+    def summary(self, name=None):
+        """Return the SUMMARY of a finished run (its ``meta.json`` written), else LookupError."""
+        from experiments import report
+        live = self._find(name)
+        if live is None or not os.path.exists(os.path.join(live.dir, "meta.json")):
+            raise LookupError(f"run={name or self._current}: not finished; the window's "
+                              f"numbers are computed when the run ends")
+        meta, metrics, _ = report.read_run(live.dir)
+        out = window_summary(meta, metrics)
+        out["config_mean"] = config_mean([metrics] if meta.get("status") == "ok" else [],
+                                         [b["name"] for b in meta["backends"]])
+        return out
