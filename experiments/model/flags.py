@@ -34,6 +34,8 @@ KEY_METRICS = (("goodput_rps", "goodput (ok req/s)"), ("latency_mean_ms", "mean 
                ("latency_p99_ms", "p99 latency (ms)"), ("jain_backends", "Jain's index (backends)"))
 FALSE_ALARM = 0.01
 SD_FLOOR = 0.02
+# Metrics with a ceiling: a bound above it is drawn and reported at it.
+CEILING = {"jain_backends": 1.0}
 METHOD = ("normal on the log scale fitted to the model's windows; two-sided Student-t "
           "prediction interval of one new window; Bonferroni over every run x metric compared")
 
@@ -100,6 +102,8 @@ def compare(summary, model_results, false_alarm=FALSE_ALARM):
     for c, model, key, label, runs in pairs:
         spread = model["metrics"].get(key) or {}
         bounds = prediction_bounds(spread.get("values") or [], alpha)
+        if bounds is not None and key in CEILING:
+            bounds = (min(bounds[0], CEILING[key]), min(bounds[1], CEILING[key]))
         agg = c["aggregate"].get(key) or {}
         flagged = []
         for name, run in runs:
