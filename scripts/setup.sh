@@ -37,6 +37,27 @@ else
   say "packages: all present"
 fi
 
+# openssh-server: only its sshd binary is used, by the cluster test's private sshd (its own
+# config, host key and port; docs/scale.md). The system's sshd stays disabled and its
+# configuration as the package ships it: a temporary policy-rc.d keeps Debian's postinst from
+# starting it, and it is disabled again only if this install is what enabled it.
+if ! dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "install ok installed"; then
+  say "installing openssh-server (sshd binary for the cluster test; the system's sshd is left disabled)"
+  export DEBIAN_FRONTEND=noninteractive
+  policy=/usr/sbin/policy-rc.d; made_policy=
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; made_policy=1; fi
+  [ ${#missing[@]} -gt 0 ] || apt-get update -q
+  apt-get install -y -q --no-install-recommends openssh-server || { [ -z "$made_policy" ] || rm -f "$policy"; die "apt-get install openssh-server failed"; }
+  [ -z "$made_policy" ] || rm -f "$policy"
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  else
+    # no systemd running: the postinst still enabled the unit (for a later boot) and the init script
+    ! command -v deb-systemd-helper >/dev/null || deb-systemd-helper disable ssh.service ssh.socket >/dev/null 2>&1 || true
+    ! command -v update-rc.d >/dev/null || update-rc.d ssh disable >/dev/null 2>&1 || true
+  fi
+fi
+
 # --- 2. virtualenv -----------------------------------------------------------------------
 # LBLAB_VENV puts it elsewhere (the Vagrant VM: outside the synced folder, which refuses symlinks)
 VENV=${LBLAB_VENV:-.venv}
