@@ -51,10 +51,11 @@ if ! dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q "install 
   [ -z "$made_policy" ] || rm -f "$policy"
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
     systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
-  else
-    # no systemd running: the postinst still enabled the unit (for a later boot) and the init script
-    ! command -v deb-systemd-helper >/dev/null || deb-systemd-helper disable ssh.service ssh.socket >/dev/null 2>&1 || true
-    ! command -v update-rc.d >/dev/null || update-rc.d ssh disable >/dev/null 2>&1 || true
+  elif command -v systemctl >/dev/null; then
+    # no systemd running (containers): systemctl still removes the postinst's enable links offline
+    systemctl disable ssh.service ssh.socket >/dev/null 2>&1 || true
+  elif command -v update-rc.d >/dev/null; then
+    update-rc.d ssh disable >/dev/null 2>&1 || true
   fi
 fi
 
