@@ -25,6 +25,7 @@ COMMANDS = {
     "report": ("experiments.report", "rebuild summary, plots and report.html from raw/"),
     "compare": ("experiments.compare", "put several runs side by side"),
     "model": ("experiments.model.cli", "predict an HTTP spec with the model twin (no root)"),
+    "view": ("experiments.view_cmd", "replay a results folder in the live view's page (no root)"),
     "shell": ("experiments.shell_cmd", "bring a spec's lab up and open a mininet> prompt"),
     "lab": ("experiments.labs.cmd", "course labs: list, start, run and check (docs/labs/)"),
     "demo": ("experiments.demo", "run the default experiment (experiments/specs/quickstart.yaml)"),

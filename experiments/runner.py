@@ -34,6 +34,8 @@ import time
 from experiments import calibration, metadata, progress
 from experiments import run_plan as plan
 from experiments import spec as spec_mod
+from experiments.live import hub as live_view
+from experiments.live import server as live_server
 from lblab_core import loader
 from lblab_core.errors import InputError, UsageError
 
@@ -99,6 +101,7 @@ def build_parser():
     parser.add_argument("--quiet", action="store_true", help="no progress, only the report path")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary (results folder, per-configuration means)")
+    live_server.add_live_flag(parser, "the batch")
     return parser
 
 
@@ -183,7 +186,7 @@ def make_results_dir(out, name, now=None):
 
 # -- running -------------------------------------------------------------------------------------
 
-def run_experiment(spec, results_dir, args, say, spec_bytes=None, extra=None):
+def run_experiment(spec, results_dir, args, say, spec_bytes=None, extra=None, live=None):
     """Run every configuration and repetition, then build the report.
 
     Args:
@@ -195,6 +198,7 @@ def run_experiment(spec, results_dir, args, say, spec_bytes=None, extra=None):
         spec_bytes (bytes|None): the spec file as read (kept as ``spec.yaml``); default: read
             again from ``spec.source``.
         extra (dict|None): more manifest keys (``rerun_of``).
+        live (experiments.live.hub.Hub|None): the ``--live`` view's hub.
     Returns:
         dict: ``experiments.report.build`` result plus ``"metas"``.
     """
@@ -211,10 +215,10 @@ def run_experiment(spec, results_dir, args, say, spec_bytes=None, extra=None):
     man["order"] = {"mode": order, "seed": order_seed_of(spec, override),
                     "seed_from": "spec seed" if override is None else "--order-seed",
                     "runs": [plan.run_name(r[1], r[5]) for r in runs]}
-    return run_batch(spec, runs, results_dir, man, say)
+    return run_batch(spec, runs, results_dir, man, say, live=live)
 
 
-def run_batch(spec, runs, results_dir, man, say, lock=None):
+def run_batch(spec, runs, results_dir, man, say, lock=None, live=None):
     """Run ``runs`` in order under one hold of the lab lock, then build the report.
 
     Writes ``manifest.json`` before the first run and after each; appends each run's status
@@ -242,6 +246,8 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
     metas = []
     result = None
     name = None
+    if live is not None:
+        live.planned = [plan.run_name(r[1], r[5]) for r in runs]
     try:
         try:
             lock.acquire()
@@ -258,6 +264,7 @@ def run_batch(spec, runs, results_dir, man, say, lock=None):
             seed = spec.seed * 1000 + rep
             run = Run(point, balancer, config, rep, order, sweep,
                       os.path.join(results_dir, "raw", name), seed, log=say.log)
+            run.live = live
             meta = run.execute()
             metas.append(meta)
             entry = {"run": name, "status": meta["status"], "failure": meta["failure"]}
@@ -472,7 +479,8 @@ def main(argv=None):
         given = [flag for flag, value in (
             ("SPEC", args.spec), ("--out", args.out), ("--set", args.overrides),
             ("--repetitions", args.repetitions), ("--order", args.order),
-            ("--order-seed", args.order_seed)) if value not in (None, [])]
+            ("--order-seed", args.order_seed), ("--live", args.live))
+            if value not in (None, [])]
         if given:
             parser.error(f"--resume takes the spec and its options from the results folder; "
                          f"drop {', '.join(given)}")
@@ -484,5 +492,10 @@ def main(argv=None):
     spec, raw = read_spec(args.spec, overrides_of(args))
     check_machine()
     results_dir = make_results_dir(args.out, spec.name)
-    result = run_experiment(spec, results_dir, args, progress_for(args), raw)
+    with live_view.serving(args.live, _stderr) as hub:
+        result = run_experiment(spec, results_dir, args, progress_for(args), raw, live=hub)
     return finish(args, result, results_dir)
+
+
+def _stderr(line):
+    print(f"lblab run: {line}", file=sys.stderr, flush=True)

@@ -188,3 +188,32 @@ class Hub:
         out["config_mean"] = config_mean([metrics] if meta.get("status") == "ok" else [],
                                          [b["name"] for b in meta["backends"]])
         return out
+
+
+class serving:
+    """``with serving(address, say) as hub:`` a Hub served at ``address`` (or None: no view).
+
+    Args:
+        address (tuple|None): ``(host, port)`` from ``--live``, or None (yields None).
+        say (callable): prints one line (where the page is).
+    Stops the server on leaving, also on Ctrl-C and errors.
+    """
+
+    def __init__(self, address, say=print):
+        self.address = address
+        self.say = say
+        self.server = None
+
+    def __enter__(self):
+        if self.address is None:
+            return None
+        from experiments.live.server import LiveServer
+        hub = Hub()
+        self.server = LiveServer(hub, *self.address).start()
+        self.say(f"live view: {self.server.url} (read-only; stops with the run)")
+        return hub
+
+    def __exit__(self, *exc):
+        if self.server is not None:
+            self.server.stop()
+        return False
