@@ -5,6 +5,8 @@ import tempfile
 
 from experiments import run_plan as plan
 from experiments.lb_prompt import open_prompt
+from experiments.live.hub import serving
+from experiments.live.server import add_live_flag
 from lblab_core.errors import UsageError
 
 
@@ -20,6 +22,7 @@ def build_parser():
     parser.add_argument("--balancer", metavar="NAME", help="which balancer to start")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY.PATH=VALUE", help="override a spec value (repeatable)")
+    add_live_flag(parser, "the shell")
     return parser
 
 
@@ -43,7 +46,9 @@ def main(argv=None):
     run = Run(point, balancer, name, 1, 0, None, os.path.join(work, "raw"), spec.seed,
               log=lambda msg: print(f"lblab shell: {msg}", flush=True))
     run.on_ready = _prompt(run)
-    meta = run.execute()
+    with serving(args.live, lambda line: print(f"lblab shell: {line}", flush=True)) as hub:
+        run.live = hub
+        meta = run.execute()
     if meta["status"] != "ok":
         raise UsageError(f"the lab did not come up: {meta['failure']} (logs in {work})")
     return 0
