@@ -8,6 +8,8 @@ import sys
 
 from experiments.labs import registry
 from experiments.labs import results as results_mod
+from experiments.live.hub import serving
+from experiments.live.server import add_live_flag
 from lblab_core.errors import UsageError
 
 _STUDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -46,6 +48,7 @@ def build_parser():
     p.add_argument("number", type=_lab_number, metavar="N", help="the lab's number")
     p.add_argument("--balancer", metavar="NAME",
                    help="which of the lab spec's balancers to start (default: the lab's)")
+    add_live_flag(p, "the lab")
     p = sub.add_parser("run", help="run lab N's measurements into a results folder (root)")
     p.add_argument("number", type=_lab_number, metavar="N", help="the lab's number")
     p.add_argument("--student", type=_student, metavar="ID",
@@ -124,7 +127,9 @@ def _start(args):
               f"{lab.handout}\nlblab lab: first step: {lab.first_step}", flush=True)
         prompt(meta)
     run.on_ready = open_cli
-    meta = run.execute()
+    with serving(args.live, lambda line: print(f"lblab lab: {line}", flush=True)) as hub:
+        run.live = hub
+        meta = run.execute()
     if meta["status"] != "ok":
         raise UsageError(f"the lab did not come up: {meta['failure']} (logs in {work})")
     return 0

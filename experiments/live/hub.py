@@ -76,6 +76,7 @@ class Hub:
         """
         self.planned = list(planned or [])
         self._runs = {}            # name -> _LiveRun, in start order
+        self._by_dir = {}          # the run's folder -> its name
         self._current = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -94,6 +95,7 @@ class Hub:
                         run.spec.warmup_s, run.faults_done)
         with self._changed:
             self._runs[name] = live
+            self._by_dir[run.dir] = name
             self._current = name
             self.seq += 1
             self._changed.notify_all()
@@ -121,8 +123,8 @@ class Hub:
 
     def run_stopped(self, run):
         """Mark the run done (its status is known once ``meta.json`` is written)."""
-        name = os.path.basename(run.dir)
         with self._changed:
+            name = self._by_dir.get(run.dir)
             live = self._runs.get(name)
             if live is not None:
                 live.info["status"] = "done"
