@@ -1,0 +1,204 @@
+/* lblab live view: the topology drawn from /api/topology, links coloured and thickened by the
+   frame's rates. Layout is layered and deterministic (no physics): switches by their distance
+   from the hosts (edge switches lowest, the core on top), hosts in a row under their switch;
+   with a single row of switches, the clients go above it and the servers below. */
+"use strict";
+
+(function (LB) {
+  const ROW_H = 78, PAD_X = 40, PAD_Y = 30, MIN_GAP = 64, MIN_W = 1000;
+
+  /* {id: {x, y}} for the topology's nodes; also returns width and height. */
+  LB.layoutTopology = function (topo) {
+    const nodes = topo.nodes, byId = {};
+    nodes.forEach((n) => { byId[n.id] = n; });
+    const adj = {};
+    nodes.forEach((n) => { adj[n.id] = []; });
+    topo.links.forEach((l) => {
+      if (adj[l.src] && adj[l.dst]) { adj[l.src].push(l.dst); adj[l.dst].push(l.src); }
+    });
+    const switches = nodes.filter((n) => n.kind === "switch").map((n) => n.id);
+    const hosts = nodes.filter((n) => n.kind !== "switch").map((n) => n.id);
+    switches.sort(LB.natural); hosts.sort(LB.natural);
+    const isSw = (id) => byId[id] && byId[id].kind === "switch";
+
+    // Height of each switch: hops (through switches) to the nearest switch that has a host.
+    const height = {};
+    let frontier = switches.filter((s) => adj[s].some((m) => !isSw(m)));
+    if (frontier.length === 0) frontier = switches.slice(0, 1);
+    frontier.forEach((s) => { height[s] = 0; });
+    while (frontier.length) {
+      const next = [];
+      for (const s of frontier) {
+        for (const m of adj[s]) {
+          if (isSw(m) && height[m] === undefined) { height[m] = height[s] + 1; next.push(m); }
+        }
+      }
+      frontier = next;
+    }
+    switches.forEach((s) => { if (height[s] === undefined) height[s] = 0; });
+    const top = switches.reduce((m, s) => Math.max(m, height[s]), 0);
+
+    const hostSwitch = {};
+    hosts.forEach((h) => {
+      const sws = adj[h].filter(isSw).sort(LB.natural);
+      hostSwitch[h] = sws.length ? sws[0] : null;
+    });
+
+    // Rows from the top: switch rows (height top..0), then the hosts' row(s).
+    const rows = [];
+    const singleRow = top === 0;
+    const above = singleRow ? hosts.filter((h) => byId[h].role === "client") : [];
+    const below = hosts.filter((h) => above.indexOf(h) < 0);
+    if (above.length && below.length) rows.push(above);
+    for (let h = top; h >= 0; h--) rows.push(switches.filter((s) => height[s] === h));
+    rows.push(above.length && below.length ? below : hosts);
+
+    // Order: switches of height 0 by name; hosts by (their switch, name); higher switches by
+    // the mean place of their neighbours one row lower (so trees do not cross).
+    const place = {};
+    const swRow0 = rows.findIndex((r) => r.length && isSw(r[0]) && height[r[0]] === 0);
+    if (swRow0 >= 0) rows[swRow0].forEach((s, i) => { place[s] = i; });
+    const hostKey = (h) => (hostSwitch[h] && place[hostSwitch[h]] !== undefined
+      ? place[hostSwitch[h]] : 1e9);
+    rows.forEach((row, ri) => {
+      if (row.length && !isSw(row[0])) {
+        row.sort((a, b) => hostKey(a) - hostKey(b) || LB.natural(a, b));
+        row.forEach((h, i) => { place[h] = i / Math.max(1, row.length - 1); });
+      }
+      return ri;
+    });
+    for (let ri = swRow0 - 1; ri >= 0; ri--) {
+      const row = rows[ri];
+      if (!row.length || !isSw(row[0])) continue;
+      const lower = {};
+      rows[ri + 1].forEach((id, i) => { lower[id] = i; });
+      const bary = (s) => {
+        const ks = adj[s].filter((m) => lower[m] !== undefined).map((m) => lower[m]);
+        return ks.length ? ks.reduce((a, b) => a + b, 0) / ks.length : 1e9;
+      };
+      row.sort((a, b) => bary(a) - bary(b) || LB.natural(a, b));
+    }
+
+    const widest = rows.reduce((m, r) => Math.max(m, r.length), 1);
+    const width = Math.max(MIN_W, PAD_X * 2 + (widest - 1) * MIN_GAP);
+    const pos = {};
+    rows.forEach((row, ri) => {
+      const n = row.length;
+      row.forEach((id, i) => {
+        const x = n === 1 ? width / 2 : PAD_X + (i * (width - 2 * PAD_X)) / (n - 1);
+        pos[id] = { x: x, y: PAD_Y + ri * ROW_H };
+      });
+    });
+    // A lone host row that is narrower than the tree sits under the middle; fine as is.
+    return { pos: pos, width: width, height: PAD_Y * 2 + (rows.length - 1) * ROW_H + 14 };
+  };
+
+  /* Draws the topology into ``container``; returns an object whose update(frame) recolours. */
+  LB.drawTopology = function (container, topo, backendIndex) {
+    const lay = LB.layoutTopology(topo);
+    const svg = LB.svg("svg", { viewBox: "0 0 " + lay.width + " " + lay.height,
+                                role: "img", "aria-label": "topology",
+                                "data-nodes": topo.nodes.length,
+                                "data-links": topo.links.length });
+    const gLinks = LB.svg("g", { class: "links" });
+    const gLabels = LB.svg("g", { class: "linklabels" });
+    const gNodes = LB.svg("g", { class: "nodes" });
+    svg.append(gLinks, gLabels, gNodes);
+    const linkEls = {}, labelEls = {};
+    const showLabels = topo.links.length <= 16;
+    for (const l of topo.links) {
+      const a = lay.pos[l.src], b = lay.pos[l.dst];
+      if (!a || !b) continue;
+      const title = LB.svg("title");
+      title.textContent = l.src + " – " + l.dst;
+      const line = LB.svg("line", { class: "link", x1: a.x, y1: a.y, x2: b.x, y2: b.y,
+                                    stroke: LB.rampColour(0), "stroke-width": 1.5,
+                                    "data-id": l.id, "data-src": l.src, "data-dst": l.dst },
+                          [title]);
+      gLinks.appendChild(line);
+      linkEls[l.id] = { line: line, title: title, link: l };
+      if (showLabels) {
+        const t = LB.svg("text", { class: "linklabel", x: (a.x + b.x) / 2 + 4,
+                                   y: (a.y + b.y) / 2 - 4 });
+        gLabels.appendChild(t);
+        labelEls[l.id] = t;
+      }
+    }
+    const nodeEls = {};
+    for (const n of topo.nodes) {
+      const p = lay.pos[n.id];
+      if (!p) continue;
+      const role = n.kind === "switch" ? "switch" : (n.role || "host");
+      const g = LB.svg("g", { class: "node " + role, transform: "translate(" + p.x + "," + p.y + ")",
+                              "data-id": n.id, "data-kind": n.kind, "data-role": role,
+                              "data-backend": n.backend || null });
+      const title = LB.svg("title");
+      title.textContent = n.id + (n.ip ? " " + n.ip : "") + (n.role ? " (" + n.role + ")" : "")
+        + (n.backend ? " backend " + n.backend : "");
+      g.appendChild(title);
+      if (n.kind === "switch") {
+        g.appendChild(LB.svg("rect", { x: -18, y: -11, width: 36, height: 22, rx: 4 }));
+        const t = LB.svg("text", { y: 4 }); t.textContent = n.id; g.appendChild(t);
+      } else {
+        const c = LB.svg("circle", { r: 11 });
+        if (n.backend && backendIndex && backendIndex[n.backend] !== undefined) {
+          c.style.stroke = LB.colour(backendIndex[n.backend]);
+          c.style.strokeWidth = "3";
+        }
+        g.appendChild(c);
+        const t = LB.svg("text", { y: 26 }); t.textContent = n.id; g.appendChild(t);
+        const sub = LB.svg("text", { class: "sub", y: 39 });
+        sub.textContent = n.backend || (n.role === "lb" ? "lb" : (n.ip || ""));
+        g.appendChild(sub);
+        const st = LB.svg("text", { class: "state", y: -15 }); g.appendChild(st);
+        nodeEls[n.id] = { g: g, state: st, node: n };
+      }
+      gNodes.appendChild(g);
+    }
+    LB.clear(container).appendChild(svg);
+
+    return {
+      svg: svg,
+      /* Colour and thicken each link by its rate: against bw_mbit where the spec gives one,
+         else against the busiest link of the frame. Returns the scale's text. */
+      update: function (frame) {
+        const rates = {};
+        for (const r of (frame && frame.links) || []) rates[r.id] = r;
+        let peak = 0;
+        for (const r of Object.values(rates)) peak = Math.max(peak, r.fwd_bps || 0, r.rev_bps || 0);
+        for (const [id, e] of Object.entries(linkEls)) {
+          const r = rates[id];
+          const bps = r ? Math.max(r.fwd_bps || 0, r.rev_bps || 0) : null;
+          const cap = e.link.bw_mbit ? e.link.bw_mbit * 1e6 : peak;
+          const u = bps !== null && cap > 0 ? bps / cap : 0;
+          e.line.setAttribute("stroke", r ? LB.rampColour(u) : LB.rampColour(0));
+          e.line.setAttribute("stroke-width", (1.5 + 8.5 * Math.min(1, u)).toFixed(2));
+          e.line.setAttribute("stroke-dasharray", r ? "" : "3 4");
+          e.line.dataset.bps = bps === null ? "" : String(bps);
+          e.title.textContent = e.link.src + " → " + e.link.dst + ": "
+            + (r ? LB.fmtBits(r.fwd_bps) + ", " + e.link.dst + " → " + e.link.src + ": "
+              + LB.fmtBits(r.rev_bps) : "not read")
+            + (e.link.bw_mbit ? " (link " + e.link.bw_mbit + " Mbit/s)" : "");
+          if (labelEls[id]) labelEls[id].textContent = r && bps > 0 ? LB.fmtBits(bps) : "";
+        }
+        // Backends drained or killed by a fault so far, marked on their hosts.
+        const marks = {};
+        for (const f of (frame && frame.faults) || []) {
+          if (f.skipped || f.failed) continue;
+          if (f.action === "drain_backend") marks[f.target] = "drained";
+          else if (f.action === "kill_backend") marks[f.target] = "down";
+          else if (f.action === "restore_backend") delete marks[f.target];
+        }
+        for (const e of Object.values(nodeEls)) {
+          const m = e.node.backend ? marks[e.node.backend] : undefined;
+          e.g.classList.toggle("drained", m === "drained");
+          e.g.classList.toggle("down", m === "down");
+          e.state.textContent = m || "";
+        }
+        const bwGiven = topo.links.some((l) => l.bw_mbit);
+        return bwGiven ? "colour: share of each link's bandwidth"
+          : "colour: against the busiest link (" + LB.fmtBits(peak) + ")";
+      },
+    };
+  };
+})(window.LB);
