@@ -82,6 +82,6 @@ def check(results):
 LAB = Lab(
     number=4, title="Handshake, 5-tuple, conntrack, draining, a SYN flood", layer="transport",
     specs=("lab4_transport.yaml",), handout="docs/labs/lab4.md",
-    first_step="h1 tcpdump -n -i h1-eth0 -c 6 tcp &   (then h1 curl -s http://10.254.0.1/ : "
-               "the three-way handshake, then the request)",
+    first_step="h1 tcpdump -n -l -i h1-eth0 -c 6 tcp > /tmp/lab4-h1.txt 2>&1 &   (then h1 curl "
+               "-s -o /dev/null http://10.254.0.1/ and sh cat /tmp/lab4-h1.txt: the handshake)",
     check=check)
