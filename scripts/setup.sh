@@ -24,6 +24,11 @@ for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ! command -v nginx >/dev/null; then missing+=(NGINX); fi
+# The live view's browser test (tests/emulation/test_live_browser.py): chromium headless and its
+# chromedriver, driven by Debian's python3-selenium (the venv sees it: --system-site-packages).
+# Debian names them chromium/chromium-driver; Ubuntu only has chromium-browser (a snap wrapper).
+dpkg-query -W -f='${Status}' python3-selenium 2>/dev/null | grep -q "install ok installed" || missing+=(python3-selenium)
+if ! command -v chromedriver >/dev/null || ! command -v chromium chromium-browser >/dev/null; then missing+=(BROWSER); fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -31,6 +36,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [[ " ${missing[*]} " == *" NGINX "* ]]; then
     missing=("${missing[@]/NGINX/}")
     if apt-cache show nginx-light >/dev/null 2>&1; then missing+=(nginx-light); else missing+=(nginx); fi
+  fi
+  if [[ " ${missing[*]} " == *" BROWSER "* ]]; then
+    missing=("${missing[@]/BROWSER/}")
+    if apt-cache show chromium-driver >/dev/null 2>&1; then missing+=(chromium chromium-driver)
+    else missing+=(chromium-browser chromium-chromedriver); fi
   fi
   apt-get install -y -q --no-install-recommends ${missing[*]}
 else
