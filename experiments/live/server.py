@@ -58,12 +58,23 @@ def parse_address(text):
 
 
 def add_live_flag(parser, what="the run"):
-    """Add ``--live [HOST:PORT]`` to a command's parser (value: ``(host, port)`` or None)."""
+    """Add ``--live [HOST:PORT]`` to a command's parser (value: ``(host, port)`` or None).
+
+    ``--live`` alone takes ``$LBLAB_LIVE`` where it is set (the Vagrant VM sets 0.0.0.0:8050 in
+    /etc/environment: the host's port forward reaches the guest's NAT address, not its
+    loopback), else 127.0.0.1:8050.
+    """
+    env = os.environ.get("LBLAB_LIVE")
+    try:
+        const = parse_address(env) if env else (DEFAULT_HOST, DEFAULT_PORT)
+    except argparse.ArgumentTypeError as exc:
+        from lblab_core.errors import UsageError
+        raise UsageError(f"LBLAB_LIVE={env!r}: {str(exc).partition(': ')[2]}") from None
     parser.add_argument(
-        "--live", nargs="?", const=(DEFAULT_HOST, DEFAULT_PORT), default=None,
+        "--live", nargs="?", const=const, default=None,
         type=parse_address, metavar="HOST:PORT",
-        help=f"serve the live view of {what} at http://HOST:PORT/ (default {DEFAULT}; "
-             f"read-only; stops with {what}); see docs/live.md")
+        help=f"serve the live view of {what} at http://HOST:PORT/ (default "
+             f"{env or DEFAULT}; read-only; stops with {what}); see docs/live.md")
 
 
 def _number(request, key):
