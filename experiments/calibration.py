@@ -66,7 +66,7 @@ def calibration_data(spec, balancer):
     data["repetitions"] = 1
     data["warmup_s"] = CAL_WARMUP_S
     data["duration_s"] = CAL_DURATION_S
-    if not data.get("backends"):
+    if not isinstance(data.get("backends"), list):     # absent, or a count (backends: 2)
         data["backends"] = [{k: v for k, v in b.items() if v is not None}
                             for b in spec.to_dict()["backends"]]
     for b in data["backends"]:
