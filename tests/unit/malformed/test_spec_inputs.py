@@ -198,6 +198,12 @@ ROWS = [
      "workload.mix[0].path: '/x\\r\\nHost: evil': expected a path", 17),
     ("path_newline", spec((MIX, '{path: "/x\\n"}')),
      "workload.mix[0].path: '/x\\n': expected a path", 17),
+    ("cache_control_crlf", spec((B2, '{name: b2, cache_control: "max-age=1\\r\\nX: 1"}')),
+     "backends[1].cache_control: 'max-age=1\\r\\nX: 1': expected a header value", 8),
+    ("body_size_negative", spec((MIX, "{path: /, method: POST, body_size: -1}")),
+     "workload.mix[0].body_size: -1: expected a number >= 0", 17),
+    ("body_size_too_large", spec((MIX, "{path: /, method: PUT, body_size: 70000000}")),
+     "workload.mix[0].body_size: 70000000: expected a number <= 67108864", 17),
     ("fault_target_newline", spec(("warmup_s: 1", 'warmup_s: 1\nfaults:\n  - {at_s: 1, action: '
                                                   'kill_backend, target: "b1\\n"}')),
      "faults[0].target: 'b1\\n': expected one of b1, b2", 21),
