@@ -146,10 +146,8 @@ def _run(args):
         loaded.append(runner.read_spec(registry.spec_path(name), args.overrides))
     runner.check_machine()
     stamp = results_mod.new_stamp(lab.number, args.student)
-    if len(lab.specs) == 1:
-        folders = [None]
-        top = None
-    else:
+    top = None
+    if len(lab.specs) > 1:
         now = datetime.datetime.now(datetime.timezone.utc)
         top = os.path.join(args.out, f"lab{lab.number}-{now:%Y%m%dT%H%M%S}")
         try:
