@@ -30,7 +30,7 @@
     ctx.backends.forEach((b, i) => { index[b] = i; });
     ctx.drawn = LB.drawTopology($("topology"), topo, index);
     LB.clear($("rates").querySelector("tbody"));
-    document.body.dataset.run = name;
+    if (ctx.mode === "live") document.body.dataset.run = name;
   }
 
   /* Render at most once per animation frame (SSE can burst after a stall). */
@@ -133,19 +133,25 @@
 
   async function selectReplayRun(name, t) {
     stop();
+    setState("loading", "loading…");
+    delete document.body.dataset.run;
     ctx.run = ctx.runs.find((r) => r.run === name) || ctx.runs[0] || null;
     if (!ctx.run) { setState("error", "this folder has no runs"); return; }
     $("replay-run").value = ctx.run.run;
+    const token = ctx.selecting = (ctx.selecting || 0) + 1;   // a newer pick wins
+    const q = "?run=" + encodeURIComponent(ctx.run.run);
     await loadTopology(ctx.run.run);
-    const got = await LB.getJSON("api/frames?run=" + encodeURIComponent(ctx.run.run));
+    const got = await LB.getJSON("api/frames" + q);
+    let summary = null;
+    try { summary = await LB.getJSON("api/summary" + q); } catch (e) { summary = null; }
+    if (token !== ctx.selecting) return;
     ctx.frames = (got && got.frames) || [];
-    try {
-      ctx.summary = await LB.getJSON("api/summary?run=" + encodeURIComponent(ctx.run.run));
-    } catch (e) { ctx.summary = null; }
+    ctx.summary = summary;
     LB.showSummary(ctx, ctx.summary);
     setSlider();
     const s = $("replay-slider");
     seek(t !== undefined && t !== null && isFinite(t) ? t : s.max);
+    document.body.dataset.run = ctx.run.run;     // everything of this run is on the page
     setState("replay", "replay");
   }
 
@@ -171,6 +177,13 @@
     $("replay-play").addEventListener("click", play);
     document.addEventListener("keydown", (e) => {
       if (e.key === " " && e.target.tagName !== "SELECT") { e.preventDefault(); play(); }
+    });
+    // A link to #run=NAME&t=S (typed, or followed) selects that run and time.
+    window.addEventListener("hashchange", () => {
+      const p = hashParams();
+      const t = p.t !== undefined ? Number(p.t) : null;
+      if (p.run && (!ctx.run || p.run !== ctx.run.run)) selectReplayRun(p.run, t).catch(fail);
+      else if (t !== null && isFinite(t)) { stop(); seek(t); }
     });
     const h = hashParams();
     await selectReplayRun(h.run || (ctx.run && ctx.run.run), h.t !== undefined ? Number(h.t) : null);
