@@ -19,8 +19,10 @@ Run by hand under the emulation lock::
 """
 import contextlib
 import csv
+import importlib.util
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -74,9 +76,7 @@ CHROMEDRIVER = _first("/usr/bin/chromedriver", shutil.which("chromedriver"))
 
 def browser_missing():
     """Return why the browser test cannot run here, or None."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         return "python3-selenium is not installed (run make setup)"
     if CHROMIUM is None:
         return "chromium is not installed (run make setup)"
@@ -281,3 +281,54 @@ def test_replay_shows_the_numbers_of_runs_csv_and_summary_csv(browser, tmp_path)
                 assert text == shown, (run, key, text, shown)
                 checked += 1
         assert checked >= len(runs) * 8
+
+
+def take_readme_screenshots(img_dir, work_dir):
+    """The README's pictures from real runs: the live page during the quickstart (its L4
+    weighted round robin run, mid-measurement) and the replay of that results folder.
+
+        flock /tmp/lblab-emulation.lock .venv/bin/python -m tests.emulation.test_live_browser \\
+            docs/img
+    """
+    import tempfile
+    reason = browser_missing()
+    if reason:
+        raise SystemExit(reason)
+    gen = browser.__wrapped__()
+    driver = next(gen)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="lblab-shots-", dir=work_dir))
+    out = str(tmp / "quickstart")
+    spec = os.path.join(REPO, "experiments", "specs", "quickstart.yaml")
+    try:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        args = ["run", spec, "--repetitions", "1", "--no-calibration", "--quiet", "--out", out,
+                "--live", f"127.0.0.1:{port}"]
+        with lblab(args, tmp, "quickstart") as proc:
+            wait_for(lambda: answers(url + "api/run") or proc.poll() is not None,
+                     "the live server", timeout_sec=60)
+            driver.get(url)
+            wait_for(lambda: driver.execute_script(
+                "const r = document.getElementById('run-name').textContent;"
+                "return r === 'l4_wrr-r1' && Number(document.body.dataset.elapsed) >= 3"),
+                "the quickstart's l4_wrr run 3 s into its measurement", timeout_sec=240)
+            driver.save_screenshot(os.path.join(img_dir, "live.png"))
+            assert proc.wait(300) == 0, f"the quickstart failed: {tmp / 'quickstart.log'}"
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        with lblab(["view", out, "--live", f"127.0.0.1:{port}"], tmp, "view") as proc:
+            wait_for(lambda: answers(url + "api/run") or proc.poll() is not None,
+                     "lblab view", timeout_sec=30)
+            driver.get(url + "#run=l7_lc-r1&t=3")
+            wait_for(lambda: driver.execute_script(
+                "return document.body.dataset.run === 'l7_lc-r1'"), "the replay", timeout_sec=30)
+            driver.save_screenshot(os.path.join(img_dir, "live_replay.png"))
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(gen)
+    print(f"{img_dir}/live.png, {img_dir}/live_replay.png (results: {out})")
+
+
+if __name__ == "__main__":
+    take_readme_screenshots(os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "docs/img"),
+                            os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else "/tmp"))

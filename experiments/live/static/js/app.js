@@ -176,7 +176,7 @@
     $("replay-slider").addEventListener("input", (e) => { stop(); seek(Number(e.target.value)); });
     $("replay-play").addEventListener("click", play);
     document.addEventListener("keydown", (e) => {
-      if (e.key === " " && e.target.tagName !== "SELECT") { e.preventDefault(); play(); }
+      if (e.key === " " && !["SELECT", "BUTTON"].includes(e.target.tagName)) { e.preventDefault(); play(); }
     });
     // A link to #run=NAME&t=S (typed, or followed) selects that run and time.
     window.addEventListener("hashchange", () => {
