@@ -295,8 +295,9 @@ def build_parser():
         prog="lblab report",
         description="Rebuild every derived file of a results folder from its raw/ data alone: "
                     "requests.parquet, runs.csv, summary.csv, summary.json (byte for byte the "
-                    "same from the same raw/), the model twin (model/summary.csv, model/summary.json, "
-                    "seeded: the same bytes again), plots/ and report.html. Columns: "
+                    "same from the same raw/), the model twin (model/summary.csv, "
+                    "model/summary.json, seeded: the same bytes again), plots/ and "
+                    "report.html. Columns: "
                     "docs/data.md; the model: docs/model.md.")
     parser.add_argument("run_dir", metavar="RUN_DIR",
                         help="a results folder (results/<name>-<time>)")
