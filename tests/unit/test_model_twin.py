@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 
-import pytest
 
 from experiments import report
 from experiments.model import flags, twin
