@@ -64,10 +64,11 @@ def cost_claims(part):
                    if lat[(b, True)] < lat[("l7_plain", True)]]
     faster_new = [b for b in ("l4_reactive", "l4_group")
                   if lat[(b, False)] < lat[("l7_plain", False)]]
-    figures = (f"median latency, keep-alive: l4_reactive {f(lat[('l4_reactive', True)], ' ms')}, "
-               f"l4_group {f(lat[('l4_group', True)], ' ms')}, l7 {f(lat[('l7_plain', True)], ' ms')}; "
-               f"new connection per request: l4_reactive {f(lat[('l4_reactive', False)], ' ms')}, "
-               f"l4_group {f(lat[('l4_group', False)], ' ms')}, l7 {f(lat[('l7_plain', False)], ' ms')}")
+    def row(keepalive):
+        return ", ".join(f"{b.replace('_plain', '')} {f(lat[(b, keepalive)], ' ms')}"
+                         for b in ("l4_reactive", "l4_group", "l7_plain"))
+    figures = (f"median latency, keep-alive: {row(True)}; new connection per request: "
+               f"{row(False)}")
     if len(faster_keep) == 2 and len(faster_new) == 2:
         speed = (TRUE, "both L4 paths answered faster than the proxy, with and without "
                        "keep-alive: no second TCP connection, no user-space hop")
@@ -76,10 +77,10 @@ def cost_claims(part):
     else:
         slow = sorted({b for b in ("l4_reactive", "l4_group")
                        if b not in faster_keep or b not in faster_new})
-        speed = (CONDITIONAL, f"L4 was faster except {', '.join(slow)} "
-                              f"{'with a new connection per request' if faster_keep else 'in some cases'}"
-                              f": the reactive L4 mode sends each new connection's first packet "
-                              f"to the controller, a cost the proxy does not pay")
+        case = "with a new connection per request" if faster_keep else "in some cases"
+        speed = (CONDITIONAL, f"L4 was faster except {', '.join(slow)} {case}: the reactive "
+                              f"L4 mode sends each new connection's first packet to the "
+                              f"controller, a cost the proxy does not pay")
     out = [Verdict("L4 is faster (lower latency)", "lab7_cost: closed loop, 8 users, keep-alive "
                    "on and off; median latency", figures, *speed)]
     conn = {b: rps[(b, False)] for b in ("l4_reactive", "l4_group", "l7_plain")}

@@ -93,7 +93,8 @@ def test_each_provider_gets_a_box_published_for_it(host_cpu, tmp_path):
     for provider in PROVIDERS[1:]:
         assert box_of(records, provider) != "ubuntu/jammy64", provider
     for provider in PROVIDERS:
-        settings = {p.split(".")[-1]: v for p, v in records if p.startswith(f"provider.{provider}.")}
+        settings = {p.split(".")[-1]: v for p, v in records
+                    if p.startswith(f"provider.{provider}.")}
         assert settings.get("cpus") == 2 and settings.get("memory") == 4096, provider
 
 
