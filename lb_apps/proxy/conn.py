@@ -7,10 +7,12 @@ Writes made while handling one read are joined into one ``transport.write``. Tim
 checked by the server's periodic sweep (``ClientConnection.tick``), not by a timer per request.
 """
 import asyncio
+import sys
 import time
 
 import httptools
 
+from lb_apps.custom_balancer import BalancerFileError
 from lb_apps.proxy import http_rules as http_rules
 from lb_apps.proxy.cache import CacheEntry, request_lookup_policy, response_ttl
 from lb_apps.proxy.http_rules import RequestError, analyze_request, analyze_response, origin_form
@@ -429,8 +431,13 @@ class ClientConnection(asyncio.Protocol):
                 backend = member
                 req.sticky_name = name
         if backend is None:
-            name = group.balancer.choose(
-                None if group.hash_type is None else self._hash_key(group, req))
+            try:
+                name = group.balancer.choose(
+                    None if group.hash_type is None else self._hash_key(group, req))
+            except BalancerFileError as exc:  # a balancer from a file failed: file and line
+                print(f"lblab proxy: {exc}", file=sys.stderr, flush=True)
+                self.respond_local(req, 500, f"balancer error: {exc}")
+                return
             backend = None if name is None else group.members[name]
             if backend is None:
                 self.respond_local(req, 503, f"no backend available in group {group.name!r}")
