@@ -1,0 +1,372 @@
+"""``ClusterNetwork``: ``LabNetwork`` across several servers, on Mininet's cluster edition.
+
+Same contract as ``topologies.network.LabNetwork`` (a context manager that leaves nothing behind,
+``popen``/``stop_process``/``host``), with each node on the server the placement gives it:
+
+* before anything is created, each remote server's agent (``topologies.cluster.agent serve``,
+  over SSH) takes that server's lab lock and writes its registry record; this machine's part is in
+  the local record as for ``LabNetwork`` (with the SSH clients as processes);
+* nodes, links and tunnels come from ``topologies.cluster.nodes`` (the cluster edition's classes,
+  fixed); a link between servers is an SSH Ethernet tunnel;
+* a process on a remote host runs with its files in that server's own run folder
+  (``<state dir>/work/<run id>/``): arguments naming the local run folder are rewritten, input
+  files there are copied over (their text rewritten the same way), and at the end the files the
+  processes wrote come back into the local run folder;
+* start-up measures each remote server's clock offset (the midpoint of an SSH round trip) and
+  its SSH channel's latency and rate (``cluster_info``), which a cross-server link's tunnel
+  cannot beat.
+"""
+import io
+import json
+import os
+import subprocess
+import tarfile
+import time
+
+from topologies import graphs, registry
+from topologies.cluster import nodes as cluster_nodes
+from topologies.cluster import placement as P
+from topologies.cluster import ssh as S
+from topologies.network import (LabNetwork, NetworkError, link_options, root_interfaces,
+                                terminate, wait_for, INTERFACE_GONE_SEC, STOP_GRACE_SEC,
+                                _mininet)
+
+TAP_BASE = 4000
+PROBE_BYTES = 8 * 1024 * 1024
+AGENT_TIMEOUT_SEC = 120.0
+
+
+class RemoteAgent:
+    """One server's agent: JSON lines over an SSH session."""
+
+    def __init__(self, server, ssh_config):
+        self.server = server
+        argv = S.ssh_base(server, ssh_config) + [
+            " ".join(S.python_argv("topologies.cluster.agent", "serve"))]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1,
+                                     start_new_session=True)
+
+    def call(self, op, **args):
+        if self.proc.poll() is not None:
+            raise NetworkError(f"the lblab agent on {self.server} exited "
+                               f"({self.proc.returncode}): {self.proc.stderr.read().strip()}")
+        self.proc.stdin.write(json.dumps({"op": op, **args}) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(10)
+            raise NetworkError(f"the lblab agent on {self.server} did not answer {op} "
+                               f"(exit {self.proc.returncode}): "
+                               f"{self.proc.stderr.read().strip()[-500:]}")
+        answer = json.loads(line)
+        if not answer.pop("ok"):
+            raise NetworkError(f"{self.server}: {op}: {answer['error']}")
+        return answer
+
+    def close(self):
+        """End the session: the agent cleans what its record still lists, then exits."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def clock_offset(agent):
+    """Return ``(offset_s, rtt_s)``: the server's clock minus ours, at the round trip's middle."""
+    best = None
+    for _ in range(5):
+        t0 = time.time()
+        remote = agent.call("time")["time"]
+        t1 = time.time()
+        if best is None or t1 - t0 < best[1]:
+            best = (remote - (t0 + t1) / 2, t1 - t0)
+    return round(best[0], 6), round(best[1], 6)
+
+
+def channel_rate(server, ssh_config, nbytes=PROBE_BYTES):
+    """Bytes per second through an SSH session to ``server`` (what a tunnel's traffic rides)."""
+    started = time.monotonic()
+    proc = subprocess.run(S.ssh_base(server, ssh_config) + ["cat > /dev/null"],
+                          input=b"\0" * nbytes, capture_output=True, timeout=120)
+    took = time.monotonic() - started
+    if proc.returncode:
+        return None
+    return nbytes / took
+
+
+class ClusterNetwork(LabNetwork):
+    """A topology graph across servers.
+
+    Args:
+        graph, controller, datapath, wait_sec, run_id: as ``LabNetwork``.
+        servers (list[str]): server names (``localhost`` is this machine).
+        placed (dict): ``{node: server}`` (``topologies.cluster.placement.place``).
+        ssh_config (str|None): the ``ssh -F`` file.
+        run_dir (str|None): the local run folder whose paths remote processes get rewritten.
+    """
+
+    def __init__(self, graph, servers, placed, ssh_config=None, run_dir=None, **kwargs):
+        super().__init__(graph, **kwargs)
+        self.servers = list(servers)
+        self.placed = dict(placed)
+        self.ssh_config = S.config_path(ssh_config)
+        self.run_dir = os.path.abspath(run_dir) if run_dir else None
+        self.agents = {}
+        self.works = {}
+        self.pushed = {}
+        self._remote_procs = {}
+        self._next_tap = TAP_BASE
+        self.cluster_info = {"servers": {}, "placement": dict(placed), "setup_s": None,
+                             "cross_links": []}
+
+    # -- helpers -----------------------------------------------------------------------------
+    def remote_servers(self):
+        return [s for s in self.servers if not S.is_local(s)]
+
+    def _server_intfs(self, server):
+        mine = [n for n in graphs.switches(self.graph) if self.placed[n] == server]
+        return [i for i in root_interfaces(self.graph) if i.split("-")[0] in mine]
+
+    def _tap_number(self, server):
+        # one counter for every server: on one machine the "servers" share one kernel
+        while True:
+            n = self._next_tap
+            self._next_tap += 1
+            if f"tap{n}" not in registry.existing_links():
+                return n
+
+    def _register_intfs(self, server, names):
+        if S.is_local(server):
+            self.record.data["root_intfs"] += list(names)
+            self.record.save()
+        else:
+            self.agents[server].call("intfs", names=list(names))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _start(self):
+        started = time.monotonic()
+        self._check()
+        self.datapath = (P_detect() if self.requested_datapath == "auto"
+                         else self.requested_datapath)
+        link, log, net, node, topo = _mininet()
+        log.setLogLevel(os.environ.get("LBLAB_MININET_LOG", "warning"))
+        local_switches = [n for n in graphs.switches(self.graph)
+                          if S.is_local(self.placed[n])]
+        self.record = registry.RunRecord.create(
+            switches=local_switches, root_intfs=self._server_intfs("localhost"),
+            run_id=self.run_id)
+        self.run_id = self.record.run_id
+        registry.set_current(self.record)
+        for server in self.remote_servers():
+            agent = RemoteAgent(server, self.ssh_config)
+            self.agents[server] = agent
+            self.record.add_process(agent.proc.pid, f"ssh-agent:{server}")
+            ans = agent.call("create", run_id=self.run_id,
+                             switches=[n for n, s in self.placed.items()
+                                       if s == server and self.graph.nodes[n]["kind"] == "switch"],
+                             root_intfs=self._server_intfs(server), wait_sec=self.wait_sec)
+            self.works[server] = ans["work"]
+            offset, rtt = clock_offset(agent)
+            self.cluster_info["servers"][server] = {
+                "clock_offset_s": offset, "ssh_rtt_s": rtt, "state_dir": ans["state_dir"],
+                "work": ans["work"]}
+
+        loops = graphs.has_loops(self.graph)
+        self.static_flows = self.controller is None and loops
+        fail_mode = "standalone" if self.controller is None and not loops else "secure"
+        Host, Switch, Link, Net = cluster_nodes.classes(
+            self.ssh_config, self._tap_number, self._register_intfs,
+            f" external_ids:{registry.BRIDGE_TAG}={self.run_id}",
+            {"failMode": fail_mode, "protocols": "OpenFlow13",
+             "datapath": "user" if self.datapath == "netdev" else "kernel"})
+        mn_topo = topo.Topo()
+        for name in graphs.switches(self.graph):
+            mn_topo.addSwitch(name, dpid=self.graph.nodes[name]["dpid"],
+                              server=self.placed[name])
+        for name in graphs.hosts(self.graph):
+            data = self.graph.nodes[name]
+            mn_topo.addHost(name, ip=f"{data['ip']}/{data['prefixlen']}", mac=data["mac"],
+                            server=self.placed[name])
+        for a, b, data in sorted(self.graph.edges(data=True),
+                                 key=lambda e: (graphs._node_key(e[0]), graphs._node_key(e[1]))):
+            mn_topo.addLink(a, b, port1=data["ports"][a], port2=data["ports"][b],
+                            **link_options(data))
+            if self.placed[a] != self.placed[b]:
+                self.cluster_info["cross_links"].append(
+                    {"link": f"{a}-{b}", "servers": [self.placed[a], self.placed[b]],
+                     "bw_mbit": data.get("bw")})
+        self.net = Net(topo=mn_topo, servers=self.servers,
+                       placement=cluster_nodes.fixed_placer(self.placed), controller=None,
+                       build=False, autoSetMacs=False, waitConnected=False)
+        self.net.precheck()
+        if self.controller is not None:
+            ip, port = self.controller
+            self.net.addController("c0", controller=node.RemoteController, ip=ip, port=port)
+        self.net.build()
+        for mn_node in self.net.hosts + self.net.switches:
+            if S.is_local(mn_node.server):
+                self.record.add_host(mn_node.name, mn_node.pid)
+            else:
+                self.agents[mn_node.server].call("host", name=mn_node.name, pid=mn_node.pid)
+                self.record.add_process(mn_node.shell.pid, f"ssh-shell:{mn_node.name}")
+        for lk in self.net.links:
+            if getattr(lk, "tunnel", None) is not None:
+                self.record.add_process(lk.tunnel.pid, f"ssh-tunnel:{lk.intf1}")
+        self.record.save()
+        self.net.start()
+        if self.datapath == "netdev":
+            self._disable_offloads()
+        if self.static_flows:
+            self._install_static_flows()
+        for server in self.remote_servers():
+            rate = channel_rate(server, self.ssh_config)
+            self.cluster_info["servers"][server]["ssh_rate_mbit"] = (
+                round(rate * 8 / 1e6, 1) if rate else None)
+        self.cluster_info["setup_s"] = round(time.monotonic() - started, 2)
+
+    def _install_static_flows(self):
+        from topologies import forwarding
+        for switch, lines in forwarding.ovs_flows(self.graph).items():
+            proc = subprocess.run(
+                S.remote(self.placed[switch], ["ovs-ofctl", "-O", "OpenFlow13", "add-flows",
+                                               switch, "-"], self.ssh_config),
+                input="\n".join(lines) + "\n", text=True, capture_output=True)
+            if proc.returncode:
+                raise NetworkError(f"ovs-ofctl add-flows {switch} on {self.placed[switch]} "
+                                   f"failed: {proc.stderr.strip()}")
+
+    def _stop(self):
+        try:
+            for proc in reversed(self._procs):
+                self._terminate(proc)
+            self.collect()
+            if self.net is not None:
+                try:
+                    self._stop_mininet()
+                except Exception:  # noqa: BLE001 - the registry sweeps below finish the job
+                    pass
+            for agent in self.agents.values():
+                try:
+                    agent.call("clean")
+                except Exception:  # noqa: BLE001 - closing the session cleans as well
+                    pass
+                agent.close()
+            if self.record is not None:
+                registry.clean_record(self.record)
+                self.record.remove()
+        finally:
+            registry.set_current(None)
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def _stop_mininet(self):
+        for lk in self.net.links:
+            if getattr(lk, "tunnel", None) is not None:
+                try:
+                    lk.tunnel.stdin.close()
+                except OSError:
+                    pass
+                terminate(lk.tunnel, 2.0)
+        super()._stop_mininet()
+
+    def _root_interfaces_present(self):
+        present = registry.existing_links()
+        return [i for i in self._server_intfs("localhost") if i in present]
+
+    # -- processes ---------------------------------------------------------------------------
+    def _remote_path(self, server, text):
+        if self.run_dir and isinstance(text, str) and self.run_dir in text:
+            return text.replace(self.run_dir, self.works[server])
+        return text
+
+    def _push(self, server, path):
+        """Copy a local input file to the server's run folder, its paths rewritten."""
+        with open(path, encoding="utf-8", errors="surrogateescape") as fp:
+            text = self._remote_path(server, fp.read())
+        target = self._remote_path(server, path)
+        proc = subprocess.run(
+            S.remote(server, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh",
+                              target], self.ssh_config),
+            input=text.encode("utf-8", "surrogateescape"), capture_output=True, timeout=60)
+        if proc.returncode:
+            raise NetworkError(f"cannot copy {path} to {server}: {proc.stderr.decode().strip()}")
+        self.pushed.setdefault(server, set()).add(os.path.relpath(path, self.run_dir))
+
+    def popen(self, host_name, args, **kwargs):
+        server = self.placed.get(host_name, "localhost")
+        if S.is_local(server):
+            return super().popen(host_name, args, **kwargs)
+        remote_args = []
+        for arg in args:
+            arg = str(arg)
+            if self.run_dir and arg.startswith(self.run_dir) and os.path.isfile(arg):
+                self._push(server, arg)
+            remote_args.append(self._remote_path(server, arg))
+        if self.run_dir:
+            dirs = {os.path.dirname(a) for a in remote_args
+                    if a.startswith(self.works[server])} | {self.works[server]}
+            S.run(server, ["mkdir", "-p"] + sorted(dirs), self.ssh_config)
+        if "cwd" in kwargs:
+            kwargs.pop("cwd")
+        kwargs.pop("env", None)
+        proc = self.host(host_name).popen(remote_args, **kwargs)
+        self._procs.append(proc)
+        self._remote_procs[proc.pid] = server
+        self.record.add_process(proc.pid, f"{host_name}@{server}:{os.path.basename(args[0])}")
+        return proc
+
+    def _terminate(self, proc, grace_sec=STOP_GRACE_SEC):
+        if proc.pid in self._remote_procs and proc.poll() is None:
+            # closing the session's stdin makes `agent exec` SIGTERM the process; its exit
+            # status then comes back through ssh as a local one would
+            try:
+                proc.stdin.close()
+                proc.wait(timeout=grace_sec + 2.0)
+                return
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        terminate(proc, grace_sec)
+
+    def stop_process(self, proc, grace_sec=STOP_GRACE_SEC):
+        self._terminate(proc, grace_sec)
+        if proc in self._procs:
+            self._procs.remove(proc)
+
+    def collect(self):
+        """Bring every file the remote processes wrote into the local run folder."""
+        if not self.run_dir:
+            return
+        for server, work in self.works.items():
+            proc = subprocess.run(S.remote(server, ["tar", "-C", work, "-cf", "-", "."],
+                                           self.ssh_config), capture_output=True, timeout=300)
+            if proc.returncode:
+                continue
+            skip = self.pushed.get(server, set())
+            with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+                for member in tar.getmembers():
+                    rel = os.path.normpath(member.name)
+                    if not member.isfile() or rel in skip or rel.startswith(".."):
+                        continue
+                    dest = os.path.join(self.run_dir, rel)
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    if os.path.exists(dest):     # never overwrite what this machine wrote
+                        continue
+                    with open(dest, "wb") as fp:
+                        fp.write(tar.extractfile(member).read())
+
+
+def P_detect():
+    from topologies.capabilities import detect_datapath
+    return detect_datapath()
+
+
+def wait_gone(names, timeout=INTERFACE_GONE_SEC):
+    """Wait until none of ``names`` is an interface here."""
+    return wait_for(lambda: not (set(names) & registry.existing_links()), timeout)
