@@ -4,7 +4,6 @@ import json
 import os
 import shutil
 
-
 from experiments import report
 from experiments.model import flags, twin
 
