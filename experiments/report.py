@@ -322,5 +322,12 @@ def main(argv=None):
         print(f"warning: {w}")
     for path in result["files"][:-1]:
         print(f"wrote {path}")
+    model = result.get("model") or {}
+    if model.get("available"):
+        comp = model["comparison"]
+        print(f"model twin: {len(comp['flags'])} fidelity flag(s) in {comp['m']} comparisons "
+              f"(false-alarm rate at most {comp['false_alarm']:.0%} per report)")
+    elif model:
+        print(f"model twin: none ({model.get('reason')})")
     print(result["report"])
     return 0
