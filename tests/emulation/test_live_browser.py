@@ -281,6 +281,12 @@ def test_replay_shows_the_numbers_of_runs_csv_and_summary_csv(browser, tmp_path)
                 assert text == shown, (run, key, text, shown)
                 checked += 1
         assert checked >= len(runs) * 8
+        # Offline: every script, style and call of the page went to lblab's own server.
+        loaded = browser.execute_script(
+            "return [location.href].concat(performance.getEntriesByType('resource')"
+            ".map((e) => e.name))")
+        assert any("/static/js/app.js" in u for u in loaded), loaded
+        assert [u for u in loaded if not u.startswith(url)] == [], loaded
 
 
 def take_readme_screenshots(img_dir, work_dir):

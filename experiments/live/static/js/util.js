@@ -94,9 +94,10 @@ window.LB = window.LB || {};
                    "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
   LB.colour = function (i) { return PALETTE[i % PALETTE.length]; };
 
-  /* Link colour by utilisation 0..1: grey → blue → amber → red. */
-  const STOPS = [[0, [196, 202, 211]], [0.25, [58, 134, 212]], [0.7, [240, 165, 0]],
-                 [1, [209, 47, 47]]];
+  /* Link colour by utilisation 0..1: idle grey, then blue → purple → orange → red (no muddy
+     middle: every step is a distinct hue on white and on a projector). */
+  const STOPS = [[0, [196, 202, 211]], [0.02, [59, 111, 214]], [0.35, [142, 68, 173]],
+                 [0.7, [232, 89, 12]], [1, [201, 42, 42]]];
   LB.rampColour = function (u) {
     u = Math.max(0, Math.min(1, isNum(u) ? u : 0));
     for (let i = 1; i < STOPS.length; i++) {
@@ -107,6 +108,6 @@ window.LB = window.LB || {};
         return "rgb(" + c.join(",") + ")";
       }
     }
-    return "rgb(209,47,47)";
+    return "rgb(201,42,42)";
   };
 })(window.LB);
