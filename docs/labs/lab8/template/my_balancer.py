@@ -54,7 +54,8 @@ class MyBalancer:
         """Return the backend for a new connection (L4) or request (L7), or None if none is live.
 
         key: at L4 the connection's 5-tuple (6, client_ip, client_port, vip, port) (mode l3:
-        the client's IP); at L7 what the group's hash_key says (default: the URI).
+        the client's IP); at L7 what the group's hash_key says (default: the request
+        target, as bytes: b"/index.html").
         """
         if not self.schedule:
             return None
