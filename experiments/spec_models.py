@@ -24,6 +24,7 @@ from lb_apps.balancing import ALGORITHMS
 from lb_apps.engines.render import ENGINES
 from lblab_core import config as C
 from topologies import graphs
+from topologies.cluster import placement as cluster_placement
 
 TOPOLOGIES = tuple(sorted(graphs.GENERATORS, key=lambda name: name != "lb_lab"))
 LAYERS = ("l4", "l7")
@@ -405,6 +406,51 @@ class Fault(C.Model):
                                                       "of failing the run (or the spec)")
 
 
+MAX_SERVERS = 16
+PLACEMENTS = cluster_placement.POLICIES
+
+
+class ClusterRoles(C.Model):
+    """Which server runs each role's hosts (placement ``role``; unnamed roles: the clients on the
+    first server, the balancer and the backends on the last)."""
+
+    client: C.Name | None = None
+    lb: C.Name | None = None
+    backend: C.Name | None = None
+
+
+class Cluster(C.Model):
+    """The servers a lab spans and how its nodes are placed on them (docs/scale.md);
+    ``lblab run --servers a,b`` overrides ``servers``."""
+
+    servers: Annotated[tuple[C.Name, ...], Field(min_length=1, max_length=MAX_SERVERS),
+                       BeforeValidator(_as_tuple)] = Field(
+        description="SSH destinations (Host aliases of the ssh config); localhost is this "
+                    "machine")
+    placement: choice(PLACEMENTS) = Field(
+        default="role", description="role: by the hosts' roles (roles:), switches beside most "
+                                    "of their hosts; switchbin, roundrobin, random: the "
+                                    "cluster edition's placers")
+    roles: ClusterRoles | None = Field(default=None, description="placement role: the server "
+                                                                 "of each role")
+    ssh_config: str | None = Field(default=None, description="the ssh -F file (default: "
+                                                             "$LBLAB_SSH_CONFIG, else ssh's "
+                                                             "own)")
+
+    @model_validator(mode="after")
+    def _servers_known(self):
+        if len(set(self.servers)) != len(self.servers):
+            raise PydanticCustomError("cluster", "a server is named twice: {servers}",
+                                      {"servers": ", ".join(self.servers)})
+        for role in ("client", "lb", "backend"):
+            server = getattr(self.roles, role) if self.roles else None
+            if server is not None and server not in self.servers:
+                raise PydanticCustomError(
+                    "cluster", "roles.{role}: {server} is not one of the servers ({servers})",
+                    {"role": role, "server": server, "servers": ", ".join(self.servers)})
+        return self
+
+
 def _none_is_no_faults(value):
     return () if value is None else value  # `faults:` with every entry commented out
 
@@ -440,6 +486,8 @@ class Spec(C.Model):
     sweep: Sweep | None = None
     faults: Annotated[tuple[Fault, ...], Field(max_length=MAX_FAULTS), BeforeValidator(_as_tuple),
                       BeforeValidator(_none_is_no_faults), AfterValidator(_by_time)] = ()
+    cluster: Cluster | None = Field(default=None, description="run the lab across several "
+                                                              "servers (docs/scale.md)")
 
     _source: str = PrivateAttr(default="<spec>")
     _data: dict = PrivateAttr(default_factory=dict)
