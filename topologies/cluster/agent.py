@@ -159,6 +159,26 @@ def exec_(argv):
 
 
 def clean():
+    """``lblab clean`` on this server (see ``clean_report``), printed as JSON."""
+    print(json.dumps(clean_report()))
+    return 0
+
+
+def probe_tunnels():
+    """Which tunnel interfaces this kernel can create: ``{"gretap": bool, "vxlan": bool}``."""
+    out = {}
+    for kind, extra in (("gretap", ["local", "127.0.0.1", "remote", "127.0.0.3"]),
+                        ("vxlan", ["id", "4242", "dstport", "4789", "local", "127.0.0.1"])):
+        name = f"lblabprobe{os.getpid() % 10000}"
+        made = subprocess.run(["ip", "link", "add", name, "type", kind] + extra,
+                              capture_output=True).returncode == 0
+        if made:
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+        out[kind] = made
+    return out
+
+
+def clean_report():
     """``lblab clean`` on this server, after agents whose session ended have finished."""
     deadline = time.monotonic() + AGENT_GONE_SEC
     while time.monotonic() < deadline and any(
@@ -169,8 +189,7 @@ def clean():
     for entry in report:
         if entry["state"] == "cleaned" and entry["run_id"]:
             shutil.rmtree(os.path.join(work_root(), entry["run_id"]), ignore_errors=True)
-    print(json.dumps(report))
-    return 0
+    return report
 
 
 def main(argv=None):
@@ -189,7 +208,7 @@ def main(argv=None):
     if argv[0] == "clean":
         return clean()
     if argv[0] == "info":
-        print(json.dumps(info()))
+        print(json.dumps({**info(), "tunnels": probe_tunnels()}))
         return 0
     print(f"unknown command {argv[0]!r}", file=sys.stderr)
     return 2
