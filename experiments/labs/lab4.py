@@ -14,6 +14,15 @@ def drain_of(meta):
     return None
 
 
+def backend_fault_of(meta):
+    """Return the run's first applied fault on a backend (any action), or None."""
+    for fault in meta.get("faults") or []:
+        if fault.get("applied") is not None and fault.get("target") and \
+                not str(fault["target"]).startswith("s"):
+            return fault
+    return None
+
+
 def new_after(requests, target, when):
     """Return the requests on a connection to ``target`` opened after ``when`` (epoch s)."""
     return [r for r in requests if r.get("backend") == target and r.get("conn") == "new"
@@ -43,12 +52,19 @@ def check(results):
         f"no drain in {', '.join(undrained) or 'any run'}"
         + (f" (the runs did {', '.join(other)} instead)" if other else "")
         + ": keep the lab's fault {action: drain_backend, target: b2}"))
-    if not rows or undrained:
+    if not rows:
+        return checks
+    # a run without a drain is judged at its other backend fault (a kill: step 6 of the
+    # handout), so the checks say what that did to the connections
+    events = {run: fault or backend_fault_of(results.metas.get(run, {}))
+              for run, fault in drains.items()}
+    if any(fault is None for fault in events.values()):
         return checks
     for row in rows:
-        fault = drains[row["run"]]
+        fault = events[row["run"]]
         done = fault["applied"] + (fault.get("took_s") or 0.0)
         target = fault["target"]
+        what = "the drain" if drains[row["run"]] else f"the {fault.get('action')}"
         reqs = by_run.get(row["run"], [])
         before = [r for r in counted_ok(reqs) if r.get("backend") == target
                   and r["end"] < fault["applied"]]
@@ -56,22 +72,22 @@ def check(results):
         open_then = in_flight(reqs, target, fault["applied"])
         broken = [r for r in open_then if r.get("error") or not r.get("status")
                   or r["status"] >= 400]
-        checks.append(in_range(f"{row['run']}: requests {target} served before the drain",
+        checks.append(in_range(f"{row['run']}: requests {target} served before {what}",
                                len(before), 1, None, "requests",
-                               missing=f"{target} served nothing before the drain, so the "
-                                       f"run cannot show the drain"))
-        checks.append(in_range(f"{row['run']}: new connections to {target} after the drain",
+                               missing=f"{target} served nothing before {what}, so the "
+                                       f"run cannot show it"))
+        checks.append(in_range(f"{row['run']}: new connections to {target} after {what}",
                                len(late), None, 0, "connections",
                                missing=f"{len(late)} new connections reached the drained "
                                        f"{target}: the balancer kept choosing it"))
-        checks.append(in_range(f"{row['run']}: requests in flight on {target} at the drain",
+        checks.append(in_range(f"{row['run']}: requests in flight on {target} at {what}",
                                len(open_then), 1, None, "requests",
-                               missing=f"no request was in flight on {target} when it was "
-                                       f"drained: nothing shows that open connections are "
-                                       f"kept (keep the lab's 200 ms service time)"))
+                               missing=f"no request answered by {target} was in flight at "
+                                       f"{what}: nothing shows that open connections are "
+                                       f"kept (keep the lab's drain and 200 ms service time)"))
         checks.append(in_range(f"{row['run']}: of those, broken", len(broken), None, 0,
                                "requests",
-                               missing=f"{len(broken)} requests open on {target} at the drain "
+                               missing=f"{len(broken)} requests open on {target} at {what} "
                                        f"failed: their connections were cut (a kill, not a "
                                        f"drain?)"))
     errors = sum(row.get("errors") or 0 for row in rows)
