@@ -53,43 +53,68 @@
     for (let h = top; h >= 0; h--) rows.push(switches.filter((s) => height[s] === h));
     rows.push(above.length && below.length ? below : hosts);
 
-    // Order: switches of height 0 by name; hosts by (their switch, name); higher switches by
-    // the mean place of their neighbours one row lower (so trees do not cross).
-    const place = {};
-    const swRow0 = rows.findIndex((r) => r.length && isSw(r[0]) && height[r[0]] === 0);
-    if (swRow0 >= 0) rows[swRow0].forEach((s, i) => { place[s] = i; });
-    const hostKey = (h) => (hostSwitch[h] && place[hostSwitch[h]] !== undefined
-      ? place[hostSwitch[h]] : 1e9);
-    rows.forEach((row, ri) => {
-      if (row.length && !isSw(row[0])) {
-        row.sort((a, b) => hostKey(a) - hostKey(b) || LB.natural(a, b));
-        row.forEach((h, i) => { place[h] = i / Math.max(1, row.length - 1); });
-      }
-      return ri;
-    });
-    for (let ri = swRow0 - 1; ri >= 0; ri--) {
-      const row = rows[ri];
-      if (!row.length || !isSw(row[0])) continue;
-      const lower = {};
-      rows[ri + 1].forEach((id, i) => { lower[id] = i; });
-      const bary = (s) => {
-        const ks = adj[s].filter((m) => lower[m] !== undefined).map((m) => lower[m]);
-        return ks.length ? ks.reduce((a, b) => a + b, 0) / ks.length : 1e9;
-      };
-      row.sort((a, b) => bary(a) - bary(b) || LB.natural(a, b));
-    }
-
+    // Hosts: ordered by (their switch's name, their name), evenly spaced in their row(s).
+    // Switches, row by row from height 0 up: above the mean x of their neighbours one row
+    // lower (their hosts, or the switches below them), kept at least MIN_GAP apart.
+    const swIndex = {};
+    switches.forEach((s, i) => { swIndex[s] = i; });
+    const hostKey = (h) => (hostSwitch[h] ? swIndex[hostSwitch[h]] : 1e9);
     const widest = rows.reduce((m, r) => Math.max(m, r.length), 1);
     const width = Math.max(MIN_W, PAD_X * 2 + (widest - 1) * MIN_GAP);
     const pos = {};
-    rows.forEach((row, ri) => {
+    const spread = (row, ri) => {
       const n = row.length;
       row.forEach((id, i) => {
-        const x = n === 1 ? width / 2 : PAD_X + (i * (width - 2 * PAD_X)) / (n - 1);
-        pos[id] = { x: x, y: PAD_Y + ri * ROW_H };
+        pos[id] = { x: n === 1 ? width / 2 : PAD_X + (i * (width - 2 * PAD_X)) / (n - 1),
+                    y: PAD_Y + ri * ROW_H };
       });
+    };
+    // Keeps a row's x in order, at least MIN_GAP apart and inside the padding (else spread).
+    const settle = (row, ri, xs) => {
+      for (let i = 1; i < xs.length; i++) xs[i] = Math.max(xs[i], xs[i - 1] + MIN_GAP);
+      const over = xs[xs.length - 1] - (width - PAD_X);
+      if (over > 0) for (let i = 0; i < xs.length; i++) xs[i] -= over;
+      for (let i = xs.length - 2; i >= 0; i--) xs[i] = Math.min(xs[i], xs[i + 1] - MIN_GAP);
+      if (xs[0] < PAD_X) { spread(row, ri); return; }
+      row.forEach((id, i) => { pos[id] = { x: xs[i], y: PAD_Y + ri * ROW_H }; });
+    };
+    rows.forEach((row) => {
+      if (row.length && !isSw(row[0])) row.sort((a, b) => hostKey(a) - hostKey(b) || LB.natural(a, b));
     });
-    // A lone host row that is narrower than the tree sits under the middle; fine as is.
+    if (singleRow) {
+      // One row of switches (single, linear, dumbbell, lb_lab): switches evenly spread, each
+      // switch's hosts grouped around it, clients above and servers below.
+      const ri = rows.findIndex((r) => r.length && isSw(r[0]));
+      const seg = (width - 2 * PAD_X) / switches.length;
+      rows[ri].forEach((sw, i) => { pos[sw] = { x: PAD_X + (i + 0.5) * seg, y: PAD_Y + ri * ROW_H }; });
+      rows.forEach((row, rj) => {
+        if (!row.length || isSw(row[0])) return;
+        const groups = {};
+        row.forEach((hst) => { (groups[hostSwitch[hst]] = groups[hostSwitch[hst]] || []).push(hst); });
+        const xs = row.map((hst) => {
+          const g = groups[hostSwitch[hst]], k = g.length, i = g.indexOf(hst);
+          const gap = Math.min(200, k > 1 ? seg / k : seg);
+          return (pos[hostSwitch[hst]] ? pos[hostSwitch[hst]].x : width / 2) + (i - (k - 1) / 2) * gap;
+        });
+        settle(row, rj, xs);
+      });
+      return { pos: pos, width: width, height: PAD_Y * 2 + (rows.length - 1) * ROW_H + 14 };
+    }
+    rows.forEach((row, ri) => { if (row.length && !isSw(row[0])) spread(row, ri); });
+    for (let h = 0; h <= top; h++) {
+      const ri = rows.findIndex((r) => r.length && isSw(r[0]) && height[r[0]] === h);
+      if (ri < 0) continue;
+      const row = rows[ri];
+      const want = {};
+      for (const s of row) {
+        const xs = adj[s].filter((m) => pos[m] && (isSw(m) ? height[m] === h - 1 : true))
+          .map((m) => pos[m].x);
+        want[s] = xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+      }
+      if (row.some((s) => isNaN(want[s]))) { spread(row, ri); continue; }
+      row.sort((a, b) => want[a] - want[b] || LB.natural(a, b));
+      settle(row, ri, row.map((s) => want[s]));
+    }
     return { pos: pos, width: width, height: PAD_Y * 2 + (rows.length - 1) * ROW_H + 14 };
   };
 
@@ -118,8 +143,10 @@
       gLinks.appendChild(line);
       linkEls[l.id] = { line: line, title: title, link: l };
       if (showLabels) {
-        const t = LB.svg("text", { class: "linklabel", x: (a.x + b.x) / 2 + 4,
-                                   y: (a.y + b.y) / 2 - 4 });
+        // Nearer the far end than the middle: links fanning out of a switch keep apart there.
+        const f = 0.62;
+        const t = LB.svg("text", { class: "linklabel", x: a.x + f * (b.x - a.x) + 4,
+                                   y: a.y + f * (b.y - a.y) - 5 });
         gLabels.appendChild(t);
         labelEls[l.id] = t;
       }
