@@ -1,4 +1,5 @@
 """``lblab model SPEC``: predict an HTTP experiment with the model twin, in seconds, no root.
+``lblab model --compare RESULTS_DIR``: a results folder's runs beside its model twin.
 
 Prints, per configuration (balancer x sweep point), the mean and the 2.5-97.5 % range of the
 per-window values of the main metrics over ``--windows`` simulated windows of the spec's
@@ -55,7 +56,13 @@ def build_parser():
                     "seeds) and backends, run over many windows of the spec's duration. No "
                     "root, no Mininet. Prints the mean and the 2.5-97.5%% range of each "
                     "configuration's per-window metrics (docs/model.md).")
-    parser.add_argument("spec", metavar="SPEC", help="an experiment spec with an HTTP workload")
+    parser.add_argument("spec", metavar="SPEC", nargs="?",
+                        help="an experiment spec with an HTTP workload")
+    parser.add_argument("--compare", metavar="RESULTS_DIR",
+                        help="instead of a SPEC: a results folder of lblab run; rebuild its "
+                             "model twin (model/, as lblab report does) and print, per "
+                             "configuration and key metric, the emulated runs beside the "
+                             "model's range and the fidelity flags")
     parser.add_argument("--windows", type=_windows, default=None, metavar="N",
                         help=f"windows simulated per configuration, window r with repetition "
                              f"r's seeds (2..{P.MAX_WINDOWS}; default {P.DEFAULT_WINDOWS}, "
@@ -158,7 +165,16 @@ def main(argv=None):
     Returns:
         int: 0; a spec outside the model or bad input raises UsageError (exit 2).
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.compare is not None:
+        if args.spec is not None or args.overrides or args.overheads or args.windows:
+            parser.error("--compare takes the spec, overrides and calibration from the "
+                         "results folder; give no SPEC, --set, --overhead-ms or --windows")
+        print(compare_text(args.compare))
+        return 0
+    if args.spec is None:
+        parser.error("give a SPEC (or --compare RESULTS_DIR)")
     spec = load(args)
     P.check_modelled(spec)
     overheads = overheads_of(spec, args.overheads)
@@ -169,3 +185,47 @@ def main(argv=None):
     else:
         print(format_text(spec, results, time.monotonic() - started, args.windows))
     return 0
+
+
+def compare_text(run_dir):
+    """The emulated runs of a results folder beside its model twin, as a terminal table."""
+    import os
+
+    from experiments import report
+    from experiments.model import twin
+
+    if not os.path.isdir(run_dir):
+        raise UsageError(f"--compare: {run_dir!r} is not a folder")
+    try:
+        manifest = report.check_manifest(run_dir)
+        summary = report.collect(run_dir)[0]
+    except report.ReportError as exc:
+        raise UsageError(str(exc)) from None
+    model = twin.build_model(run_dir, summary, manifest)
+    if not model["available"]:
+        raise UsageError(f"{run_dir}: no model: {model['reason']}")
+    comp = model["comparison"]
+    rows = [["configuration", "metric", "emulated runs", "model mean [2.5%-97.5%]",
+             "flag bounds", "flagged"]]
+    for r in comp["rows"]:
+        m = r["model"]
+        rows.append([r["config"], r["metric"],
+                     ", ".join(f"{v:.4g}" for v in r["emulated"]["values"]) or "-",
+                     "-" if m["mean"] is None else
+                     f"{m['mean']:.4g} [{m['low']:.4g}-{m['high']:.4g}]",
+                     "-" if not m["bounds"] else
+                     f"[{m['bounds'][0]:.4g}-{m['bounds'][1]:.4g}]",
+                     ", ".join(r["flagged"])])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines += ["", f"overheads: {model['overhead_source']}",
+              f"fidelity flags: {len(comp['flags'])} of {comp['m']} comparisons; false-alarm "
+              f"rate at most {comp['false_alarm']:.0%} per report (per comparison "
+              f"{comp['alpha']:.2g}; {comp['method']})"]
+    lines += flags_lines(comp)
+    return "\n".join(lines)
+
+
+def flags_lines(comparison):
+    from experiments.model import flags
+    return flags.flag_lines(comparison)

@@ -130,3 +130,26 @@ def test_a_spec_that_no_longer_loads_is_a_reason_not_a_traceback(tmp_path):
         fp.write("bogus_key: 1\n")
     spec, why = twin.model_spec(run_dir, {"spec_verbatim": "spec.yaml"})
     assert spec is None and "bogus_key" in why
+
+
+def test_lblab_model_compare_prints_runs_beside_the_model(tmp_path, capsys):
+    from experiments.model import cli
+    run_dir = _folder(tmp_path / "a", CAL)
+    assert cli.main(["--compare", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:3] == ["configuration", "metric", "emulated"]
+    assert sum(line.startswith("l7_rr ") for line in out.splitlines()) == len(flags.KEY_METRICS)
+    assert "false-alarm rate at most 1% per report" in out
+    assert os.path.isfile(os.path.join(run_dir, "model", "summary.json"))
+
+
+def test_lblab_model_compare_refuses_a_spec_and_a_folder_without_one(tmp_path):
+    from experiments.model import cli
+    from lblab_core.errors import UsageError
+    import pytest
+    with pytest.raises(SystemExit):
+        cli.main(["x.yaml", "--compare", str(tmp_path)])
+    bare = str(tmp_path / "bare")
+    shutil.copytree(FIXTURE, bare)
+    with pytest.raises(UsageError, match="no model: no spec.yaml"):
+        cli.main(["--compare", bare])
