@@ -12,9 +12,16 @@ def main(argv):
     """Run ``lblab clean``."""
     parser = argparse.ArgumentParser(prog="lblab clean", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print what was removed as JSON")
+    parser.add_argument("--servers", metavar="A,B",
+                        help="clean every one of these servers (this machine first), each from "
+                             "its own registry, over SSH (docs/scale.md)")
+    parser.add_argument("--ssh-config", metavar="FILE",
+                        help="the ssh -F file for --servers (default: $LBLAB_SSH_CONFIG)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise UsageError("lblab clean needs root (it removes OVS bridges and interfaces)")
+    if args.servers:
+        return _clean_servers(args)
     report = registry.clean_all()
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
@@ -33,3 +40,26 @@ def main(argv):
             if entry[key]:
                 print(f"  {key}: {' '.join(entry[key])}")
     return 0
+
+
+def _clean_servers(args):
+    from topologies.cluster import servers as cluster_servers
+    from topologies.cluster.ssh import config_path
+    try:
+        servers = cluster_servers.parse_servers(args.servers)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    reports = cluster_servers.clean(servers, config_path(args.ssh_config))
+    if args.json:
+        print(json.dumps(reports, indent=2, sort_keys=True))
+    failed = [s for s, r in reports.items() if isinstance(r, dict)]
+    if not args.json:
+        for server, report in reports.items():
+            if isinstance(report, dict):
+                print(f"{server}: not cleaned: {report['error']}")
+                continue
+            done = [e for e in report if e["state"] == "cleaned"]
+            running = [e["run_id"] for e in report if e["state"] == "running"]
+            print(f"{server}: {len(done)} run(s) cleaned" +
+                  (f", still running (left alone): {', '.join(running)}" if running else ""))
+    return 1 if failed else 0

@@ -94,8 +94,16 @@ def main(argv):
     """Run ``lblab doctor``."""
     parser = argparse.ArgumentParser(prog="lblab doctor", description=__doc__)
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--servers", metavar="A,B",
+                        help="also check these servers over SSH: reachability, Mininet/Open "
+                             "vSwitch/lblab versions, clock offset, which tunnel works "
+                             "(docs/scale.md)")
+    parser.add_argument("--ssh-config", metavar="FILE",
+                        help="the ssh -F file for --servers (default: $LBLAB_SSH_CONFIG)")
     args = parser.parse_args(argv)
     facts = collect()
+    if args.servers:
+        _servers(facts, args)
     if args.json:
         print(json.dumps(facts, indent=2, sort_keys=True))
         return 0 if facts["ok"] else 1
@@ -106,5 +114,22 @@ def main(argv):
         if c["fix"]:
             line += f"   -> {c['fix']}"
         print(line)
+    for entry in facts.get("servers", []):
+        print(f"server {entry['server']}:")
+        for c in entry["checks"]:
+            line = f"  {'ok ' if c['ok'] else '-- '} {c['name']:12s} {c['value']}"
+            print(line + (f"   -> {c['fix']}" if c["fix"] else ""))
     print("ready to emulate" if facts["ok"] else "some parts are missing (see -> above)")
     return 0 if facts["ok"] else 1
+
+
+def _servers(facts, args):
+    from lblab_core.errors import UsageError
+    from topologies.cluster import servers as cluster_servers
+    from topologies.cluster.ssh import config_path
+    try:
+        servers = cluster_servers.parse_servers(args.servers)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    facts["servers"] = cluster_servers.doctor(servers, config_path(args.ssh_config))
+    facts["ok"] = facts["ok"] and all(c["ok"] for e in facts["servers"] for c in e["checks"])

@@ -122,11 +122,12 @@ class Run(FaultActions):
     def execute(self):
         """Run it; return the meta dict (``status`` ok or failed). Ctrl-C propagates after
         the teardown and meta.json are done."""
-        from topologies.network import LabNetwork
+        from experiments import cluster_run
 
         os.makedirs(self.dir)          # never reuse a run folder
         meta = self._meta()
         sampler = telemetry = None
+        servers_cpu = []         # spec.cluster: CPU of the other servers
         try:
             cannot = self._faults_this_machine_cannot_do()
             if cannot:
@@ -135,7 +136,7 @@ class Run(FaultActions):
             if self.balancer.layer == "l4":
                 controller = ("127.0.0.1", self._start_controller())
             self.log("building the network")
-            with LabNetwork(self.graph, controller=controller) as lab:
+            with cluster_run.network(self, controller) as lab:
                 self.lab = lab
                 # after the machine-wide lab lock: end - network_up is this run's own time
                 meta["network_up"] = time.time()
@@ -152,12 +153,14 @@ class Run(FaultActions):
                         self._wait_service()
                     sampler = CpuSampler()
                     sampler.start()
+                    servers_cpu = cluster_run.started(self, lab, meta)
                     telemetry = self._start_telemetry(meta)
                     (self.on_ready or (self._run_iperf if iperf else self._run_load))(meta)
                 finally:
                     self._stop_telemetry(telemetry)
                     if sampler is not None:
                         sampler.stop()
+                    cluster_run.stopped(self, servers_cpu, meta, SATURATED_CPU_PERCENT)
                     self._collect_stats()
                     self._stop_l7()
                     for proc in list(self.backends.values()):

@@ -31,7 +31,7 @@ import shutil
 import sys
 import time
 
-from experiments import calibration, metadata, progress
+from experiments import calibration, cluster_run, metadata, progress
 from experiments import run_plan as plan
 from experiments import spec as spec_mod
 from experiments.live import hub as live_view
@@ -98,6 +98,12 @@ def build_parser():
                              "low-load lab per data path and the direct path measures the "
                              "per-request overheads the model twin adds (~10 s per path); "
                              "without it the model's overheads are zero (docs/model.md)")
+    parser.add_argument("--servers", metavar="A,B",
+                        help="run each lab across these servers (SSH destinations; localhost "
+                             "is this machine): overrides the spec's cluster.servers "
+                             "(docs/scale.md)")
+    parser.add_argument("--ssh-config", metavar="FILE",
+                        help="the ssh -F file for --servers (default: $LBLAB_SSH_CONFIG)")
     parser.add_argument("--quiet", action="store_true", help="no progress, only the report path")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary (results folder, per-configuration means)")
@@ -442,6 +448,10 @@ def overrides_of(args):
     overrides = list(args.overrides)
     if args.repetitions is not None:
         overrides.append(f"repetitions={args.repetitions}")
+    if getattr(args, "servers", None):
+        overrides.append(f"cluster.servers=[{args.servers}]")
+    if getattr(args, "ssh_config", None):
+        overrides.append(f"cluster.ssh_config={os.path.abspath(args.ssh_config)}")
     return overrides
 
 
@@ -493,7 +503,8 @@ def main(argv=None):
     check_machine()
     results_dir = make_results_dir(args.out, spec.name)
     with live_view.serving(args.live, _stderr) as hub:
-        result = run_experiment(spec, results_dir, args, progress_for(args), raw, live=hub)
+        result = run_experiment(spec, results_dir, args, progress_for(args), raw, live=hub,
+                                extra=cluster_run.manifest(spec))
     return finish(args, result, results_dir)
 
 
