@@ -183,13 +183,16 @@ def calibrate(spec, results_dir, log):
         folder = os.path.join(results_dir, "calibration", key.replace("/", "-"))
         direct = i == 0
 
-        run = Run(cal, cal.balancers[0], f"calibration-{key}", 1, 0, None, folder,
-                  spec.seed * 1000, log=log, on_ready=None)
-        run.on_ready = lambda meta, run=run: (run._run_load(meta),
-                                              _direct_load(run, meta) if direct else None)
         log(f"calibration {i + 1}/{len(paths)}: {key} at {CAL_RATE:g} req/s for "
             f"{CAL_DURATION_S:g} s")
-        meta = run.execute()
+        try:
+            run = Run(cal, cal.balancers[0], f"calibration-{key}", 1, 0, None, folder,
+                      spec.seed * 1000, log=log, on_ready=None)
+            run.on_ready = lambda meta, run=run: (run._run_load(meta),
+                                                  _direct_load(run, meta) if direct else None)
+            meta = run.execute()
+        except Exception as exc:  # noqa: BLE001 - a failed calibration never stops the batch
+            meta = {"status": "failed", "failure": f"{type(exc).__name__}: {exc}"}
         stats = overhead_stats(_records(folder, "loadgen-*.jsonl"))
         out["paths"][key] = dict(stats, balancer=balancer.name, status=meta["status"],
                                  failure=meta["failure"])

@@ -63,3 +63,96 @@ def test_run_has_no_calibration_flag():
     args = runner.build_parser().parse_args(["x.yaml", "--no-calibration"])
     assert args.no_calibration is True
     assert runner.build_parser().parse_args(["x.yaml"]).no_calibration is False
+
+
+SPEC = """\
+name: cal
+seed: 2
+topology: {name: lb_lab, params: {clients: 2, backends: 2}}
+backends: [{name: b1}, {name: b2}]
+balancers:
+  - {name: a, layer: l7, engine: builtin, algorithm: round_robin}
+  - {name: b, layer: l7, engine: builtin, algorithm: random}
+workload: {type: http, mode: open, rate: 20}
+warmup_s: 1
+duration_s: 2
+"""
+
+
+class _Say:
+    def __init__(self):
+        self.lines = []
+
+    def start(self, total, estimate): pass
+    def run(self, i, name): pass
+    def log(self, msg): self.lines.append(msg)
+    def done(self, meta): pass
+    def stop(self): pass
+
+
+class _Run:
+    """A stand-in for experiments.run_lab.Run: an ok run without a lab."""
+    def __init__(self, spec, balancer, config, rep, order, sweep, raw_dir, seed, log=None,
+                 on_ready=None):
+        self.dir, self.config, self.rep = raw_dir, config, rep
+
+    def execute(self):
+        import json
+        import os
+        os.makedirs(self.dir)
+        meta = {"v": 2, "run": f"{self.config}-r{self.rep}", "status": "ok", "failure": None}
+        with open(os.path.join(self.dir, "meta.json"), "w") as fp:
+            json.dump(meta, fp)
+        return meta
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_the_batch_calibrates_first_under_the_lock_unless_told_not_to(tmp_path, monkeypatch,
+                                                                       skip):
+    import argparse
+    import json
+    from experiments import report, run_lab
+    from topologies import registry
+
+    monkeypatch.setenv("LBLAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setattr(run_lab, "Run", _Run)
+    monkeypatch.setattr(report, "build", lambda d: {"report": "r.html"})
+    calls = []
+
+    def fake_calibrate(spec, results_dir, log):
+        assert registry.held_here()              # inside the batch's hold of the lab lock
+        calls.append(spec.name)
+        return {"skipped": False, "paths": {"l7/builtin": {"mean_ms": 1.0}},
+                "balancers": {"a": "l7/builtin", "b": "l7/builtin"}}
+
+    monkeypatch.setattr(C, "calibrate", fake_calibrate)
+    src = tmp_path / "cal.yaml"
+    src.write_text(SPEC)
+    args = argparse.Namespace(overrides=[], repetitions=None, order=None, order_seed=None,
+                              no_calibration=skip)
+    spec, raw = runner.read_spec(str(src))
+    results = runner.make_results_dir(str(tmp_path / "results"), spec.name)
+    say = _Say()
+    runner.run_experiment(spec, results, args, say, raw)
+    with open(f"{results}/manifest.json") as fp:
+        man = json.load(fp)
+    if skip:
+        assert calls == [] and man["calibration"] == C.skipped("--no-calibration")
+    else:
+        assert calls == ["cal"] and man["calibration"]["paths"]["l7/builtin"]["mean_ms"] == 1.0
+        assert any(line.startswith("calibration: ") and "req/s (~" in line
+                   for line in say.lines)
+
+
+def test_a_calibration_lab_that_cannot_start_is_recorded_not_raised(tmp_path, monkeypatch):
+    from experiments import run_lab
+
+    class Broken:
+        def __init__(self, *a, **k):
+            raise RuntimeError("no lab here")
+    monkeypatch.setattr(run_lab, "Run", Broken)
+    spec = spec_mod.loads_spec(SPEC, "cal.yaml")
+    cal = C.calibrate(spec, str(tmp_path), lambda msg: None)
+    assert cal["paths"]["l7/builtin"]["status"] == "failed"
+    assert "no lab here" in cal["paths"]["l7/builtin"]["failure"]
+    assert C.overheads_ms(cal, ["a", "b"]) == {}
