@@ -32,6 +32,9 @@ from experiments.spec_models import (  # noqa: F401
     MAX_SWEEP_POINTS, SERVICE_DISTS,
     TOPOLOGIES, WORKLOAD_TYPES, Backend, Balancer, Fault, HttpWorkload, IperfWorkload, L4Balancer,
     L7Balancer, RequestKind, ServiceTime, Spec, Sweep, Topology, _backends_input)
+from lb_apps.custom_balancer import base_dir
+from lb_apps.custom_balancer import resolve as resolve_balancer_file
+from lb_apps.l7config import absolute_balancer_files
 from lblab_core import config as C
 from lblab_core import loader
 from lblab_core.errors import InputError
@@ -93,9 +96,21 @@ def _parse(data, loc, sweep):
                 _runs_fit(spec, 1, loc)
     if loc.problems:
         raise SpecError(loc.errors())
+    spec = _absolute_balancer_files(spec, loc.source)
     spec._source = loc.source  # private attributes: not part of the schema or of equality
     spec._data = copy.deepcopy(data)
     return spec
+
+
+def _absolute_balancer_files(spec, source):
+    """The spec with each balancer from a file named by its absolute path (relative to the
+    spec's folder as written), so every reader (run plan, model twin, meta) gets the same file."""
+    base = base_dir(source)
+    balancers = tuple(b.model_copy(update={"algorithm": resolve_balancer_file(b.algorithm, base),
+                                           **({"l7": absolute_balancer_files(b.l7, base)}
+                                              if b.layer == "l7" else {})})
+                      for b in spec.balancers)
+    return spec if balancers == spec.balancers else spec.model_copy(update={"balancers": balancers})
 
 
 def _prepare(data):
