@@ -19,6 +19,7 @@ from lb_apps.engines.support import check_support
 from lb_apps.l7config import L7ConfigError, absolute_balancer_files, parse_l7_config
 from lb_apps.proxy.runtime import Runtime
 from tests.unit.test_controller_decisions import BACKENDS, VIP, lab, served_by
+from topologies import graphs
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "docs" / "labs" / "lab8" / "template"
@@ -262,6 +263,23 @@ def test_a_spec_takes_it_at_l4_and_l7_relative_to_the_spec(tmp_path):
                                   f"{{name: c, layer: l7, algorithm: {mine}}}",
                                   f"{{name: d, layer: l7, l7: {{groups: {{}}, algorithm: "
                                   f"{mine}}}}}"]) == []
+
+
+def test_a_parsed_spec_and_its_run_plan_name_the_file_by_its_absolute_path(tmp_path):
+    from experiments import run_plan as plan
+    path = good_with(tmp_path)
+    text = SPEC + ("  - {name: a, layer: l4, algorithm: {file: my_lb.py, class: LastLive}}\n"
+                   "  - {name: c, layer: l7, l7: {groups: {g: {backends: [b1], algorithm: "
+                   "'file:my_lb.py:LastLive'}}}}\n")
+    spec = loads_spec(text, str(tmp_path / "spec.yaml"))
+    assert spec.balancers[0].algorithm == f"file:{path}:LastLive"
+    assert spec.balancers[1].l7["groups"]["g"]["algorithm"] == f"file:{path}:LastLive"
+    graph = graphs.build(spec.topology.name, spec.topology.params)
+    roles = plan.assign_roles(graph, spec.backends)
+    ctl = plan.controller_config(spec, spec.balancers[0], graph, roles, 6653, 8080)
+    assert ctl["services"]["web"]["algorithm"] == f"file:{path}:LastLive"
+    proxy = plan.proxy_config(spec, spec.balancers[1], graph, roles)
+    assert proxy["groups"]["g"]["algorithm"] == f"file:{path}:LastLive"
 
 
 def test_a_spec_refuses_it_where_nothing_asks_it_and_names_the_problem(tmp_path):
