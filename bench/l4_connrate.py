@@ -1,26 +1,154 @@
 """Benchmark: short HTTP connections per second through each mode's VIP vs directly to the
-backends, and packet-ins per second the controller handled while saturated (root).
+backends, packet-ins per second the controller handled while saturated, and the open-loop p99
+of least connections vs round robin at L4 (root).
 
-One lb_lab (h6-h9 ``lblab backend``), one controller with a service per mode; wrk with
-``Connection: close`` and ``--threads`` threads (default 4). Two direct baselines, both on a port
-no service matches (so no balancer flow touches them):
+One lb_lab (h6-h9 ``lblab backend``), one controller with a service per mode and algorithm; wrk
+with ``Connection: close`` and ``--threads`` threads (default 4). Two direct baselines, both on a
+port no service matches (so no balancer flow touches them):
 
 - ``direct``: h2 -> h6, one backend, the baseline the goals are set against;
 - ``direct-4``: h2 -> h6..h9, wrk's threads spread over the four backends as a balanced VIP
   spreads connections. On a small machine four backend processes cost more CPU per request than
   one, and this baseline shows how much of a VIP's deficit comes from that, not from the switch.
 
-Runs alternate baselines and VIPs so drift on the machine hits all alike.
-Goals (issue 3): l4 >= 0.5x, l3/group/proactive >= 0.9x of direct.
+Paths (``--modes``): ``l4`` (round robin, conntrack path), ``l4_lc`` (least connections, exact:
+a packet-in and a counting flow per connection), ``l4_lc_group`` (least connections
+approximated in the switch: a conntrack select group re-weighted from in-flight counts,
+``in_flight: switch``), ``l3``, ``l2``, ``group``, ``group_ct``, ``proactive``.
+
+Then the latency part: ``lblab loadgen`` open loop (Poisson, a connection per request) from h1 at
+each ``--rates`` value against round robin, exact least connections and the switch
+approximation, on their own ports whose backends serve each request in an exponential 2 ms
+(one at a time), alternating; p99 of each and the ratio to round robin's.
+
+Runs alternate baselines and VIPs so drift on the machine hits all alike; a run whose load
+average exceeded the CPU count says so. Goals (issue 16): every path >= 0.9x of direct; least
+connections p99 <= 1.2x round robin's at 150 and 1,000 req/s.
 
     .venv/bin/python bench/l4_connrate.py [--seconds 5] [--connections 32] [--rounds 2]
+        [--rates 150,1000] [--latency-seconds 10] [--json FILE]
 """
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import time
 
 from l4_lab import (BACKEND_IPS, BACKENDS, BASE_PORT, DIRECT_PORT, MODES, balancer_lab,
-                    service_ports, services, start_backends, vip_of, wrk)
+                    services, start_backends, vip_of, wrk)
+
+from controllers.harness import REPO_ROOT
+
+# paths beyond l4_lab's one-per-mode services: (mode, algorithm, extra service keys)
+EXTRA = {"l4_lc": ("l4", "least_connections", {}),
+         "l4_lc_group": ("l4", "least_connections", {"in_flight": "switch"})}
+# latency services: their own ports (backends with a service time there) and VIPs
+LATENCY = {"lat_rr": ("l4", "round_robin", {}),
+           "lat_lc": ("l4", "least_connections", {}),
+           "lat_lc_group": ("l4", "least_connections", {"in_flight": "switch"})}
+LATENCY_PORT = 9100
+SERVICE_MS = 2.0
+
+
+def all_services():
+    """Return the controller's services: l4_lab's, EXTRA's and LATENCY's, each its VIP/port."""
+    svc = services(BASE_PORT, BACKENDS)
+    for i, (name, (mode, algorithm, extra)) in enumerate(EXTRA.items(), start=len(MODES)):
+        svc[name] = {"vip": vip_of(i), "port": BASE_PORT + i, "mode": mode,
+                     "algorithm": algorithm, "backends": {b: 1 for b in BACKENDS},
+                     "idle_timeout": 5, "health": {"kind": "none"}, **extra}
+    for i, (name, (mode, algorithm, extra)) in enumerate(LATENCY.items()):
+        svc[name] = {"vip": vip_of(20 + i), "port": LATENCY_PORT + i, "mode": mode,
+                     "algorithm": algorithm, "backends": {b: 1 for b in BACKENDS},
+                     "idle_timeout": 5, "health": {"kind": "none"}, **extra}
+    return svc
+
+
+def start_slow_backends(lab, ports):
+    """Start ``lblab backend`` with an exponential SERVICE_MS service, one request at a time."""
+    for host in BACKENDS:
+        for port in ports:
+            lab.popen(host, [os.path.join(REPO_ROOT, ".venv/bin/lblab"), "backend", "--name",
+                             host, "--port", str(port), "--service-dist", "exponential",
+                             "--service-mean-ms", str(SERVICE_MS), "--capacity", "1",
+                             "--seed", str(port)],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    for host in BACKENDS:
+        for port in ports:
+            while "LISTEN" not in lab.host(host).cmd(f"ss -ltnH 'sport = :{port}' | cut -c1-6"):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"backend {host}:{port} did not listen within 15 s")
+                time.sleep(0.1)
+
+
+def open_loop(lab, url, rate, seconds, seed):
+    """Run ``lblab loadgen`` open loop from h1; return its summary dict."""
+    out = lab.host("h1").cmd(
+        f"{REPO_ROOT}/.venv/bin/lblab loadgen --url {url} --mode open --rate {rate} "
+        f"--duration-s {seconds} --warmup-s 1 --warmup-records drop --no-keepalive "
+        f"--source-ports kernel --pool-size 256 --seed {seed} --json")
+    start = out.find("{")
+    try:
+        return json.loads(out[start:])
+    except ValueError:
+        raise SystemExit(f"lblab loadgen gave no summary:\n{out[-2000:]}") from None
+
+
+def measure_rates(args, lab, ctl, modes, svc):
+    """Connection-rate part: return ({path: [conn/s]}, [packet-ins/s of l4])."""
+    load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads)
+    spread = [f"{ip}:{DIRECT_PORT}" for ip in BACKEND_IPS]
+    results = {"direct": [], "direct-4": []}
+    packet_in_rates = []
+    for r in range(args.rounds):
+        for mode in modes:
+            # baselines from h2, not h1: a direct connection reusing the source port of a
+            # NATed one still in conntrack would collide with its reply tuple
+            rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{DIRECT_PORT}/", **load)
+            results["direct"].append(rps)
+            print(f"round {r + 1} direct   h2->h6      {rps:9.0f} conn/s  errors {errors}",
+                  flush=True)
+            rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{DIRECT_PORT}/", spread=spread,
+                              **load)
+            results["direct-4"].append(rps)
+            print(f"round {r + 1} direct-4 h2->h6..h9  {rps:9.0f} conn/s  errors {errors}",
+                  flush=True)
+            before = ctl.api("GET", "/stats")[1]
+            start = time.monotonic()
+            rps, errors = wrk(lab, "h1", f"http://{svc[mode]['vip']}:{svc[mode]['port']}/",
+                              **load)
+            elapsed = time.monotonic() - start
+            after = ctl.api("GET", "/stats")[1]
+            pins = (after["switches"]["s1"]["packet_ins"]
+                    - before["switches"]["s1"]["packet_ins"])
+            results.setdefault(mode, []).append(rps)
+            if mode == "l4":
+                packet_in_rates.append(pins / elapsed)
+            print(f"round {r + 1} VIP {mode:<12} {rps:9.0f} conn/s  errors {errors}  "
+                  f"packet-ins {pins} ({pins / elapsed:.0f}/s)", flush=True)
+            time.sleep(args.settle)  # let per-connection flows idle out between runs
+    return results, packet_in_rates
+
+
+def measure_latency(args, lab, svc, names):
+    """Latency part: return {rate: {name: [p99 ms]}} and the summaries."""
+    out = {}
+    for rate in args.rates:
+        for r in range(args.rounds):
+            order = names[r % len(names):] + names[:r % len(names)]
+            for name in order:
+                url = f"http://{svc[name]['vip']}:{svc[name]['port']}/"
+                s = open_loop(lab, url, rate, args.latency_seconds, seed=r + 1)
+                out.setdefault(rate, {}).setdefault(name, []).append(
+                    {"p99_ms": s["latency_ms"]["p99"], "p50_ms": s["latency_ms"]["p50"],
+                     "ok": s["ok"], "sent": s["sent"], "rps": s["rps"]})
+                print(f"round {r + 1} open loop {rate:>5} req/s {name:<13} p50 "
+                      f"{s['latency_ms']['p50']} ms  p99 {s['latency_ms']['p99']} ms  ok "
+                      f"{s['ok']}/{s['sent']}", flush=True)
+                time.sleep(args.settle)
+    return out
 
 
 def main(argv=None):
@@ -31,63 +159,77 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=4,
                         help="wrk threads (a multiple of 4 keeps direct-4 even)")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--l4-algorithm", default="round_robin",
-                        help="algorithm of the l4 service (least_connections takes the "
-                             "counting-flow path)")
+    parser.add_argument("--modes", default=",".join(MODES + tuple(EXTRA)),
+                        help="paths of the connection-rate part (empty: skip it)")
+    parser.add_argument("--rates", default="150,1000",
+                        help="open-loop rates of the latency part, req/s (empty: skip it)")
+    parser.add_argument("--latency-seconds", type=int, default=10,
+                        help="measured seconds of each open-loop run (after 1 s of warm-up)")
+    parser.add_argument("--settle", type=float, default=6.0,
+                        help="seconds between runs (per-connection flows idle out)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit("bench/l4_connrate.py builds a Mininet network: run it as root")
     modes = [m for m in args.modes.split(",") if m]
-    svc = services(BASE_PORT, BACKENDS, algorithm={"l4": args.l4_algorithm})
-    load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads)
-    spread = [f"{ip}:{DIRECT_PORT}" for ip in BACKEND_IPS]
+    args.rates = [int(r) for r in args.rates.split(",") if r]
+    svc = all_services()
+    unknown = [m for m in modes if m not in svc or m in LATENCY]
+    if unknown:
+        raise SystemExit(f"--modes: {','.join(unknown)}: expected some of "
+                         f"{','.join(MODES + tuple(EXTRA))}")
+    load_start = os.getloadavg()
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with balancer_lab(svc) as (lab, ctl):
-        start_backends(lab, service_ports())
+        start_backends(lab, [s["port"] for n, s in svc.items() if n not in LATENCY]
+                       + [DIRECT_PORT])
+        start_slow_backends(lab, [svc[n]["port"] for n in LATENCY])
         for ip in BACKEND_IPS:  # ARP warm-up
             lab.host("h2").cmd(f"curl -s -o /dev/null http://{ip}:{DIRECT_PORT}/")
         lab.host("h1").cmd(f"curl -s -o /dev/null http://{vip_of(0)}:{BASE_PORT}/")
-        results = {"direct": [], "direct-4": []}
-        packet_in_rates = []
-        for _ in range(args.rounds):
-            for mode in modes:
-                # baselines from h2, not h1: a direct connection reusing the source port of a
-                # NATed one still in conntrack would collide with its reply tuple
-                rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{DIRECT_PORT}/", **load)
-                results["direct"].append(rps)
-                print(f"direct   h2->h6      {rps:9.0f} conn/s  errors {errors}", flush=True)
-                rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{DIRECT_PORT}/", spread=spread,
-                                  **load)
-                results["direct-4"].append(rps)
-                print(f"direct-4 h2->h6..h9  {rps:9.0f} conn/s  errors {errors}", flush=True)
-                index = MODES.index(mode)
-                before = ctl.api("GET", "/stats")[1]
-                start = time.monotonic()
-                rps, errors = wrk(lab, "h1", f"http://{vip_of(index)}:{BASE_PORT + index}/",
-                                  **load)
-                elapsed = time.monotonic() - start
-                after = ctl.api("GET", "/stats")[1]
-                pins = (after["switches"]["s1"]["packet_ins"]
-                        - before["switches"]["s1"]["packet_ins"])
-                dropped = after["switches"]["s1"]["dropped"] - before["switches"]["s1"]["dropped"]
-                results.setdefault(mode, []).append(rps)
-                if mode == "l4":
-                    packet_in_rates.append(pins / elapsed)
-                print(f"VIP {mode:<16} {rps:9.0f} conn/s  errors {errors}  packet-ins "
-                      f"{pins} ({pins / elapsed:.0f}/s, {dropped} dropped by the rate limit)",
-                      flush=True)
-                time.sleep(6)  # let per-connection flows idle out between runs
+        results, packet_in_rates = measure_rates(args, lab, ctl, modes, svc)
+        latency = measure_latency(args, lab, svc, list(LATENCY)) if args.rates else {}
+    load_end = os.getloadavg()
+    loaded = max(load_start[0], load_end[0]) > (os.cpu_count() or 1)
+    ratios = {}
+    if modes:
         direct = statistics.median(results["direct"])
         spread_rate = statistics.median(results["direct-4"])
-        print(f"\nshort connections/s, wrk -t{args.threads} -c{args.connections} "
-              f"-d{args.seconds}s 'Connection: close', medians of {args.rounds} rounds")
-        print(f"{'path':<12}{'conn/s':>10}{'vs direct':>11}{'vs direct-4':>13}")
-        print(f"{'direct':<12}{direct:>10.0f}{1.0:>11.2f}{direct / spread_rate:>13.2f}")
-        print(f"{'direct-4':<12}{spread_rate:>10.0f}{spread_rate / direct:>11.2f}{1.0:>13.2f}")
-        for mode in modes:
+        print(f"\n{started}: short connections/s, wrk -t{args.threads} -c{args.connections} "
+              f"-d{args.seconds}s 'Connection: close', medians of {args.rounds} rounds; load "
+              f"average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end "
+              f"({os.cpu_count()} CPUs)")
+        print(f"{'path':<14}{'conn/s':>10}{'vs direct':>11}{'vs direct-4':>13}")
+        for mode in ["direct", "direct-4"] + modes:
             value = statistics.median(results[mode])
-            print(f"{mode:<12}{value:>10.0f}{value / direct:>11.2f}{value / spread_rate:>13.2f}")
+            ratios[mode] = value / direct
+            print(f"{mode:<14}{value:>10.0f}{value / direct:>11.2f}"
+                  f"{value / spread_rate:>13.2f}")
         if packet_in_rates:
             print(f"controller packet-ins handled at saturation (l4): "
                   f"{statistics.median(packet_in_rates):.0f}/s")
+    p99 = {}
+    for rate, by_name in latency.items():
+        med = {n: statistics.median(x["p99_ms"] for x in v) for n, v in by_name.items()}
+        p99[rate] = med
+        print(f"\nopen loop {rate} req/s, a connection per request, exponential "
+              f"{SERVICE_MS:g} ms service: p99 (median of {args.rounds}) "
+              + ", ".join(f"{n} {v:.1f} ms" for n, v in med.items())
+              + "; least connections / round robin: "
+              + ", ".join(f"{n} {v / med['lat_rr']:.2f}" for n, v in med.items()
+                          if n != "lat_rr") + " (goal <= 1.2)")
+    if loaded:
+        print(f"WARNING: load average above {os.cpu_count()} CPUs: other work shared the "
+              f"machine; the figures are noisy (ratios within a run are steadier).")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fp:
+            json.dump({"format_version": "1.0", "args": vars(args), "started": started,
+                       "load_start": load_start, "load_end": load_end, "loaded": loaded,
+                       "connrate": results, "ratio_to_direct": ratios,
+                       "packet_ins_per_s": packet_in_rates,
+                       "latency": {str(k): v for k, v in latency.items()},
+                       "p99_ms": {str(k): v for k, v in p99.items()}},
+                      fp, sort_keys=True, indent=1)
     return 0
 
 

@@ -7,7 +7,8 @@ uses. No change moves an established connection, except in a stateless group (it
 all it has; docs/controller.md).
 """
 from controllers import pipeline
-from controllers.config import MODE_ALGORITHMS, ConfigError, parse_weight
+from controllers.config import (MODE_ALGORITHMS, SWITCH_IN_FLIGHT_ALGORITHMS, ConfigError,
+                                parse_weight)
 from controllers.health import HealthState
 from controllers.pipeline import GroupMod
 from controllers.state import BackendState
@@ -26,12 +27,19 @@ class PoolChanges:
     """The pool-change entry points of the core (a mixin of ``Core``)."""
 
     def _buckets(self, ss):
+        if ss.steering is not None:  # l4 in_flight: switch: weights from in-flight counts
+            weights = ss.steering.weights or {}
+            pool = [(b.ip, b.mac, weights.get(b.name, b.weight)) for b in ss.backends.values()
+                    if b.live and weights.get(b.name, b.weight) > 0]
+            return pipeline.group_buckets(ss.sid, pool, conntrack=True)
         pool = [(b.ip, b.mac, b.weight) for b in ss.backends.values() if b.live]
         return pipeline.group_buckets(ss.sid, pool, conntrack=ss.svc.conntrack)
 
     def _pool_changed(self, ss):
         """Return the switch changes after a pool change of a conntrack service."""
         msgs = []
+        if ss.steering is not None:
+            return self.reweight(ss, poll=False)
         if ss.svc.mode == "group":
             buckets = self._buckets(ss)
             for switch in sorted(self.connected):
@@ -125,6 +133,8 @@ class PoolChanges:
         """Switch a service to another algorithm; open connections keep their backends."""
         ss = self._service(service)
         allowed = MODE_ALGORITHMS[ss.svc.mode]
+        if ss.steering is not None:  # its pipeline counts in the switch: least connections only
+            allowed = SWITCH_IN_FLIGHT_ALGORITHMS
         if algorithm not in allowed:
             raise ChangeError("algorithm", f"unknown {algorithm!r} for mode {ss.svc.mode}; "
                                            f"expected one of {', '.join(allowed)}")

@@ -41,6 +41,10 @@ MODES = ("l2", "l3", "l4", "group", "proactive")
 # Modes whose data path is a packet-in per new connection/client (exact algorithm choices) and
 # modes that run entirely in Open vSwitch conntrack (no packet-in per flow).
 REACTIVE_MODES = ("l2", "l3", "l4")
+# where l4's least-connections counts come from: a packet-in and a counting flow per connection
+# (exact), or switch counters read every reweight_interval (a re-weighted select group)
+IN_FLIGHT_SOURCES = ("controller", "switch")
+SWITCH_IN_FLIGHT_ALGORITHMS = ("least_connections", "weighted_least_connections")
 CONNTRACK_MODES = ("group", "proactive")
 REACTIVE_ALGORITHMS = ("round_robin", "weighted_round_robin", "least_connections",
                        "weighted_least_connections", "random", "power_of_two", "ip_hash",
@@ -140,6 +144,7 @@ class ServiceSpec(C.Model):
     idle_timeout: Annotated[int, Field(ge=1, le=65535)] = 5
     health: Health = Health()
     conntrack: bool = False
+    in_flight: Annotated[str, C.one_of(IN_FLIGHT_SOURCES)] = "controller"
 
     @field_validator("algorithm")
     @classmethod
@@ -170,6 +175,20 @@ class ServiceSpec(C.Model):
                 "their data path by mode and algorithm)", {"mode": mode})
         return value
 
+    @field_validator("in_flight")
+    @classmethod
+    def _in_flight_switch(cls, value, info):
+        mode, protocol = info.data.get("mode"), info.data.get("protocol")
+        algorithm = info.data.get("algorithm") or DEFAULT_ALGORITHM.get(mode)
+        if value == "switch" and mode is not None and (
+                mode != "l4" or protocol != "tcp" or algorithm not in SWITCH_IN_FLIGHT_ALGORITHMS):
+            raise PydanticCustomError(
+                "switch_in_flight", "expected mode l4, protocol tcp and algorithm "
+                "{algorithms} (got mode {mode}, protocol {protocol}, algorithm {algorithm})",
+                {"algorithms": " or ".join(SWITCH_IN_FLIGHT_ALGORITHMS), "mode": mode,
+                 "protocol": protocol, "algorithm": algorithm})
+        return value
+
 
 def _api_port_free(value, info):
     hosts = {info.data.get("ofp_host"), info.data.get("api_host")}
@@ -193,6 +212,7 @@ class ControllerSettings(C.Model):
     probe_ip: IPv4 = "10.255.255.254"
     probe_mac: MAC = "02:00:00:00:fe:fe"
     stats_interval: Annotated[float, Field(ge=0, le=3600, allow_inf_nan=False)] = 2.0
+    reweight_interval: Annotated[float, Field(ge=0.01, le=60, allow_inf_nan=False)] = 0.1
     seed: C.Seed = 0
 
 
@@ -413,6 +433,7 @@ class Service:
     idle_timeout: int = 5
     health: Health = Health()
     conntrack: bool = False  # group mode: connections pinned in conntrack (else stateless)
+    in_flight: str = "controller"  # l4 least connections: counted per connection, or "switch"
 
     @property
     def ip_proto(self):
@@ -553,7 +574,7 @@ def _resolve(file, graph, lines, base=None):
             name=name, vip=spec.vip, vmac=vmac, protocol=spec.protocol, port=spec.port,
             mode=spec.mode, algorithm=algorithm,
             backends=tuple(backends), idle_timeout=spec.idle_timeout, health=health,
-            conntrack=spec.conntrack))
+            conntrack=spec.conntrack, in_flight=spec.in_flight))
     return tuple(services), problems
 
 

@@ -21,6 +21,7 @@ from controllers.changes import ChangeError, PoolChanges  # noqa: F401 -- Change
 from controllers.health import DOWN, UP
 from controllers.pipeline import Flow, GroupMod, PacketOut
 from controllers.state import Conn, ServiceState, TokenBucket
+from controllers.steering import SwitchSteering
 from controllers.views import CONNTRACK_PATH_ALGORITHMS
 from lb_apps.balancing import is_file_algorithm
 from topologies import forwarding
@@ -36,7 +37,7 @@ PROBE_TIMEOUT_FRACTION = 0.5
 CONTROLLER_IN_PORT = None
 
 
-class Core(PoolChanges):
+class Core(PoolChanges, SwitchSteering):
     """All balancer state and decisions of one controller process.
 
     Args:
@@ -94,7 +95,7 @@ class Core(PoolChanges):
         if meter_ports:
             msgs += pipeline.packet_in_meters(switch, meter_ports, self.meter_rate())
         for ss in self.services:
-            if ss.svc.mode == "group":
+            if pipeline.uses_group(ss.svc):
                 msgs.append(GroupMod(switch, pipeline.group_id(ss.sid), "delete", ()))
                 msgs.append(GroupMod(switch, pipeline.group_id(ss.sid), "add",
                                      self._buckets(ss)))
@@ -426,6 +427,7 @@ class Core(PoolChanges):
                 backend.polled[switch] = counters
         if table_sizes is not None:
             self._switch_stats(switch)["flows"] = table_sizes
+        return self.steering_counts(switch, flows)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -434,7 +436,7 @@ class Core(PoolChanges):
 
         A probe unanswered after half an interval counts as a failure; a TCP RST counts at once.
         """
-        msgs = []
+        msgs = self.steering_requests(now)
         checked = [(port, ss, b) for port, (ss, b) in self.probe_ports.items()
                    if ss.svc.health.kind != "none" and not b.removed]
         timed_out = [(ss, b) for _port, ss, b in checked

@@ -39,6 +39,7 @@ class FakeSwitch:
         self.conntrack = {}  # (zone, orig 5-tuple) -> nat destination
         self.marks = {}      # (zone, orig 5-tuple) -> ct_mark
         self.meters = {}     # meter id -> (rate, burst); packets are not metered here
+        self.packet_counts = {}  # flow key -> packets that matched it (process() only)
 
     def apply(self, decision):
         """Apply one Flow, GroupMod or MeterMod addressed to this switch."""
@@ -69,6 +70,12 @@ class FakeSwitch:
         elif decision.command == "delete":
             mask = decision.cookie_mask
             self.flows = [f for f in self.flows if f.cookie & mask != decision.cookie & mask]
+
+    def flow_stats(self, cookie, cookie_mask):
+        """Return (cookie, match, packets, bytes) of the flows whose cookie matches, as a flow
+        stats reply gives them to the core (bytes are not counted here: 0)."""
+        return [(f.cookie, dict(f.match), self.packet_counts.get(self._key(f), 0), 0)
+                for f in self.flows if f.cookie & cookie_mask == cookie & cookie_mask]
 
     @staticmethod
     def _key(flow):
@@ -132,6 +139,7 @@ class FakeSwitch:
             flow = self.lookup(table, pkt)
             if flow is None:
                 return outputs
+            self.packet_counts[self._key(flow)] = self.packet_counts.get(self._key(flow), 0) + 1
             next_table = flow.goto
             for action in flow.actions:
                 kind = action[0]

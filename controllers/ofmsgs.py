@@ -9,7 +9,7 @@ from os_ken.ofproto import nicira_ext
 from os_ken.ofproto import ofproto_v1_3 as ofp
 from os_ken.ofproto import ofproto_v1_3_parser as parser
 
-from controllers.pipeline import CtFlush, Flow, GroupMod, MeterMod, PacketOut
+from controllers.pipeline import CtFlush, Flow, GroupMod, MeterMod, PacketOut, StatsRequest
 
 # ovs-actions(7): nat(dst=...) sets NX_NAT_F_DST; recirc table 255 means "do not recirculate".
 NX_NAT_F_DST = 1 << 1
@@ -204,7 +204,8 @@ def ct_flush(flush):
 
 
 def encode(decision):
-    """Return the os-ken message of any decision (Flow, GroupMod, PacketOut, CtFlush, MeterMod)."""
+    """Return the os-ken message of any decision (Flow, GroupMod, PacketOut, CtFlush, MeterMod,
+    StatsRequest)."""
     if isinstance(decision, Flow):
         return flow_mod(decision)
     if isinstance(decision, GroupMod):
@@ -215,8 +216,10 @@ def encode(decision):
         return ct_flush(decision)
     if isinstance(decision, MeterMod):
         return meter_mod(decision)
+    if isinstance(decision, StatsRequest):
+        return flow_stats_request(decision.cookie, decision.cookie_mask)
     raise TypeError(f"decision: unknown type {type(decision).__name__}; "
-                    "expected Flow, GroupMod, PacketOut, CtFlush or MeterMod")
+                    "expected Flow, GroupMod, PacketOut, CtFlush, MeterMod or StatsRequest")
 
 
 def flow_stats_request(cookie=0, cookie_mask=0):

@@ -43,6 +43,8 @@ COOKIE_PREFIX = 0x05         # proactive client-prefix rules
 COOKIE_POST = 0x06           # per-backend flow whose counters are the backend's traffic: the
                              # T_POST MAC fix-up (conntrack modes), the reply rewrite (stateless
                              # group)
+COOKIE_OPENED = 0x07         # l4 in_flight: switch: a backend's client SYNs (connections opened)
+COOKIE_CLOSED = 0x08         # ... and its client FINs/RSTs (connections closed)
 COOKIE_CLASS_MASK = 0xFF << 56
 COOKIE_SERVICE_MASK = COOKIE_CLASS_MASK | (0xFFFF << 40)
 COOKIE_BACKEND_MASK = COOKIE_SERVICE_MASK | (0xFFFF << 24)
@@ -53,6 +55,11 @@ OFPP_CONTROLLER = "controller"
 OFPP_IN_PORT = "in_port"
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_ARP = 0x0806
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+# the counters of in_flight: switch, as (cookie class, tcp_flags value, mask)
+COUNTER_FLAGS = ((COOKIE_OPENED, TCP_SYN, TCP_SYN | TCP_ACK),   # a client's SYN
+                 (COOKIE_CLOSED, TCP_FIN, TCP_FIN),             # its FIN
+                 (COOKIE_CLOSED, TCP_RST, TCP_RST | TCP_FIN))   # or a RST without FIN
 # Modes with static per-backend flows (installed when a backend joins the pool).
 BACKEND_FLOW_MODES = ("l2", "l4", "group", "proactive")
 PREFIX_BITS = 6              # proactive mode splits the client space into 2**6 slices
@@ -80,6 +87,8 @@ CtFlush = namedtuple("CtFlush", ("switch", "zone", "ip_proto", "reply_src", "rep
 CtFlush.__doc__ = """Remove from conntrack the connections of ``zone`` whose replies come from
 ``reply_src:reply_src_port``, i.e. those NATed to one backend (Open vSwitch's NXT_CT_FLUSH
 extension, OVS >= 3.1; all bridges of a datapath share one conntrack table)."""
+StatsRequest = namedtuple("StatsRequest", ("switch", "cookie", "cookie_mask"))
+StatsRequest.__doc__ = """Ask ``switch`` for the flows whose cookie matches under the mask."""
 PacketOut = namedtuple("PacketOut", ("switch", "in_port", "actions", "data"))
 PacketOut.__doc__ = """Send ``data`` from ``switch`` with ``actions`` (in_port None = controller)."""
 
@@ -171,6 +180,32 @@ def group_buckets(svc_id, pool, conntrack=True):
     return tuple((weight, (("set_field", "eth_dst", mac), ("set_field", "ipv4_dst", ip),
                            ("resubmit", T_L2)))
                  for ip, mac, weight in pool)
+
+
+def switch_in_flight(svc):
+    """Whether a service takes l4's switch path: least connections as a conntrack select group
+    re-weighted from switch counters (``in_flight: switch``), no packet-in per connection."""
+    return svc.mode == "l4" and getattr(svc, "in_flight", "controller") == "switch"
+
+
+def uses_group(svc):
+    """Whether a service's new connections go through its select group."""
+    return svc.mode == "group" or switch_in_flight(svc)
+
+
+def counter_flows(switch, svc_id, svc, b):
+    """Return a backend's opened/closed counter flows of an ``in_flight: switch`` service.
+
+    In T_POST, above the backend's MAC fix-up and with its actions: the client's packets after
+    the NAT (eth_dst still the VMAC, ip_dst the backend). A SYN without ACK counts an opened
+    connection, a FIN (or a RST without FIN) a closed one.
+    """
+    base = {"eth_type": ETH_TYPE_IPV4, "eth_dst": svc.vmac, "ipv4_dst": b.ip,
+            "ip_proto": svc.ip_proto}
+    return [Flow(switch, T_POST, PRIORITY_POST + 1, dict(base, tcp_flags=(value, mask)),
+                 (("set_field", "eth_dst", b.mac),), goto=T_L2,
+                 cookie=cookie(kind, svc_id, b.bid))
+            for kind, value, mask in COUNTER_FLAGS]
 
 
 def split_prefixes(weights, bits=PREFIX_BITS):
@@ -319,8 +354,11 @@ def service_flows(switch, svc_id, svc, backends, meter_ports=None):
                        src: svc.port},
                       (("set_field", "eth_src", svc.vmac),), goto=T_L2,
                       cookie=cookie(COOKIE_STATIC, svc_id)))
+    if switch_in_flight(svc):
+        for b in backends:
+            flows += counter_flows(switch, svc_id, svc, b)
     new_connection = vip_match(svc, ct_state=(CT_NEW | CT_TRK, CT_NEW | CT_TRK))
-    if svc.mode == "group":
+    if uses_group(svc):
         flows.append(Flow(switch, T_CT, PRIORITY_VIP, new_connection,
                           (("group", group_id(svc_id)),), cookie=cookie(COOKIE_STATIC, svc_id)))
     elif svc.mode == "l4":

@@ -14,6 +14,8 @@ def data_path(ss):
         return "select-group"
     if ss.svc.mode in ("group", "proactive"):
         return "conntrack"
+    if pipeline.switch_in_flight(ss.svc):
+        return "conntrack+reweighted-group"
     if ss.svc.mode in ("l2", "l4") and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
         return "packet-in+conntrack"
     if ss.svc.mode == "l4":
@@ -27,6 +29,8 @@ def services_view(core):
     for ss in core.services:
         svc = ss.svc
         in_flight = ss.balancer.in_flight() if ss.balancer is not None else {}
+        if ss.steering is not None:
+            in_flight = core.steering_in_flight(ss)
         out[svc.name] = {
             "vip": svc.vip, "vmac": svc.vmac, "protocol": svc.protocol, "port": svc.port,
             "mode": svc.mode, "algorithm": ss.algorithm, "idle_timeout": svc.idle_timeout,

@@ -158,7 +158,7 @@ def test_output_to_controller_sends_whole_packets():
 def test_unknown_action_and_decision_are_rejected():
     with pytest.raises(ValueError, match="unknown kind 'meter'"):
         ofmsgs.action(("meter", 1))
-    with pytest.raises(TypeError, match="expected Flow, GroupMod, PacketOut, CtFlush or MeterMod"):
+    with pytest.raises(TypeError, match="expected Flow, GroupMod, PacketOut, CtFlush, MeterMod or StatsRequest"):
         ofmsgs.encode(object())
 
 
