@@ -8,6 +8,8 @@ LBLAB  := $(VENV)/bin/lblab
 PYTEST := $(VENV)/bin/python -m pytest
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="tests/unit -x"`.
 PYTEST_ARGS ?= tests
+# Extra bench/all.py arguments, e.g. `make bench BENCH_ARGS=--quick` (a short smoke check).
+BENCH_ARGS ?=
 
 .PHONY: setup demo test unit clean bench help
 
@@ -16,7 +18,8 @@ help:
 	@echo "make demo    setup, then run experiments/specs/quickstart.yaml"
 	@echo "make test    setup, then the whole test suite (unit + emulation)"
 	@echo "make unit    unit tests only (no root needed once $(VENV) exists)"
-	@echo "make bench   benchmarks (root): print ratios measured side by side"
+	@echo "make bench   every benchmark (root; BENCH_ARGS=--quick for a smoke check): one table"
+	@echo "             of the issue-16 figures, value, goal, met; JSON in bench-results.json"
 	@echo "make clean   remove what lblab left behind (lblab clean), nothing else"
 
 setup:
@@ -32,7 +35,7 @@ unit:
 	$(PYTEST) tests/unit -q
 
 bench: setup
-	$(VENV)/bin/python bench/topo_build.py
+	$(VENV)/bin/python bench/all.py $(BENCH_ARGS)
 
 clean:
 	@if [ -x $(LBLAB) ]; then $(LBLAB) clean; else echo "no $(VENV) yet: nothing lblab made can exist"; fi
