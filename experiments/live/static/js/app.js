@@ -56,8 +56,9 @@
   // sends each new run the same way: the page needs no other history. A frame already shown
   // (same t, after a reconnect) is skipped.
   function newLiveRun(info) {
-    const same = ctx.run && ctx.run.run === info.run && ctx.topo && ctx.topo.nodes;
+    const same = ctx.run && ctx.run.run === info.run && (ctx.topo || ctx.loading === info.run);
     ctx.run = info;
+    ctx.loading = info.run;
     if (same) return;
     ctx.frames = [];
     ctx.shown = null;
@@ -69,7 +70,12 @@
     render();
     const es = new EventSource("events");
     es.onopen = () => setState("streaming", "live");
-    es.onerror = () => setState("reconnecting", "reconnecting…");  // EventSource retries
+    es.onerror = () => {                  // EventSource retries by itself
+      const r = ctx.shown && ctx.shown.run;
+      const ended = r && r.index + 1 >= r.runs && (r.phase === "done" || r.phase === "drain"
+                                                    || r.time_left_s <= 0);
+      setState("reconnecting", ended ? "the batch has ended" : "reconnecting…");
+    };
     es.addEventListener("run", (ev) => newLiveRun(JSON.parse(ev.data)));
     es.addEventListener("frame", (ev) => {
       const f = JSON.parse(ev.data);
