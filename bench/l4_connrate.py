@@ -19,7 +19,8 @@ approximated in the switch: a conntrack select group re-weighted from in-flight 
 Then the latency part: ``lblab loadgen`` open loop (Poisson, a connection per request) from h1 at
 each ``--rates`` value against round robin, exact least connections and the switch
 approximation, on their own ports whose backends serve each request in an exponential 2 ms
-(one at a time), alternating; p99 of each and the ratio to round robin's.
+(one at a time), alternating; p99 of each, the ratio to round robin's, and each run's largest
+share error (|a backend's share of the requests - 1/4|, from the load generator's records).
 
 Runs alternate baselines and VIPs so drift on the machine hits all alike; a run whose load
 average exceeded the CPU count says so. Goals (issue 16): every path >= 0.9x of direct; least
@@ -33,6 +34,7 @@ import json
 import os
 import statistics
 import subprocess
+import tempfile
 import time
 
 from l4_lab import (BACKEND_IPS, BACKENDS, BASE_PORT, DIRECT_PORT, MODES, balancer_lab,
@@ -84,16 +86,35 @@ def start_slow_backends(lab, ports):
 
 
 def open_loop(lab, url, rate, seconds, seed):
-    """Run ``lblab loadgen`` open loop from h1; return its summary dict."""
+    """Run ``lblab loadgen`` open loop from h1; return its summary dict, with ``backends``:
+    {backend: requests it answered} from the records."""
+    fd, record = tempfile.mkstemp(prefix="lblab-bench-lat-", suffix=".jsonl")
+    os.close(fd)
+    os.unlink(record)
     out = lab.host("h1").cmd(
         f"{REPO_ROOT}/.venv/bin/lblab loadgen --url {url} --mode open --rate {rate} "
         f"--duration-s {seconds} --warmup-s 1 --warmup-records drop --no-keepalive "
-        f"--source-ports kernel --pool-size 256 --seed {seed} --json")
+        f"--source-ports kernel --pool-size 256 --seed {seed} --record {record} --json")
     start = out.find("{")
     try:
-        return json.loads(out[start:])
+        summary = json.loads(out[start:])
     except ValueError:
         raise SystemExit(f"lblab loadgen gave no summary:\n{out[-2000:]}") from None
+    summary["backends"] = {}
+    if os.path.exists(record):
+        with open(record, encoding="utf-8") as fp:
+            for line in fp:
+                backend = json.loads(line).get("backend")
+                if backend:
+                    summary["backends"][backend] = summary["backends"].get(backend, 0) + 1
+        os.unlink(record)
+    return summary
+
+
+def share_error(backends):
+    """Return the largest |share - 1/4| of the four backends (equal weights)."""
+    n = sum(backends.values())
+    return max(abs(backends.get(b, 0) / n - 1 / len(BACKENDS)) for b in BACKENDS) if n else None
 
 
 def measure_rates(args, lab, ctl, modes, svc):
@@ -141,12 +162,15 @@ def measure_latency(args, lab, svc, names):
             for name in order:
                 url = f"http://{svc[name]['vip']}:{svc[name]['port']}/"
                 s = open_loop(lab, url, rate, args.latency_seconds, seed=r + 1)
+                err = share_error(s["backends"])
                 out.setdefault(rate, {}).setdefault(name, []).append(
                     {"p99_ms": s["latency_ms"]["p99"], "p50_ms": s["latency_ms"]["p50"],
-                     "ok": s["ok"], "sent": s["sent"], "rps": s["rps"]})
+                     "ok": s["ok"], "sent": s["sent"], "rps": s["rps"],
+                     "backends": s["backends"], "share_error": err})
                 print(f"round {r + 1} open loop {rate:>5} req/s {name:<13} p50 "
                       f"{s['latency_ms']['p50']} ms  p99 {s['latency_ms']['p99']} ms  ok "
-                      f"{s['ok']}/{s['sent']}", flush=True)
+                      f"{s['ok']}/{s['sent']}  per backend {s['backends']}  largest share "
+                      f"error {err if err is None else round(err, 3)}", flush=True)
                 time.sleep(args.settle)
     return out
 
@@ -208,16 +232,18 @@ def main(argv=None):
         if packet_in_rates:
             print(f"controller packet-ins handled at saturation (l4): "
                   f"{statistics.median(packet_in_rates):.0f}/s")
-    p99 = {}
+    p99, shares = {}, {}
     for rate, by_name in latency.items():
         med = {n: statistics.median(x["p99_ms"] for x in v) for n, v in by_name.items()}
         p99[rate] = med
+        shares[rate] = {n: max((x["share_error"] or 0) for x in v) for n, v in by_name.items()}
         print(f"\nopen loop {rate} req/s, a connection per request, exponential "
               f"{SERVICE_MS:g} ms service: p99 (median of {args.rounds}) "
               + ", ".join(f"{n} {v:.1f} ms" for n, v in med.items())
               + "; least connections / round robin: "
               + ", ".join(f"{n} {v / med['lat_rr']:.2f}" for n, v in med.items()
-                          if n != "lat_rr") + " (goal <= 1.2)")
+                          if n != "lat_rr") + " (goal <= 1.2); largest share error "
+              + ", ".join(f"{n} {v:.3f}" for n, v in shares[rate].items()))
     if loaded:
         print(f"WARNING: load average above {os.cpu_count()} CPUs: other work shared the "
               f"machine; the figures are noisy (ratios within a run are steadier).")
@@ -228,7 +254,8 @@ def main(argv=None):
                        "connrate": results, "ratio_to_direct": ratios,
                        "packet_ins_per_s": packet_in_rates,
                        "latency": {str(k): v for k, v in latency.items()},
-                       "p99_ms": {str(k): v for k, v in p99.items()}},
+                       "p99_ms": {str(k): v for k, v in p99.items()},
+                       "share_error": {str(k): v for k, v in shares.items()}},
                       fp, sort_keys=True, indent=1)
     return 0
 
