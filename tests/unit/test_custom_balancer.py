@@ -18,7 +18,10 @@ from lb_apps.balancing import BalancingError, make_balancer
 from lb_apps.engines.support import check_support
 from lb_apps.l7config import L7ConfigError, absolute_balancer_files, parse_l7_config
 from lb_apps.proxy.runtime import Runtime
-from tests.unit.test_controller_decisions import BACKENDS, VIP, lab, served_by
+from tests.unit.test_controller_decisions import BACKENDS, VIP, lab
+from tests.unit.test_controller_decisions import served_by as served_by_host
+from tests.unit.test_proxy_harness import (Client, backends, config, lt, proxy,  # noqa: F401
+                                           served_by)
 from topologies import graphs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -340,14 +343,14 @@ def test_the_controller_config_refuses_it_for_group_and_checks_it_for_l4(tmp_pat
 def test_the_controller_sends_every_connection_where_the_file_says_with_the_5_tuple(tmp_path):
     path = good_with(tmp_path)
     lab_ = lab("l4", algorithm={"file": str(path), "class": "LastLive"})
-    seen = {served_by(lab_.send("h1", lab_.tcp("h1", VIP, 40000 + i))) for i in range(6)}
+    seen = {served_by_host(lab_.send("h1", lab_.tcp("h1", VIP, 40000 + i))) for i in range(6)}
     assert seen == {BACKENDS[-1]}
     ss = lab_.core.services[0]
     assert ss.balancer.impl.keys[0] == (6, lab_.nodes["h1"]["ip"], 40000, VIP, 80)
     # l4 counts the connection in flight until its flow is removed (on_open at the pick)
     assert ss.balancer.in_flight()[BACKENDS[-1]] == 6
     lab_.core.set_weight("web", BACKENDS[-1], 0)
-    assert served_by(lab_.send("h1", lab_.tcp("h1", VIP, 41000))) == BACKENDS[-2]
+    assert served_by_host(lab_.send("h1", lab_.tcp("h1", VIP, 41000))) == BACKENDS[-2]
 
 
 def test_the_proxy_gives_it_in_flight_counts_and_the_group_hash_key(tmp_path):
@@ -391,3 +394,27 @@ def test_the_harness_fails_a_wrong_balancer_on_its_property(cls, fails):
     code, failed, out = harness(WRONG, cls)
     assert failed == fails, out
     assert code == (1 if fails else 0), out
+
+
+# -- the proxy, over loopback -------------------------------------------------------------------
+
+def test_the_proxy_follows_it_and_answers_500_naming_the_line_when_it_fails(
+        tmp_path, capfd, backends, proxy):
+    path = good_with(tmp_path, replace=(
+        "        self.keys.append(key)\n",
+        "        self.keys.append(key)\n        if key == b'/boom':\n"
+        "            raise RuntimeError('boom')\n"))
+    bs = backends("b1", "b2")
+    p = proxy(config(bs, algorithm={"file": str(path), "class": "LastLive"}))
+    client = Client(p.port)
+    try:
+        assert [served_by(client.get("/")) for _ in range(3)] == ["b2"] * 3
+        status, _, body = client.get("/boom")
+        line = f"{path}:{line_of(path, 'RuntimeError')}: LastLive.choose(b'/boom') raised " \
+               "RuntimeError: boom"
+        assert status == 500 and line.encode() in body
+        assert served_by(client.get("/")) == "b2"  # the next request is served as before
+    finally:
+        client.close()
+    assert f"lblab proxy: {line}" in capfd.readouterr().err
+    assert p.stats()["groups"]["default"]["balancer"]["b2"]["chosen"] == 4
