@@ -1,8 +1,8 @@
 """Run every benchmark of bench/ and print one table of the issue-16 figures (``make bench``).
 
-Each bench runs as its own process, those that build a lab under the machine's emulation lock
-(``flock /tmp/lblab-emulation.lock``; so do not wrap this script itself in that lock), with its
-output kept in the work directory. The figures of the table come from the benches' JSON files
+Each bench runs as its own process, with its output kept in the work directory. Those that build
+a lab run one after another under the machine's emulation lock (``/tmp/lblab-emulation.lock``,
+taken once for all of them, as ``flock`` takes it; so do not wrap this script itself in it). The figures of the table come from the benches' JSON files
 (``bench/l7_mininet.py --json``, ``bench/l4_connrate.py --json``) and from ``bench/topo_build.py``'s
 last line; each is a ratio measured side by side within its bench's run. Then one table: the
 figure, this run's value, the goal, met or not, and whether the bench ran on a loaded machine
@@ -15,6 +15,7 @@ gives every other bench's exit status and last line. Everything also goes to a J
 figures are not the ones to report. Needs root for the lab benches.
 """
 import argparse
+import fcntl
 import json
 import math
 import os
@@ -28,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 LOCK = "/tmp/lblab-emulation.lock"
 
-# name -> (needs the emulation lock, full args, quick args or None = skipped in --quick,
+# name -> (builds a lab: runs under the emulation lock, full args, quick args or None = skipped in --quick,
 #          whether it takes --json FILE)
 BENCHES = {
     "l7_mininet": (True, ["--rounds", "3"], ["--rounds", "1", "--duration", "2"], True),
@@ -175,7 +176,7 @@ def format_table(table, benches):
 
 def run_bench(name, args, workdir, quick):
     """Run one bench; return its facts (status, seconds, load, output files)."""
-    lock, full, short, takes_json = BENCHES[name]
+    _lab, full, short, takes_json = BENCHES[name]
     argv = short if quick else full
     if argv is None:
         return {"status": None, "reason": "skipped by --quick (slow)"}
@@ -183,8 +184,6 @@ def run_bench(name, args, workdir, quick):
     json_path = os.path.join(workdir, f"{name}.json")
     if takes_json:
         cmd += ["--json", json_path]
-    if lock:
-        cmd = ["flock", LOCK] + cmd
     log_path = os.path.join(workdir, f"{name}.log")
     print(f"== {name}: {' '.join(cmd)}", flush=True)
     load_start = os.getloadavg()
@@ -244,10 +243,20 @@ def main(argv=None):
     os.makedirs(workdir, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     benches = {}
-    for name in BENCHES:
-        if only and name not in only:
-            continue
-        benches[name] = run_bench(name, args, workdir, args.quick)
+    chosen = [n for n in BENCHES if not only or n in only]
+    lab = [n for n in chosen if BENCHES[n][0]]
+    if lab:
+        with open(LOCK, "a", encoding="utf-8") as lock:
+            print(f"waiting for the emulation lock {LOCK} ...", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                for name in lab:
+                    benches[name] = run_bench(name, args, workdir, args.quick)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    for name in chosen:
+        if name not in lab:
+            benches[name] = run_bench(name, args, workdir, args.quick)
     table = assemble(figures_of(benches), benches)
     print(f"\n{started}{' (--quick: a smoke check, not figures to report)' if args.quick else ''}"
           f"; {os.cpu_count()} CPUs; logs in {workdir}\n")
