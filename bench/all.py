@@ -2,9 +2,9 @@
 
 Each bench runs as its own process, with its output kept in the work directory. Those that build
 a lab run one after another under the machine's emulation lock (``/tmp/lblab-emulation.lock``,
-taken once for all of them, as ``flock`` takes it; so do not wrap this script itself in it). The figures of the table come from the benches' JSON files
-(``bench/l7_mininet.py --json``, ``bench/l4_connrate.py --json``) and from ``bench/topo_build.py``'s
-last line; each is a ratio measured side by side within its bench's run. Then one table: the
+taken once for all of them, as ``flock`` takes it; so do not wrap this script itself in it).
+The figures of the table come from the benches' JSON files (``bench/l7_mininet.py --json``,
+``bench/l4_connrate.py --json``) and from ``bench/topo_build.py``'s last line; each is a ratio measured side by side within its bench's run. Then one table: the
 figure, this run's value, the goal, met or not, and whether the bench ran on a loaded machine
 (1-minute load average above the CPU count at its start or end: figures noisy). A second table
 gives every other bench's exit status and last line. Everything also goes to a JSON file.
@@ -29,8 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 LOCK = "/tmp/lblab-emulation.lock"
 
-# name -> (builds a lab: runs under the emulation lock, full args, quick args or None = skipped in --quick,
-#          whether it takes --json FILE)
+# name -> (builds a lab: runs under the emulation lock, full args, quick args or None =
+#          skipped in --quick, whether it takes --json FILE)
 BENCHES = {
     "l7_mininet": (True, ["--rounds", "3"], ["--rounds", "1", "--duration", "2"], True),
     "l4_connrate": (True, ["--rounds", "3"],
