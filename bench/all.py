@@ -4,7 +4,8 @@ Each bench runs as its own process, with its output kept in the work directory. 
 a lab run one after another under the machine's emulation lock (``/tmp/lblab-emulation.lock``,
 taken once for all of them, as ``flock`` takes it; so do not wrap this script itself in it).
 The figures of the table come from the benches' JSON files (``bench/l7_mininet.py --json``,
-``bench/l4_connrate.py --json``) and from ``bench/topo_build.py``'s last line; each is a ratio measured side by side within its bench's run. Then one table: the
+``bench/l4_connrate.py --json``) and from ``bench/topo_build.py``'s last line;
+each is a ratio measured side by side within its bench's run. Then one table: the
 figure, this run's value, the goal, met or not, and whether the bench ran on a loaded machine
 (1-minute load average above the CPU count at its start or end: figures noisy). A second table
 gives every other bench's exit status and last line. Everything also goes to a JSON file.
