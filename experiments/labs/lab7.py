@@ -75,11 +75,12 @@ def cost_claims(part):
     elif not faster_keep and not faster_new:
         speed = (FALSE, "the proxy answered at least as fast as both L4 paths here")
     else:
-        slow = sorted({b for b in ("l4_reactive", "l4_group")
-                       if b not in faster_keep or b not in faster_new})
-        case = "with a new connection per request" if faster_keep else "in some cases"
-        speed = (CONDITIONAL, f"L4 was faster except {', '.join(slow)} {case}: the reactive "
-                              f"L4 mode sends each new connection's first packet to the "
+        slow = [f"{b} {cond}" for b in ("l4_reactive", "l4_group")
+                for cond, faster in (("with keep-alive", faster_keep),
+                                     ("with a new connection per request", faster_new))
+                if b not in faster]
+        speed = (CONDITIONAL, f"L4 was faster except {' and '.join(slow)}: the reactive L4 "
+                              f"mode sends each new connection's first packet to the "
                               f"controller, a cost the proxy does not pay")
     out = [Verdict("L4 is faster (lower latency)", "lab7_cost: closed loop, 8 users, keep-alive "
                    "on and off; median latency", figures, *speed)]
