@@ -90,10 +90,12 @@ class Sampler(threading.Thread):
         proxy (tuple|None): ``(pid of the lb host, stats port)`` of the builtin proxy.
         on_sample (callable|None): called with each sample dict (the live view), in this
             thread; it must be quick.
+        conntrack (bool): the balancer uses the switch's connection tracking (L4): read it;
+            else ``conntrack`` is ``{}``.
     """
 
     def __init__(self, path, switches, layer, backend_ips, controller_stats=None, proxy=None,
-                 on_sample=None):
+                 on_sample=None, conntrack=True):
         super().__init__(daemon=True, name="lblab-telemetry")
         self.path = path
         self.switches = list(switches)
@@ -102,6 +104,7 @@ class Sampler(threading.Thread):
         self.controller_stats = controller_stats
         self.proxy = proxy
         self.on_sample = on_sample
+        self.conntrack = conntrack
         self.samples = 0
         self.child_cpu_s = 0.0
         self.thread_cpu_s = 0.0
@@ -148,11 +151,15 @@ class Sampler(threading.Thread):
                         self._command(["ovs-ofctl", "-O", "OpenFlow13", "dump-aggregate", sw]))
                 except OSError as exc:
                     problems.append(f"flows {sw}: {exc}")
-            try:
-                rec["conntrack"] = parsers.conntrack_by_backend(
-                    self._command(["ovs-appctl", "dpctl/dump-conntrack"]), self.backend_ips)
-            except OSError as exc:
-                problems.append(f"conntrack: {exc}")
+            if not self.conntrack:
+                rec["conntrack"] = {}
+            else:
+                try:
+                    rec["conntrack"] = parsers.conntrack_by_backend(
+                        self._command(["ovs-appctl", "dpctl/dump-conntrack"]),
+                        self.backend_ips)
+                except OSError as exc:
+                    problems.append(f"conntrack: {exc}")
         if self.controller_stats is not None:
             try:
                 rec["packet_ins"] = parsers.controller_packet_ins(self.controller_stats())
@@ -210,6 +217,17 @@ class Sampler(threading.Thread):
         return end
 
 
+def uses_conntrack(controller_config):
+    """Return whether any service of a controller config (dict) goes through the switch's
+    connection tracking (``controllers.pipeline.tracks_connections``: l2, l4, proactive, a
+    group with ``conntrack``)."""
+    from controllers.config import ServiceSpec
+    from controllers.pipeline import tracks_connections
+    services = (controller_config or {}).get("services") or {}
+    return any(tracks_connections(ServiceSpec.model_validate(svc))
+               for svc in services.values())
+
+
 def for_run(run, on_sample=None):
     """Return a started :class:`Sampler` for an ``experiments.run_lab.Run`` whose lab is up."""
     from experiments import run_plan as plan
@@ -219,13 +237,18 @@ def for_run(run, on_sample=None):
     backend_ips = {graph.nodes[h]["ip"]: name for name, h in run.roles.backends.items()}
     controller = run.controller
     stats = None
+    tracked = False
     if controller is not None:
         def stats():
             return controller.api("GET", "/stats", timeout=1.0)[1]
+        try:
+            tracked = uses_conntrack(controller.config)
+        except ValueError:              # a config the controller took: read conntrack anyway
+            tracked = True
     proxy = None
     if run.proxy is not None:
         proxy = (run.lab.host(run.roles.lb).pid, plan.PROXY_STATS_PORT)
     sampler = Sampler(run.path("telemetry.jsonl"), switches, run.balancer.layer, backend_ips,
-                      stats, proxy, on_sample)
+                      stats, proxy, on_sample, conntrack=tracked)
     sampler.start()
     return sampler

@@ -198,3 +198,19 @@ def test_proxy_stats_through_a_socket_made_in_a_namespace():
         server.shutdown()
         server.server_close()
     assert parsers.proxy_state(stats)["in_flight"] == {"b1": 2}
+
+
+def test_conntrack_is_read_only_where_the_balancer_tracks_connections(tmp_path):
+    def svc(mode, **kw):
+        return {"services": {"web": dict({"mode": mode,
+                                          "backends": {"h4": {"weight": 1}}, "port": 80,
+                                          "protocol": "tcp", "vip": "10.254.0.1"}, **kw)}}
+    assert telemetry.uses_conntrack(svc("l4")) and telemetry.uses_conntrack(svc("proactive"))
+    assert telemetry.uses_conntrack(svc("group", conntrack=True))
+    assert not telemetry.uses_conntrack(svc("group"))
+    assert not telemetry.uses_conntrack(svc("l3"))
+    s = FakeCommands(str(tmp_path / "t.jsonl"), ["s1"], "l4", {"10.0.0.4": "b1"},
+                     conntrack=False)
+    rec = s.sample()
+    assert rec["conntrack"] == {} and len(s.calls) == 2
+    s._fp.close()
