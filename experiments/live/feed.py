@@ -38,11 +38,35 @@ None. No I/O here: :class:`FrameBuilder` is fed records and samples by its shell
 (``experiments.live.hub`` live, ``experiments.live.replay`` from a results folder).
 """
 import bisect
+import math
 
-from experiments.metrics import error_kind, percentile
+from experiments.metrics import error_kind
 
 FRAME_VERSION = 1
 LATENCY_WINDOW_S = 60.0
+
+
+def _merge_sorted(kept, new):
+    """Merge the unsorted list ``new`` into the sorted list ``kept``, in place."""
+    new.sort()
+    if not kept or new[0] >= kept[-1]:
+        kept.extend(new)
+        return
+    i = bisect.bisect_right(kept, new[0])
+    tail = kept[i:] + new
+    tail.sort()
+    kept[i:] = tail
+
+
+def _nearest_rank(values, p):
+    """The nearest-rank percentile of a numpy array (``experiments.metrics.percentile``'s
+    rank, ceil(p/100*n)), or None when empty; partitions instead of sorting."""
+    import numpy as np
+    n = values.size
+    if n == 0:
+        return None
+    k = max(1, math.ceil(round(p / 100.0 * n, 9))) - 1
+    return float(np.partition(values, k)[k])
 
 
 def topology(graph, backend_hosts=None):
@@ -138,8 +162,11 @@ class FrameBuilder:
         self.backends = list(backends)
         self.layer = run["balancer"]["layer"]
         self._ends = {b: [] for b in self.backends}   # sorted end times of ok records
-        self._ok = []            # (end, latency s) of ok records, sorted by end
+        self._pending = {b: [] for b in self.backends}
+        self._lat = {}           # second -> [(end, latency s)] of ok records ending in it
+        self._lat_arrays = {}    # second -> numpy array of its latencies (made once complete)
         self._bad = []           # (end, kind) sorted by end
+        self._bad_pending = []
         self._prev = None
         self._first_t = None
         # where measure_start is not known yet (live, before the first measured record)
@@ -155,11 +182,43 @@ class FrameBuilder:
                 continue
             kind = error_kind(r)
             if kind is None:
-                bisect.insort(self._ok, (end, end - r["scheduled"]))
-                if r.get("backend") in self._ends:
-                    bisect.insort(self._ends[r["backend"]], end)
+                sec = int(end // 1)
+                self._lat.setdefault(sec, []).append((end, end - r["scheduled"]))
+                self._lat_arrays.pop(sec, None)
+                if r.get("backend") in self._pending:
+                    self._pending[r["backend"]].append(end)
             else:
-                bisect.insort(self._bad, (end, kind))
+                self._bad_pending.append((end, kind))
+
+    def _merge(self):
+        # Records come nearly in time order: sort the new ones and re-sort only the tail of the
+        # kept list they reach into (cheap), never the whole run's list.
+        for b, new in self._pending.items():
+            if new:
+                _merge_sorted(self._ends[b], new)
+                self._pending[b] = []
+        if self._bad_pending:
+            _merge_sorted(self._bad, self._bad_pending)
+            self._bad_pending = []
+
+    def _latencies(self, t):
+        """Return the latencies (s) of ok records ended in ``(t - 60 s, t]`` (numpy array)."""
+        import numpy as np
+        lo = t - LATENCY_WINDOW_S
+        parts = []
+        for sec in range(int(lo // 1), int(t // 1) + 1):
+            items = self._lat.get(sec)
+            if not items:
+                continue
+            if sec > lo and sec + 1 <= t:          # the whole second is inside the window
+                arr = self._lat_arrays.get(sec)
+                if arr is None:
+                    arr = self._lat_arrays[sec] = np.fromiter((x[1] for x in items), float,
+                                                              len(items))
+                parts.append(arr)
+            else:
+                parts.append(np.fromiter((x[1] for x in items if lo < x[0] <= t), float))
+        return np.concatenate(parts) if parts else np.empty(0)
 
     def _elapsed(self, t):
         if self.measure_start is not None:
@@ -184,6 +243,7 @@ class FrameBuilder:
             faults (iterable[dict]): faults as ``meta.json``'s ``faults`` (with ``applied``).
         """
         t = sample["t"]
+        self._merge()
         if self._first_t is None:
             self._first_t = t
         prev, self._prev = self._prev, sample
@@ -196,10 +256,8 @@ class FrameBuilder:
             recent[b] = counts[b] - bisect.bisect_right(ends, t - dt)
         backends = {b: {"rps": round(recent[b] / dt, 3), "requests": counts[b]}
                     for b in self.backends}
-        upto = bisect.bisect_right(self._ok, (t, float("inf")))
-        lat_from = bisect.bisect_right(self._ok, (t - LATENCY_WINDOW_S, float("inf")))
-        lats = sorted(x[1] for x in self._ok[lat_from:upto])
-        p50, p99 = percentile(lats, 50), percentile(lats, 99)
+        lats = self._latencies(t)
+        p50, p99 = _nearest_rank(lats, 50), _nearest_rank(lats, 99)
         errors = {}
         for end, kind in self._bad:
             if end > t:
@@ -215,7 +273,7 @@ class FrameBuilder:
             "total_rps": round(sum(recent.values()) / dt, 3),
             "latency_ms": {"p50": None if p50 is None else round(p50 * 1000.0, 3),
                            "p99": None if p99 is None else round(p99 * 1000.0, 3),
-                           "n": len(lats), "window_s": LATENCY_WINDOW_S},
+                           "n": int(lats.size), "window_s": LATENCY_WINDOW_S},
             "errors": dict(sorted(errors.items())),
             "l4": self._l4(sample, prev, dt) if self.layer != "l7" else None,
             "l7": self._l7(sample) if self.layer == "l7" else None,

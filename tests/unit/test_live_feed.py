@@ -224,3 +224,39 @@ def test_record_tail_reads_only_complete_new_lines(tmp_path):
         fp.write(json.dumps(record("h1", 2, 2.0, 0.1, "b1"))[5:] + "\n")
     assert [r["id"] for r in tail.read()] == ["h1-2"]
     assert tail.read() == []
+
+
+def test_nearest_rank_is_the_metrics_percentile():
+    import random
+
+    import numpy as np
+
+    from experiments.metrics import percentile
+    rng = random.Random(4)
+    for n in (1, 2, 7, 100, 1001):
+        values = [rng.expovariate(1.0) for _ in range(n)]
+        for p in (50, 90, 99, 99.9):
+            assert feed._nearest_rank(np.array(values), p) == percentile(sorted(values), p)
+    assert feed._nearest_rank(np.empty(0), 50) is None
+
+
+def test_merge_sorted_keeps_order_whatever_arrives():
+    import random
+    rng = random.Random(2)
+    kept, everything = [], []
+    for _ in range(50):
+        new = [rng.uniform(0, 100) for _ in range(rng.randint(0, 20))]
+        everything += new
+        if new:
+            feed._merge_sorted(kept, list(new))
+        assert kept == sorted(everything)
+
+
+def test_records_arriving_late_still_count_where_they_ended():
+    b = make_builder()
+    b.add_records([record("h1", 1, 100.0, 0.5, "b1")])
+    b.frame(sample(101.0))
+    b.add_records([record("h2", 2, 100.2, 0.1, "b2"), record("h1", 3, 101.5, 0.1, "b1")])
+    f = b.frame(sample(102.0))
+    assert {k: v["requests"] for k, v in f["backends"].items()} == {"b1": 2, "b2": 1}
+    assert f["latency_ms"]["n"] == 3
