@@ -1,5 +1,7 @@
 """Figures of the model twin: emulated against modelled values per configuration, and the
 classics' published curves beside both (headless matplotlib, PNG + SVG like ``plots``)."""
+from matplotlib.ticker import ScalarFormatter
+
 from experiments.plots import _save, plt
 from experiments.styles import PALETTE
 
@@ -75,6 +77,9 @@ def supermarket(curves, closed_forms, title, stem):
     ax.set_xlabel("load lambda (arrival rate / total service rate)")
     ax.set_ylabel("mean response time / mean service time")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.set_title(title)
     ax.legend(fontsize=7)
     return _save(fig, stem)
