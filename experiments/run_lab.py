@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 
-from controllers.harness import ControllerProcess, HarnessError
+from controllers.harness import ControllerProcess, HarnessError, dsr_commands
 from experiments import formats
 from experiments import run_plan as plan
 from experiments.run_faults import FaultActions
@@ -143,6 +143,11 @@ class Run(FaultActions):
                 meta["datapath"] = lab.datapath
                 iperf = self.spec.workload.type == "iperf3"
                 try:
+                    if self.balancer.layer == "l4" and self.balancer.mode == "l2":
+                        # direct server return: each backend holds the VIP on loopback and
+                        # never answers ARP for it (without this no l2 run was answered)
+                        for host in self.roles.backends.values():
+                            lab.host(host).cmd("; ".join(dsr_commands(plan.VIP, f"{host}-eth0")))
                     if iperf:
                         self._start_iperf_servers()
                     else:
