@@ -19,6 +19,10 @@ from lblab_core import loader
 from lblab_core.errors import InputError, UsageError
 
 MODEL_DIR = "model"
+MAX_TOTAL_USERS = 4096       # experiments.spec_models' bound: the pool of an unbounded open loop
+POOL_NOTE = ("open loop: the client pool (workload.users) is left unbounded in the model, so "
+             "the prediction is the rate the spec asks for; a pool that binds in the lab shows "
+             "as a departure (pool_limited)")
 SPEC_NAME = "spec.yaml"      # the spec's source as the model files name it (no folder path)
 
 
@@ -35,7 +39,23 @@ def model_spec(run_dir, manifest):
     if spec.workload.type != "http":
         return None, ("iperf3 workloads are outside the model: it models HTTP workloads only "
                       "(iperf3's TCP flows are not simulated)")
+    if unbound_pool(spec):
+        spec = spec_mod.loads_spec(loader.read(spec_file), SPEC_NAME,
+                                   list(manifest.get("overrides") or [])
+                                   + [f"workload.users={MAX_TOTAL_USERS}"])
     return spec, None
+
+
+def unbound_pool(spec):
+    """True when the twin models the spec with the client pool unbounded: an open loop whose
+    pool (``workload.users``) is not swept. The open loop's load is its rate; the pool is the
+    lab's load generator, and one too small is a distortion the flag is to show
+    (``pool_limited``), not a part of the system to predict (``lblab model`` alone keeps
+    it)."""
+    if spec.workload.mode != "open":
+        return False
+    return not any(key == "workload.users" for point in spec_mod.points(spec)
+                   for key, _ in (point or ()))
 
 
 def overhead_source(manifest):
@@ -71,7 +91,8 @@ def summary_json(spec, results, overheads, manifest):
                         "backend_share": r["backend_share"]})
     return {"spec": spec.name, "quantiles": list(P.QUANTILES), "overhead_ms": overheads,
             "overhead_source": overhead_source(manifest),
-            "model_notes": results[0]["model_notes"] if results else [],
+            "model_notes": (results[0]["model_notes"] if results else [])
+            + ([POOL_NOTE] if unbound_pool(spec) else []),
             "configurations": configs}
 
 
@@ -125,6 +146,9 @@ def build_model(run_dir, summary, manifest):
                   sort_keys=True)
         fp.write("\n")
     comparison = flags.compare(summary, results)
+    if unbound_pool(spec):
+        for r in results:
+            r["model_notes"] = list(r["model_notes"]) + [POOL_NOTE]
     return {"available": True, "spec": spec, "results": results, "comparison": comparison,
             "warnings": flags.flag_lines(comparison), "files": paths,
             "overhead_source": overhead_source(manifest),

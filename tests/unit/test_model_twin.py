@@ -153,3 +153,21 @@ def test_lblab_model_compare_refuses_a_spec_and_a_folder_without_one(tmp_path):
     shutil.copytree(FIXTURE, bare)
     with pytest.raises(UsageError, match="no model: no spec.yaml"):
         cli.main(["--compare", bare])
+
+
+def test_an_open_loop_is_modelled_with_the_pool_unbounded_unless_the_pool_is_swept(tmp_path):
+    run_dir = _folder(tmp_path / "a")
+    spec, _ = twin.model_spec(run_dir, {"spec_verbatim": "spec.yaml"})
+    assert spec.workload.users == twin.MAX_TOTAL_USERS          # SPEC says users: 4
+    result = report.build(run_dir, plots=False)
+    with open(os.path.join(run_dir, "model", "summary.json"), encoding="utf-8") as fp:
+        assert twin.POOL_NOTE in json.load(fp)["model_notes"]
+    assert twin.POOL_NOTE in _read(result["report"]).decode()
+    swept = {"spec_verbatim": "spec.yaml",
+             "overrides": ["sweep={param: workload.users, values: [2, 8]}"]}
+    spec, _ = twin.model_spec(run_dir, swept)
+    assert spec is not None and not twin.unbound_pool(spec)
+    with open(os.path.join(run_dir, "spec.yaml"), "w", encoding="utf-8") as fp:
+        fp.write(SPEC.replace("mode: open, rate: 25, arrival: constant", "mode: closed"))
+    spec, _ = twin.model_spec(run_dir, {"spec_verbatim": "spec.yaml"})
+    assert spec.workload.users == 4 and not twin.unbound_pool(spec)
