@@ -55,9 +55,9 @@ balancers:
 workload: {{type: http, mode: closed, users: 4, think_ms: 20, keepalive: true}}
 repetitions: 1
 warmup_s: 1
-duration_s: 6
+duration_s: 5
 faults:
-  - {{at_s: 3, action: drain_backend, target: b1}}
+  - {{at_s: 2, action: drain_backend, target: b1}}
 """
 BACKENDS = ["b1", "b2", "b3"]
 DRAINED = "b1"
