@@ -1,0 +1,161 @@
+"""Two "servers" on one machine: this one and a private sshd on 127.0.0.2 (its own host key, a key
+made for the test, its own state dir through the SSH config's SetEnv). The system's sshd and /etc
+are not touched. A small spec runs with its clients here and its balancer and backends on the
+other "server"; weighted round robin's per-backend counts must match the single-server run's
+within the algorithm's own bound; then a SIGKILLed cluster run and ``lblab clean --servers``
+must leave nothing on either side.
+
+By hand: ``flock /tmp/lblab-emulation.lock .venv/bin/python -m pytest tests/emulation/test_cluster.py``.
+"""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import wait_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LBLAB = os.path.join(os.path.dirname(sys.executable), "lblab")
+WEIGHTS = {"b1": 1, "b2": 2, "b3": 3}
+SPEC = f"""\
+name: cluster_wrr
+seed: 7
+topology:
+  name: lb_lab
+  params: {{clients: 2, backends: 3}}
+backends:
+{''.join(f'  - {{name: {n}, weight: {w}, service: {{dist: fixed, mean_ms: 2}}}}{chr(10)}'
+         for n, w in WEIGHTS.items())}balancers:
+  - {{name: l7_wrr, layer: l7, engine: builtin, algorithm: weighted_round_robin}}
+workload: {{type: http, mode: closed, users: 4, keepalive: true}}
+warmup_s: 0.5
+duration_s: 3
+"""
+
+
+def wrr_deviation_bound(weights):
+    """The most any backend's count strays from its exact share over any prefix of picks of the
+    shared weighted round robin (``lb_apps.balancing``), measured over a few whole cycles."""
+    from lb_apps.balancing import make_balancer
+    balancer = make_balancer("weighted_round_robin", dict(weights))
+    total = sum(weights.values())
+    counts = dict.fromkeys(weights, 0)
+    worst = 0.0
+    for n in range(1, 4 * int(total) + 1):
+        counts[balancer.choose()] += 1
+        worst = max(worst, max(abs(counts[b] - n * w / total) for b, w in weights.items()))
+    return worst
+
+
+@pytest.fixture
+def two_servers(tmp_path, monkeypatch):
+    from topologies.cluster.private_sshd import PrivateSshd
+    here, there = tmp_path / "state-here", tmp_path / "state-there"
+    monkeypatch.setenv("LBLAB_STATE_DIR", str(here))
+    with PrivateSshd(tmp_path / "sshd", name="server2", address="127.0.0.2",
+                     env={"LBLAB_STATE_DIR": str(there)}) as sshd:
+        yield {"ssh_config": sshd.ssh_config, "here": here, "there": there, "tmp": tmp_path}
+
+
+def _run(tmp, out, *extra, check=True):
+    spec = tmp / "spec.yaml"
+    spec.write_text(SPEC)
+    proc = subprocess.run([LBLAB, "run", str(spec), "--out", str(out), "--no-calibration",
+                           "--quiet", *extra], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def _served(results):
+    """{backend: requests it served} and the load generators' error count, from raw records."""
+    (run,) = glob.glob(os.path.join(results, "*", "raw", "*"))
+    counts, errors = {}, 0
+    for name in WEIGHTS:
+        with open(os.path.join(run, f"backend-{name}.jsonl"), encoding="utf-8") as fp:
+            counts[name] = sum(1 for line in fp if '"path": "/health"' not in line
+                               and line.strip() and not line.startswith("{\"v\""))
+    for path in glob.glob(os.path.join(run, "loadgen-*.jsonl")):
+        with open(path, encoding="utf-8") as fp:
+            errors += sum(1 for line in fp if '"error": null' not in line and '"error"' in line)
+    with open(os.path.join(run, "meta.json"), encoding="utf-8") as fp:
+        meta = json.load(fp)
+    return counts, errors, meta
+
+
+def test_a_spec_across_two_servers_shares_like_one_server(two_servers):
+    tmp = two_servers["tmp"]
+    _run(tmp, tmp / "one")
+    _run(tmp, tmp / "two", "--servers", "localhost,server2",
+         "--ssh-config", two_servers["ssh_config"])
+    one, one_errors, _ = _served(str(tmp / "one"))
+    two, two_errors, meta = _served(str(tmp / "two"))
+    assert one_errors == 0 and two_errors == 0
+    placed = meta["cluster"]["placement"]
+    assert {placed[c] for c in meta["clients"]} == {"localhost"}
+    assert placed[meta["lb"]] == "server2"
+    assert {placed[b["host"]] for b in meta["backends"]} == {"server2"}
+    assert meta["cluster"]["server_info"]["server2"]["ssh_rate_mbit"] > 0
+    bound = wrr_deviation_bound(WEIGHTS)
+    n_one, n_two = sum(one.values()), sum(two.values())
+    assert n_one > 0 and n_two > 0
+    for name in WEIGHTS:
+        # each run is within `bound` of its exact share, so the two agree within both bounds
+        assert abs(two[name] - one[name] * n_two / n_one) <= bound * (1 + n_two / n_one), \
+            (name, one, two, bound)
+
+
+def test_sigkill_then_clean_servers_leaves_nothing_on_either_side(two_servers):
+    from topologies import registry
+    tmp, here, there = two_servers["tmp"], two_servers["here"], two_servers["there"]
+    spec = tmp / "spec.yaml"
+    spec.write_text(SPEC)
+    runner = subprocess.Popen([LBLAB, "run", str(spec), "--out", str(tmp / "killed"),
+                               "--no-calibration", "--quiet", "--set", "duration_s=60",
+                               "--servers", "localhost,server2",
+                               "--ssh-config", two_servers["ssh_config"]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+
+    def remote_record():
+        for path in glob.glob(str(there / "runs" / "*.json")):
+            with open(path, encoding="utf-8") as fp:
+                data = json.load(fp)
+            if len(data["hosts"]) >= 3:
+                return data
+        return None
+
+    try:
+        remote = wait_for(remote_record, "the other server's record with its hosts", 120)
+        (local_path,) = glob.glob(str(here / "runs" / "*.json"))
+        with open(local_path, encoding="utf-8") as fp:
+            local = json.load(fp)
+        wait_for(lambda: glob.glob(str(tmp / "killed" / "*" / "raw" / "*" / "loadgen-*.json")),
+                 "the load generators' configs (the load running)", 120)
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+    clean = subprocess.run([LBLAB, "clean", "--servers", "localhost,server2", "--ssh-config",
+                            two_servers["ssh_config"]], capture_output=True, text=True,
+                           timeout=120)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert glob.glob(str(here / "runs" / "*.json")) == []
+    assert glob.glob(str(there / "runs" / "*.json")) == []
+    assert not os.listdir(there / "work") if (there / "work").exists() else True
+    run_id = local["run_id"]
+    assert run_id not in registry.tagged_bridges().values()
+    links = registry.existing_links()
+    left = [i for i in local["root_intfs"] + remote["root_intfs"] if i in links]
+    assert left == []
+    pids = [h["pid"] for h in list(local["hosts"].values()) + list(remote["hosts"].values())]
+    pids += [p["pid"] for p in local["processes"] + remote["processes"]]
+    starts = {h["pid"]: h["start"] for h in list(local["hosts"].values())
+              + list(remote["hosts"].values()) + local["processes"] + remote["processes"]}
+    assert [p for p in pids if registry.alive(p, starts[p])] == []
+    agents = subprocess.run(["pgrep", "-f", "topologies.cluster.agent"], capture_output=True,
+                            text=True).stdout.split()
+    assert agents == []
