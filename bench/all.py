@@ -48,10 +48,14 @@ BENCHES = {
 }
 
 L4_PATHS = (("l4", "`l4` round robin (conntrack path, one packet-in per connection)"),
-            ("l4_lc", "`l4` least connections, exact (a packet-in and a flow per connection)"),
-            ("l4_lc_group", "`l4` least connections, `in_flight: switch` (re-weighted group)"),
+            ("l4_lc", "`l4` least connections (a flow per connection; `in_flight: flows`)"),
+            ("l4_lc_counters", "`l4` least connections, `in_flight: counters` (no flow)"),
+            ("l4_lc_group", "`l4` least connections, `in_flight: group` (no packet-in)"),
             ("l2", "`l2`"), ("group_ct", "`group` with `conntrack: true`"),
             ("l3", "`l3`"), ("group", "`group`"), ("proactive", "`proactive`"))
+
+# the least-connections services of l4_connrate's latency part: (its name, in_flight)
+LATENCY_PATHS = (("lat_lc", "flows"), ("lat_lc_counters", "counters"), ("lat_lc_group", "group"))
 
 
 # -- the pure part: figures from the benches' outputs ------------------------------------------
@@ -89,7 +93,7 @@ def l4_figures(data):
     out = {f"l4_{path}": data.get("ratio_to_direct", {}).get(path) for path, _ in L4_PATHS}
     for rate, p99 in data.get("p99_ms", {}).items():
         rr = p99.get("lat_rr")
-        for name, key in (("lat_lc", "exact"), ("lat_lc_group", "switch")):
+        for name, key in LATENCY_PATHS:
             if rr and p99.get(name) is not None:
                 out[f"p99_{key}_{rate}"] = p99[name] / rr
     return out
@@ -117,8 +121,8 @@ def rows():
     out += [(f"l4_{path}", f"L4 new connections/s ÷ direct: {text}", "l4_connrate",
              (">=", 0.9)) for path, text in L4_PATHS]
     for rate in ("150", "1000"):
-        for key, text in (("exact", "exact"), ("switch", "`in_flight: switch`")):
-            out.append((f"p99_{key}_{rate}", f"L4 least connections ({text}) p99 ÷ round "
+        for _name, key in LATENCY_PATHS:
+            out.append((f"p99_{key}_{rate}", f"L4 least connections (`in_flight: {key}`) p99 ÷ round "
                         f"robin p99, open loop {int(rate):,} req/s", "l4_connrate",
                         ("<=", 1.2)))
     out.append(("topo", "256-host tree build + teardown ÷ `mn`", "topo_build", ("<=", 0.5)))

@@ -11,14 +11,14 @@ port no service matches (so no balancer flow touches them):
   spreads connections. On a small machine four backend processes cost more CPU per request than
   one, and this baseline shows how much of a VIP's deficit comes from that, not from the switch.
 
-Paths (``--modes``): ``l4`` (round robin, conntrack path), ``l4_lc`` (least connections, exact:
-a packet-in and a counting flow per connection), ``l4_lc_group`` (least connections
-approximated in the switch: a conntrack select group re-weighted from in-flight counts,
-``in_flight: switch``), ``l3``, ``l2``, ``group``, ``group_ct``, ``proactive``.
+Paths (``--modes``): ``l4`` (round robin, conntrack path), ``l4_lc`` (least connections, the
+default ``in_flight: flows``: a packet-in and a counting flow per connection), ``l4_lc_counters``
+(``in_flight: counters``: a packet-in per connection, no flow, ends from the switch's FIN/RST
+counters), ``l4_lc_group`` (``in_flight: group``: no packet-in, a conntrack select group
+re-weighted from the counters), ``l3``, ``l2``, ``group``, ``group_ct``, ``proactive``.
 
 Then the latency part: ``lblab loadgen`` open loop (Poisson, a connection per request) from h1 at
-each ``--rates`` value against round robin, exact least connections and the switch
-approximation, on their own ports whose backends serve each request in an exponential 2 ms
+each ``--rates`` value against round robin and least connections on each of its three paths, on their own ports whose backends serve each request in an exponential 2 ms
 (one at a time), alternating; p99 of each, the ratio to round robin's, and each run's largest
 share error (|a backend's share of the requests - 1/4|, from the load generator's records).
 
@@ -44,11 +44,13 @@ from controllers.harness import REPO_ROOT
 
 # paths beyond l4_lab's one-per-mode services: (mode, algorithm, extra service keys)
 EXTRA = {"l4_lc": ("l4", "least_connections", {}),
-         "l4_lc_group": ("l4", "least_connections", {"in_flight": "switch"})}
+         "l4_lc_counters": ("l4", "least_connections", {"in_flight": "counters"}),
+         "l4_lc_group": ("l4", "least_connections", {"in_flight": "group"})}
 # latency services: their own ports (backends with a service time there) and VIPs
 LATENCY = {"lat_rr": ("l4", "round_robin", {}),
            "lat_lc": ("l4", "least_connections", {}),
-           "lat_lc_group": ("l4", "least_connections", {"in_flight": "switch"})}
+           "lat_lc_counters": ("l4", "least_connections", {"in_flight": "counters"}),
+           "lat_lc_group": ("l4", "least_connections", {"in_flight": "group"})}
 LATENCY_PORT = 9100
 SERVICE_MS = 2.0
 

@@ -27,7 +27,7 @@ class PoolChanges:
     """The pool-change entry points of the core (a mixin of ``Core``)."""
 
     def _buckets(self, ss):
-        if ss.steering is not None:  # l4 in_flight: switch: weights from in-flight counts
+        if pipeline.group_in_flight(ss.svc):  # weights from in-flight counts
             weights = ss.steering.weights or {}
             pool = [(b.ip, b.mac, weights.get(b.name, b.weight)) for b in ss.backends.values()
                     if b.live and weights.get(b.name, b.weight) > 0]
@@ -38,7 +38,7 @@ class PoolChanges:
     def _pool_changed(self, ss):
         """Return the switch changes after a pool change of a conntrack service."""
         msgs = []
-        if ss.steering is not None:
+        if pipeline.group_in_flight(ss.svc):
             return self.reweight(ss, poll=False)
         if ss.svc.mode == "group":
             buckets = self._buckets(ss)

@@ -41,9 +41,11 @@ MODES = ("l2", "l3", "l4", "group", "proactive")
 # Modes whose data path is a packet-in per new connection/client (exact algorithm choices) and
 # modes that run entirely in Open vSwitch conntrack (no packet-in per flow).
 REACTIVE_MODES = ("l2", "l3", "l4")
-# where l4's least-connections counts come from: a packet-in and a counting flow per connection
-# (exact), or switch counters read every reweight_interval (a re-weighted select group)
-IN_FLIGHT_SOURCES = ("controller", "switch")
+# l4 least connections (docs/controller.md): flows = a packet-in and a counting flow per
+# connection, whose removal ends it (the default); counters = a packet-in per connection, ends
+# from the switch's FIN/RST counters read every reweight_interval; group = no packet-in, a
+# select group re-weighted from the switch's counters every reweight_interval
+IN_FLIGHT_SOURCES = ("flows", "counters", "group")
 SWITCH_IN_FLIGHT_ALGORITHMS = ("least_connections", "weighted_least_connections")
 CONNTRACK_MODES = ("group", "proactive")
 REACTIVE_ALGORITHMS = ("round_robin", "weighted_round_robin", "least_connections",
@@ -144,7 +146,7 @@ class ServiceSpec(C.Model):
     idle_timeout: Annotated[int, Field(ge=1, le=65535)] = 5
     health: Health = Health()
     conntrack: bool = False
-    in_flight: Annotated[str, C.one_of(IN_FLIGHT_SOURCES)] = "controller"
+    in_flight: Annotated[str, C.one_of(IN_FLIGHT_SOURCES)] = "flows"
 
     @field_validator("algorithm")
     @classmethod
@@ -180,10 +182,10 @@ class ServiceSpec(C.Model):
     def _in_flight_switch(cls, value, info):
         mode, protocol = info.data.get("mode"), info.data.get("protocol")
         algorithm = info.data.get("algorithm") or DEFAULT_ALGORITHM.get(mode)
-        if value == "switch" and mode is not None and (
+        if value != "flows" and mode is not None and (
                 mode != "l4" or protocol != "tcp" or algorithm not in SWITCH_IN_FLIGHT_ALGORITHMS):
             raise PydanticCustomError(
-                "switch_in_flight", "expected mode l4, protocol tcp and algorithm "
+                "in_flight_l4", "expected mode l4, protocol tcp and algorithm "
                 "{algorithms} (got mode {mode}, protocol {protocol}, algorithm {algorithm})",
                 {"algorithms": " or ".join(SWITCH_IN_FLIGHT_ALGORITHMS), "mode": mode,
                  "protocol": protocol, "algorithm": algorithm})
@@ -433,7 +435,7 @@ class Service:
     idle_timeout: int = 5
     health: Health = Health()
     conntrack: bool = False  # group mode: connections pinned in conntrack (else stateless)
-    in_flight: str = "controller"  # l4 least connections: counted per connection, or "switch"
+    in_flight: str = "flows"  # l4 least connections: flows | counters | group
 
     @property
     def ip_proto(self):

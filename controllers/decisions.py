@@ -224,6 +224,10 @@ class Core(PoolChanges, SwitchSteering):
                 return [self._commit(ss, switch, in_port, backend, data)]
             ss.balancer.on_open(name)
             ss.backends[name].flows_total += 1
+            if ss.steering is not None:
+                # in_flight counters: conntrack alone, no flow; the switch's FIN/RST counters
+                # end the connection in the balancer (steering.release_closed)
+                return [self._commit(ss, switch, in_port, ss.backends[name], data)]
             conn = Conn(name, facts.ip_src, None if ss.svc.mode == "l3" else facts.tp_src,
                         switch, now)
             ss.conns[key] = conn

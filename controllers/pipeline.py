@@ -43,7 +43,7 @@ COOKIE_PREFIX = 0x05         # proactive client-prefix rules
 COOKIE_POST = 0x06           # per-backend flow whose counters are the backend's traffic: the
                              # T_POST MAC fix-up (conntrack modes), the reply rewrite (stateless
                              # group)
-COOKIE_OPENED = 0x07         # l4 in_flight: switch: a backend's client SYNs (connections opened)
+COOKIE_OPENED = 0x07         # l4 in_flight counters/group: a backend's client SYNs (opened)
 COOKIE_CLOSED = 0x08         # ... and its client FINs/RSTs (connections closed)
 COOKIE_CLASS_MASK = 0xFF << 56
 COOKIE_SERVICE_MASK = COOKIE_CLASS_MASK | (0xFFFF << 40)
@@ -56,7 +56,7 @@ OFPP_IN_PORT = "in_port"
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_ARP = 0x0806
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
-# the counters of in_flight: switch, as (cookie class, tcp_flags value, mask)
+# the counters of in_flight counters/group, as (cookie class, tcp_flags value, mask)
 COUNTER_FLAGS = ((COOKIE_OPENED, TCP_SYN, TCP_SYN | TCP_ACK),   # a client's SYN
                  (COOKIE_CLOSED, TCP_FIN, TCP_FIN),             # its FIN
                  (COOKIE_CLOSED, TCP_RST, TCP_RST | TCP_FIN))   # or a RST without FIN
@@ -182,19 +182,25 @@ def group_buckets(svc_id, pool, conntrack=True):
                  for ip, mac, weight in pool)
 
 
-def switch_in_flight(svc):
-    """Whether a service takes l4's switch path: least connections as a conntrack select group
-    re-weighted from switch counters (``in_flight: switch``), no packet-in per connection."""
-    return svc.mode == "l4" and getattr(svc, "in_flight", "controller") == "switch"
+def group_in_flight(svc):
+    """Whether a service takes l4's group path: least connections as a conntrack select group
+    re-weighted from switch counters (``in_flight: group``), no packet-in per connection."""
+    return svc.mode == "l4" and getattr(svc, "in_flight", "flows") == "group"
+
+
+def counts_in_switch(svc):
+    """Whether a service's connection ends come from switch counters (``in_flight: counters``
+    or ``group``) rather than per-connection counting flows."""
+    return svc.mode == "l4" and getattr(svc, "in_flight", "flows") in ("counters", "group")
 
 
 def uses_group(svc):
     """Whether a service's new connections go through its select group."""
-    return svc.mode == "group" or switch_in_flight(svc)
+    return svc.mode == "group" or group_in_flight(svc)
 
 
 def counter_flows(switch, svc_id, svc, b):
-    """Return a backend's opened/closed counter flows of an ``in_flight: switch`` service.
+    """Return a backend's opened/closed counter flows of an ``in_flight: counters/group`` service.
 
     In T_POST, above the backend's MAC fix-up and with its actions: the client's packets after
     the NAT (eth_dst still the VMAC, ip_dst the backend). A SYN without ACK counts an opened
@@ -354,7 +360,7 @@ def service_flows(switch, svc_id, svc, backends, meter_ports=None):
                        src: svc.port},
                       (("set_field", "eth_src", svc.vmac),), goto=T_L2,
                       cookie=cookie(COOKIE_STATIC, svc_id)))
-    if switch_in_flight(svc):
+    if counts_in_switch(svc):
         for b in backends:
             flows += counter_flows(switch, svc_id, svc, b)
     new_connection = vip_match(svc, ct_state=(CT_NEW | CT_TRK, CT_NEW | CT_TRK))

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 from controllers.config import MODE_ALGORITHMS, REACTIVE_MODES
 from controllers.health import DOWN, UP, HealthState
-from controllers.pipeline import switch_in_flight
+from controllers.pipeline import counts_in_switch
 from controllers.steering import SteeringState
 from lb_apps.balancing import is_file_algorithm
 
@@ -77,8 +77,8 @@ class ServiceState:
         self.balancer = self._new_balancer(svc.algorithm)
         self.conns = {}
         self.packet_ins = 0  # packets to the VIP that reached the controller
-        # l4 in_flight: switch: the counters and bucket weights (docs/controller.md)
-        self.steering = SteeringState() if switch_in_flight(svc) else None
+        # l4 in_flight counters/group: the switch's counters (and the group's bucket weights)
+        self.steering = SteeringState() if counts_in_switch(svc) else None
         self.prefix_rules = self.effective_weights()  # proactive: weights the rules encode
 
     @property

@@ -1,5 +1,7 @@
-"""Least connections in the switch (pure): bucket weights of a conntrack select group from
-in-flight counts (the l4 ``in_flight: switch`` path; docs/controller.md).
+"""l4 least connections from switch counters (pure): ``in_flight: group`` sets the bucket weights
+of a conntrack select group from in-flight counts; ``in_flight: counters`` decides per
+packet-in as usual and ends connections in the balancer from the counters
+(docs/controller.md).
 
 Every ``reweight_interval`` the controller reads, per backend, two switch counters: connections
 opened (client SYNs after the NAT) and closed (client FINs or RSTs). In flight = opened -
@@ -78,7 +80,7 @@ def largest_share_error(chosen, weights):
 
 
 class SteeringState:
-    """Counters and bucket weights of one ``in_flight: switch`` service."""
+    """Counters (and bucket weights) of one ``in_flight: counters/group`` service."""
 
     def __init__(self):
         self.counters = {}        # (switch, cookie class, backend id) -> packets
@@ -86,6 +88,7 @@ class SteeringState:
         self.arrivals = 1.0       # connections opened in the last interval
         self.weights = None       # backend name -> bucket weight (None: configured weights)
         self.reweights = 0        # group changes sent
+        self.released = {}        # backend id -> closes already handed to the balancer
 
     def totals(self, kind):
         """Return {backend id: packets} of one counter class summed over switches."""
@@ -97,12 +100,13 @@ class SteeringState:
 
 
 class SwitchSteering:
-    """The ``in_flight: switch`` entry points of the core (a mixin of ``Core``): poll the
-    counters every ``reweight_interval``, turn them into select-group bucket weights."""
+    """The ``in_flight: counters/group`` entry points of the core (a mixin of ``Core``): poll
+    the counters every ``reweight_interval``; turn them into select-group bucket weights
+    (group) or into the balancer's ``on_close`` reports (counters)."""
 
     def steering_requests(self, now):
         """Return the counter polls due at ``now`` (one per counter class and switch)."""
-        if not any(pipeline.switch_in_flight(ss.svc) for ss in self.services):
+        if not any(ss.steering is not None for ss in self.services):
             return []
         due = getattr(self, "next_reweight", None)
         if due is not None and now < due:
@@ -139,12 +143,27 @@ class SwitchSteering:
             return []
         msgs = []
         for ss in self.services:
-            if ss.steering is not None:
+            if pipeline.group_in_flight(ss.svc):
                 msgs += self.reweight(ss)
+            elif ss.steering is not None:
+                self.release_closed(ss)
         return msgs
 
+    def release_closed(self, ss):
+        """Report the connections the counters saw close since the last poll to the balancer
+        (``in_flight: counters``): one ``on_close`` per client FIN/RST, never below 0."""
+        st = ss.steering
+        for bid, closed in st.totals(pipeline.COOKIE_CLOSED).items():
+            new = closed - st.released.get(bid, 0)
+            st.released[bid] = closed
+            b = ss.by_bid(bid)
+            if b is None or b.removed or ss.balancer is None or new <= 0:
+                continue
+            for _ in range(min(new, ss.balancer.in_flight().get(b.name, 0))):
+                ss.balancer.on_close(b.name)
+
     def steering_in_flight(self, ss):
-        """Return {backend name: in flight} of an ``in_flight: switch`` service."""
+        """Return {backend name: in flight} of a service from its counters."""
         st = ss.steering
         opened, closed = st.totals(pipeline.COOKIE_OPENED), st.totals(pipeline.COOKIE_CLOSED)
         counts = in_flight(opened, closed)

@@ -14,8 +14,10 @@ def data_path(ss):
         return "select-group"
     if ss.svc.mode in ("group", "proactive"):
         return "conntrack"
-    if pipeline.switch_in_flight(ss.svc):
+    if pipeline.group_in_flight(ss.svc):
         return "conntrack+reweighted-group"
+    if pipeline.counts_in_switch(ss.svc):
+        return "packet-in+conntrack+counters"
     if ss.svc.mode in ("l2", "l4") and ss.algorithm in CONNTRACK_PATH_ALGORITHMS:
         return "packet-in+conntrack"
     if ss.svc.mode == "l4":
@@ -29,7 +31,7 @@ def services_view(core):
     for ss in core.services:
         svc = ss.svc
         in_flight = ss.balancer.in_flight() if ss.balancer is not None else {}
-        if ss.steering is not None:
+        if pipeline.group_in_flight(ss.svc):
             in_flight = core.steering_in_flight(ss)
         out[svc.name] = {
             "vip": svc.vip, "vmac": svc.vmac, "protocol": svc.protocol, "port": svc.port,

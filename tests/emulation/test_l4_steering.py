@@ -1,4 +1,4 @@
-"""l4 least connections in the switch (``in_flight: switch``) on real Open vSwitch (root): the
+"""l4 least connections in the switch (``in_flight: group``) on real Open vSwitch (root): the
 counter flows (client SYN, FIN, RST) are accepted and count, in-flight counts follow open and
 closed connections, the group's buckets leave the busy backends, and a new connection goes to a
 least loaded one, with no packet-in."""
@@ -33,7 +33,7 @@ def steered(tmp_path_factory):
     cfg = {"topology": ctl_config.graph_to_data(graph),
            "controller": {"stats_interval": 0, "reweight_interval": 0.1},
            "services": {"web": {"vip": VIP, "port": PORT, "mode": "l4",
-                                "algorithm": "least_connections", "in_flight": "switch",
+                                "algorithm": "least_connections", "in_flight": "group",
                                 "backends": {b: 1 for b in BACKENDS},
                                 "health": {"kind": "none"}}}}
     with ControllerProcess(cfg, str(tmp_path_factory.mktemp("steer"))) as ctl:

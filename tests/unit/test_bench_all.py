@@ -23,9 +23,11 @@ def l7_output(builtin_rps, haproxy_rps, nginx_close):
 
 
 L4_OUTPUT = {"ratio_to_direct": {"direct": 1.0, "l4": 0.62, "l4_lc": 0.2, "l4_lc_group": 0.91,
+                                 "l4_lc_counters": 0.6,
                                  "l2": 0.6, "group_ct": 0.8, "l3": 1.01, "group": 0.9,
                                  "proactive": 0.95},
-             "p99_ms": {"150": {"lat_rr": 10.0, "lat_lc": 50.0, "lat_lc_group": 11.0},
+             "p99_ms": {"150": {"lat_rr": 10.0, "lat_lc": 50.0, "lat_lc_group": 11.0,
+                                "lat_lc_counters": 12.5},
                         "1000": {"lat_rr": 20.0, "lat_lc": 30.0, "lat_lc_group": 22.0}}}
 
 
@@ -41,8 +43,9 @@ def test_l7_figures_are_ratios_of_medians():
 def test_l4_figures_take_every_path_and_the_p99_ratios():
     got = bench_all.l4_figures(L4_OUTPUT)
     assert got["l4_l4_lc_group"] == 0.91 and got["l4_proactive"] == 0.95
-    assert got["p99_exact_150"] == pytest.approx(5.0)
-    assert got["p99_switch_1000"] == pytest.approx(1.1)
+    assert got["p99_flows_150"] == pytest.approx(5.0)
+    assert got["p99_group_1000"] == pytest.approx(1.1)
+    assert got["p99_counters_150"] == pytest.approx(1.25) and "p99_counters_1000" not in got
 
 
 def test_topo_figure_from_the_ratio_line():
@@ -65,7 +68,8 @@ def test_table_says_met_not_met_not_measured_and_loaded(tmp_path):
     assert by_key["l7_ka_rps"]["met"] is True and by_key["l7_ka_rps"]["loaded"] is True
     assert by_key["l7_close_nginx"]["met"] is False
     assert by_key["l4_l4_lc"]["met"] is False and by_key["l4_l4_lc_group"]["met"] is True
-    assert by_key["p99_exact_150"]["met"] is False and by_key["p99_switch_150"]["met"] is True
+    assert by_key["p99_flows_150"]["met"] is False and by_key["p99_group_150"]["met"] is True
+    assert by_key["p99_counters_1000"]["met"] is None
     assert by_key["topo"]["met"] is None and by_key["topo"]["value"] is None
     text = bench_all.format_table(table, benches)
     assert "| L7 builtin ÷ HAProxy, keep-alive req/s (1 worker or thread each) | 1.10 | >= 1.0 " \
@@ -74,7 +78,7 @@ def test_table_says_met_not_met_not_measured_and_loaded(tmp_path):
     assert "| live_cost | skipped | | | skipped by --quick (slow) |" in text
     assert "x / y" in text                       # a bench's pipe does not break the table
     # every figure of the table has its row
-    assert len(table) == 5 + len(bench_all.L4_PATHS) + 4 + 1
+    assert len(table) == 5 + len(bench_all.L4_PATHS) + 2 * len(bench_all.LATENCY_PATHS) + 1
     path = tmp_path / "t.json"
     path.write_text(json.dumps({"rows": table}))
     assert json.loads(path.read_text())["rows"][0]["goal"] == ">= 1.0"

@@ -1,6 +1,7 @@
-"""l4 least connections in the switch (``in_flight: switch``): water-filling bucket weights from
-in-flight counts (pure), and the core on a fake switch: counter flows, polls, re-weighted
-groups, no packet-in per connection."""
+"""l4 least connections from switch counters: water-filling bucket weights from in-flight counts
+(pure), and the core on a fake switch: counter flows, polls, re-weighted groups with no
+packet-in per connection (``in_flight: group``), and packet-in decisions whose ends come from
+the counters (``in_flight: counters``)."""
 import random
 
 import pytest
@@ -80,23 +81,24 @@ def test_water_filling_keeps_shares_close_over_1000_connections():
 
 # -- config ------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("in_flight", ["group", "counters"])
 @pytest.mark.parametrize("svc, expected", [
     ({"mode": "l4", "algorithm": "round_robin"}, "algorithm round_robin"),
     ({"mode": "l3", "algorithm": "least_connections"}, "got mode l3"),
     ({"mode": "l4", "algorithm": "least_connections", "protocol": "udp"}, "protocol udp"),
     ({"mode": "l4", "algorithm": "least_connections", "in_flight": "switches"},
-     "expected one of controller, switch"),
+     "expected one of flows, counters, group"),
 ])
-def test_in_flight_switch_needs_l4_tcp_least_connections(svc, expected):
+def test_in_flight_from_the_switch_needs_l4_tcp_least_connections(svc, expected, in_flight):
     with pytest.raises(config.ConfigError) as err:
-        make(**{"in_flight": "switch", **svc})
+        make(**{"in_flight": in_flight, **svc})
     assert "services.web.in_flight" in str(err.value) and expected in str(err.value)
 
 
 # -- the core on a fake switch -----------------------------------------------------------------
 
 def steered(weights=(1, 1, 1, 1), algorithm="least_connections"):
-    return lab("l4", algorithm, weights=weights, in_flight="switch")
+    return lab("l4", algorithm, weights=weights, in_flight="group")
 
 
 def poll(lab_, now):
@@ -182,7 +184,7 @@ def test_a_drained_backend_leaves_the_buckets_at_once():
 
 
 def test_counter_flows_encode_tcp_flags_and_stats_requests_encode():
-    core, _net, _cfg = make("l4", "least_connections", in_flight="switch")
+    core, _net, _cfg = make("l4", "least_connections", in_flight="group")
     flows = [m for m in core.switch_up("s1") if isinstance(m, pipeline.Flow)
              and pipeline.cookie_parts(m.cookie)[0] == pipeline.COOKIE_OPENED]
     assert len(flows) == 4
@@ -197,3 +199,24 @@ def test_exact_path_stays_the_default():
     lab_ = lab("l4", "least_connections")
     assert lab_.core.services_view()["web"]["data_path"] == "packet-in+conntrack+counting-flow"
     assert isinstance(lab_, Lab) and make_balancer  # same harness as the decisions tests
+
+
+# -- in_flight: counters ---------------------------------------------------------------------
+
+def test_counters_path_decides_per_packet_in_without_a_flow_and_ends_from_fins():
+    lab_ = lab("l4", "least_connections", in_flight="counters")
+    assert lab_.core.services_view()["web"]["data_path"] == "packet-in+conntrack+counters"
+    flows_before = len(lab_.net.switches["s1"].flows)
+    served = [lab_.send("h1", lab_.tcp("h1", VIP, 40000 + i))[0][0] for i in range(4)]
+    assert sorted(served) == sorted(BACKENDS)      # exact least connections: one each
+    assert len(lab_.packet_outs) == 4 and len(lab_.net.switches["s1"].flows) == flows_before
+    # the client closes the connection to the first backend (its FIN sent twice: a
+    # retransmission); until a poll it still counts
+    lab_.send("h1", lab_.tcp("h1", VIP, 40000, flags=FIN_ACK))
+    lab_.send("h1", lab_.tcp("h1", VIP, 40000, flags=FIN_ACK))
+    assert lab_.core.services_view()["web"]["backends"][served[0]]["in_flight"] == 1
+    _requests, msgs = poll(lab_, 1.0)
+    assert msgs == []                               # no group to re-weight
+    counts = {b: v["in_flight"] for b, v in lab_.core.services_view()["web"]["backends"].items()}
+    assert counts == {b: 0 if b == served[0] else 1 for b in BACKENDS}  # never below 0
+    assert lab_.send("h1", lab_.tcp("h1", VIP, 40010))[0][0] == served[0]
