@@ -220,3 +220,26 @@ def test_weighted_round_robin_deviation_bound_used_by_the_emulation_test():
 def test_time_is_monotonic_enough_for_offsets():
     t0 = time.time()
     assert A.Agent().handle({"op": "time"})["time"] >= t0
+
+
+def test_setup_installs_openssh_server_but_never_starts_or_configures_the_systems_sshd():
+    text = open(os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "setup.sh"),
+                encoding="utf-8").read()
+    block = text[text.index("openssh-server"):text.index("# --- 2. virtualenv")]
+    assert "policy-rc.d" in block and "exit 101" in block           # the postinst cannot start it
+    assert "disable" in block and "systemctl start" not in block
+    assert "/etc/ssh" not in block and "sshd_config" not in block.replace(
+        "sshd_config untouched", "")
+    assert subprocess.run(["bash", "-n", "-c", text]).returncode == 0
+
+
+def test_doctor_and_clean_refuse_a_bad_servers_list_in_one_line():
+    for command in ("doctor", "clean"):
+        proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "lblab"), command,
+                               "--servers", "a,,b"], capture_output=True, text=True)
+        if command == "clean" and os.geteuid() != 0:
+            continue      # clean refuses non-root first
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            f"lblab {command}: error: --servers 'a,,b': expected server names separated by "
+            f"commas (e.g. localhost,server2)"]
