@@ -396,8 +396,11 @@ def _classic_figures(run_dir, summary, model, out_dir):
                  "title": "Consistent hashing under failure",
                  "caption": "Fraction of keys (client addresses) whose backend changed when "
                             "one backend failed: the model (lblab's balancer on the run's "
-                            "keys), the emulated runs (mean), and the published value "
-                            "(dashed: 1/N for Maglev, (N-1)/N for modulo).", "path": path}]
+                            f"{rows[0]['keys']} keys, and on {rows[0]['many']:,} keys), the "
+                            "emulated runs (mean), and the published value (dashed: 1/N for "
+                            "Maglev, (N-1)/N for modulo). Max/mean keys per backend on the "
+                            "many keys: " + ", ".join(f"{r['balancer']} {r['imbalance']:.3f}"
+                                                      for r in rows) + ".", "path": path}]
     return []
 
 
@@ -450,6 +453,7 @@ def hash_failure_rows(run_dir, summary, spec):
                                               classics.many_keys(classics.MANY_KEYS),
                                               kill.target),
             "emulated": sum(moved) / len(moved) if moved else None,
+            "keys": len(keys), "many": classics.MANY_KEYS,
             "reference": published(len(names)),
             "imbalance": classics.imbalance(classics.assignment(
                 b.algorithm, names, classics.many_keys(classics.MANY_KEYS)), names)})

@@ -124,6 +124,7 @@ def _model_section(model, iperf):
     return {"available": True, "rows": rows, "flags": len(comp["flags"]), "m": comp["m"],
             "false_alarm": comp["false_alarm"], "alpha": comp["alpha"],
             "method": comp["method"], "sd_floor": comp["sd_floor"],
+            "cal_rel_err": comp["cal_rel_err"],
             "overhead_source": model["overhead_source"], "calibration": paths,
             "notes": sorted({f"{r['balancer']}: {'; '.join(r['notes'])}"
                              for r in model["results"] if r["notes"]}),

@@ -86,24 +86,33 @@ def supermarket(curves, closed_forms, title, stem):
 
 
 def keys_moved(rows, title, stem):
-    """Fraction of keys moved when one of N backends fails, per balancer: the model's value
-    and the emulated one beside the published 1/N (Maglev) and (N-1)/N (modulo).
+    """Fraction of keys moved when one of N backends fails, per balancer: the model on the
+    run's keys and on many keys, the emulated value, beside the published 1/N (Maglev) and
+    (N-1)/N (modulo).
 
     Args:
-        rows (list[dict]): ``label``, ``model``, ``emulated`` (or None), ``reference``.
+        rows (list[dict]): ``label``, ``model``, ``model_many``, ``emulated`` (or None),
+            ``reference``, ``keys`` (the run's), ``many`` (how many keys ``model_many`` is).
     """
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    bars = (("model", "model: the run's keys", MODEL_COLOR, ""),
+            ("model_many", "model: many keys", "white", "///"),
+            ("emulated", "emulated (mean of runs)", None, ""))
     for i, r in enumerate(rows):
-        ax.bar(i - 0.2, r["model"], 0.35, color=MODEL_COLOR, label="model" if i == 0 else None)
-        if r.get("emulated") is not None:
-            ax.bar(i + 0.2, r["emulated"], 0.35, color=PALETTE[i % len(PALETTE)],
-                   label="emulated" if i == 0 else None)
+        for j, (key, label, color, hatch) in enumerate(bars):
+            value = r.get(key)
+            if value is None:
+                continue
+            x = i + (j - 1) * 0.27
+            ax.bar(x, value, 0.25, color=color or PALETTE[i % len(PALETTE)], hatch=hatch,
+                   edgecolor="black", lw=0.6, label=label if i == 0 else None)
+            ax.text(x, value + 0.02, f"{value:.2f}", ha="center", fontsize=7)
         ax.hlines(r["reference"], i - 0.45, i + 0.45, colors="black", linestyles="--",
                   label="published" if i == 0 else None)
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r["label"] for r in rows], fontsize=8)
     ax.set_ylabel("fraction of keys moved")
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.1)
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left")
     return _save(fig, stem)

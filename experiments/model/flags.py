@@ -20,6 +20,11 @@ would need tens of thousands of windows).
 with ``m`` = runs compared × metrics, so the chance that a faithful report raises any flag is
 at most ``FALSE_ALARM`` (1 %), whatever the dependence between the comparisons.
 
+**The calibration's error.** For latency metrics the path overhead the model adds from the
+calibration is itself uncertain between the calibration and a run (the machine's load moves
+it): ``CAL_REL_ERR`` of the overhead, as a log-scale standard deviation relative to the
+modelled latency, is added to ``s`` in quadrature (``calibration_sd``).
+
 **A floor.** ``s`` is at least ``SD_FLOOR`` (relative, since it is on the log scale): a model
 whose windows all give the same value (round robin's Jain index of 1, a constant-rate
 goodput) would otherwise flag any emulated difference, however small; the floor stands for
@@ -34,24 +39,43 @@ KEY_METRICS = (("goodput_rps", "goodput (ok req/s)"), ("latency_mean_ms", "mean 
                ("latency_p99_ms", "p99 latency (ms)"), ("jain_backends", "Jain's index (backends)"))
 FALSE_ALARM = 0.01
 SD_FLOOR = 0.02
+# The calibrated path overhead's error between the calibration and a run (one standard
+# deviation, relative): three calibrations of the builtin proxy's path on this shared 2-core
+# machine within 20 minutes gave 1.38, 3.25 and 2.86 ms (sd/mean 0.39).
+CAL_REL_ERR = 0.4
 # Metrics with a ceiling: a bound above it is drawn and reported at it.
 CEILING = {"jain_backends": 1.0}
 METHOD = ("normal on the log scale fitted to the model's windows; two-sided Student-t "
           "prediction interval of one new window; Bonferroni over every run x metric compared")
 
 
-def prediction_bounds(values, alpha):
+def prediction_bounds(values, alpha, extra_sd=0.0):
     """Return ``(low, high)``: the prediction interval of one new window at level ``alpha``
-    (two-sided), or None with fewer than 2 positive finite values."""
+    (two-sided), or None with fewer than 2 positive finite values.
+
+    Args:
+        extra_sd (float): a further standard deviation on the log scale, added in quadrature
+            (the calibration's error, see ``calibration_sd``).
+    """
     logs = [math.log(v) for v in values
             if isinstance(v, (int, float)) and math.isfinite(v) and v > 0]
     k = len(logs)
     if k < 2:
         return None
     m = statistics.fmean(logs)
-    s = max(statistics.stdev(logs), SD_FLOOR)
+    s = math.hypot(max(statistics.stdev(logs), SD_FLOOR), extra_sd)
     half = float(stats.t.ppf(1.0 - alpha / 2.0, k - 1)) * s * math.sqrt(1.0 + 1.0 / k)
     return math.exp(m - half), math.exp(m + half)
+
+
+def calibration_sd(metric, overhead_ms, model_mean):
+    """The calibration's error on the log scale for a latency metric: the path overhead the
+    model adds is known to ``CAL_REL_ERR`` of itself (one standard deviation) between the
+    calibration and a run, so a latency ``L`` with overhead ``o`` carries ``CAL_REL_ERR · o /
+    L`` (delta method); 0 for other metrics and without an overhead."""
+    if not metric.startswith("latency_") or not overhead_ms or not model_mean:
+        return 0.0
+    return CAL_REL_ERR * overhead_ms / model_mean
 
 
 def likely_cause(meta):
@@ -101,7 +125,8 @@ def compare(summary, model_results, false_alarm=FALSE_ALARM):
     rows, flags = [], []
     for c, model, key, label, runs in pairs:
         spread = model["metrics"].get(key) or {}
-        bounds = prediction_bounds(spread.get("values") or [], alpha)
+        bounds = prediction_bounds(spread.get("values") or [], alpha, calibration_sd(
+            key, model.get("overhead_ms"), spread.get("mean")))
         if bounds is not None and key in CEILING:
             bounds = (min(bounds[0], CEILING[key]), min(bounds[1], CEILING[key]))
         agg = c["aggregate"].get(key) or {}
@@ -126,7 +151,7 @@ def compare(summary, model_results, false_alarm=FALSE_ALARM):
                                   "runs": [name for name, _ in runs]},
                      "flagged": flagged})
     return {"false_alarm": false_alarm, "m": m, "alpha": alpha, "method": METHOD,
-            "sd_floor": SD_FLOOR, "rows": rows, "flags": flags}
+            "sd_floor": SD_FLOOR, "cal_rel_err": CAL_REL_ERR, "rows": rows, "flags": flags}
 
 
 def _num(value):

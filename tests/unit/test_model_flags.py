@@ -98,3 +98,27 @@ def test_failed_and_iperf3_runs_are_not_compared():
     summary["runs"][1]["meta"]["status"] = "failed"
     comp = flags.compare(summary, _model([99.0, 100.0, 101.0, 100.5]))
     assert comp["m"] == len(flags.KEY_METRICS) and comp["flags"] == []
+
+
+def test_the_calibration_error_widens_latency_bounds_in_proportion_to_the_overhead():
+    assert flags.calibration_sd("goodput_rps", 3.0, 10.0) == 0.0
+    assert flags.calibration_sd("latency_mean_ms", 0.0, 10.0) == 0.0
+    assert flags.calibration_sd("latency_p99_ms", 2.0, 40.0) == pytest.approx(
+        flags.CAL_REL_ERR * 2.0 / 40.0)
+    values = [10.0, 10.5, 9.8, 10.2, 10.1]
+    plain = flags.prediction_bounds(values, 0.01)
+    wide = flags.prediction_bounds(values, 0.01, flags.calibration_sd("latency_mean_ms", 3.0,
+                                                                      10.1))
+    assert wide[0] < plain[0] < plain[1] < wide[1]
+
+
+def test_compare_uses_each_configurations_overhead_for_latency_only():
+    model = _model([99.0, 100.0, 101.0, 100.5])
+    bare = flags.compare(_summary([100.0]), model)
+    model[0]["overhead_ms"] = 3.0
+    cal = flags.compare(_summary([100.0]), model)
+    for a, b in zip(bare["rows"], cal["rows"]):
+        if a["metric"].startswith("latency_"):
+            assert b["model"]["bounds"][1] > a["model"]["bounds"][1]
+        else:
+            assert b["model"]["bounds"] == a["model"]["bounds"]
