@@ -215,7 +215,9 @@ def run_experiment(spec, results_dir, args, say, spec_bytes=None, extra=None, li
     man = metadata.manifest(spec, args, metadata.utc(started))
     man.update(extra or {})
     if spec.workload.type == "http":       # measured in run_batch, under the lab lock
-        man["calibration"] = ({"pending": True} if not getattr(args, "no_calibration", False)
+        # args from lblab run's parser always say; a caller whose args predate the option
+        # (a hand-made Namespace) gets no calibration
+        man["calibration"] = ({"pending": True} if not getattr(args, "no_calibration", True)
                               else calibration.skipped("--no-calibration"))
     runs = plan_runs(spec, order, override)
     man["order"] = {"mode": order, "seed": order_seed_of(spec, override),
