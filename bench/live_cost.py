@@ -121,19 +121,23 @@ def run_batch(spec, out, overrides, live):
         server["frames"] = client.frames
     output = proc.communicate()[0].decode(errors="replace")
     wall = time.monotonic() - t0
-    if proc.returncode != 0:
+    folders = glob.glob(os.path.join(out, "*", "runs.csv"))   # --out DIR: DIR/<name>-<time>/
+    if proc.returncode not in (0, 1) or not folders:
         raise SystemExit(f"bench/live_cost.py: lblab run failed ({proc.returncode}):\n{output}")
-    with open(os.path.join(out, "runs.csv"), newline="", encoding="utf-8") as fp:
-        rows = [r for r in csv.DictReader(fp) if r["status"] == "ok"]
+    folder = os.path.dirname(folders[0])
+    with open(folders[0], newline="", encoding="utf-8") as fp:
+        every = list(csv.DictReader(fp))
+    rows = [r for r in every if r["status"] == "ok"]
+    failed = [f"{r['run']}: {r['failure']}" for r in every if r["status"] != "ok"]
     tel = []
-    for path in sorted(glob.glob(os.path.join(out, "raw", "*", "telemetry.jsonl"))):
+    for path in sorted(glob.glob(os.path.join(folder, "raw", "*", "telemetry.jsonl"))):
         with open(path, encoding="utf-8") as fp:
             ends = [json.loads(line) for line in fp if '"kind":"end"' in line]
         if ends and ends[-1].get("cpu_percent") is not None:
             tel.append(ends[-1]["cpu_percent"])
     result = {"wall_s": wall, "throughput": {r["config"]: float(r["throughput_rps"])
                                              for r in rows if r["throughput_rps"]},
-              "telemetry_cpu_percent": tel}
+              "telemetry_cpu_percent": tel, "failed": failed}
     if live:
         used = sum(server["cpu"].get(t, 0.0) - server["cpu0"][t] for t in server["tids"])
         span = server.get("until", server["since"]) - server["since"]
@@ -191,6 +195,8 @@ def main(argv=None):
                          f"({b['server_cpu_s']:.3f} s over {b['server_span_s']:.1f} s, "
                          f"{b['server_threads']} thread(s)), {b['frames']} frames streamed")
             print(f"  {b['wall_s']:.1f} s{extra}", flush=True)
+            for f in b["failed"]:
+                print(f"  failed run (left out): {f}", flush=True)
 
     per_config, overall = ratios(batches)
     print(f"\nspec {os.path.relpath(args.spec, REPO)}, {args.pairs} pair(s) ABBA, "

@@ -19,6 +19,7 @@ Run by hand under the emulation lock::
 """
 import contextlib
 import csv
+import glob
 import importlib.util
 import json
 import os
@@ -302,6 +303,7 @@ def take_readme_screenshots(img_dir, work_dir):
         raise SystemExit(reason)
     gen = browser.__wrapped__()
     driver = next(gen)
+    driver.set_window_size(1400, 1080)      # the page's panels, without the empty bottom
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="lblab-shots-", dir=work_dir))
     out = str(tmp / "quickstart")
     spec = os.path.join(REPO, "experiments", "specs", "quickstart.yaml")
@@ -322,9 +324,11 @@ def take_readme_screenshots(img_dir, work_dir):
             assert proc.wait(300) == 0, f"the quickstart failed: {tmp / 'quickstart.log'}"
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
-        with lblab(["view", out, "--live", f"127.0.0.1:{port}"], tmp, "view") as proc:
+        [folder] = glob.glob(os.path.join(out, "quickstart-*"))   # --out DIR: DIR/<name>-<time>
+        with lblab(["view", folder, "--live", f"127.0.0.1:{port}"], tmp, "view") as proc:
             wait_for(lambda: answers(url + "api/run") or proc.poll() is not None,
                      "lblab view", timeout_sec=30)
+            driver.set_window_size(1400, 1420)  # with the measurement window's table
             driver.get(url + "#run=l7_lc-r1&t=3")
             wait_for(lambda: driver.execute_script(
                 "return document.body.dataset.run === 'l7_lc-r1'"), "the replay", timeout_sec=30)
@@ -332,7 +336,7 @@ def take_readme_screenshots(img_dir, work_dir):
     finally:
         with contextlib.suppress(StopIteration):
             next(gen)
-    print(f"{img_dir}/live.png, {img_dir}/live_replay.png (results: {out})")
+    print(f"{img_dir}/live.png, {img_dir}/live_replay.png (results: {folder})")
 
 
 if __name__ == "__main__":
