@@ -257,6 +257,9 @@ class FrameBuilder:
         backends = {b: {"rps": round(recent[b] / dt, 3), "requests": counts[b]}
                     for b in self.backends}
         lats = self._latencies(t)
+        for sec in [s for s in self._lat if s < (t - LATENCY_WINDOW_S) // 1]:
+            del self._lat[sec]                 # frames go forward: never needed again
+            self._lat_arrays.pop(sec, None)
         p50, p99 = _nearest_rank(lats, 50), _nearest_rank(lats, 99)
         errors = {}
         for end, kind in self._bad:
