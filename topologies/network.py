@@ -4,6 +4,8 @@
 stopped and every interface, namespace, bridge and process it created is gone afterwards, checked
 against the registry record written *before* anything was created (``topologies.registry``).
 """
+import collections
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -16,6 +18,7 @@ from topologies.capabilities import detect_datapath, missing_link_features
 OFFLOADS = ("tx", "rx", "tso", "gso", "gro")
 STOP_GRACE_SEC = 3.0
 INTERFACE_GONE_SEC = 5.0
+SHELL_THREADS = 8  # host shells started at once (each thread waits for its bash prompt)
 
 
 class NetworkError(RuntimeError):
@@ -60,6 +63,93 @@ def link_options(data):
     if data.get("max_queue") is not None:
         opts["max_queue_size"] = data["max_queue"]
     return opts
+
+
+LinkPlan = collections.namedtuple("LinkPlan", "root hosts links")
+
+
+def link_plan(graph, pids):
+    """Plan every veth pair and interface setting of ``graph`` as ``ip -batch`` lines (pure).
+
+    Args:
+        graph (networkx.Graph): from ``topologies.graphs``.
+        pids (dict): host name -> pid of its shell (whose network namespace the host is).
+    Returns:
+        LinkPlan: ``root``, the lines for the root namespace (create every pair with the host
+        end in its namespace, switch ports up); ``hosts``, host name -> its lines (address on
+        its first interface, its interfaces and loopback up); ``links``, one
+        ``(a, b, port_a, port_b, mac_a, mac_b)`` per edge with the switch end first (a MAC only
+        on a host's first interface, as Mininet's host config sets it; None elsewhere).
+    """
+    def is_host(name):
+        return graph.nodes[name]["kind"] != "switch"
+
+    edges = sorted(graph.edges(data=True),
+                   key=lambda e: (graphs._node_key(e[0]), graphs._node_key(e[1])))
+    first_port = {}
+    for a, b, data in edges:
+        for end in (a, b):
+            if is_host(end):
+                port = data["ports"][end]
+                first_port[end] = min(port, first_port.get(end, port))
+    hosts = graphs.hosts(graph)
+    root, host_lines, links = [], {h: [] for h in hosts}, []
+
+    def mac_of(name, port):
+        return graph.nodes[name]["mac"] if is_host(name) and first_port[name] == port else None
+
+    for a, b, data in edges:
+        if is_host(a) and not is_host(b):
+            a, b = b, a
+        port_a, port_b = data["ports"][a], data["ports"][b]
+        intf_a, intf_b = f"{a}-eth{port_a}", f"{b}-eth{port_b}"
+        mac_a, mac_b = mac_of(a, port_a), mac_of(b, port_b)
+        root.append(f"link add name {intf_a}" + (f" address {mac_a}" if mac_a else "")
+                    + f" type veth peer name {intf_b}" + (f" address {mac_b}" if mac_b else "")
+                    + (f" netns {pids[b]}" if is_host(b) else ""))
+        for end, intf in ((a, intf_a), (b, intf_b)):
+            if is_host(end):
+                host_lines[end].append(f"link set {intf} up")
+            else:
+                root.append(f"link set {intf} up")
+        if is_host(a):  # a link between two hosts: its first end moves too
+            root.append(f"link set {intf_a} netns {pids[a]}")
+        links.append((a, b, port_a, port_b, mac_a, mac_b))
+    for h in hosts:
+        data = graph.nodes[h]
+        if h in first_port:
+            host_lines[h].insert(0, f"addr add {data['ip']}/{data['prefixlen']} brd + dev "
+                                    f"{h}-eth{first_port[h]}")
+        host_lines[h].append("link set lo up")
+    return LinkPlan(root, host_lines, links)
+
+
+def host_batch_command(lines):
+    """Return the one shell command that runs ``lines`` in ``ip -batch`` (a here-string)."""
+    return "ip -batch - <<< $'" + "\\n".join(lines) + "'"
+
+
+def _ip_batch(lines, where):
+    proc = subprocess.run(["ip", "-batch", "-"], input="".join(f"{x}\n" for x in lines),
+                          text=True, capture_output=True)
+    if proc.returncode:
+        raise NetworkError(f"ip -batch in {where} failed: {proc.stderr.strip()[:500]}")
+
+
+def _made_classes(link):
+    """Mininet Link/Intf classes for veth pairs that exist already (made by ``ip -batch``):
+    no command at creation; later calls (``ifconfig``, ``isUp``: link faults) work as usual."""
+
+    class MadeLink(link.Link):
+        @classmethod
+        def makeIntfPair(cls, *args, **kwargs):
+            return None
+
+    class MadeIntf(link.Intf):
+        def config(self, **_params):
+            return {}
+
+    return MadeLink, MadeIntf
 
 
 class LabNetwork:
@@ -156,6 +246,9 @@ class LabNetwork:
                 return super().bridgeOpts() + f" external_ids:{registry.BRIDGE_TAG}={run_id}"
 
         shaped = any(link_options(d) for _, _, d in self.graph.edges(data=True))
+        # unshaped graphs take the batched build; shaped links keep Mininet's own (TCLink's tc
+        # commands are per interface anyway)
+        fast = not shaped and os.environ.get("LBLAB_MININET_BUILD", "mininet") == "batched"
         mn_topo = topo.Topo()
         for name in graphs.switches(self.graph):
             mn_topo.addSwitch(name, dpid=self.graph.nodes[name]["dpid"])
@@ -166,21 +259,77 @@ class LabNetwork:
                                  key=lambda e: (graphs._node_key(e[0]), graphs._node_key(e[1]))):
             mn_topo.addLink(a, b, port1=data["ports"][a], port2=data["ports"][b],
                             **link_options(data))
-        self.net = net.Mininet(topo=mn_topo, switch=LabSwitch, controller=None,
+        self.net = net.Mininet(topo=None if fast else mn_topo, switch=LabSwitch, controller=None,
                                link=link.TCLink if shaped else link.Link, build=False,
                                autoSetMacs=False, waitConnected=False)
         if self.controller is not None:
             ip, port = self.controller
             self.net.addController("c0", controller=node.RemoteController, ip=ip, port=port)
-        self.net.build()
-        for mn_node in self.net.hosts + self.net.switches:
-            self.record.add_host(mn_node.name, mn_node.pid)
-        self.record.save()
+        if fast:
+            self._build_batched(link, node)
+        else:
+            self.net.build()
+            for mn_node in self.net.hosts + self.net.switches:
+                self.record.add_host(mn_node.name, mn_node.pid)
+            self.record.save()
         self.net.start()
         if self.datapath == "netdev":
             self._disable_offloads()
         if self.static_flows:
             self._install_static_flows()
+
+    def _build_batched(self, link, node):
+        """Build ``self.net`` from the graph as ``Mininet.build`` does, with the per-node and
+        per-link work batched: the host shells start in parallel, every veth pair (host MACs
+        included) and every switch port's ``up`` go in one ``ip -batch`` in the root namespace,
+        and each host's address, link and loopback settings in one ``ip -batch`` in its shell,
+        sent to all the shells before any answer is read. ``Mininet.build`` runs a shell command
+        per link, about five per interface (``ifconfig`` down/hw ether/up/address) and two per
+        host. The switches' ports still go in Mininet's one ``ovs-vsctl`` transaction at start.
+        The host shells' pids are in the registry record before any link exists.
+        """
+        net, graph = self.net, self.graph
+        hosts = graphs.hosts(graph)
+        made, failure = {}, None
+        with concurrent.futures.ThreadPoolExecutor(SHELL_THREADS) as pool:
+            futures = {name: pool.submit(
+                node.Host, name, ip=f"{graph.nodes[name]['ip']}/{graph.nodes[name]['prefixlen']}",
+                mac=graph.nodes[name]["mac"]) for name in hosts}
+            for name, future in futures.items():
+                try:
+                    made[name] = future.result()
+                except Exception as exc:  # noqa: BLE001 - keep the others for the teardown
+                    failure = failure or exc
+        for name in hosts:  # in the graph's order, as Mininet adds them
+            if name in made:
+                net.hosts.append(made[name])
+                net.nameToNode[name] = made[name]
+                self.record.add_host(name, made[name].pid)
+        self.record.save()
+        if failure is not None:
+            raise NetworkError(f"starting the host shells failed: {failure}")
+        for name in graphs.switches(graph):
+            sw = net.addSwitch(name, dpid=graph.nodes[name]["dpid"], batch=True)
+            self.record.add_host(name, sw.pid)
+        self.record.save()
+        plan = link_plan(graph, {name: net[name].pid for name in hosts})
+        _ip_batch(plan.root, "the root namespace")
+        for name in hosts:
+            net[name].sendCmd(host_batch_command(plan.hosts[name]))
+        errors = [f"{name}: {out.strip()}" for name in hosts
+                  for out in [net[name].waitOutput()] if out.strip()]
+        if errors:
+            raise NetworkError(f"configuring host interfaces failed: {'; '.join(errors[:3])}")
+        made_link, made_intf = _made_classes(link)
+        for a, b, port_a, port_b, mac_a, mac_b in plan.links:
+            net.links.append(made_link(net[a], net[b], port1=port_a, port2=port_b,
+                                       addr1=mac_a, addr2=mac_b, intf=made_intf))
+        for name in hosts:
+            data = graph.nodes[name]
+            intf = net[name].defaultIntf()
+            if intf is not None:
+                intf.ip, intf.prefixLen = data["ip"], str(data["prefixlen"])
+        net.built = True
 
     def _disable_offloads(self):
         # On the userspace datapath, veth checksum/segmentation offloads leave packets with
