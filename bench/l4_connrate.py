@@ -193,6 +193,8 @@ def main(argv=None):
                         help="measured seconds of each open-loop run (after 1 s of warm-up)")
     parser.add_argument("--settle", type=float, default=6.0,
                         help="seconds between runs (per-connection flows idle out)")
+    parser.add_argument("--reweight-interval", type=float, default=None,
+                        help="the controller's reweight_interval, s (default: its default)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
@@ -206,7 +208,9 @@ def main(argv=None):
                          f"{','.join(MODES + tuple(EXTRA))}")
     load_start = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    with balancer_lab(svc) as (lab, ctl):
+    settings = ({} if args.reweight_interval is None
+                else {"reweight_interval": args.reweight_interval})
+    with balancer_lab(svc, controller=settings) as (lab, ctl):
         start_backends(lab, [s["port"] for n, s in svc.items() if n not in LATENCY]
                        + [DIRECT_PORT])
         start_slow_backends(lab, [svc[n]["port"] for n in LATENCY])

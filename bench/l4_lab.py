@@ -47,10 +47,11 @@ def services(base_port, backends, algorithm=None, idle_timeout=5):
 
 
 @contextlib.contextmanager
-def balancer_lab(service_map, clients=4, backends=4):
-    """Yield (lab, controller) with every service up and backends configured for DSR."""
+def balancer_lab(service_map, clients=4, backends=4, controller=None):
+    """Yield (lab, controller) with every service up and backends configured for DSR
+    (``controller``: more controller settings)."""
     graph = graphs.lb_lab(clients=clients, backends=backends)
-    cfg = {"controller": {"packet_in_rate": 100000, "stats_interval": 0},
+    cfg = {"controller": {"packet_in_rate": 100000, "stats_interval": 0, **(controller or {})},
            "topology": ctl_config.graph_to_data(graph), "services": service_map}
     workdir = tempfile.mkdtemp(prefix="lblab-bench-")
     with ControllerProcess(cfg, workdir) as ctl:
