@@ -58,6 +58,9 @@ class LoadBalancerApp(app_manager.OSKenApp):
         """Start the os-ken event loop, the health/stats threads and the JSON API."""
         thread = super().start()
         datapath.LabDatapath.packet_in_sink = self.handle_packet_in
+        datapath.LabDatapath.counter_classes = frozenset((pipeline.COOKIE_OPENED,
+                                                          pipeline.COOKIE_CLOSED))
+        datapath.LabDatapath.counter_stats_sink = self.handle_counter_stats
         self.threads.append(hub.spawn(self._tick_loop))
         if self.config.controller.stats_interval > 0:
             self.threads.append(hub.spawn(self._stats_loop))
@@ -196,6 +199,17 @@ class LoadBalancerApp(app_manager.OSKenApp):
         learn = (name, msg.xid) in self.relearn_xids
         self.relearn_xids.discard((name, msg.xid))
         self._guard("flow_stats", self.core.flow_stats, name, flows, None, learn)
+
+    def handle_counter_stats(self, dp, xid, flags, counters):
+        """A flow stats reply of counter flows only, parsed by LabDatapath (no matches)."""
+        name = self.names.get(dp.id)
+        parts = self.pending_stats.setdefault((name, xid), [])
+        parts.extend((cookie, {}, packets_, bytes_) for cookie, packets_, bytes_ in counters)
+        if flags & ofproto_v1_3.OFPMPF_REPLY_MORE:
+            return
+        flows = self.pending_stats.pop((name, xid))
+        self.relearn_xids.discard((name, xid))  # an empty reply to a re-learning request
+        self._guard("flow_stats", self.core.flow_stats, name, flows, None, False)
 
     @set_ev_cls(ofp_event.EventOFPTableStatsReply, MAIN_DISPATCHER)
     def table_stats_reply_handler(self, ev):

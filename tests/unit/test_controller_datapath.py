@@ -126,3 +126,41 @@ def test_send_writes_at_once_and_fails_quietly_on_a_closed_connection(connected)
     switch.close()
     results = [dp.send(b"x" * 65536) for _ in range(20)]  # the peer is gone: EPIPE/ECONNRESET
     assert results[-1] is False
+
+
+def flow_stats_reply(entries, flags=0, xid=9):
+    """Raw OpenFlow 1.3 flow stats reply: entries of (cookie, packets, bytes, match fields)."""
+    body = b""
+    for cookie, packets_, bytes_, match in entries:
+        m = bytearray()
+        parser.OFPMatch(**match).serialize(m, 0)
+        length = 48 + len(m)
+        body += struct.pack("!HBxIIHHHH4xQQQ", length, 2, 1, 2, 101, 0, 0, 0, cookie, packets_,
+                            bytes_) + bytes(m)
+    head = struct.pack("!BBHI", ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, 16 + len(body), xid)
+    return head + struct.pack("!HH4x", ofp.OFPMP_FLOW, flags) + body
+
+
+COUNTER_MATCH = {"eth_type": 0x0800, "ipv4_dst": "10.0.0.6", "ip_proto": 6,
+                 "tcp_flags": (1, 1)}
+
+
+def test_counter_stats_fields_agree_with_os_ken():
+    entries = [(0x0700010000010000, 12, 840, COUNTER_MATCH),
+               (0x0800010000020000, 3, 200, dict(COUNTER_MATCH, tcp_flags=(4, 5)))]
+    raw = flow_stats_reply(entries, flags=ofp.OFPMPF_REPLY_MORE)
+    flags, got = datapath.counter_stats_fields(raw, {0x07, 0x08})
+    msg = ofproto_parser.msg(None, ofp.OFP_VERSION, ofp.OFPT_MULTIPART_REPLY, len(raw), 9, raw)
+    assert flags == msg.flags == ofp.OFPMPF_REPLY_MORE
+    assert got == [(s.cookie, s.packet_count, s.byte_count) for s in msg.body]
+    assert got == [(c, p, b) for c, p, b, _ in entries]
+
+
+def test_other_replies_are_left_to_os_ken():
+    mixed = flow_stats_reply([(0x0700010000010000, 1, 1, COUNTER_MATCH),
+                              (0x0300010000010000, 1, 1, COUNTER_MATCH)])
+    assert datapath.counter_stats_fields(mixed, {0x07, 0x08}) is None
+    short = flow_stats_reply([(0x0700010000010000, 1, 1, COUNTER_MATCH)])[:-4]
+    assert datapath.counter_stats_fields(short, {0x07, 0x08}) is None
+    assert datapath.counter_stats_fields(packet_in(parser.OFPMatch(in_port=1), b"x"),
+                                         {0x07}) is None
