@@ -129,6 +129,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_lost(self, exc):
         self.closed = True
         self.server.conns.discard(self)
+        self.parser = None  # the parser refers back to this object: free both without the GC
         req = self.active
         if req is not None:
             self.active = None

@@ -171,6 +171,8 @@ class UpstreamConnection(asyncio.Protocol):
             self.client.upstream_lost(self, exc)
         else:
             self.backend.forget(self)
+        # the parsers refer back to this object: free them all without the GC
+        self.full = self.lean = self.parser = None
 
     def on_message_begin(self):
         if self.client is None:
