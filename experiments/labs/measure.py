@@ -104,5 +104,5 @@ def fmt(value, unit="", digits=3):
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.{digits}g}{unit}"
+        return f"{value:.0f}{unit}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}{unit}"
     return f"{value}{unit}"
