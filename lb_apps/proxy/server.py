@@ -8,7 +8,6 @@ and the old config keeps serving).
 """
 import argparse
 import asyncio
-import gc
 import json
 import os
 import signal
@@ -277,11 +276,6 @@ async def serve(config, config_path=None, worker=0, reuse_port=False, ready=None
     """
     server = ProxyServer(config, config_path, worker, reuse_port, override)
     await server.start()
-    # Everything made so far (modules, the config, the runtime) lives as long as the worker:
-    # move it out of the collector's generations so its collections only scan what requests
-    # make (measured on loopback: 7-20 % less CPU per request, lower p99; docs/l7.md).
-    gc.collect()
-    gc.freeze()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -1,6 +1,6 @@
-"""The proxy's per-connection objects are freed by reference counting alone (no reference cycle
-left for the garbage collector once a connection is lost): the proxy freezes its startup objects
-out of the collector (lb_apps.proxy.server.serve) and relies on this to keep collections cheap."""
+"""The proxy's per-connection objects are freed by reference counting alone: no reference
+cycle (connection <-> its httptools parser) is left for the garbage collector once a
+connection is lost, so memory is returned at once under many short connections."""
 import gc
 import weakref
 
