@@ -28,6 +28,6 @@ so two students handing in the same folder show the same run id. ``lblab lab che
 when every check passes, 1 when some fail, 2 on a usage error.
 
 Modules: ``model`` (Lab, Check), ``checks`` (verdict helpers), ``results`` (loading a results
-folder, stamping), ``registry`` (finding the labs), ``cmd`` (the ``lblab lab`` command), and
-``lab<N>`` (one lab each).
+folder, stamping), ``registry`` (finding the labs), ``cmd`` (the ``lblab lab`` command),
+``measure`` (measurements labs 5-8 share), and ``lab<N>`` (one lab each).
 """
