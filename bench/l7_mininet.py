@@ -202,6 +202,27 @@ def plan(tls_too):
     return out
 
 
+def goals(med, cases):
+    """Return the issue-16 L7 rows this run measured: ``(text, value, op, target)``."""
+    out = []
+    if "keep-alive" in cases:
+        def ka(engine, key):
+            return med("keep-alive", engine, key)
+        out += [("builtin/HAProxy req/s, keep-alive", ka("builtin", "rps") / ka("haproxy", "rps"),
+                 ">=", 1.0),
+                ("builtin/HAProxy p99, keep-alive", ka("builtin", "p99_ms") /
+                 ka("haproxy", "p99_ms"), "<=", 1.0),
+                ("builtin/HAProxy CPU per request, keep-alive", ka("builtin", "cpu_s_per_10k") /
+                 ka("haproxy", "cpu_s_per_10k"), "<=", 1.0)]
+    if "close" in cases:
+        out.append(("builtin/nginx req/s, a connection per request",
+                    med("close", "builtin", "rps") / med("close", "nginx", "rps"), ">=", 1.0))
+    if "keep-alive TLS" in cases:
+        out.append(("builtin/HAProxy req/s, keep-alive TLS", med("keep-alive TLS", "builtin", "rps")
+                    / med("keep-alive TLS", "haproxy", "rps"), ">=", 1.0))
+    return out
+
+
 def fmt_row(case, name, s):
     return (f"| {case} | {name} | {s['rps']:,.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
             f"{s['cpu_s_per_10k']:.3f} | {s['errors']} |")
@@ -289,9 +310,10 @@ def main(argv=None):
         b, h, n = (med(case, e, "rps") for e in ENGINES)
         bc, hc, nc = (med(case, e, "cpu_s_per_10k") for e in ENGINES)
         print(f"| {case} | {b / h:.2f} | {b / n:.2f} | {hc / bc:.2f} | {nc / bc:.2f} |")
-    goal = med("keep-alive", "builtin", "rps") / med("keep-alive", "haproxy", "rps")
-    print(f"\nissue goal, builtin >= 0.5 x HAProxy req/s with keep-alive: {goal:.2f} "
-          f"({'met' if goal >= 0.5 else 'NOT met'})")
+    print()
+    for text, value, op, target in goals(med, [step[0] for step in steps]):
+        verdict = "met" if (value >= target if op == ">=" else value <= target) else "NOT met"
+        print(f"issue 16 goal, {text} {op} {target}: {value:.2f} ({verdict})")
     if max(load_start[0], load_end[0]) > (os.cpu_count() or 1):
         print(f"WARNING: load average above {os.cpu_count()} CPUs: other work shared the "
               f"machine; req/s are noisy, the CPU-per-request ratios are steadier.")
