@@ -119,3 +119,54 @@ def test_lab3_wrong_run_decided_per_connection():
     assert {"l3_rr: controller mode", "l3_rr: backends per client (stickiness)",
             "l3_rr: decisions the controller made per run"} <= bad
     assert not any(name.startswith("l3_iphash") for name in bad)
+
+
+def test_lab4_wrong_run_was_a_crash():
+    v = verdict(4, "lab4_wrong")
+    bad = failed(v)
+    assert "a backend was drained in every run" in bad
+    assert "failed requests over all runs" in bad
+    drained = next(c for c in v["checks"] if c["name"] == "a backend was drained in every run")
+    assert "kill_backend b2" in drained["missing"]
+
+
+def test_lab4_doctored_new_connection_after_the_drain(tmp_path):
+    folder = doctored(tmp_path, "lab4_right")
+    with open(folder / "raw" / "l4_rr-r1" / "meta.json", encoding="utf-8") as fp:
+        drain = json.load(fp)["faults"][0]
+    done = drain["applied"] + drain["took_s"]
+    moved = []
+
+    def to_b2(row):
+        if not moved and row["run"] == "l4_rr-r1" and row["backend"] == "b1" \
+                and row["conn"] == "new" and row["start"] - row["connect"] > done:
+            row["backend"] = "b2"
+            moved.append(row["id"])
+    edit_requests(folder, to_b2)
+    assert moved
+    assert failed(cmd.grade(LABS[4], results_mod.load(str(folder)))) == {
+        "l4_rr-r1: new connections to b2 after the drain"}
+
+
+def test_lab4_doctored_broken_request_in_flight(tmp_path):
+    folder = doctored(tmp_path, "lab4_right")
+    with open(folder / "raw" / "l4_rr-r2" / "meta.json", encoding="utf-8") as fp:
+        applied = json.load(fp)["faults"][0]["applied"]
+    broke = []
+
+    def reset(row):
+        if not broke and row["run"] == "l4_rr-r2" and row["backend"] == "b2" \
+                and row["counted"] and row["start"] < applied < row["end"]:
+            row["status"], row["error"] = None, "reset"
+            broke.append(row["id"])
+    edit_requests(folder, reset)
+    assert broke
+    assert failed(cmd.grade(LABS[4], results_mod.load(str(folder)))) == {
+        "l4_rr-r2: of those, broken"}
+
+
+def test_lab2_wrong_run_is_l3_twice():
+    # --set balancers.0.mode=l3: the DSR balancer ran as NAT, one decision per client
+    bad = failed(verdict(2, "lab2_wrong"))
+    assert bad == {"l2_dsr: controller mode", "l2_dsr: backends that served",
+                   "l2_dsr: controller decisions per request"}
