@@ -2,8 +2,9 @@
 
 ``tests/unit/fixtures/run_tiny`` (records only, no telemetry) with its committed
 ``run_tiny_runs.csv`` and ``run_tiny_summary.csv`` (what ``lblab report`` wrote for it), and
-``tests/unit/fixtures/live_run`` (a real run with ``telemetry.jsonl``; its runs.csv and
-summary.csv from ``lblab report``).
+``tests/unit/fixtures/live_run`` (the folder tests/emulation/test_telemetry.py made here: its
+spec, an L4 and an L7 run with b2 drained, each run's meta.json, load generator records and
+telemetry.jsonl, and the runs.csv and summary.csv ``lblab run`` wrote from the whole folder).
 """
 import csv
 import os
