@@ -4,8 +4,8 @@ The same spec is run as whole batches, interleaved ABBA (off, on, on, off, …) 
 the machine over time falls on both sides: ``lblab run SPEC`` and ``lblab run SPEC --live``.
 During a live batch a client stays connected to ``/events`` (as a page would) and the live
 server's CPU is read from its thread in the ``lblab`` process (``/proc/PID/task/TID/stat``: the
-thread the process has, besides its main one, when the server first answers — before any lab
-or telemetry thread exists; the count is printed).
+newest thread when the server first answers — it starts before any lab or telemetry thread;
+the count of older ones is printed).
 
 Printed side by side, per configuration and overall:
 
@@ -62,6 +62,20 @@ def threads(pid):
         return []
 
 
+def newest_thread(pid):
+    """Return the thread of ``pid`` started last (``starttime``, field 22 of its stat)."""
+    best = None
+    for tid in threads(pid):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as fp:
+                start = int(fp.read().rsplit(")", 1)[1].split()[19])
+        except OSError:
+            continue
+        if tid != pid and (best is None or start > best[0]):
+            best = (start, tid)
+    return None if best is None else best[1]
+
+
 class EventsClient(threading.Thread):
     """Stays on ``/events`` like an open page; counts the frames it got."""
 
@@ -106,7 +120,11 @@ def run_batch(spec, out, overrides, live):
         base = f"http://127.0.0.1:{port}/"
         while proc.poll() is None and not answers(base + "api/run"):
             time.sleep(0.05)
-        server["tids"] = [t for t in threads(proc.pid) if t != proc.pid]
+        # The server's thread is the newest when it first answers: it starts before any lab
+        # or telemetry thread; older ones (the main thread, a BLAS pool) are not the server's.
+        newest = newest_thread(proc.pid)
+        server["tids"] = [newest] if newest is not None else []
+        server["others"] = len(threads(proc.pid)) - 1 - len(server["tids"])
         server["since"] = time.monotonic()
         server["cpu0"] = {t: thread_cpu_s(proc.pid, t) or 0.0 for t in server["tids"]}
         client = EventsClient(base + "events")
@@ -141,7 +159,7 @@ def run_batch(spec, out, overrides, live):
     if live:
         used = sum(server["cpu"].get(t, 0.0) - server["cpu0"][t] for t in server["tids"])
         span = server.get("until", server["since"]) - server["since"]
-        result.update(server_threads=len(server["tids"]), server_cpu_s=used,
+        result.update(server_threads=server["others"], server_cpu_s=used,
                       server_span_s=span, frames=server["frames"],
                       server_cpu_percent=100.0 * used / span if span > 0 else None)
     return result
@@ -193,7 +211,8 @@ def main(argv=None):
             if mode == "live":
                 extra = (f", server {b['server_cpu_percent']:.2f} % CPU "
                          f"({b['server_cpu_s']:.3f} s over {b['server_span_s']:.1f} s, "
-                         f"{b['server_threads']} thread(s)), {b['frames']} frames streamed")
+                         f"its thread beside {b['server_threads']} older one(s) and the main "
+                         f"thread), {b['frames']} frames streamed")
             print(f"  {b['wall_s']:.1f} s{extra}", flush=True)
             for f in b["failed"]:
                 print(f"  failed run (left out): {f}", flush=True)
