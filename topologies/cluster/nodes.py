@@ -61,7 +61,11 @@ def classes(ssh_config, tap_numbers, register_intfs, bridge_opts, switch_params)
             if self.isRemote:
                 base = S.ssh_base(self.server, ssh_config, tty=tt)
                 cmd = base + [shlex.join(str(c) for c in cmd)]
-            params.update(preexec_fn=self._ignoreSignal)
+                # the ssh client in its own process group: Ctrl-C is the runner's to handle
+                params.update(preexec_fn=self._ignoreSignal)
+            # A local command runs as Mininet's own Node._popen runs it: no setpgrp, which
+            # made `mnexec -d` (a process group leader then) fork and exit at once, so the
+            # runner waited for a process that had already "finished" while its program ran on.
             return Node._popen(self, cmd, **params)
 
         def popen(self, *args, **kwargs):
