@@ -71,6 +71,7 @@ def started(run, lab, meta):
     samplers = []
     for server in lab.remote_servers():
         sampler = RemoteCpu(server, lab.ssh_config)
+        lab.record.add_process(sampler.proc.pid, f"ssh-cpu:{server}")   # for `lblab clean`
         sampler.start()
         samplers.append(sampler)
     return samplers
