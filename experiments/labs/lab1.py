@@ -20,8 +20,11 @@ def check(results):
     """The lab's checks (pure): rates swept, each measured within 85-103 % of its rate."""
     runs = results.ok_runs()
     if not runs or runs[0].get("total_mbps") is None:
+        why = next((r.get("failure") for r in results.runs if r.get("failure")), None)
         return [absent("iperf3 runs", "ok runs with an iperf3 rate (total_mbps)",
-                       "no ok iperf3 run in runs.csv: run 'lblab lab run 1' again")]
+                       "no ok iperf3 run in runs.csv" + (f" (the first failure: {why})" if why
+                                                         else "")
+                       + ": run 'lblab lab run 1' again")]
     by_rate = {}
     unshaped = 0
     for row in runs:
