@@ -3,7 +3,7 @@ selenium through Debian's chromedriver (``/usr/bin/chromedriver``: nothing is do
 time), against the real server of ``lblab run SPEC --live`` and ``lblab view RESULTS_DIR``.
 
 * Live, during a short emulation run (L7 builtin proxy, three backends, ``drain_backend`` b1
-  half-way): the topology is drawn with every host of the spec's graph; every backend's rate on
+  2 s into a 5 s measurement): the topology is drawn with every host of the spec's graph; every backend's rate on
   the page becomes non-zero; after the drain the page shows the fault and b1's rate at zero while
   the others still serve.
 * Replay of the committed fixture ``tests/unit/fixtures/run_tiny``: for every run the page's
