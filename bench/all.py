@@ -254,6 +254,7 @@ def main(argv=None):
         with open(LOCK, "a", encoding="utf-8") as lock:
             print(f"waiting for the emulation lock {LOCK} ...", flush=True)
             fcntl.flock(lock, fcntl.LOCK_EX)
+            print(f"lock taken at {time.strftime('%H:%M UTC', time.gmtime())}", flush=True)
             try:
                 for name in lab:
                     benches[name] = run_bench(name, args, workdir, args.quick)
@@ -263,7 +264,8 @@ def main(argv=None):
         if name not in lab:
             benches[name] = run_bench(name, args, workdir, args.quick)
     table = assemble(figures_of(benches), benches)
-    print(f"\n{started}{' (--quick: a smoke check, not figures to report)' if args.quick else ''}"
+    print(f"\nstarted {started}, ended {time.strftime('%H:%M UTC', time.gmtime())}"
+          f"{' (--quick: a smoke check, not figures to report)' if args.quick else ''}"
           f"; {os.cpu_count()} CPUs; logs in {workdir}\n")
     print(format_table(table, benches))
     with open(args.json, "w", encoding="utf-8") as fp:
