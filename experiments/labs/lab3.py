@@ -17,7 +17,8 @@ def _sticky(name, runs):
     for run, requests in sorted(runs.items()):
         for client, backends in sorted(clients_per_backend(requests).items()):
             if len(backends) > worst:
-                worst, where = len(backends), f"{run}: {client} reached {', '.join(sorted(backends))}"
+                worst = len(backends)
+                where = f"{run}: {client} reached {', '.join(sorted(backends))}"
     return in_range(f"{name}: backends per client (stickiness)", worst if runs else None, 1, 1,
                     "backend(s)", missing=f"a client's requests went to several backends "
                                           f"({where}): the balancer decided per connection, "
