@@ -214,6 +214,8 @@ def main(argv=None):
                          f"its thread beside {b['server_threads']} older one(s) and the main "
                          f"thread), {b['frames']} frames streamed")
             print(f"  {b['wall_s']:.1f} s{extra}", flush=True)
+            print("  req/s: " + ", ".join(f"{c} {v:.1f}" for c, v in b["throughput"].items()),
+                  flush=True)
             for f in b["failed"]:
                 print(f"  failed run (left out): {f}", flush=True)
 
