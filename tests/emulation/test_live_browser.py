@@ -256,7 +256,7 @@ def test_replay_shows_the_numbers_of_runs_csv_and_summary_csv(browser, tmp_path)
                 "return document.body.dataset.state === 'replay' && "
                 "document.body.dataset.run === arguments[0] && "
                 "!document.getElementById('summary-panel').hidden", run),
-                f"the replay of {run} with its summary")
+                f"the replay of {run} with its summary", timeout_sec=30)
             cells = summary_cells(browser)
             mean = means[row["config"]]
             backends = [k[len("requests_"):] for k in row if k.startswith("requests_")]
