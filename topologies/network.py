@@ -246,9 +246,9 @@ class LabNetwork:
                 return super().bridgeOpts() + f" external_ids:{registry.BRIDGE_TAG}={run_id}"
 
         shaped = any(link_options(d) for _, _, d in self.graph.edges(data=True))
-        # unshaped graphs take the batched build; shaped links keep Mininet's own (TCLink's tc
-        # commands are per interface anyway)
-        fast = not shaped and os.environ.get("LBLAB_MININET_BUILD", "mininet") == "batched"
+        # unshaped graphs take the batched build (LBLAB_MININET_BUILD=mininet: Mininet's own, to
+        # compare); shaped links keep Mininet's own (TCLink's tc commands are per interface)
+        fast = not shaped and os.environ.get("LBLAB_MININET_BUILD", "batched") != "mininet"
         mn_topo = topo.Topo()
         for name in graphs.switches(self.graph):
             mn_topo.addSwitch(name, dpid=self.graph.nodes[name]["dpid"])
