@@ -63,7 +63,7 @@ def start_http_backend(lab, host, port, timeout=10.0):
     Raises:
         HarnessError: it did not listen within ``timeout`` (or exited).
     """
-    proc = lab.popen(host, [os.path.join(REPO_ROOT, ".venv/bin/lblab"), "backend", "--name",
+    proc = lab.popen(host, [sys.executable, "-m", "lb_apps.backend.server", "--name",
                             host, "--port", str(port)],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout

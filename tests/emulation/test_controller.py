@@ -23,7 +23,7 @@ from topologies.network import LabNetwork
 
 CLIENTS = ("h1", "h2", "h3", "h4")
 BACKENDS = ("h6", "h7", "h8", "h9")
-BACKEND_CMD = [".venv/bin/lblab", "backend"]
+BACKEND_CMD = [sys.executable, "-m", "lb_apps.backend.server"]  # any virtualenv (LBLAB_VENV)
 SERVICES = {  # name: (vip, port, mode, algorithm)
     "l4": ("10.0.0.100", 80, "l4", "round_robin"),
     "l3": ("10.0.0.101", 81, "l3", "round_robin"),

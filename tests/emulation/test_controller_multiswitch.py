@@ -3,6 +3,7 @@ happens on the client's edge switch and the reply is un-NATed on the backend's e
 (conntrack shared by the bridges of one datapath, reverse flows on the backend's edge)."""
 import collections
 import subprocess
+import sys
 import time
 
 import pytest
@@ -39,7 +40,7 @@ def chain(tmp_path_factory):
             for host in BACKENDS:
                 lab.host(host).cmd("; ".join(dsr_commands(SERVICES["l2"][0], f"{host}-eth0")))
                 for _vip, port, _mode, _alg in SERVICES.values():
-                    lab.popen(host, [".venv/bin/lblab", "backend", "--name", host,
+                    lab.popen(host, [sys.executable, "-m", "lb_apps.backend.server", "--name", host,
                                      "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + 15
