@@ -1,6 +1,6 @@
 """Lab 3 end to end on real Open vSwitch and Mininet (root), as a student runs it: ``lblab lab
-start 3`` at a ``mininet>`` prompt fed from stdin (the first step printed, a request through
-the VIP answered, the prompt left), then ``lblab lab run 3 --student`` (short: one repetition
+start 3`` at a ``mininet>`` prompt fed a file of commands (``source FILE``: the first step
+printed, a request through the VIP answered, the prompt left at the end of input), then ``lblab lab run 3 --student`` (short: one repetition
 of 3 s) and ``lblab lab check 3`` on its folder: every check passes, and the student id and the
 run id the run printed are the ones the checker prints and ``lab.json`` holds.
 """
@@ -23,7 +23,11 @@ def lblab(*args, stdin=None, timeout=180):
 
 def test_lab_3_start_run_and_check(tmp_path):
     lab = registry.get(3)
-    start = lblab("lab", "start", "3", stdin="h1 curl -sI http://10.254.0.1/\nexit\n")
+    # Mininet's CLI forwards stdin to the running host command, so commands piped one per
+    # line can be swallowed by the first one; `source FILE` reads them from a file instead
+    steps = tmp_path / "steps.txt"
+    steps.write_text("h1 curl -sI http://10.254.0.1/\n")
+    start = lblab("lab", "start", "3", stdin=f"source {steps}\n")
     assert start.returncode == 0, start.stderr[-2000:]
     assert f"first step: {lab.first_step}" in start.stdout
     # the request through the VIP was answered by a backend of the lab (X-Backend names it;
