@@ -1,8 +1,9 @@
 """Lab 3 end to end on real Open vSwitch and Mininet (root), as a student runs it: ``lblab lab
 start 3`` at a ``mininet>`` prompt fed a file of commands (``source FILE``: the first step
-printed, a request through the VIP answered, the prompt left at the end of input), then ``lblab lab run 3 --student`` (short: one repetition
-of 3 s) and ``lblab lab check 3`` on its folder: every check passes, and the student id and the
-run id the run printed are the ones the checker prints and ``lab.json`` holds.
+printed, a request through the VIP answered, the prompt left at the end of input), then
+``lblab lab run 3 --student`` (short: one repetition of 3 s) and ``lblab lab check 3`` on its
+folder: every check passes, and the student id and the run id the run printed are the ones
+the checker prints and ``lab.json`` holds.
 """
 import json
 import os
