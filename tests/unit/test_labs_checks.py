@@ -61,7 +61,7 @@ def test_the_right_run_passes_every_check(number):
     assert v["stamped"] and v["student"] and v["run_id"]
 
 
-@pytest.mark.parametrize("number", [2, 3, 4])  # lab 1: a doctored copy only (below)
+@pytest.mark.parametrize("number", [1, 2, 3, 4])
 def test_the_wrong_run_fails(number):
     name = f"lab{number}_wrong"
     with open(os.path.join(FIXTURES, name, "manifest.json"), encoding="utf-8") as fp:
@@ -72,6 +72,13 @@ def test_the_wrong_run_fails(number):
     for check in v["checks"]:
         if not check["passed"]:
             assert check["missing"] and check["expected"]
+
+
+def test_lab1_wrong_run_fails_at_every_rate():
+    # a slower backend link (--set topology.params.backend_bw=2): the configured rate is not
+    # what the flow got, at any rate
+    assert failed(verdict(1, "lab1_wrong")) == {
+        "measured rate at 5 Mbit/s", "measured rate at 20 Mbit/s", "measured rate at 80 Mbit/s"}
 
 
 def test_lab1_doctored_rate_and_unshaped(tmp_path):
