@@ -365,12 +365,15 @@ def clean_record(record, live_runs=()):
         dict: ``{"processes": [...], "bridges": [...], "interfaces": [...]}``.
     """
     removed = {"processes": [], "bridges": [], "interfaces": []}
-    root_ns = _netns(1)
+    # Our own namespace as well as pid 1's: where /proc/1/ns/net cannot be read (containers),
+    # a switch's shell (root namespace) would otherwise look like a host's namespace, and every
+    # process of the root namespace would be killed.
+    root_ns = {ns for ns in (_netns(1), _netns(os.getpid())) if ns}
     entries = []
     for name, host in sorted(record.data["hosts"].items()):
         if alive(host["pid"], host["start"]):
             netns = _netns(host["pid"])
-            if netns and netns != root_ns:
+            if netns and root_ns and netns not in root_ns:
                 entries += [(pid, proc_start_time(pid)) for pid in _pids_in_netns(netns)]
             else:
                 entries.append((host["pid"], host["start"]))

@@ -243,3 +243,20 @@ def test_doctor_and_clean_refuse_a_bad_servers_list_in_one_line():
         assert proc.stderr.strip().splitlines() == [
             f"lblab {command}: error: --servers 'a,,b': expected server names separated by "
             f"commas (e.g. localhost,server2)"]
+
+
+def test_clean_record_never_sweeps_our_own_namespace_when_pid_1s_is_unreadable(tmp_path,
+                                                                              monkeypatch):
+    """A switch's shell lives in the root namespace; where /proc/1/ns/net cannot be read, its
+    namespace must not be taken for a host's (that killed every process of the machine)."""
+    monkeypatch.setenv("LBLAB_STATE_DIR", str(tmp_path))
+    real = registry._netns
+    monkeypatch.setattr(registry, "_netns", lambda pid: None if pid == 1 else real(pid))
+    swept = []
+    monkeypatch.setattr(registry, "_pids_in_netns", lambda ns: swept.append(ns) or [])
+    shell = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    record = registry.RunRecord.create(run_id="r2")
+    record.add_host("s1", shell.pid)
+    removed = registry.clean_record(record)
+    assert swept == [] and removed["processes"] == [shell.pid]
+    assert shell.wait(5) is not None
