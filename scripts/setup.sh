@@ -17,7 +17,8 @@ command -v apt-get >/dev/null || die "apt-get not found: lblab's setup supports 
 
 # --- 1. packages -------------------------------------------------------------------------
 PACKAGES=(mininet openvswitch-switch openvswitch-common iperf3 haproxy wrk ethtool curl
-          python3-venv python3-pip iproute2 iputils-ping openssl procps psmisc tcpdump)
+          python3-venv python3-pip iproute2 iputils-ping openssl procps psmisc tcpdump
+          ruby)  # ruby: the Vagrantfile check (tests/unit/test_vagrant.py, ruby -c)
 # Debian 12 / Ubuntu ship the small nginx as nginx-light; newer releases only have nginx.
 missing=()
 for p in "${PACKAGES[@]}"; do
