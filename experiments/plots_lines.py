@@ -208,7 +208,8 @@ def compare_points(configs, folders, aggs, styles, ylabel, title, stem, unit=Fal
         unit (bool): the metric lives in [0, 1].
     """
     with plt.rc_context(RC):
-        fig, ax = plt.subplots(figsize=FIGSIZE)
+        # wide enough for one slot per configuration (long sweep ids), legend outside
+        fig, ax = plt.subplots(figsize=(max(FIGSIZE[0], 0.7 * len(configs) + 3), FIGSIZE[1]))
         k = len(folders)
         offsets = [(j - (k - 1) / 2.0) * 0.7 / max(1, k) for j in range(k)]
         tops = []
@@ -228,7 +229,7 @@ def compare_points(configs, folders, aggs, styles, ylabel, title, stem, unit=Fal
                     tops += pts
                     ax.plot([x] * len(pts), pts, ".", color=style["color"], alpha=0.6,
                             clip_on=False)
-        _labels_fit(ax, [f"{c}\nn={'/'.join(str(a.get('n', 0)) for a in row)}"
+        _labels_fit(ax, [f"{c} (n={'/'.join(str(a.get('n', 0)) for a in row)})"
                          for (c, _), row in zip(configs, aggs)])
         ax.legend(handles=[Line2D([], [], marker=MARKERS[j % len(MARKERS)], color="grey",
                                   markeredgecolor="black", linestyle="none", label=folder)

@@ -156,4 +156,4 @@ def test_compare_points_side_by_side_inside_the_range(tmp_path, drawn):
     ys = _interval_ys(ax)
     assert ys and min(ys) >= 0.0 and max(ys) <= 1.0
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["A", "B"]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["c1\nn=3/4", "c2\nn=3/2"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["c1 (n=3/4)", "c2 (n=3/2)"]
