@@ -73,7 +73,7 @@ class RichProgress:
 
 
 def summary_rows(summary):
-    """Return ``(headers, rows)`` of the end-of-run table (mean ± CI per configuration)."""
+    """Return ``(headers, rows)`` of the end-of-run table (mean [low, high] per configuration)."""
     from experiments import html_report
     return html_report._table(summary)
 
@@ -93,7 +93,7 @@ def print_summary(result, results_dir):
         if "failed after kill" in headers:
             drops += ("errors",)
         keep = [i for i, h in enumerate(headers) if h not in drops]
-        table = Table(title=f"{os.path.basename(results_dir)} (mean ± 95% CI)")
+        table = Table(title=f"{os.path.basename(results_dir)} (mean [95% interval])")
         table.add_column("configuration", no_wrap=True)
         table.add_column("reps", justify="right")
         for i in keep:
