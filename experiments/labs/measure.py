@@ -6,6 +6,8 @@ Requests are the rows of ``requests.parquet`` (docs/data.md): ``run``, ``client`
 """
 import statistics
 
+from experiments.labs.common import runs_of as ok_runs  # noqa: F401  (the checks call M.ok_runs)
+
 
 def is_ok(req):
     """True for a complete 2xx/3xx response."""
@@ -15,22 +17,6 @@ def is_ok(req):
 def measured(requests, path=None):
     """Return the counted (measurement window, not warm-up) requests, of ``path`` if given."""
     return [r for r in requests if r.get("counted") and (path is None or r.get("path") == path)]
-
-
-def ok_runs(results, balancer=None, **sweep):
-    """Return the ok runs.csv rows of ``balancer`` (any when None) at a sweep point.
-
-    ``sweep`` names a swept parameter by the last part of its key path:
-    ``ok_runs(r, keepalive=True)`` matches the column ``sweep.workload.keepalive``.
-    """
-    rows = []
-    for row in results.ok_runs():
-        if balancer is not None and row.get("balancer") != balancer:
-            continue
-        if all(any(k.startswith("sweep.") and k.endswith("." + key) and row[k] == value
-                   for k in row) for key, value in sweep.items()):
-            rows.append(row)
-    return rows
 
 
 def median_latency_ms(requests):
