@@ -274,6 +274,18 @@ class ClusterNetwork(LabNetwork):
                 except OSError:
                     pass
                 terminate(lk.tunnel, 2.0)
+        # A remote host's shell here is its ssh -tt session: end it, so the remote side's sshd
+        # hangs up the host's shell there (the agent's record cleans what is left), and
+        # Mininet's Node.cleanup, which waits for the shell, does not wait for a session that
+        # a SIGHUP to its process group did not end.
+        for host in self.net.hosts:
+            shell = getattr(host, "shell", None)
+            if getattr(host, "isRemote", False) and shell is not None and shell.poll() is None:
+                shell.kill()
+                try:
+                    shell.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
         super()._stop_mininet()
 
     def _root_interfaces_present(self):
