@@ -248,8 +248,8 @@ class LabNetwork:
         shaped = any(link_options(d) for _, _, d in self.graph.edges(data=True))
         # Mininet's own build by default; LBLAB_MININET_BUILD=batched takes the batched build for
         # unshaped graphs (0.46x mn for a 256-host tree, bench/topo_build.py). It is opt-in
-        # again: a clean-clone CI run once had a lab whose backends were listening but never
-        # reachable within 20 s, right after it became the default; not yet explained. Shaped
+        # until it has soaked in clean-clone CI runs (it was the default for 40 minutes; a CI
+        # failure that first looked like its fault came from two CI runs sharing the machine). Shaped
         # links always keep Mininet's own (TCLink's tc commands are per interface).
         fast = not shaped and os.environ.get("LBLAB_MININET_BUILD", "mininet") == "batched"
         mn_topo = topo.Topo()
