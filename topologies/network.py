@@ -246,12 +246,9 @@ class LabNetwork:
                 return super().bridgeOpts() + f" external_ids:{registry.BRIDGE_TAG}={run_id}"
 
         shaped = any(link_options(d) for _, _, d in self.graph.edges(data=True))
-        # Mininet's own build by default; LBLAB_MININET_BUILD=batched takes the batched build for
-        # unshaped graphs (0.46x mn for a 256-host tree, bench/topo_build.py). It is opt-in
-        # until it has soaked in clean-clone CI runs (it was the default for 40 minutes; a CI
-        # failure that first looked like its fault came from two CI runs sharing the machine). Shaped
-        # links always keep Mininet's own (TCLink's tc commands are per interface).
-        fast = not shaped and os.environ.get("LBLAB_MININET_BUILD", "mininet") == "batched"
+        # unshaped graphs take the batched build (LBLAB_MININET_BUILD=mininet: Mininet's own, to
+        # compare); shaped links keep Mininet's own (TCLink's tc commands are per interface)
+        fast = not shaped and os.environ.get("LBLAB_MININET_BUILD", "batched") != "mininet"
         mn_topo = topo.Topo()
         for name in graphs.switches(self.graph):
             mn_topo.addSwitch(name, dpid=self.graph.nodes[name]["dpid"])
