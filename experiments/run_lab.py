@@ -21,6 +21,10 @@ from topologies import graphs
 from lblab_core.netutil import free_port
 
 READY_TIMEOUT_SEC = 20.0
+# The balancer must report every configured backend in its pool within this long after the
+# service first answers (L4: health up after ``rise`` probes; L7: every worker serving each).
+POOL_READY_TIMEOUT_SEC = 20.0
+POOL_POLL_SEC = 0.1
 # CPU above this (percent of all cores, mean over the measurement) marks a run as saturated:
 # the emulation then measures the machine, not the balancer (the Mininet-HiFi argument).
 SATURATED_CPU_PERCENT = 90.0
@@ -102,6 +106,7 @@ class Run(FaultActions):
         self.roles = plan.assign_roles(self.graph, spec.backends)
         self.lab = None
         self.controller = None
+        self.controller_pool = None     # ({backend host: weight}, switches) the controller has
         self.engine = None
         self.proxy = None
         self.backends = {}
@@ -156,6 +161,7 @@ class Run(FaultActions):
                         self._start_l7()
                     if not iperf:
                         self._wait_service()
+                    self._wait_pool(meta)
                     sampler = CpuSampler()
                     sampler.start()
                     servers_cpu = cluster_run.started(self, lab, meta)
@@ -199,6 +205,7 @@ class Run(FaultActions):
             "clients": [], "lb": self.roles.lb, "faults": [], "iperf3_flows": [],
             "window": None, "windows": {}, "start": time.time(), "end": None,
             "status": "failed", "failure": None, "datapath": None, "network_up": None,
+            "pool_ready_s": None,
             "fidelity": {"cpu_max": None, "cpu_mean": None, "saturated": False,
                          "warnings": []},
         }
@@ -225,6 +232,7 @@ class Run(FaultActions):
     def _start_controller(self):
         cfg = plan.controller_config(self.spec, self.balancer, self.graph, self.roles,
                                      free_port(), free_port())
+        self.controller_pool = plan.controller_pool_expected(cfg)
         self.log(f"starting the controller ({self.balancer.mode}/{self.balancer.algorithm})")
         controller = ControllerProcess(cfg, self.path(), config_path=self.path("controller.json"),
                                        log_path=self.path("logs", "controller.log"),
@@ -393,6 +401,52 @@ class Run(FaultActions):
         for client in self.roles.clients:
             self._wait_http(self.lab.host(client), url, f"the service {url} from {client}",
                             self.proxy)
+
+    # -- is the pool complete? ------------------------------------------------------------------
+    def _wait_pool(self, meta):
+        """Wait until the balancer reports every configured backend ready (the L4 controller:
+        every switch connected, each backend up at its weight; the builtin proxy: each worker
+        serving each backend), at most POOL_READY_TIMEOUT_SEC; the seconds waited go into
+        ``meta["pool_ready_s"]``. The engines (HAProxy, nginx) start after their backends
+        listen and are not asked."""
+        config = self._proxy_config() if self.proxy is not None else {}
+        if self.controller is not None:
+            what, waiting = "the controller", self._controller_waiting
+        elif plan.proxy_stats_ports(config):
+            what, waiting = "the L7 proxy", lambda: self._proxy_waiting(config)
+        else:
+            return
+        start = time.monotonic()
+        while True:
+            missing = waiting()
+            if not missing:
+                break
+            if time.monotonic() - start >= POOL_READY_TIMEOUT_SEC:
+                raise RunFailed(f"{what} did not report every backend ready within "
+                                f"{POOL_READY_TIMEOUT_SEC:g} s: {'; '.join(missing)}")
+            time.sleep(POOL_POLL_SEC)
+        meta["pool_ready_s"] = round(time.monotonic() - start, 3)
+        self.log(f"{what} has every backend in its pool (waited {meta['pool_ready_s']:g} s)")
+
+    def _controller_waiting(self):
+        try:
+            services = self.controller.api("GET", "/services", timeout=2)[1]
+            stats = self.controller.api("GET", "/stats", timeout=2)[1]
+        except (OSError, ValueError) as exc:
+            return [f"its API did not answer ({type(exc).__name__}: {exc})"]
+        names = {host: name for name, host in self.roles.backends.items()}
+        return plan.controller_pool_waiting(services, stats, *self.controller_pool, names)
+
+    def _proxy_waiting(self, config):
+        host = self.lab.host(self.roles.lb)
+        docs = []
+        for port in plan.proxy_stats_ports(config):
+            out = host.cmd(f"curl -s --max-time 1 http://127.0.0.1:{port}/")
+            try:
+                docs.append(json.loads(out))
+            except ValueError:
+                docs.append(None)
+        return plan.proxy_pool_waiting(docs, config)
 
     # -- load and faults -----------------------------------------------------------------------
     def _run_load(self, meta):

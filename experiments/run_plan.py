@@ -299,6 +299,96 @@ def vip_is_free(graph):
 assert ipaddress.IPv4Address(VIP) in ipaddress.IPv4Network("10.0.0.0/8")
 
 
+# -- is the balancer's pool complete? (the runner waits for it before the load starts) -----------
+
+def controller_pool_expected(config):
+    """Return ``({backend host: weight}, switches)`` that an L4 controller config promises:
+    the :data:`SERVICE_NAME` pool with its weights, and every switch of its topology."""
+    pool = {host: b["weight"] for host, b in config["services"][SERVICE_NAME]["backends"].items()}
+    switches = sorted(n["id"] for n in config["topology"]["nodes"] if n.get("kind") == "switch")
+    return pool, switches
+
+
+def controller_pool_waiting(services, stats, pool, switches, names=None):
+    """Return what the L4 controller still lacks before the load may start; ``[]``: ready.
+
+    Ready means every switch is connected (its flows and the service's group are installed)
+    and every configured backend is in the service's pool, health ``up`` and at its configured
+    weight. Health starts ``up`` but the probes that run while the backends start (a closed
+    port answers RST) take them ``down`` until ``rise`` probes pass: load started then sees a
+    partial pool.
+
+    Args:
+        services (dict): the controller's ``GET /services``.
+        stats (dict): its ``GET /stats``.
+        pool (dict): backend host -> configured weight (:func:`controller_pool_expected`).
+        switches (list[str]): every switch of the topology.
+        names (dict|None): backend host -> the spec's name for it, for the messages.
+    Returns:
+        list[str]: one line per thing still missing, in a stable order.
+    """
+    names = names or {}
+    waiting = []
+    connected = (stats or {}).get("switches") or {}
+    off = [s for s in switches if not (connected.get(s) or {}).get("connected")]
+    if off:
+        waiting.append(f"switch{'es' if len(off) > 1 else ''} not connected: {', '.join(off)}")
+    service = (services or {}).get(SERVICE_NAME)
+    if service is None:
+        return waiting + [f"no service {SERVICE_NAME!r} in the controller's pools"]
+    have = service.get("backends") or {}
+    for host, weight in pool.items():
+        label = f"{names[host]} ({host})" if host in names else host
+        backend = have.get(host)
+        if backend is None:
+            waiting.append(f"{label} not in the pool")
+        elif backend.get("state") != "up":
+            waiting.append(f"{label} health {backend.get('state')}")
+        elif backend.get("weight") != weight:
+            waiting.append(f"{label} weight {backend.get('weight')}, configured {weight}")
+    return waiting
+
+
+def proxy_stats_ports(config):
+    """Return the stats port of each worker of a builtin-proxy config (``[]``: none to read:
+    no stats endpoint, or one on a port picked at start)."""
+    stats = config.get("stats")
+    if not stats or not stats.get("port"):
+        return []
+    return [stats["port"] + i for i in range(config.get("workers", 1))]
+
+
+def proxy_pool_waiting(worker_stats, config):
+    """Return what the builtin L7 proxy still lacks before the load may start; ``[]``: ready.
+
+    Ready means every worker answers its stats and serves every backend of the config (each
+    worker keeps its own health state).
+
+    Args:
+        worker_stats (list[dict|None]): each worker's stats document, None where it did not
+            answer (yet).
+        config (dict): the proxy's config (:func:`proxy_config`).
+    Returns:
+        list[str]: one line per thing still missing.
+    """
+    expected = [b["name"] for b in config.get("backends") or []]
+    waiting = []
+    for i, doc in enumerate(worker_stats):
+        if doc is None:
+            waiting.append(f"worker {i}: no stats yet")
+            continue
+        have = doc.get("backends") or {}
+        for name in expected:
+            health = (have.get(name) or {}).get("health")
+            if name not in have:
+                waiting.append(f"worker {i}: {name} not in the pool")
+            elif not (health or {}).get("serving"):
+                waiting.append(f"worker {i}: {name} not serving (active "
+                               f"{(health or {}).get('active')}, passive "
+                               f"{(health or {}).get('passive')})")
+    return waiting
+
+
 # -- resuming a batch (lblab run --resume) -------------------------------------------------------
 
 ATTEMPTS_DIR = "raw-attempts"     # beside raw/: failed attempts moved aside, never deleted
