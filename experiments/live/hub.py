@@ -5,15 +5,29 @@ telemetry starts, :meth:`Hub.run_started` returns the sampler's ``on_sample`` ca
 sample then reads the load generators' records written since the last one (:class:`RecordTail`)
 and adds a frame. The server reads frames under the hub's lock; nothing here touches the lab.
 The hub's own CPU time (in the sampler's thread) is kept in ``cpu_s``.
+
+A frame waits until its second is complete. A load generator buffers its records and writes
+them about once a second (``flush_period_s``), all it holds at once; a frame made as soon as
+its sample came would count only the records already written (a third of the rate was seen).
+So a sample is kept until every load generator's file has been written at or after the
+sample's time (its modification time, read before and after the new lines: every record that
+ended before that write is in the file), or until a sample ``LAG_CAP_S`` later came (a load
+generator that writes nothing, e.g. with no request ending); the run's end releases the rest.
+The page is thereby about one flush behind the lab, and its counts are those of the replay.
 """
 import glob
 import json
+import math
 import os
 import threading
 import time
 
 from experiments.live import feed
 from experiments.live.replay import config_mean, window_summary
+
+# The longest a sample waits for the records of its second (seconds of sample time): beyond
+# it the frame is made with what was written (a load generator that stopped writing).
+LAG_CAP_S = 2.5
 
 
 class RecordTail:
@@ -23,17 +37,35 @@ class RecordTail:
         self.dir = run_dir
         self.offsets = {}
         self.partial = {}
+        self.complete = {}    # path -> epoch s up to which every ended record is in the file
+
+    @property
+    def horizon(self):
+        """Epoch s up to which every load generator's ended records have been read: the
+        oldest of the files' last writes (a file not there yet holds no record that ended
+        before it was looked for: no file, no bound)."""
+        return min(self.complete.values()) if self.complete else math.inf
 
     def read(self):
-        """Return the new records (dicts); a line not yet ended waits for the next call."""
+        """Return the new records (dicts); a line not yet ended waits for the next call.
+
+        Also moves each file's ``complete`` time to its last write, when no write came in
+        while it was read (the file's size and modification time the same before and after).
+        """
         out = []
         for path in sorted(glob.glob(os.path.join(self.dir, "loadgen-*.jsonl"))):
             try:
                 with open(path, "rb") as fp:
+                    before = os.fstat(fp.fileno())
                     fp.seek(self.offsets.get(path, 0))
                     data = fp.read()
+                    after = os.fstat(fp.fileno())
             except OSError:
                 continue
+            end = self.offsets.get(path, 0) + len(data)
+            if (after.st_size == before.st_size == end
+                    and after.st_mtime_ns == before.st_mtime_ns):
+                self.complete[path] = before.st_mtime_ns / 1e9
             if not data:
                 continue
             self.offsets[path] = self.offsets.get(path, 0) + len(data)
@@ -62,6 +94,8 @@ class _LiveRun:
         self.warmup_s = warmup_s
         self.faults = faults          # the Run's faults_done list (appended as faults apply)
         self.first_t = None
+        self.waiting = []             # samples whose records may not all be written yet
+        self.building = threading.Lock()
 
 
 class Hub:
@@ -102,30 +136,52 @@ class Hub:
         return lambda sample: self.add_sample(name, sample)
 
     def add_sample(self, name, sample):
-        """Make the frame of one telemetry sample of run ``name``."""
+        """Take one telemetry sample of run ``name``; make the frames whose records are in."""
         cpu0 = time.thread_time()
         live = self._runs[name]
+        with live.building:
+            live.waiting.append(sample)
+            self._build(live, final=False)
+        self.cpu_s += time.thread_time() - cpu0
+
+    def _build(self, live, final):
+        """Read the new records; make the frames of the waiting samples whose second is
+        complete (all of them when ``final``: the load generators have ended)."""
         records = live.tail.read()
         b = live.builder
-        if live.first_t is None:
-            live.first_t = sample["t"]
+        if live.first_t is None and live.waiting:
+            live.first_t = live.waiting[0]["t"]
         starts = [r["scheduled"] for r in records if not r.get("warmup")]
         if starts and (b.measure_start is None or min(starts) < b.measure_start):
             b.measure_start = min(starts)      # the union window's start, as meta.json's
-        b.start_estimate = live.first_t + live.warmup_s   # until the records say
+        if live.first_t is not None:
+            b.start_estimate = live.first_t + live.warmup_s   # until the records say
         b.add_records(records)
-        frame = b.frame(sample, list(live.faults))
-        with self._changed:
-            live.frames.append(frame)
-            self.seq += 1
-            self._changed.notify_all()
-        self.cpu_s += time.thread_time() - cpu0
+        horizon = live.tail.horizon
+        newest = live.waiting[-1]["t"] if live.waiting else None
+        made = []
+        while live.waiting:
+            t = live.waiting[0]["t"]
+            if not (final or t <= horizon or t <= newest - LAG_CAP_S):
+                break
+            made.append(b.frame(live.waiting.pop(0), list(live.faults)))
+        if made:
+            with self._changed:
+                live.frames.extend(made)
+                self.seq += 1
+                self._changed.notify_all()
 
     def run_stopped(self, run):
-        """Mark the run done (its status is known once ``meta.json`` is written)."""
-        with self._changed:
+        """Make the run's last frames (its load generators have ended) and mark it done."""
+        with self._lock:
             name = self._by_dir.get(run.dir)
             live = self._runs.get(name)
+        if live is not None:
+            cpu0 = time.thread_time()
+            with live.building:
+                self._build(live, final=True)
+            self.cpu_s += time.thread_time() - cpu0
+        with self._changed:
             if live is not None:
                 live.info["status"] = "done"
                 if live.frames:

@@ -260,3 +260,78 @@ def test_records_arriving_late_still_count_where_they_ended():
     f = b.frame(sample(102.0))
     assert {k: v["requests"] for k, v in f["backends"].items()} == {"b1": 2, "b2": 1}
     assert f["latency_ms"]["n"] == 3
+
+
+# -- a frame waits for its second's records (the load generators flush about once a second) --
+
+def _flush(path, recs, at):
+    """Append ``recs`` as a load generator's flush at epoch ``at`` (the file's write time)."""
+    import os
+    with open(path, "a") as fp:
+        fp.write("".join(json.dumps(r) + "\n" for r in recs))
+    os.utime(path, (at, at))
+
+
+def test_live_frames_count_records_flushed_after_their_second(tmp_path):
+    # 10 req/s from 1000.0, each flush half a second after a sample writes every record ended
+    # before it: the frame of the sample at t must count all of (t - 1, t], as the replay does.
+    h = hub.Hub(["l4_rr-r1"])
+    run = fake_run(tmp_path)
+    run.spec.warmup_s = 0.0
+    on_sample = h.run_started(run, meta_of())
+    path = f"{run.dir}/loadgen-h1.jsonl"
+    recs = [record("h1", i, 1000.0 + i * 0.1, 0.01, "b1" if i % 2 else "b2")
+            for i in range(60)]
+    written = 0
+    for k in range(1, 7):
+        t = 1000.0 + k
+        flush_at = t - 0.5                    # the flush before this sample
+        new = [r for r in recs[written:] if r["end"] <= flush_at]
+        _flush(path, new, flush_at)
+        written += len(new)
+        on_sample(sample(t))
+    h.run_stopped(run)                        # the load generator ended: the rest is written
+    _flush(path, recs[written:], 1007.0)
+    frames = h.frames()
+    assert [f["t"] for f in frames][:5] == [1001.0, 1002.0, 1003.0, 1004.0, 1005.0]
+    for f in frames[1:5]:
+        assert f["total_rps"] == 10.0, f["t"]
+        assert {b: v["rps"] for b, v in f["backends"].items()} == {"b1": 5.0, "b2": 5.0}
+    # the replay's frames (every record known at once) give the same counts
+    replayed = make_builder(measure_start=1000.0)
+    replayed.add_records(recs)
+    for f in frames[:5]:
+        r = replayed.frame(sample(f["t"]))
+        assert f["backends"] == r["backends"] and f["total_rps"] == r["total_rps"]
+
+
+def test_a_frame_waits_for_the_write_after_its_second_but_not_forever(tmp_path):
+    h = hub.Hub()
+    run = fake_run(tmp_path)
+    on_sample = h.run_started(run, meta_of())
+    path = f"{run.dir}/loadgen-h1.jsonl"
+    _flush(path, [record("h1", 1, 1000.0, 0.1, "b1")], 1000.5)
+    on_sample(sample(1001.0))
+    assert h.frames() == []                   # written at 1000.5: (1000.5, 1001] may be unread
+    _flush(path, [record("h1", 2, 1000.7, 0.1, "b1")], 1001.5)
+    on_sample(sample(1002.0))
+    assert [f["t"] for f in h.frames()] == [1001.0]
+    assert h.frames()[0]["backends"]["b1"]["requests"] == 2
+    on_sample(sample(1003.0))                 # nothing written since 1001.5 (no request ended)
+    assert [f["t"] for f in h.frames()] == [1001.0]
+    on_sample(sample(1003.0 + hub.LAG_CAP_S))
+    assert [f["t"] for f in h.frames()] == [1001.0, 1002.0, 1003.0]
+    h.run_stopped(run)
+    assert len(h.frames()) == 4 and h.frames()[-1]["run"]["phase"] == "done"
+
+
+def test_record_tail_complete_time_is_each_files_last_write(tmp_path):
+    tail = hub.RecordTail(str(tmp_path))
+    assert tail.horizon == float("inf")       # no load generator file yet: nothing unread
+    _flush(tmp_path / "loadgen-h1.jsonl", [record("h1", 1, 1.0, 0.1, "b1")], 50.0)
+    _flush(tmp_path / "loadgen-h2.jsonl", [record("h2", 1, 1.0, 0.1, "b1")], 40.0)
+    tail.read()
+    assert tail.horizon == 40.0
+    _flush(tmp_path / "loadgen-h2.jsonl", [], 60.0)
+    tail.read()
+    assert tail.horizon == 50.0
