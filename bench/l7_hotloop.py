@@ -1,0 +1,145 @@
+"""The L7 proxy's per-request Python work, without sockets: a keep-alive request driven through
+the real client and upstream protocol callbacks (``ClientConnection``, ``UpstreamConnection``,
+httptools, the runtime) with in-memory transports, in a tight loop.
+
+Prints the process CPU time per request (``time.process_time``), the best of ``--repeat`` runs,
+for the keep-alive case (one pooled upstream connection) and, with ``--profile``, the top
+functions by own time (cProfile; cProfile itself inflates every figure, compare shares only).
+What it leaves out is the kernel (socket reads and writes) and uvloop's event dispatch: the
+loopback and Mininet benches measure those. No root, no network; a few seconds.
+
+Usage: .venv/bin/python bench/l7_hotloop.py [--requests 20000] [--repeat 5] [--profile]
+"""
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lb_apps.l7config import parse_l7_config  # noqa: E402 - after the path fix
+from lb_apps.proxy.conn import ClientConnection  # noqa: E402
+from lb_apps.proxy.runtime import Runtime  # noqa: E402
+from lb_apps.proxy.upstream import UpstreamConnection  # noqa: E402
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: 10.0.0.5:8001\r\n\r\n"  # what wrk sends
+RESPONSE = (b"HTTP/1.1 200 OK\r\nX-Backend: b1\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 100\r\n\r\n" + b"x" * 100)  # what lblab backend answers
+
+
+class Transport:
+    """An in-memory transport: remembers the last write."""
+
+    def __init__(self, peer):
+        self.peer = peer
+        self.last = b""
+        self.writes = 0
+
+    def get_extra_info(self, name, default=None):
+        return self.peer if name in ("peername", "sockname") else default
+
+    def write(self, data):
+        self.last = data
+        self.writes += 1
+
+    def is_closing(self):
+        return False
+
+    def close(self):
+        pass
+
+    def pause_reading(self):
+        pass
+
+    def resume_reading(self):
+        pass
+
+    def can_write_eof(self):
+        return True
+
+    def write_eof(self):
+        pass
+
+
+class Server:
+    """What the protocol objects read of ``ProxyServer``."""
+
+    def __init__(self, config):
+        self.rt = Runtime(config)
+        self.conns = set()
+        self.draining = False
+        self.tls = False
+        self.proto = b"http"
+        self.loop = None
+        self.now = 0.0
+
+
+def setup(config_data=None):
+    """Return (client, upstream, client transport, upstream transport) with one pooled upstream."""
+    data = config_data or {"listen": {"host": "127.0.0.1", "port": 8001},
+                           "backends": [{"name": "b1", "address": "10.0.0.6", "port": 80}]}
+    server = Server(parse_l7_config(data, "hotloop"))
+    backend = server.rt.backends["b1"]
+    up = UpstreamConnection(backend, server)
+    ut = Transport(("10.0.0.6", 80))
+    up.connection_made(ut)
+    backend.idle.append(up)
+    client = ClientConnection(server)
+    ct = Transport(("10.0.0.1", 40000))
+    client.connection_made(ct)
+    return client, up, ct, ut
+
+
+def run(n, client, up, ct, ut):
+    """Drive ``n`` keep-alive requests; return CPU seconds used."""
+    feed_client, feed_up = client.data_received, up.data_received
+    request, response = REQUEST, RESPONSE
+    t0 = time.process_time()
+    for _ in range(n):
+        feed_client(request)
+        feed_up(response)
+    return time.process_time() - t0
+
+
+def check(client, up, ct, ut):
+    """One request through the loop, asserting the bytes each way look right."""
+    client.data_received(REQUEST)
+    sent = ut.last
+    up.data_received(RESPONSE)
+    answered = ct.last
+    if not sent.startswith(b"GET / HTTP/1.1\r\n") or b"X-Forwarded-For: 10.0.0.1" not in sent:
+        raise SystemExit(f"unexpected upstream request: {sent!r}")
+    if not answered.startswith(b"HTTP/1.1 200 OK\r\n") or b"Via: 1.1 lblab" not in answered:
+        raise SystemExit(f"unexpected client response: {answered!r}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="bench/l7_hotloop.py",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile top 25")
+    parser.add_argument("--check", action="store_true", help="print one request each way")
+    args = parser.parse_args(argv)
+    conns = setup()
+    check(*conns)
+    if args.check:
+        print(conns[3].last.decode(), "\n---\n", conns[2].last.decode())
+    run(1000, *conns)  # warm up
+    best = min(run(args.requests, *conns) for _ in range(args.repeat))
+    print(f"keep-alive, in-memory transports: {best / args.requests * 1e6:.2f} us CPU per "
+          f"request (best of {args.repeat} x {args.requests})")
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        run(args.requests, *conns)
+        prof.disable()
+        stats = pstats.Stats(prof)
+        stats.sort_stats("tottime").print_stats(25)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
