@@ -166,8 +166,10 @@ class ControllerProcess:
 
     def wait_openflow(self, timeout=START_TIMEOUT_SEC):
         """Wait until the OpenFlow port accepts connections (switches can connect)."""
+        host = self.config["controller"].get("ofp_host", "127.0.0.1")   # where switches reach it
+        host = "127.0.0.1" if host == "0.0.0.0" else host
         self._wait_until(
-            lambda: socket.create_connection(("127.0.0.1", self.ofp_port), timeout=0.5).close(),
+            lambda: socket.create_connection((host, self.ofp_port), timeout=0.5).close(),
             f"not listening on OpenFlow port {self.ofp_port}", timeout)
 
     def _wait_until(self, ready, what, timeout):

@@ -139,7 +139,8 @@ class Run(FaultActions):
                 raise RunFailed(cannot)
             controller = None
             if self.balancer.layer == "l4":
-                controller = ("127.0.0.1", self._start_controller())
+                ofp_host = cluster_run.controller_host(self)    # 127.0.0.1 on one server
+                controller = (ofp_host, self._start_controller(ofp_host))
             self.log("building the network")
             with cluster_run.network(self, controller) as lab:
                 self.lab = lab
@@ -229,9 +230,10 @@ class Run(FaultActions):
             self.live.run_stopped(self)
 
     # -- controller (L4) -------------------------------------------------------------------
-    def _start_controller(self):
+    def _start_controller(self, ofp_host="127.0.0.1"):
         cfg = plan.controller_config(self.spec, self.balancer, self.graph, self.roles,
                                      free_port(), free_port())
+        cfg["controller"]["ofp_host"] = ofp_host
         self.controller_pool = plan.controller_pool_expected(cfg)
         self.log(f"starting the controller ({self.balancer.mode}/{self.balancer.algorithm})")
         controller = ControllerProcess(cfg, self.path(), config_path=self.path("controller.json"),
@@ -344,6 +346,8 @@ class Run(FaultActions):
         logs = {}
         for backend in self.spec.backends:
             path = self.path(f"iperf3-server-{backend.name}.json")
+            if hasattr(self.lab, "fetch"):      # a server on another machine: copy it here now
+                self.lab.fetch(self.roles.backends[backend.name], [path])
             if os.path.exists(path):
                 with open(path, encoding="utf-8", errors="replace") as fp:
                     logs[backend.name] = fp.read()
@@ -376,11 +380,11 @@ class Run(FaultActions):
                 stdout=log, stderr=subprocess.STDOUT)
             log.close()
             return
-        from lb_apps.engines.proc import start_engine
+        from experiments import cluster_run
         from lb_apps.l7config import parse_l7_config
         self.log(f"starting {engine}")
-        self.engine = start_engine(engine, parse_l7_config(data, "experiment"),
-                                   self.path(engine), popen=self.lab.host(self.roles.lb).popen)
+        # on the lb host's server, wherever that is (experiments.cluster_run)
+        self.engine = cluster_run.start_engine(self, engine, parse_l7_config(data, "experiment"))
         try:
             self.lab.record.add_process(self.engine.process.pid, engine)
             self.lab.record.save()
@@ -468,8 +472,9 @@ class Run(FaultActions):
         # A load generator creates its records file as it starts its clock (after ~0.3 s of
         # Python start-up): time the faults from then, not from the popen.
         deadline = time.time() + READY_TIMEOUT_SEC
+        exists = getattr(self.lab, "exists", lambda host, path: os.path.exists(path))
         while time.time() < deadline and not all(
-                os.path.exists(cfg["record"]) or procs[c].poll() is not None
+                exists(c, cfg["record"]) or procs[c].poll() is not None
                 for c, cfg in configs.items()):
             time.sleep(0.02)
         started = time.time()

@@ -9,7 +9,9 @@
   ``mn -c`` — and exits.
 * ``exec -- ARGV``: runs ARGV (a host's process, attached to its namespace by ``mnexec``) and
   stops it (SIGTERM, then SIGKILL) when stdin closes: the runner stops a remote process by
-  closing the SSH session's stdin and then waits for the exit status as for a local one.
+  closing the SSH session's stdin and then waits for the exit status as for a local one. A line
+  on stdin naming a signal (``KILL``, ``HUP``...) is sent to the process: that is how a fault
+  kills a remote backend or reloads a remote proxy (``ClusterNetwork``'s ``RemoteProcess``).
 * ``clean``: ``lblab clean`` of this server (waits a little for agents whose session just
   ended), and removes the work folders of the runs it cleaned.
 * ``info``: versions and this server's clock, as JSON (``lblab doctor --servers``).
@@ -59,6 +61,8 @@ def info():
     """This server's facts: versions, clock, state dir, tun and tunnel support."""
     return {"time": time.time(), "versions": _versions(), "state_dir": registry.state_dir(),
             "euid": os.geteuid(), "tun": os.path.exists("/dev/net/tun"),
+            # "CLIENT_IP CLIENT_PORT SERVER_IP SERVER_PORT": this machine as the server sees it
+            "ssh_connection": os.environ.get("SSH_CONNECTION"),
             "ovs_running": subprocess.run(["ovs-vsctl", "--timeout=5", "show"],
                                           capture_output=True).returncode == 0
             if shutil.which("ovs-vsctl") else False}
@@ -135,15 +139,35 @@ def serve(stdin=sys.stdin, stdout=sys.stdout):
     return 0
 
 
+def signal_line(sig):
+    """The line that asks ``agent exec`` to send ``sig`` to its process (``"HUP\\n"``)."""
+    return signal.Signals(sig).name[3:] + "\n"
+
+
+def parse_signal_line(line):
+    """``"HUP"`` -> ``signal.SIGHUP``; None for a line that names no signal (pure)."""
+    name = line.strip().upper()
+    if not name:
+        return None
+    try:
+        return signal.Signals["SIG" + name]
+    except KeyError:
+        return None
+
+
 def exec_(argv):
-    """Run ``argv``; SIGTERM (then SIGKILL) it when stdin closes; exit with its status."""
+    """Run ``argv``; each line on stdin naming a signal (``KILL``, ``HUP``, ``TERM``...) is sent
+    to it; SIGTERM (then SIGKILL) it when stdin closes; exit with its status."""
     child = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     def watch():
         try:
-            while os.read(0, 4096):
-                pass
+            with os.fdopen(0, "rb", buffering=0, closefd=False) as stdin:
+                for raw in iter(stdin.readline, b""):
+                    sig = parse_signal_line(raw.decode("ascii", "replace"))
+                    if sig is not None and child.poll() is None:
+                        child.send_signal(sig)
         except OSError:
             pass
         if child.poll() is None:

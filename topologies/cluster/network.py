@@ -12,6 +12,14 @@ Same contract as ``topologies.network.LabNetwork`` (a context manager that leave
   (``<state dir>/work/<run id>/``): arguments naming the local run folder are rewritten, input
   files there are copied over (their text rewritten the same way), and at the end the files the
   processes wrote come back into the local run folder;
+* a remote process is a ``RemoteProcess``: its signals (a fault's SIGKILL, a reload's SIGHUP)
+  travel as lines on its session's stdin to ``agent exec``, which sends them there; a SIGHUP
+  first copies its input files over again (a reload reads them again);
+* input files are copied with what they name: the files a JSON input names outside the run
+  folder (a TLS ``cert`` and ``key``, a balancer's ``file``) are copied
+  to ``<run folder>/inputs/`` there and the copy names them there;
+* with an OpenFlow controller, a remote server's switches connect to this machine's address as
+  that server sees it (``controller_at``), not to 127.0.0.1;
 * start-up measures each remote server's clock offset (the midpoint of an SSH round trip) and
   its SSH channel's latency and rate (``cluster_info``), which a cross-server link's tunnel
   cannot beat.
@@ -19,11 +27,13 @@ Same contract as ``topologies.network.LabNetwork`` (a context manager that leave
 import io
 import json
 import os
+import signal
 import subprocess
 import tarfile
 import time
 
 from topologies import graphs, registry
+from topologies.cluster import agent as cluster_agent
 from topologies.cluster import nodes as cluster_nodes
 from topologies.cluster import placement as P
 from topologies.cluster import ssh as S
@@ -34,6 +44,72 @@ from topologies.network import (LabNetwork, NetworkError, link_options, root_int
 TAP_BASE = 4000
 PROBE_BYTES = 8 * 1024 * 1024
 AGENT_TIMEOUT_SEC = 120.0
+
+
+class RemoteProcess:
+    """A process on a remote host, as a ``subprocess.Popen`` (its ssh client) whose signals go
+    to the remote process: ``send_signal``/``kill``/``terminate`` write the signal's name on the
+    session's stdin, where ``agent exec`` reads it. Its exit status comes back through ssh."""
+
+    def __init__(self, proc, server, repush):
+        self._proc = proc
+        self.server = server
+        self._repush = repush
+
+    def __getattr__(self, name):
+        return getattr(self._proc, name)
+
+    def send_signal(self, sig):
+        if self._proc.poll() is not None:
+            return
+        if sig == signal.SIGHUP:
+            self._repush()     # a reload reads its configuration again: ship the new one first
+        try:
+            self._proc.stdin.write(cluster_agent.signal_line(sig).encode("ascii"))
+            self._proc.stdin.flush()
+        except (OSError, ValueError):   # the session has ended: so has the process
+            pass
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+
+FILE_KEYS = ("cert", "key", "file")     # the keys of lblab's JSON inputs that name files
+
+
+def _named_file(key, value):
+    """The file a JSON string names (a ``cert``/``key``/``file`` path, or the path of a
+    ``file:PATH:CLASS`` balancer), or None."""
+    if not isinstance(value, str):
+        return None
+    if value.startswith("file:/") and value.count(":") >= 2:
+        return value[len("file:"):value.rindex(":")]
+    return value if key in FILE_KEYS and value.startswith("/") else None
+
+
+def json_paths(data, key=None):
+    """Every absolute file path that decoded JSON ``data`` names (pure)."""
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in json_paths(v, k)]
+    if isinstance(data, list):
+        return [p for v in data for p in json_paths(v, key)]
+    named = _named_file(key, data)
+    return [named] if named else []
+
+
+def replace_paths(data, mapping, key=None):
+    """``data`` with every file path of ``json_paths`` found in ``mapping`` replaced (pure)."""
+    if isinstance(data, dict):
+        return {k: replace_paths(v, mapping, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [replace_paths(v, mapping, key) for v in data]
+    named = _named_file(key, data)
+    if named in mapping:
+        return data.replace(named, mapping[named], 1)
+    return data
 
 
 class RemoteAgent:
@@ -109,10 +185,14 @@ class ClusterNetwork(LabNetwork):
         placed (dict): ``{node: server}`` (``topologies.cluster.placement.place``).
         ssh_config (str|None): the ``ssh -F`` file.
         run_dir (str|None): the local run folder whose paths remote processes get rewritten.
+        controller_at (dict|None): ``{server: address}`` where each remote server's switches
+            reach the controller (``experiments.cluster_run.controller_addresses``).
     """
 
-    def __init__(self, graph, servers, placed, ssh_config=None, run_dir=None, **kwargs):
+    def __init__(self, graph, servers, placed, ssh_config=None, run_dir=None,
+                 controller_at=None, **kwargs):
         super().__init__(graph, **kwargs)
+        self.controller_at = dict(controller_at or {})
         self.servers = list(servers)
         self.placed = dict(placed)
         self.ssh_config = S.config_path(ssh_config)
@@ -120,6 +200,7 @@ class ClusterNetwork(LabNetwork):
         self.agents = {}
         self.works = {}
         self.pushed = {}
+        self.fetched = {}
         self._remote_procs = {}
         self._next_tap = TAP_BASE
         self.cluster_info = {"servers": {}, "placement": dict(placed), "setup_s": None,
@@ -184,7 +265,8 @@ class ClusterNetwork(LabNetwork):
             self.ssh_config, self._tap_number, self._register_intfs,
             f" external_ids:{registry.BRIDGE_TAG}={self.run_id}",
             {"failMode": fail_mode, "protocols": "OpenFlow13",
-             "datapath": "user" if self.datapath == "netdev" else "kernel"})
+             "datapath": "user" if self.datapath == "netdev" else "kernel"},
+            controller_at=self.controller_at)
         mn_topo = topo.Topo()
         for name in graphs.switches(self.graph):
             mn_topo.addSwitch(name, dpid=self.graph.nodes[name]["dpid"],
@@ -298,37 +380,121 @@ class ClusterNetwork(LabNetwork):
             return text.replace(self.run_dir, self.works[server])
         return text
 
-    def _push(self, server, path):
-        """Copy a local input file to the server's run folder, its paths rewritten."""
-        with open(path, encoding="utf-8", errors="surrogateescape") as fp:
-            text = self._remote_path(server, fp.read())
-        target = self._remote_path(server, path)
-        proc = subprocess.run(
-            S.remote(server, ["sh", "-c", 'mkdir -p "$(dirname "$1")" && cat > "$1"', "sh",
-                              target], self.ssh_config),
-            input=text.encode("utf-8", "surrogateescape"), capture_output=True, timeout=60)
+    def server_of(self, host_name):
+        """The server a node runs on (``localhost``: this machine)."""
+        return self.placed.get(host_name, "localhost")
+
+    def is_remote(self, host_name):
+        return not S.is_local(self.server_of(host_name))
+
+    def remote_path(self, server, path):
+        """Where a path of the local run folder is on ``server`` (itself when local)."""
+        return path if S.is_local(server) else self._remote_path(server, path)
+
+    def _send(self, server, target, data, mode=None):
+        script = 'mkdir -p "$(dirname "$1")" && cat > "$1"' + (
+            f' && chmod {mode:o} "$1"' if mode is not None else "")
+        proc = subprocess.run(S.remote(server, ["sh", "-c", script, "sh", target],
+                                       self.ssh_config),
+                              input=data, capture_output=True, timeout=60)
         if proc.returncode:
-            raise NetworkError(f"cannot copy {path} to {server}: {proc.stderr.decode().strip()}")
+            raise NetworkError(f"cannot copy to {server}:{target}: "
+                               f"{proc.stderr.decode(errors='replace').strip()}")
+
+    def _push(self, server, path):
+        """Copy a local input file to the server's run folder, its paths rewritten; a JSON
+        input's files outside the run folder (``json_paths``) are copied along."""
+        with open(path, encoding="utf-8", errors="surrogateescape") as fp:
+            text = fp.read()
+        if path.endswith(".json"):
+            text = self._ship_named_files(server, text)
+        text = self._remote_path(server, text)
+        self._send(server, self._remote_path(server, path),
+                   text.encode("utf-8", "surrogateescape"), os.stat(path).st_mode & 0o777)
         self.pushed.setdefault(server, set()).add(os.path.relpath(path, self.run_dir))
 
+    def _ship_named_files(self, server, text):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return text
+        mapping = {}
+        for named in sorted(set(json_paths(data))):
+            if (self.run_dir and named.startswith(self.run_dir + os.sep)) or \
+                    not os.path.isfile(named):
+                continue
+            shipped = os.path.join(self.run_dir, "inputs",
+                                   f"{len(self.pushed.get(server, ()))}-{len(mapping)}-"
+                                   f"{os.path.basename(named)}")
+            with open(named, "rb") as fp:
+                self._send(server, self._remote_path(server, shipped), fp.read(),
+                           os.stat(named).st_mode & 0o777)
+            self.pushed.setdefault(server, set()).add(os.path.relpath(shipped, self.run_dir))
+            mapping[named] = shipped
+        return json.dumps(replace_paths(data, mapping), indent=1) if mapping else text
+
+    def push_tree(self, server, folder):
+        """Copy a local folder of the run folder (an engine's configuration, certificates and
+        temp folders) to ``server``'s run folder, the text of its files rewritten."""
+        for dirpath, _, files in os.walk(folder):
+            S.run(server, ["mkdir", "-p", self._remote_path(server, dirpath)], self.ssh_config)
+            for name in files:
+                self._push(server, os.path.join(dirpath, name))
+
+    def run_in_host(self, host_name, argv, timeout=60):
+        """Run ``argv`` to its end in a host's namespace on its server; CompletedProcess."""
+        server = self.server_of(host_name)
+        if S.is_local(server):
+            return subprocess.run(["mnexec", "-a", str(self.host(host_name).pid)] + list(argv),
+                                  capture_output=True, text=True, timeout=timeout)
+        argv = [self._remote_path(server, str(a)) for a in argv]
+        return S.run(server, ["mnexec", "-a", str(self.host(host_name).pid)] + argv,
+                     self.ssh_config, timeout=timeout)
+
+    def exists(self, host_name, path):
+        """Does a file of the run folder that ``host_name``'s processes write exist yet?"""
+        server = self.server_of(host_name)
+        if S.is_local(server):
+            return os.path.exists(path)
+        return S.run(server, ["test", "-e", self._remote_path(server, path)],
+                     self.ssh_config).returncode == 0
+
+    def fetch(self, host_name, paths):
+        """Copy files that ``host_name``'s processes wrote into the local run folder now (the
+        end of the lab copies them again, as they are then)."""
+        server = self.server_of(host_name)
+        if S.is_local(server) or not self.run_dir:
+            return
+        for path in paths:
+            proc = subprocess.run(S.remote(server, ["cat", self._remote_path(server, path)],
+                                           self.ssh_config), capture_output=True, timeout=60)
+            if proc.returncode == 0:
+                with open(path, "wb") as fp:
+                    fp.write(proc.stdout)
+                self.fetched.setdefault(server, set()).add(os.path.relpath(path, self.run_dir))
+
     def popen(self, host_name, args, **kwargs):
-        server = self.placed.get(host_name, "localhost")
+        server = self.server_of(host_name)
         if S.is_local(server):
             return super().popen(host_name, args, **kwargs)
-        remote_args = []
+        remote_args, inputs = [], []
         for arg in args:
             arg = str(arg)
             if self.run_dir and arg.startswith(self.run_dir) and os.path.isfile(arg):
                 self._push(server, arg)
+                inputs.append(arg)
             remote_args.append(self._remote_path(server, arg))
         if self.run_dir:
             dirs = {os.path.dirname(a) for a in remote_args
                     if a.startswith(self.works[server])} | {self.works[server]}
             S.run(server, ["mkdir", "-p"] + sorted(dirs), self.ssh_config)
-        if "cwd" in kwargs:
-            kwargs.pop("cwd")
-        kwargs.pop("env", None)
-        proc = self.host(host_name).popen(remote_args, **kwargs)
+        for key in ("cwd", "env", "start_new_session"):
+            kwargs.pop(key, None)
+        # stdin is the session's control line (signals; its end stops the process): the
+        # remote process itself gets /dev/null from `agent exec`
+        kwargs["stdin"] = subprocess.PIPE
+        proc = RemoteProcess(self.host(host_name).popen(remote_args, **kwargs), server,
+                             lambda: [self._push(server, p) for p in inputs])
         self._procs.append(proc)
         self._remote_procs[proc.pid] = server
         self.record.add_process(proc.pid, f"{host_name}@{server}:{os.path.basename(args[0])}")
@@ -361,6 +527,7 @@ class ClusterNetwork(LabNetwork):
             if proc.returncode:
                 continue
             skip = self.pushed.get(server, set())
+            fetched = self.fetched.get(server, set())
             with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
                 for member in tar.getmembers():
                     rel = os.path.normpath(member.name)
@@ -368,7 +535,8 @@ class ClusterNetwork(LabNetwork):
                         continue
                     dest = os.path.join(self.run_dir, rel)
                     os.makedirs(os.path.dirname(dest), exist_ok=True)
-                    if os.path.exists(dest):     # never overwrite what this machine wrote
+                    # never overwrite what this machine wrote (but a copy fetched earlier)
+                    if os.path.exists(dest) and rel not in fetched:
                         continue
                     with open(dest, "wb") as fp:
                         fp.write(tar.extractfile(member).read())

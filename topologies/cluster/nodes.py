@@ -21,7 +21,21 @@ import shlex
 from topologies.cluster import ssh as S
 
 
-def classes(ssh_config, tap_numbers, register_intfs, bridge_opts, switch_params):
+class ControllerAt:
+    """A controller as one server's switches reach it: the same port, that server's address."""
+
+    def __init__(self, controller, address):
+        self.name = controller.name
+        self.protocol = getattr(controller, "protocol", "tcp")
+        self.port = controller.port
+        self.address = address
+
+    def IP(self):  # noqa: N802 - Mininet's name
+        return self.address
+
+
+def classes(ssh_config, tap_numbers, register_intfs, bridge_opts, switch_params,
+            controller_at=None):
     """Return ``(Host, Switch, Link, Cluster)`` bound to one network's settings.
 
     Args:
@@ -30,6 +44,9 @@ def classes(ssh_config, tap_numbers, register_intfs, bridge_opts, switch_params)
         register_intfs (callable): ``register_intfs(server, [names])`` before they are created.
         bridge_opts (str): extra ``ovs-vsctl add-br`` options (the run's registry tag).
         switch_params (dict): defaults of every switch (failMode, datapath, protocols).
+        controller_at (dict|None): ``{server: address}``: where a remote server's switches
+            reach the controller (this machine's address as that server sees it); a server
+            not named uses the controller's own address.
     """
     from mininet.examples import cluster as edition
     from mininet.link import Link, TCIntf
@@ -90,6 +107,14 @@ def classes(ssh_config, tap_numbers, register_intfs, bridge_opts, switch_params)
 
         def bridgeOpts(self):
             return super().bridgeOpts() + bridge_opts
+
+        def start(self, controllers):
+            # The controller listens on this machine; a remote switch reaches it at the
+            # address its server sees this machine at, not at the controller's own address.
+            address = (controller_at or {}).get(self.server) if self.isRemote else None
+            if address:
+                controllers = [ControllerAt(c, address) for c in controllers]
+            super().start(controllers)
 
     class ClusterLink(edition.RemoteSSHLink):
         """A link: a veth pair on one server, an SSH Ethernet tunnel between two."""
@@ -157,6 +182,12 @@ def classes(ssh_config, tap_numbers, register_intfs, bridge_opts, switch_params)
             params.setdefault("switch", ClusterSwitch)
             params.setdefault("link", ClusterLink)
             Mininet.__init__(self, *args, **params)
+
+        def addController(self, *args, **kwargs):  # noqa: N802 - Mininet's name
+            """Mininet's own: the edition's moves a loopback controller onto an external
+            interface found with ``ip route get SERVER`` in the controller's shell (it fails
+            on server names and is not needed: ``controller_at`` gives each server's address)."""
+            return Mininet.addController(self, *args, **kwargs)
 
         def precheck(self):
             """Every remote server answers ``ssh -F config server true`` (no sudo)."""

@@ -25,6 +25,42 @@ def parse_servers(text):
     return servers
 
 
+def address_from_ssh_connection(text, server):
+    """This machine's IPv4 address as ``server`` sees it, from the first field of
+    ``$SSH_CONNECTION`` on the server (pure); ValueError naming the server when there is none."""
+    fields = (text or "").split()
+    if len(fields) != 4:
+        raise ValueError(f"{server}: $SSH_CONNECTION is {text!r} there: expected 'CLIENT_IP "
+                         f"CLIENT_PORT SERVER_IP SERVER_PORT' (is it reached over SSH?)")
+    address = fields[0]
+    if address.startswith("::ffff:"):
+        address = address[len("::ffff:"):]
+    parts = address.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        raise ValueError(f"{server} reaches this machine at {address}, not an IPv4 address: the "
+                         f"controller listens on IPv4; give the server's IPv4 address as its "
+                         f"HostName in the ssh config")
+    return address
+
+
+def seen_address(server, ssh_config=None, timeout=30):
+    """This machine's address as ``server`` sees it (its ``$SSH_CONNECTION``); ValueError."""
+    proc = S.run(server, ["sh", "-c", 'echo "$SSH_CONNECTION"'], ssh_config, timeout=timeout)
+    if proc.returncode:
+        raise ValueError(f"{server}: ssh failed: {proc.stderr.strip() or proc.returncode}")
+    return address_from_ssh_connection(proc.stdout.strip(), server)
+
+
+def controller_listen(addresses):
+    """Where the controller listens for switches seen at ``{server: address}`` (pure): 127.0.0.1
+    with no remote server, their one address when they agree (this machine's switches reach it
+    too: it is one of this machine's addresses), else every address (0.0.0.0)."""
+    found = set(addresses.values())
+    if not found:
+        return "127.0.0.1"
+    return found.pop() if len(found) == 1 else "0.0.0.0"
+
+
 def server_info(server, ssh_config=None, timeout=60):
     """Return ``(info, error)``: the agent's facts on ``server`` and the clock offset, or why not."""
     if S.is_local(server):
@@ -47,6 +83,12 @@ def server_info(server, ssh_config=None, timeout=60):
     except (ValueError, IndexError):
         return None, f"unreadable answer: {proc.stdout.strip()[:200]!r}"
     facts["clock_offset_s"] = round(facts["time"] - (t0 + t1) / 2, 6)
+    try:
+        facts["this_machine_as"] = address_from_ssh_connection(facts.get("ssh_connection"),
+                                                               server)
+    except ValueError as exc:
+        facts["this_machine_as"] = None
+        facts["this_machine_as_error"] = str(exc)
     facts["rtt_s"] = round(t1 - t0, 6)
     return facts, None
 
@@ -106,6 +148,14 @@ def doctor(servers, ssh_config=None, local=None):
               f"(ssh round trip {facts['rtt_s'] * 1000:.0f} ms)",
               "synchronise the clocks (chrony/systemd-timesyncd): faults and windows are timed "
               "on this machine's clock")
+        if not S.is_local(server):
+            seen = facts.get("this_machine_as")
+            check("controller address", seen is not None,
+                  f"this machine is {seen} there (L4 switches connect to it)" if seen
+                  else facts.get("this_machine_as_error"),
+                  f"reach {server} at an IPv4 address (HostName in the ssh config): its "
+                  f"switches connect to the controller at this machine's address as {server} "
+                  f"sees it")
         check("tun", facts["tun"], "/dev/net/tun" if facts["tun"] else "absent",
               "load the tun module (modprobe tun): SSH tunnels need tap devices")
         tunnel = ssh_tunnel_works(server, ssh_config)
