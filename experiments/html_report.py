@@ -8,6 +8,7 @@ import os
 import jinja2
 
 from experiments import metrics as M
+from experiments import placement_table
 
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
@@ -154,7 +155,8 @@ def render_html(run_dir, summary, figures, warnings, manifest, model=None):
         model=_model_section(model, any(c["workload"] == "iperf3" for c in summary["configs"])),
         manifest=json.dumps({k: v for k, v in manifest.items() if k not in ("spec", "spec_yaml")},
                             indent=2, sort_keys=True),
-        how=M.HOW_COMPUTED, pct=", ".join(f"p{p:g}" for p in M.PERCENTILES))
+        how=M.HOW_COMPUTED, pct=", ".join(f"p{p:g}" for p in M.PERCENTILES),
+        placement=placement_table.html(run_dir))    # runs across servers: where each node ran
     path = os.path.join(run_dir, "report.html")
     with open(path, "w", encoding="utf-8") as fp:
         fp.write(html)
