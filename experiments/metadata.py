@@ -12,6 +12,7 @@ import sys
 import yaml
 
 from experiments import formats
+from lb_apps.custom_balancer import copy_inputs
 
 # 2: spec.yaml (verbatim) and spec.resolved.yaml beside it, "args" (the options to run the
 # batch again), "resumes"; meta.json format 2 (a sweep is a list of {"param", "value"})
@@ -118,7 +119,8 @@ def manifest(spec, args, started):
 
 
 def write_spec_files(results_dir, spec, spec_bytes=None):
-    """Write ``spec.yaml`` (the file as read, byte for byte) and ``spec.resolved.yaml``.
+    """Write ``spec.yaml`` (the file as read, byte for byte) and ``spec.resolved.yaml``, and
+    copy each balancer file the spec names into ``inputs/`` (``custom_balancer.copy_inputs``).
 
     Args:
         results_dir (str): the results folder.
@@ -141,6 +143,8 @@ def write_spec_files(results_dir, spec, spec_bytes=None):
                  f"overrides in manifest.json),\n# every default filled in; for reading: "
                  f"lblab rerun runs {SPEC_FILE}\n")
         yaml.safe_dump(resolved, fp, sort_keys=False, allow_unicode=True)
+    # balancer files ({file, class}) into inputs/: what rerun and --resume run (custom_balancer)
+    copy_inputs(results_dir, resolved)
 
 
 def utc(ts):

@@ -5,13 +5,15 @@ file it came from, which may have changed since), with the same ``--set`` overri
 ``--repetitions``, run order and order seed. ``styles.json`` (each balancer's colour and
 hatch in the figures) is copied over, so both reports draw a balancer alike and ``lblab
 compare OLD NEW`` reads naturally. The new manifest names the folder it reran
-(``rerun_of``).
+(``rerun_of``). A balancer from a file runs from the old folder's copy (``inputs/``, written by
+``lblab run``): one more ``--set`` per use, recorded in the new manifest like the others.
 """
 import argparse
 import os
 import shutil
 
 from experiments import metadata, runner
+from lb_apps.custom_balancer import copied_overrides
 
 STYLES_FILE = "styles.json"
 
@@ -22,7 +24,8 @@ def build_parser():
         prog="lblab rerun",
         description="Run a results folder's batch again into a new results folder: its "
                     "spec.yaml as written, with the same overrides, order mode and order "
-                    "seed; styles.json (balancer colours) is copied over. Then compare the two "
+                    "seed; balancers from a file run from the folder's copies (inputs/); "
+                    "styles.json (balancer colours) is copied over. Then compare the two "
                     "with lblab compare OLD NEW.")
     parser.add_argument("results_dir", metavar="RESULTS_DIR",
                         help="a results folder made by lblab run")
@@ -35,13 +38,15 @@ def build_parser():
     return parser
 
 
-def rerun_argv(man, results_dir, out=None):
+def rerun_argv(man, results_dir, out=None, copies=()):
     """Return the ``lblab run`` arguments that run a folder's batch again (pure).
 
     Args:
         man (dict): the folder's ``manifest.json`` (format 2).
         results_dir (str): the folder.
         out (str|None): parent of the new results folder (default: the folder's parent).
+        copies (iterable[str]): ``--set`` items pointing balancers from a file at the folder's
+            copies (``custom_balancer.copied_overrides``), after the recorded overrides.
     Returns:
         list[str]: e.g. ``[DIR/spec.yaml, --set, k=v, --order, shuffled, --out, PARENT]``;
         ``--order-seed`` only when the batch was given one (else the spec's seed is used, as
@@ -50,7 +55,7 @@ def rerun_argv(man, results_dir, out=None):
     given = man.get("args") or {}
     order = man.get("order") or {}
     argv = [os.path.join(results_dir, man.get("spec_verbatim") or metadata.SPEC_FILE)]
-    for item in given.get("overrides") or []:
+    for item in list(given.get("overrides") or []) + list(copies):
         argv += ["--set", item]
     if given.get("repetitions") is not None:
         argv += ["--repetitions", str(given["repetitions"])]
@@ -71,8 +76,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     old = args.results_dir.rstrip("/") or "/"
     man = runner.read_manifest(old)
+    copies = copied_overrides(old)
     run_args = runner.build_parser().parse_args(
-        rerun_argv(man, old, args.out) + (["--quiet"] if args.quiet else [])
+        rerun_argv(man, old, args.out, copies) + (["--quiet"] if args.quiet else [])
         + (["--json"] if args.json else []))
     spec, raw = runner.read_spec(run_args.spec, runner.overrides_of(run_args))
     runner.check_machine()
@@ -81,7 +87,7 @@ def main(argv=None):
     if os.path.isfile(styles):
         shutil.copyfile(styles, os.path.join(results_dir, STYLES_FILE))
     say = runner.progress_for(run_args)
-    say.log("lblab run " + " ".join(rerun_argv(man, old, args.out)))
+    say.log("lblab run " + " ".join(rerun_argv(man, old, args.out, copies)))
     result = runner.run_experiment(spec, results_dir, run_args, say, raw,
                                    extra={"rerun_of": os.path.abspath(old)})
     return runner.finish(run_args, result, results_dir)

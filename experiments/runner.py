@@ -36,6 +36,7 @@ from experiments import run_plan as plan
 from experiments import spec as spec_mod
 from experiments.live import hub as live_view
 from experiments.live import server as live_server
+from lb_apps.custom_balancer import copied_overrides
 from lblab_core import loader
 from lblab_core.errors import InputError, UsageError
 
@@ -384,7 +385,8 @@ def resume_experiment(results_dir, say, now=None, machine_check=None):
         raise UsageError(f"{results_dir}: its batch is still running (pid {running['pid']}); "
                          f"resume it once that process has ended")
     spec, _ = read_spec(os.path.join(results_dir, man.get("spec_verbatim")
-                                     or metadata.SPEC_FILE), man.get("overrides") or [])
+                                     or metadata.SPEC_FILE), (man.get("overrides") or [])
+                        + copied_overrides(results_dir))   # its balancer files' copies
     order = man["order"]
     runs = plan_runs(spec, order.get("mode"), order.get("seed"))
     by_name = {plan.run_name(r[1], r[5]): r for r in runs}

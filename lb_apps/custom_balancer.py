@@ -23,19 +23,27 @@ checks it at load time (:func:`check_file`: the file, its syntax, the class, the
 run on a test pool, each problem one line naming the file and line), and wraps every instance in
 a :class:`FileBalancer` that keeps lblab's own view of the pool, so a wrong answer at run time
 (a drained, down or unknown backend) is an error naming the file, never a request sent there.
+It also keeps a results folder's copies of the files a batch ran (:func:`copy_inputs`,
+``inputs/``) and points ``lblab rerun`` and ``lblab run --resume`` at them
+(:func:`copied_overrides`).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import inspect
+import json
 import keyword
 import os
+import shutil
 import signal
 import sys
 import threading
 import traceback
 
 from lb_apps.maglev import BalancingError
+from lblab_core.errors import UsageError
+from lblab_core.loader import format_path
 
 PREFIX = "file:"
 # The methods a balancer class must have (in_flight() and backends() are lblab's: FileBalancer).
@@ -454,3 +462,113 @@ def _picks(balancer):
             balancer.on_open(name)
             if i % 3:
                 balancer.on_close(name)
+
+
+# -- the copies in a results folder (I/O) --------------------------------------------------------
+
+# A results folder keeps a copy of every balancer file its batch ran, so that `lblab rerun`
+# and `lblab run --resume` run the file as it was, wherever the folder has moved since.
+INPUTS_DIR = "inputs"
+INPUTS_INDEX = "balancers.json"
+INPUTS_VERSION = 1
+
+
+def file_algorithms(data, path=()):
+    """Return ``[(key path, algorithm)]`` of every balancer-from-a-file string in ``data`` (pure).
+
+    Args:
+        data: nested dicts and lists, e.g. a spec's ``to_dict()`` whose files are absolute.
+        path (tuple): the key path of ``data`` itself.
+    Returns:
+        list[tuple[tuple, str]]: in document order; a key path is keys (str) and indexes (int).
+    """
+    if isinstance(data, dict):
+        return [found for key, value in data.items()
+                for found in file_algorithms(value, path + (key,))]
+    if isinstance(data, (list, tuple)):
+        return [found for i, value in enumerate(data)
+                for found in file_algorithms(value, path + (i,))]
+    return [(path, data)] if is_file_algorithm(data) else []
+
+
+def copy_name(path, taken):
+    """Return the name of ``path``'s copy in ``inputs/``: its own, or ``stem-N.ext`` (pure)."""
+    base = os.path.basename(path) or "balancer.py"
+    stem, ext = os.path.splitext(base)
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}{ext}"
+    return name
+
+
+def copy_inputs(folder, data):
+    """Copy each balancer file named in ``data`` into ``folder/inputs/`` with an index.
+
+    The files are those of ``data["balancers"]`` (a sweep's values are not copied). A file
+    named twice (the same class at L4 and at L7) is copied once. The index
+    (``inputs/balancers.json``) lists each use: where in the spec (``at``, a ``--set`` key
+    path), the file as given, the class, the copy's name and its SHA-256. Nothing is written
+    when ``data`` names no file.
+
+    Args:
+        folder (str): the results folder.
+        data (dict): the spec as run, balancer files absolute (``Spec.to_dict()``).
+    Returns:
+        list[dict]: the index's entries.
+    Raises:
+        lblab_core.errors.UsageError: a file that cannot be read or copied.
+    """
+    uses = file_algorithms((data or {}).get("balancers") or [], ("balancers",))
+    if not uses:
+        return []
+    inputs = os.path.join(folder, INPUTS_DIR)
+    os.makedirs(inputs, exist_ok=True)
+    copies, entries = {}, []
+    for at, algorithm in uses:
+        path, name = _abs_split(algorithm)
+        if path not in copies:
+            copies[path] = copy_name(path, set(copies.values()))
+            try:
+                shutil.copyfile(path, os.path.join(inputs, copies[path]))
+            except OSError as exc:
+                raise UsageError(f"{format_path(at)}: {shown_path(path)}: cannot copy the "
+                                 f"balancer file into {inputs}: {exc.strerror or exc}") from None
+        with open(os.path.join(inputs, copies[path]), "rb") as fp:
+            digest = hashlib.sha256(fp.read()).hexdigest()
+        entries.append({"at": format_path(at), "file": path, "class": name,
+                        "copy": copies[path], "sha256": digest})
+    with open(os.path.join(inputs, INPUTS_INDEX), "w", encoding="utf-8") as fp:
+        json.dump({"v": INPUTS_VERSION, "files": entries}, fp, indent=1)
+        fp.write("\n")
+    return entries
+
+
+def copied_overrides(folder):
+    """Return the ``--set`` items that point each balancer from a file at its copy.
+
+    Args:
+        folder (str): a results folder (one without ``inputs/balancers.json`` gives ``[]``).
+    Returns:
+        list[str]: ``key.path="file:FOLDER/inputs/COPY:CLASS"`` items (absolute, JSON-quoted).
+    Raises:
+        lblab_core.errors.UsageError: an unreadable index or a copy that is gone.
+    """
+    index = os.path.join(folder, INPUTS_DIR, INPUTS_INDEX)
+    if not os.path.isfile(index):
+        return []
+    try:
+        with open(index, encoding="utf-8") as fp:
+            entries = json.load(fp)["files"]
+        items = []
+        for entry in entries:
+            copy = os.path.join(os.path.abspath(folder), INPUTS_DIR, entry["copy"])
+            if os.path.basename(entry["copy"]) != entry["copy"] or not os.path.isfile(copy):
+                raise UsageError(f"{index}: {entry['at']}: the copy {entry['copy']!r} of "
+                                 f"{entry['file']} is not in {INPUTS_DIR}/; expected the "
+                                 f"file the batch ran")
+            items.append(f"{entry['at']}={json.dumps(join(copy, entry['class']))}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{index}: cannot read it: {exc}; expected the index lblab run "
+                         f"wrote") from None
+    return items
