@@ -181,6 +181,7 @@ def controller_config(spec, balancer, graph, roles, ofp_port, api_port):
             "health": {"kind": "arp" if iperf else "tcp", "interval": 0.5, "rise": 2,
                        "fall": 2},
             **({"conntrack": True} if balancer.conntrack else {}),
+            **({"in_flight": balancer.in_flight} if balancer.in_flight else {}),
         }},
     }
 

@@ -8,7 +8,8 @@ as the models' errors.
 import copy
 import re
 
-from controllers.config import MAX_WEIGHT, MODE_ALGORITHMS, REACTIVE_MODES
+from controllers.config import (MAX_WEIGHT, MODE_ALGORITHMS, REACTIVE_MODES,
+                                SWITCH_IN_FLIGHT_ALGORITHMS)
 from experiments.overrides import parse_set_path
 from experiments.spec_errors import shown
 from lblab_core.config import did_you_mean
@@ -115,6 +116,13 @@ def _balancer(path, balancer, backends, loc):
         if "conntrack" in balancer.model_fields_set and balancer.mode != "group":
             loc.fail(path + ("conntrack",), "applies to mode: group only (the other modes "
                                             "choose their data path by mode and algorithm)")
+        if balancer.in_flight is not None and (
+                balancer.mode != "l4" or balancer.algorithm not in SWITCH_IN_FLIGHT_ALGORITHMS):
+            algorithm = (cb.describe(balancer.algorithm)
+                         if cb.is_file_algorithm(balancer.algorithm) else balancer.algorithm)
+            loc.fail(path + ("in_flight",), f"{balancer.in_flight!r}: applies to mode l4 with "
+                                            f"{' or '.join(SWITCH_IN_FLIGHT_ALGORITHMS)} only "
+                                            f"(got mode {balancer.mode}, algorithm {algorithm})")
         choices = MODE_ALGORITHMS[balancer.mode]
         if cb.is_file_algorithm(balancer.algorithm):
             _file_balancer(path, balancer, loc)

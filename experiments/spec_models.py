@@ -16,7 +16,8 @@ from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Discriminator
                       PrivateAttr, Tag, WithJsonSchema, model_validator)
 from pydantic_core import PydanticCustomError, PydanticKnownError
 
-from controllers.config import DEFAULT_ALGORITHM, MAX_WEIGHT, MODE_ALGORITHMS, MODES
+from controllers.config import (DEFAULT_ALGORITHM, IN_FLIGHT_SOURCES, MAX_WEIGHT,
+                                MODE_ALGORITHMS, MODES, SWITCH_IN_FLIGHT_ALGORITHMS)
 from lb_apps.backend import model as backend_model
 from lb_apps.loadgen import workload as load_model
 from lb_apps.algorithm_field import algorithm_type
@@ -29,6 +30,8 @@ from topologies.cluster import placement as cluster_placement
 TOPOLOGIES = tuple(sorted(graphs.GENERATORS, key=lambda name: name != "lb_lab"))
 LAYERS = ("l4", "l7")
 L4_MODES = MODES
+# an l4 least-connections balancer's in_flight when the spec gives none (docs/controller.md)
+DEFAULT_IN_FLIGHT = "counters"
 L7_ENGINES = ("builtin",) + tuple(ENGINES)
 # What an L4 balancer may name: every shared algorithm and the controller's own (ip_prefix);
 # which of them a mode can do is checked against MODE_ALGORITHMS.
@@ -228,6 +231,13 @@ class L4Balancer(C.Model):
         "file, {file: PATH, class: NAME} (modes l2, l3, l4; PATH relative to the spec)")
     conntrack: bool = Field(default=False, description="mode group only: keep connections in "
                                                        "OVS conntrack (else stateless)")
+    in_flight: choice(IN_FLIGHT_SOURCES) | None = Field(
+        default=None, json_schema_extra=_no_default,
+        description="mode l4 with " + " or ".join(SWITCH_IN_FLIGHT_ALGORITHMS) + " only: where "
+        "the in-flight counts come from (docs/controller.md). counters (the default there): a "
+        "packet-in per connection, exact choice, ends from the switch's FIN/RST counters; "
+        "group: no packet-in, a select group re-weighted from those counters (approximate); "
+        "flows: a packet-in and a counting flow per connection, ends after idle_timeout")
 
     @model_validator(mode="before")
     @classmethod
@@ -236,6 +246,10 @@ class L4Balancer(C.Model):
             mode = data.get("mode", "l4")
             mode = mode if isinstance(mode, str) and mode in DEFAULT_ALGORITHM else "l4"
             data = {**data, "algorithm": DEFAULT_ALGORITHM[mode]}
+        if isinstance(data, dict) and "in_flight" not in data and \
+                data.get("mode", "l4") == "l4" and data.get("algorithm") in \
+                SWITCH_IN_FLIGHT_ALGORITHMS:
+            data = {**data, "in_flight": DEFAULT_IN_FLIGHT}
         return data
 
     @property
@@ -270,6 +284,11 @@ class L7Balancer(C.Model):
     def conntrack(self):
         """False: conntrack is an L4 group option."""
         return False
+
+    @property
+    def in_flight(self):
+        """None: in_flight is an L4 least-connections option."""
+        return None
 
 
 Balancer = Annotated[Union[Annotated[L4Balancer, Tag("l4")], Annotated[L7Balancer, Tag("l7")]],
@@ -515,4 +534,4 @@ class Spec(C.Model):
         return out
 
 
-BALANCER_KEYS = ("name", "layer", "algorithm", "mode", "engine", "l7", "conntrack")
+BALANCER_KEYS = ("name", "layer", "algorithm", "mode", "engine", "l7", "conntrack", "in_flight")

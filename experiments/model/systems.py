@@ -21,7 +21,7 @@ import dataclasses
 import itertools
 import random
 
-from controllers.config import ServiceSpec
+from controllers.config import ControllerSettings, ServiceSpec
 from controllers.pipeline import PREFIX_BITS, split_prefixes
 from controllers.views import CONNTRACK_PATH_ALGORITHMS
 from experiments import run_plan as plan
@@ -38,6 +38,15 @@ from topologies import graphs
 GRANULARITIES = ("request", "connection", "client")
 # The controller config the runner writes sets no idle_timeout: the model takes its default.
 IDLE_TIMEOUT_SEC = float(ServiceSpec.model_fields["idle_timeout"].default)
+# in_flight counters/group: a connection's end reaches the balancer at the next counter poll
+REWEIGHT_SEC = float(ControllerSettings.model_fields["reweight_interval"].default)
+
+
+def close_lag(balancer):
+    """How long after a connection ends its in-flight count ends (l4 ``in_flight``)."""
+    if getattr(balancer, "in_flight", None) in ("counters", "group"):
+        return REWEIGHT_SEC
+    return IDLE_TIMEOUT_SEC
 TCP = 6
 
 
@@ -367,7 +376,12 @@ def _l4_notes(system):
         system.granularity = "connection"
         notes.append(f"per connection: the controller's {algorithm} (seed {system.spec.seed}) "
                      f"on each new connection")
-        if algorithm not in CONNTRACK_PATH_ALGORITHMS:
+        if getattr(b, "in_flight", None) in ("counters", "group"):
+            notes.append(f"in-flight counts end {REWEIGHT_SEC:g} s (the counter poll) after a "
+                         f"connection closes (in_flight: {b.in_flight})"
+                         + ("; the switch's re-weighted select group is modelled as exact "
+                            "least connections" if b.in_flight == "group" else ""))
+        elif algorithm not in CONNTRACK_PATH_ALGORITHMS:
             notes.append(f"in-flight counts end {IDLE_TIMEOUT_SEC:g} s after a connection "
                          f"closes, when its counting flow idles out")
     if mode in ("l2", "l3", "l4"):
@@ -442,7 +456,7 @@ def make_route(system, ev, backends, window):
         counting = True               # l3 installs per-client flows: on_open/on_close always
         return ClientRoute(ev, backends, balancer, key, counting, IDLE_TIMEOUT_SEC)
     counting = b.algorithm not in CONNTRACK_PATH_ALGORITHMS
-    return ConnRoute(ev, backends, balancer, key, counting, IDLE_TIMEOUT_SEC,
+    return ConnRoute(ev, backends, balancer, key, counting, close_lag(b),
                      uses_ports=b.algorithm in ("five_tuple_hash", "consistent_hash"))
 
 
