@@ -15,7 +15,8 @@ import httptools
 from lb_apps.custom_balancer import BalancerFileError
 from lb_apps.proxy import http_rules as http_rules
 from lb_apps.proxy.cache import CacheEntry, request_lookup_policy, response_ttl
-from lb_apps.proxy.http_rules import RequestError, analyze_request, analyze_response, origin_form
+from lb_apps.proxy.http_rules import (IDEMPOTENT_METHODS, RequestError, analyze_request,
+                                      analyze_response, build_request_head, origin_form)
 from lb_apps.proxy.runtime import MAX_IDLE_PER_BACKEND
 from lb_apps.proxy.upstream import UpstreamConnection
 from lb_apps.proxy.routing import challenge, check_auth
@@ -33,6 +34,7 @@ HEAD_SLACK_BYTES = 1024  # request line/CRLF overhead allowed beyond max_uri + m
 # so the client reads the response instead of losing it to a TCP RST (nginx "lingering close").
 LINGER_SEC = 2.0
 _perf = time.perf_counter
+_VIA_END = b"Via: 1.1 lblab\r\n\r\n"
 
 
 class _Stop(Exception):
@@ -74,7 +76,7 @@ class Request:
         self.minor = minor
         self.keep = keep
         self.out = []
-        self.replay = [] if method_str in http_rules.IDEMPOTENT_METHODS else None
+        self.replay = [] if method_str in IDEMPOTENT_METHODS else None
         self.has_body = head.chunked or bool(head.content_length)
 
 
@@ -86,6 +88,7 @@ class ClientConnection(asyncio.Protocol):
         self.loop = server.loop
         self.transport = None
         self.parser = None
+        self.local = None
         self.closed = False
         self.state = IDLE
         self.deadline = 0.0
@@ -101,7 +104,8 @@ class ClientConnection(asyncio.Protocol):
         self.head_bytes = 0
         self.paused_by_upstream = False
         self.lingering = False
-        self.fwd_cache = {}
+        self.fwd_host = self.fwd_lines = None  # forwarding lines of the last plain request
+        self.fwd_minor = -1
         self.limits = server.rt.limits
         self.timeouts = server.rt.timeouts
 
@@ -112,8 +116,6 @@ class ClientConnection(asyncio.Protocol):
         server = self.server
         peer = transport.get_extra_info("peername")
         self.peer = peer if peer else ("0.0.0.0", 0)
-        sock = transport.get_extra_info("sockname")
-        self.local = sock if sock else ("0.0.0.0", 0)
         rt = server.rt
         self.parser = httptools.HttpRequestParser(self)
         if len(server.conns) >= rt.limits.max_connections or server.draining:
@@ -320,14 +322,17 @@ class ClientConnection(asyncio.Protocol):
         method = parser.get_method()
         if method == b"CONNECT":
             raise _Refuse(501, "CONNECT is not supported")
+        rt = self.server.rt
         try:
-            head = analyze_request(self.headers, minor, self.server.rt.protected)
-            url = origin_form(method, self.url, head)
+            head = analyze_request(self.headers, minor, rt.protected)
+            url = self.url
+            if url[:1] != b"/":  # origin-form passes as is; anything else is checked
+                url = origin_form(method, url, head)
         except RequestError as exc:
             raise _Refuse(exc.status, str(exc)) from None
-        if parser.should_upgrade() and (head.chunked or head.content_length):
+        if (head.chunked or head.content_length) and parser.should_upgrade():
             raise _Refuse(501, "Upgrade is not supported (and not with a request body)")
-        if head.content_length is not None and head.content_length > self.server.rt.limits.max_body:
+        if head.content_length is not None and head.content_length > rt.limits.max_body:
             raise _Refuse(413, "request body too large")
         keep = minor == 1 and not head.conn_close and parser.should_keep_alive()
         req = Request(method, url, self.headers, head, minor, keep)
@@ -398,10 +403,11 @@ class ClientConnection(asyncio.Protocol):
         req.t0 = _perf()
         group = rt.default
         route = None
+        head = req.head
         if rt.router.rules:
             path, query = http_rules.split_target(req.url)
-            route = rt.router.match(req.method_str, path, query, req.head.host, req.headers,
-                                    req.head.cookie)
+            route = rt.router.match(req.method_str, path, query, head.host, req.headers,
+                                    head.cookie)
         if route is None:
             rt.default_hits += 1
         else:
@@ -454,7 +460,14 @@ class ClientConnection(asyncio.Protocol):
         if kind == "uri":
             return req.url
         if kind == "five_tuple":
-            return ("tcp", self.peer[0], self.peer[1], self.local[0], self.local[1])
+            local = self.local
+            if local is None:  # asked for only here: a getsockname() per connection saved
+                try:
+                    local = self.transport.get_extra_info("sockname")
+                except OSError:
+                    local = None
+                local = self.local = local if local else ("0.0.0.0", 0)
+            return ("tcp", self.peer[0], self.peer[1], local[0], local[1])
         if kind == "cookie":
             return _cookie_value(req.head.cookie, group.conf.hash_key.name)
         for name, value in req.headers:
@@ -473,23 +486,26 @@ class ClientConnection(asyncio.Protocol):
         req.tried += (backend.name,)
         req.attempts += 1
         backend.in_flight += 1
-        if req.group.tracks_in_flight:
-            req.group.balancer.on_open(backend.name)
+        group = req.group
+        if group.tracks_in_flight:
+            group.balancer.on_open(backend.name)
         if req.upstream_head is None:
             head = req.head
             if head.xff is None and head.forwarded is None and head.via is None:
-                # the common case: the same lines for every request on this connection
-                key = (head.host, req.minor)
-                extra = self.fwd_cache.get(key)
-                if extra is None:
-                    extra = self.fwd_cache[key] = http_rules.forwarding_lines(
+                # the common case: the same lines as the last request on this connection
+                if head.host == self.fwd_host and req.minor == self.fwd_minor:
+                    extra = self.fwd_lines
+                else:
+                    extra = self.fwd_lines = http_rules.forwarding_lines(
                         head, self.peer[0], self.server.proto, req.minor)
+                    self.fwd_host = head.host
+                    self.fwd_minor = req.minor
             else:
                 extra = http_rules.forwarding_lines(head, self.peer[0], self.server.proto,
                                                     req.minor)
-            if req.head.host is None:
+            if head.host is None:
                 extra += b"Host: %s:%d\r\n" % (backend.address.encode(), backend.port)
-            req.upstream_head = http_rules.build_request_head(req.method, req.url, req.head, extra)
+            req.upstream_head = build_request_head(req.method, req.url, head, extra)
             req.out.insert(0, req.upstream_head)
         idle = backend.idle
         while idle:
@@ -666,13 +682,16 @@ class ClientConnection(asyncio.Protocol):
         req = self.active
         keep = req.keep = req.keep and not self.server.draining
         req.mode = RAW
+        req.responded = True
+        if keep and req.set_cookie is None and not req.x_cache:
+            self.wbuf += (raw_head, _VIA_END)  # joined with the body at the flush
+            return
         tail = b"Via: 1.1 lblab\r\n" + req.x_cache
         if req.set_cookie is not None:
             tail += req.set_cookie
         if not keep:
             tail += b"Connection: close\r\n"
         self.wbuf.append(raw_head + tail + b"\r\n")
-        req.responded = True
 
     def upstream_body(self, data):
         """A piece of the upstream response body: forward it as is (or as one chunk)."""

@@ -57,14 +57,13 @@ class RequestHead:
         expect_continue (bool): ``Expect: 100-continue``.
     """
 
-    __slots__ = ("host", "chunked", "content_length", "forward", "xff", "forwarded", "via",
-                 "cookie", "authorization", "conn_close", "conn_keep_alive", "expect_continue",
-                 "cache_control", "pragma")
+    # Class-level defaults: a request sets only the facts its headers carry (one is made per
+    # request, and most requests have none of these headers).
+    host = content_length = xff = forwarded = via = None
+    cookie = authorization = cache_control = pragma = None
+    chunked = conn_close = conn_keep_alive = expect_continue = False
 
     def __init__(self):
-        self.host = self.content_length = self.xff = self.forwarded = self.via = None
-        self.cookie = self.authorization = self.cache_control = self.pragma = None
-        self.chunked = self.conn_close = self.conn_keep_alive = self.expect_continue = False
         self.forward = []
 
 
