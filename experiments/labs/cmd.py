@@ -60,6 +60,10 @@ def build_parser():
                    metavar="KEY.PATH=VALUE",
                    help="override a value of the lab's spec (repeatable; recorded in "
                         "manifest.json, so the checker grades what really ran)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="calibrate the model twin first, as lblab run does (~10 s per "
+                        "balancer and spec, off by default: no lab's checks or questions use "
+                        "it; lblab model SPEC predicts the ideal path without it)")
     p = sub.add_parser("check", help="grade a results folder of lab N: each check with "
                                      "pass/fail, the measured value and the expected range; "
                                      "exit 0 all pass, 1 some fail, 2 usage error")
@@ -161,7 +165,8 @@ def _run(args):
     for name, (spec, raw) in zip(lab.specs, loaded):
         run_args = runner.build_parser().parse_args(
             [registry.spec_path(name), "--out", top or args.out]
-            + [f"--set={item}" for item in args.overrides])
+            + [f"--set={item}" for item in args.overrides]
+            + ([] if args.calibrate else ["--no-calibration"]))
         results_dir = runner.make_results_dir(top or args.out, spec.name)
         results_mod.write_stamp(results_dir, stamp)
         result = runner.run_experiment(spec, results_dir, run_args, runner.progress_for(run_args),

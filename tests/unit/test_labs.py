@@ -151,3 +151,19 @@ def test_check_exit_status_and_json(tmp_path):
 
 def test_check_as_dict_rounds_floats():
     assert Check("c", True, 1.234567, "x").as_dict()["value"] == 1.2346
+
+
+@pytest.mark.parametrize("extra, calibrates", [([], False), (["--calibrate"], True)])
+def test_lab_run_skips_the_calibration_unless_asked(tmp_path, monkeypatch, extra, calibrates):
+    """No lab's checks or questions use the model twin's calibration (lab 7's compare the
+    ideal model of lblab model SPEC), so lblab lab run leaves it out; --calibrate puts it
+    back. Every spec of a lab (lab 7 has three) gets the same choice."""
+    seen = []
+
+    def fake_run(spec, results_dir, args, say, raw):
+        seen.append((spec.name, args.no_calibration))
+        return {"metas": [{"status": "ok"}], "report": "report.html"}
+    monkeypatch.setattr(runner, "check_machine", lambda: None)
+    monkeypatch.setattr(runner, "run_experiment", fake_run)
+    assert cmd.main(["run", "7", "--out", str(tmp_path), *extra]) == 0
+    assert seen == [(name.removesuffix(".yaml"), not calibrates) for name in LABS[7].specs]
