@@ -29,8 +29,11 @@ FRAME {"v": 1, "t", "elapsed_s",
        "errors": {kind: n},                            since the run's start
        "l4": {"flows": {switch: n}, "packet_in_rate", "packet_ins",
               "conntrack": {backend: n}} | None,
-       "l7": {"in_flight": {backend: n}, "health": {backend: state},
-              "cache_hit_rate", "cache": {"hits", "misses"}} | None,
+       "l7": {"engine": "builtin"|"haproxy"|"nginx"|None, "in_flight": {backend: n},
+              "queued": {backend: n}|None, "health": {backend: state},
+              "cache_hit_rate", "cache": {"hits", "misses"}|None, "clients",
+              "request_rate", "connections": {"reading", "writing", "waiting"}|None}
+             | None,
        "faults": [{"t", "elapsed_s", "action", "target", "value", "skipped", "failed"}]}
 
 ``elapsed_s`` counts from the start of the measurement (warm-up negative). Unknown numbers are
@@ -279,7 +282,7 @@ class FrameBuilder:
                            "n": int(lats.size), "window_s": LATENCY_WINDOW_S},
             "errors": dict(sorted(errors.items())),
             "l4": self._l4(sample, prev, dt) if self.layer != "l7" else None,
-            "l7": self._l7(sample) if self.layer == "l7" else None,
+            "l7": self._l7(sample, prev, dt) if self.layer == "l7" else None,
             "faults": [self._fault(f) for f in faults
                        if f.get("applied") is not None and f["applied"] <= t],
         }
@@ -298,14 +301,27 @@ class FrameBuilder:
         return {"flows": dict(sample.get("flows") or {}), "packet_in_rate": rate,
                 "packet_ins": pins, "conntrack": dict(sample.get("conntrack") or {})}
 
-    def _l7(self, sample):
+    def _l7(self, sample, prev, dt):
         proxy = sample.get("proxy")
         if not proxy:
-            return {"in_flight": {}, "health": {}, "cache_hit_rate": None, "cache": None}
+            return {"engine": None, "in_flight": {}, "queued": None, "health": {},
+                    "cache_hit_rate": None, "cache": None, "clients": None,
+                    "request_rate": None, "connections": None}
         cache = proxy.get("cache")
         rate = None
         if cache and (cache.get("hits") or 0) + (cache.get("misses") or 0) > 0:
             rate = round(cache["hits"] / (cache["hits"] + cache["misses"]), 4)
-        return {"in_flight": dict(proxy.get("in_flight") or {}),
-                "health": dict(proxy.get("health") or {}), "cache_hit_rate": rate,
-                "cache": cache}
+        engine = proxy.get("engine") or "builtin"      # telemetry before engines were read
+        own = 1 if engine == "nginx" else 0            # nginx counts the sampler's request
+        request_rate = None
+        before = (prev or {}).get("proxy") or {}
+        if proxy.get("requests") is not None and before.get("requests") is not None:
+            request_rate = round(max(0, proxy["requests"] - before["requests"] - own) / dt, 3)
+        page = proxy.get("nginx")
+        return {"engine": engine, "in_flight": dict(proxy.get("in_flight") or {}),
+                "queued": proxy.get("queued"), "health": dict(proxy.get("health") or {}),
+                "cache_hit_rate": rate, "cache": cache, "clients": proxy.get("clients"),
+                "request_rate": request_rate,
+                "connections": None if not page else {
+                    "reading": page["reading"], "writing": max(0, page["writing"] - own),
+                    "waiting": page["waiting"]}}

@@ -5,10 +5,12 @@ A thin shell around :mod:`experiments.live.parsers`. Each second one thread read
 ``ovs-ofctl -O OpenFlow13 dump-ports`` (port byte counters, live: the OVSDB ``statistics``
 column is refreshed only every 5 s) and, for L4, ``dump-aggregate`` (flow-table size), one
 ``ovs-appctl dpctl/dump-conntrack`` (L4: entries per backend), the controller's ``GET /stats``
-(packet-ins; HTTP on 127.0.0.1, no process) and the builtin proxy's stats port (a socket made
-inside the lb host's network namespace with ``setns``, no process). It measures its own cost:
-the thread's CPU time plus that of every process it started (``os.wait4``), written in the last
-line. Needs root and a running lab; nothing here changes the lab.
+(packet-ins; HTTP on 127.0.0.1, no process) and the L7 proxy's own statistics: the builtin
+proxy's stats ports and nginx's ``stub_status`` (a socket made inside the lb host's network
+namespace with ``setns``, no process: 127.0.0.1 there, which no client reaches), HAProxy's
+``show stat`` on its stats socket (a unix socket file in the engine's run directory). It
+measures its own cost: the thread's CPU time plus that of every process it started
+(``os.wait4``), written in the last line. Needs root and a running lab; nothing here changes the lab.
 """
 import ctypes
 import json
@@ -59,8 +61,9 @@ def socket_in_netns(pid):
         os.close(own)
 
 
-def proxy_stats(pid, port):
-    """Return the builtin proxy's stats (dict) from inside the lb host's namespace, or None."""
+def http_get_in_netns(pid, port):
+    """Return the body of ``GET /`` on 127.0.0.1:``port`` in the network namespace of ``pid``
+    (bytes), or None for an answer other than 200."""
     sock = socket_in_netns(pid)
     try:
         sock.settimeout(PROXY_TIMEOUT_S)
@@ -74,8 +77,58 @@ def proxy_stats(pid, port):
             chunks.append(data)
     finally:
         sock.close()
-    body = parsers.http_json_body(b"".join(chunks))
+    return parsers.http_json_body(b"".join(chunks))
+
+
+def proxy_stats(pid, port):
+    """Return the builtin proxy's stats (dict) from inside the lb host's namespace, or None."""
+    body = http_get_in_netns(pid, port)
     return None if body is None else json.loads(body)
+
+
+def unix_command(path, command):
+    """Send one command to a unix stream socket (HAProxy's stats socket); return the whole
+    answer (str). The socket is a file: reached from here, whatever the namespace."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(PROXY_TIMEOUT_S)
+        sock.connect(path)
+        sock.sendall(command)
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def builtin_source(pid, ports):
+    """The builtin proxy's ``proxy`` source: every worker's stats port, in the lb host."""
+    def read():
+        return parsers.proxy_state([proxy_stats(pid, port) for port in ports])
+    return read
+
+
+def haproxy_source(socket_path, cache):
+    """HAProxy's ``proxy`` source: ``show stat`` on its stats socket (``cache``: whether the
+    config has a cache; without one the cache counters are left out)."""
+    def read():
+        state = parsers.haproxy_stat(unix_command(socket_path, b"show stat\n"))
+        if not cache:
+            state["cache"] = None
+        return state
+    return read
+
+
+def nginx_source(pid, port):
+    """nginx's ``proxy`` source: its ``stub_status`` page on 127.0.0.1:``port`` in the lb
+    host (the config's ``stats`` address)."""
+    def read():
+        body = http_get_in_netns(pid, port)
+        if body is None:
+            raise ValueError(f"stub_status on 127.0.0.1:{port} did not answer 200")
+        return parsers.nginx_stub_status(body.decode("utf-8", "replace"))
+    return read
 
 
 class Sampler(threading.Thread):
@@ -87,7 +140,8 @@ class Sampler(threading.Thread):
         layer (str): the balancer's layer (``l4`` reads flow tables and conntrack).
         backend_ips (dict): ``{ip: backend name}``.
         controller_stats (callable|None): returns the controller's ``GET /stats`` JSON.
-        proxy (tuple|None): ``(pid of the lb host, stats port)`` of the builtin proxy.
+        proxy (callable|None): returns the L7 proxy's state (the sample's ``proxy``):
+            :func:`builtin_source`, :func:`haproxy_source` or :func:`nginx_source`.
         on_sample (callable|None): called with each sample dict (the live view), in this
             thread; it must be quick.
         conntrack (bool): the balancer uses the switch's connection tracking (L4): read it;
@@ -167,8 +221,7 @@ class Sampler(threading.Thread):
                 problems.append(f"controller: {exc}")
         if self.proxy is not None:
             try:
-                stats = proxy_stats(*self.proxy)
-                rec["proxy"] = None if stats is None else parsers.proxy_state(stats)
+                rec["proxy"] = self.proxy()
             except (OSError, ValueError) as exc:
                 problems.append(f"proxy: {exc}")
         rec["problems"] = problems
@@ -246,8 +299,19 @@ def for_run(run, on_sample=None):
         except ValueError:              # a config the controller took: read conntrack anyway
             tracked = True
     proxy = None
-    if run.proxy is not None:
-        proxy = (run.lab.host(run.roles.lb).pid, plan.PROXY_STATS_PORT)
+    if run.balancer.layer == "l7":
+        config = plan.proxy_config(run.spec, run.balancer, graph, run.roles)
+        l7stats = config.get("stats") or {}
+        lb_pid = run.lab.host(run.roles.lb).pid
+        engine = getattr(run, "engine", None)
+        if run.proxy is not None and plan.proxy_stats_ports(config):
+            proxy = builtin_source(lb_pid, plan.proxy_stats_ports(config))
+        elif engine is not None and engine.engine == "haproxy":
+            from lb_apps.engines.render import haproxy_socket_path
+            proxy = haproxy_source(haproxy_socket_path(engine.run_dir),
+                                   bool(config.get("cache")))
+        elif engine is not None and engine.engine == "nginx" and l7stats.get("port"):
+            proxy = nginx_source(lb_pid, l7stats["port"])
     sampler = Sampler(run.path("telemetry.jsonl"), switches, run.balancer.layer, backend_ips,
                       stats, proxy, on_sample, conntrack=tracked)
     sampler.start()

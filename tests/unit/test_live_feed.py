@@ -120,12 +120,40 @@ def test_l4_parts_packet_in_rate_and_faults_as_applied():
 def test_l7_parts_and_the_cache_hit_rate():
     b = make_builder(layer="l7")
     proxy = {"in_flight": {"b1": 2}, "health": {"b1": "up", "b2": "down"},
-             "cache": {"hits": 3, "misses": 1}}
+             "cache": {"hits": 3, "misses": 1}}          # a sample of before the engines
     f = b.frame(sample(100.5, proxy=proxy))
     assert f["l4"] is None
-    assert f["l7"] == {"in_flight": {"b1": 2}, "health": {"b1": "up", "b2": "down"},
-                       "cache_hit_rate": 0.75, "cache": {"hits": 3, "misses": 1}}
+    assert f["l7"] == {"engine": "builtin", "in_flight": {"b1": 2}, "queued": None,
+                       "health": {"b1": "up", "b2": "down"}, "cache_hit_rate": 0.75,
+                       "cache": {"hits": 3, "misses": 1}, "clients": None,
+                       "request_rate": None, "connections": None}
     assert b.frame(sample(101.5))["l7"]["cache_hit_rate"] is None
+
+
+def test_l7_haproxy_request_rate_from_its_frontend_counter():
+    b = make_builder(layer="l7")
+    proxy = {"engine": "haproxy", "in_flight": {"b1": 3}, "queued": {"b1": 1},
+             "health": {"b1": "drain"}, "cache": None, "clients": 7, "requests": 100,
+             "nginx": None}
+    b.frame(sample(100.0, proxy=proxy))
+    f = b.frame(sample(102.0, proxy=dict(proxy, requests=160)))
+    assert f["l7"]["request_rate"] == 30.0 and f["l7"]["queued"] == {"b1": 1}
+    assert f["l7"]["health"] == {"b1": "drain"} and f["l7"]["clients"] == 7
+    assert f["l7"]["connections"] is None
+
+
+def test_l7_nginx_leaves_the_samplers_own_request_out():
+    b = make_builder(layer="l7")
+    page = {"active": 8, "accepts": 14, "handled": 14, "requests": 14, "reading": 0,
+            "writing": 8, "waiting": 0}
+    proxy = {"engine": "nginx", "in_flight": {}, "queued": None, "health": {},
+             "cache": None, "clients": 7, "requests": 14, "nginx": page}
+    b.frame(sample(100.0, proxy=proxy))
+    # 21 more requests counted in 1 s, one of them the sampler's own stub_status request
+    f = b.frame(sample(101.0, proxy=dict(proxy, requests=35, nginx=dict(page, requests=35))))
+    assert f["l7"]["request_rate"] == 20.0
+    assert f["l7"]["connections"] == {"reading": 0, "writing": 7, "waiting": 0}
+    assert f["l7"]["in_flight"] == {} and f["l7"]["cache_hit_rate"] is None
 
 
 def test_phases_warmup_measure_drain():

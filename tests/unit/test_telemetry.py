@@ -2,7 +2,11 @@
 
 The recorded outputs (tests/unit/fixtures/telemetry/) come from Open vSwitch 3.1 on this machine
 during lblab runs: ``dump-ports`` and ``dump-aggregate`` of a bridge, ``dpctl/dump-conntrack``
-of an L4 run. Expected values are read from the text by a different route than the parsers'.
+of an L4 run; and from HAProxy 2.6.12 and nginx 1.22 started by ``lb_apps.engines.proc`` from an
+L7 config (two ``lblab backend``s of 300 ms, six requests for one cacheable path, then seven at
+once: ``show stat`` and ``stub_status`` read while the seven were in flight; and ``show stat``
+after ``disable server``). Expected values are read from the text by a different route than
+the parsers'.
 """
 import http.server
 import json
@@ -85,11 +89,75 @@ def test_proxy_state_from_the_stats_endpoint():
     stats = {"backends": {
         "b2": {"in_flight": 0, "health": {"serving": False, "active": "down"}},
         "b1": {"in_flight": 3, "health": {"serving": True}}},
-        "cache": {"hits": 4, "misses": 6, "entries": 2}}
-    assert parsers.proxy_state(stats) == {"in_flight": {"b1": 3, "b2": 0},
-                                          "health": {"b1": "up", "b2": "down"},
-                                          "cache": {"hits": 4, "misses": 6}}
+        "cache": {"hits": 4, "misses": 6, "entries": 2}, "connections": 5}
+    assert parsers.proxy_state(stats) == {
+        "engine": "builtin", "in_flight": {"b1": 3, "b2": 0}, "queued": None,
+        "health": {"b1": "up", "b2": "down"}, "cache": {"hits": 4, "misses": 6},
+        "clients": 5, "requests": None, "nginx": None}
     assert parsers.proxy_state({"backends": {}, "cache": None})["cache"] is None
+
+
+def test_proxy_state_sums_the_workers():
+    w0 = {"backends": {"b1": {"in_flight": 1, "health": {"serving": True}},
+                       "b2": {"in_flight": 0, "health": {"serving": True}}},
+          "cache": {"hits": 1, "misses": 2}, "connections": 2}
+    w1 = {"backends": {"b1": {"in_flight": 2, "health": {"serving": True}},
+                       "b2": {"in_flight": 4, "health": {"serving": False}}},
+          "cache": {"hits": 3, "misses": 0}, "connections": 1}
+    state = parsers.proxy_state([w0, None, w1])           # None: a worker that did not answer
+    assert state["in_flight"] == {"b1": 3, "b2": 4} and state["clients"] == 3
+    assert state["health"] == {"b1": "up", "b2": "partial"}
+    assert state["cache"] == {"hits": 4, "misses": 2}
+
+
+def _show_stat_rows(text):
+    import csv
+    lines = text.splitlines()
+    return list(csv.DictReader([lines[0].lstrip("# ")] + [x for x in lines[1:] if x]))
+
+
+def test_haproxy_show_stat_per_server_sessions_health_and_cache():
+    text = fixture("haproxy-show-stat.txt")
+    state = parsers.haproxy_stat(text)
+    rows = [r for r in _show_stat_rows(text) if r["pxname"] != "lblab_stats"]
+    servers = [r for r in rows if r["svname"] not in ("FRONTEND", "BACKEND")]
+    assert state["engine"] == "haproxy" and len(servers) == 2
+    assert state["in_flight"] == {r["svname"]: int(r["scur"]) for r in servers}
+    assert sum(state["in_flight"].values()) == 7            # the seven requests in flight
+    assert state["queued"] == {r["svname"]: int(r["qcur"]) for r in servers}
+    assert state["health"] == {"b1": "up", "b2": "up"}
+    backend = [r for r in rows if r["svname"] == "BACKEND"][0]
+    assert state["cache"] == {"hits": int(backend["cache_hits"]),
+                              "misses": int(backend["cache_lookups"]) - int(backend["cache_hits"])}
+    assert state["cache"]["hits"] == 5                      # six requests for one path
+    front = [r for r in rows if r["svname"] == "FRONTEND"][0]
+    assert state["clients"] == int(front["scur"]) == 7
+    assert state["requests"] == int(front["req_tot"])
+
+
+def test_haproxy_health_states():
+    state = parsers.haproxy_stat(fixture("haproxy-show-stat-maint.txt"))
+    assert state["health"] == {"b1": "maint", "b2": "up"}
+    for status, health in (("UP", "up"), ("UP 1/3", "up"), ("DOWN 1/2", "down"),
+                           ("DRAIN", "drain"), ("MAINT (via g/b)", "maint"), ("NOLB", "nolb"),
+                           ("no check", "up"), ("SOMETHING", "something"), ("", None)):
+        assert parsers.haproxy_health(status) == health
+    with pytest.raises(ValueError, match="pxname"):
+        parsers.haproxy_stat("Unknown command\n")
+
+
+def test_nginx_stub_status():
+    raw = fixture("nginx-stub-status.txt")
+    state = parsers.nginx_stub_status(raw)
+    body = raw.split("\n\n", 1)[1]                        # text mode: \r\n read as \n
+    numbers = [int(x) for x in re.findall(r"\d+", body)]
+    assert state["nginx"] == dict(zip(("active", "accepts", "handled", "requests", "reading",
+                                       "writing", "waiting"), numbers))
+    assert state["clients"] == numbers[0] - 1 == 7          # the sampler's connection left out
+    assert state["requests"] == numbers[3]
+    assert state["in_flight"] == {} and state["health"] == {} and state["cache"] is None
+    with pytest.raises(ValueError, match="stub_status"):
+        parsers.nginx_stub_status("<html>404</html>")
 
 
 def test_http_json_body():
@@ -194,10 +262,46 @@ def test_proxy_stats_through_a_socket_made_in_a_namespace():
         # our own namespace stands in for the lb host's: the same setns round trip
         stats = telemetry.proxy_stats(os.getpid(), server.server_address[1])
         assert os.readlink("/proc/thread-self/ns/net") == before
+        read = telemetry.builtin_source(os.getpid(), [server.server_address[1]] * 2)
+        assert read()["in_flight"] == {"b1": 4}              # two workers' answers summed
     finally:
         server.shutdown()
         server.server_close()
     assert parsers.proxy_state(stats)["in_flight"] == {"b1": 2}
+
+
+def test_haproxy_source_reads_show_stat_on_a_unix_socket(tmp_path):
+    import socket
+    path = str(tmp_path / "haproxy.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    got = []
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            got.append(conn.recv(100))
+            conn.sendall(fixture("haproxy-show-stat.txt").encode())
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        state = telemetry.haproxy_source(path, cache=False)()
+    finally:
+        thread.join(5)
+        listener.close()
+    assert got == [b"show stat\n"]
+    assert state == dict(parsers.haproxy_stat(fixture("haproxy-show-stat.txt")), cache=None)
+
+
+def test_the_sample_takes_the_proxy_source_and_names_its_failure(tmp_path):
+    s = FakeCommands(str(tmp_path / "t.jsonl"), ["s1"], "l7", {},
+                     proxy=lambda: parsers.nginx_stub_status("nope"))
+    rec = s.sample()
+    assert rec["proxy"] is None and rec["problems"][0].startswith("proxy: stub_status")
+    s.proxy = lambda: {"engine": "nginx"}
+    assert s.sample()["proxy"] == {"engine": "nginx"}
+    s._fp.close()
 
 
 def test_conntrack_is_read_only_where_the_balancer_tracks_connections(tmp_path):

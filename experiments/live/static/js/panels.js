@@ -109,20 +109,44 @@
     const l7 = frame.l7;
     $("l7-panel").hidden = !l7;
     if (l7) {
+      /* What each engine offers: the builtin proxy and HAProxy per backend (in flight,
+         health; HAProxy also its queue), nginx open source only its connections. */
+      $("l7-engine").textContent = l7.engine ? "(" + l7.engine + ")" : "";
+      LB.setNum($("l7-request-rate"), l7.request_rate, LB.fmt(l7.request_rate, 1));
+      LB.setNum($("l7-clients"), l7.clients, LB.fmtInt(l7.clients));
       LB.setNum($("l7-hit-rate"), l7.cache_hit_rate, LB.fmtPct(l7.cache_hit_rate));
       $("l7-cache").textContent = l7.cache
         ? (l7.cache.hits || 0) + " hits, " + (l7.cache.misses || 0) + " misses" : "no cache";
+      const c = l7.connections;
+      $("l7-connections").hidden = !c;
+      $("l7-connections").textContent = c
+        ? "connections: " + c.reading + " reading, " + c.writing + " writing, "
+          + c.waiting + " idle keep-alive" : "";
+      const queued = l7.queued || null;
+      for (const th of document.querySelectorAll(".l7-queued")) th.hidden = !queued;
       const tb = LB.clear($("l7-backends").querySelector("tbody"));
-      const names = new Set(backends.concat(Object.keys(l7.in_flight || {}),
-                                            Object.keys(l7.health || {})));
+      const perBackend = Object.keys(l7.in_flight || {}).length
+        + Object.keys(l7.health || {}).length > 0;
+      $("l7-backends").hidden = !perBackend;
+      $("l7-none").hidden = perBackend;
+      $("l7-none").textContent = l7.engine === "nginx"
+        ? "nginx open source reports no per-backend state (stub_status: connections only)"
+        : "no per-backend state in this frame";
+      const names = perBackend ? new Set(backends.concat(Object.keys(l7.in_flight || {}),
+                                                         Object.keys(l7.health || {}))) : [];
       for (const b of Array.from(names).sort(LB.natural)) {
         const inf = (l7.in_flight || {})[b], h = (l7.health || {})[b];
         const hc = h === "up" ? "health-up" : h === "down" ? "health-down" : "health-other";
         const td = LB.el("td", { data: { field: "in_flight", name: b } });
         LB.setNum(td, inf, LB.fmtInt(inf));
-        tb.appendChild(LB.el("tr", { data: { key: b } }, [
-          LB.el("td", { text: b }), td,
-          LB.el("td", { class: h ? hc : null, text: h || "–" })]));
+        const cells = [LB.el("td", { text: b }), td];
+        if (queued) {
+          const tq = LB.el("td", { data: { field: "queued", name: b } });
+          LB.setNum(tq, queued[b], LB.fmtInt(queued[b]));
+          cells.push(tq);
+        }
+        cells.push(LB.el("td", { class: h ? hc : null, text: h || "–" }));
+        tb.appendChild(LB.el("tr", { data: { key: b } }, cells));
       }
     }
   };
