@@ -102,9 +102,11 @@ def build_parser():
     parser.add_argument("--servers", metavar="A,B",
                         help="run each lab across these servers (SSH destinations; localhost "
                              "is this machine): overrides the spec's cluster.servers "
-                             "(docs/scale.md)")
+                             "(docs/scale.md); not with --resume, which runs on the servers "
+                             "the batch recorded")
     parser.add_argument("--ssh-config", metavar="FILE",
-                        help="the ssh -F file for --servers (default: $LBLAB_SSH_CONFIG)")
+                        help="the ssh -F file for --servers (default: $LBLAB_SSH_CONFIG); "
+                             "not with --resume")
     parser.add_argument("--quiet", action="store_true", help="no progress, only the report path")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON summary (results folder, per-configuration means)")
@@ -493,7 +495,9 @@ def main(argv=None):
         given = [flag for flag, value in (
             ("SPEC", args.spec), ("--out", args.out), ("--set", args.overrides),
             ("--repetitions", args.repetitions), ("--order", args.order),
-            ("--order-seed", args.order_seed), ("--live", args.live))
+            ("--order-seed", args.order_seed), ("--live", args.live),
+            # a resumed batch runs on the servers it recorded (docs/scale.md)
+            ("--servers", args.servers), ("--ssh-config", args.ssh_config))
             if value not in (None, [])]
         if given:
             parser.error(f"--resume takes the spec and its options from the results folder; "

@@ -1,9 +1,12 @@
 """Two "servers" on one machine: this one and a private sshd on 127.0.0.2 (its own host key, a key
-made for the test, its own state dir through the SSH config's SetEnv). The system's sshd and /etc
-are not touched. A small spec runs with its clients here and its balancer and backends on the
-other "server"; weighted round robin's per-backend counts must match the single-server run's
-within the algorithm's own bound; then a SIGKILLed cluster run and ``lblab clean --servers``
-must leave nothing on either side.
+made for the test, its own state dir through the SSH config's SetEnv), reached from 127.0.0.3
+(``BindAddress``), so the "server" sees this machine at 127.0.0.3 as a real second machine sees
+it at an address other than 127.0.0.1. The system's sshd and /etc are not touched. A small spec
+runs with its clients here and its balancer and backends on the other "server"; weighted round
+robin's per-backend counts must match the single-server run's within the algorithm's own bound;
+an L4 run's remote switch must reach the controller at 127.0.0.3 while a backend on the other
+"server" is killed and restored; then a SIGKILLed cluster run and ``lblab clean --servers`` must
+leave nothing on either side.
 
 By hand: ``flock /tmp/lblab-emulation.lock .venv/bin/python -m pytest tests/emulation/test_cluster.py``.
 """
@@ -22,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LBLAB = os.path.join(os.path.dirname(sys.executable), "lblab")
 WEIGHTS = {"b1": 1, "b2": 2, "b3": 3}
 USERS = 4
+SEEN_AS = "127.0.0.3"       # this machine's address as the other "server" sees it
 SPEC = f"""\
 name: cluster_wrr
 seed: 7
@@ -58,13 +62,13 @@ def two_servers(tmp_path, monkeypatch):
     here, there = tmp_path / "state-here", tmp_path / "state-there"
     monkeypatch.setenv("LBLAB_STATE_DIR", str(here))
     with PrivateSshd(tmp_path / "sshd", name="server2", address="127.0.0.2",
-                     env={"LBLAB_STATE_DIR": str(there)}) as sshd:
+                     env={"LBLAB_STATE_DIR": str(there)}, bind_address=SEEN_AS) as sshd:
         yield {"ssh_config": sshd.ssh_config, "here": here, "there": there, "tmp": tmp_path}
 
 
-def _run(tmp, out, *extra, check=True):
+def _run(tmp, out, *extra, check=True, text=SPEC):
     spec = tmp / "spec.yaml"
-    spec.write_text(SPEC)
+    spec.write_text(text)
     proc = subprocess.run([LBLAB, "run", str(spec), "--out", str(out), "--no-calibration",
                            "--quiet", *extra], capture_output=True, text=True, timeout=300,
                           cwd=ROOT)
@@ -73,13 +77,13 @@ def _run(tmp, out, *extra, check=True):
     return proc
 
 
-def _served(results):
+def _served(results, weights=WEIGHTS):
     """{backend: requests it served} and the load generators' failed requests, from raw records."""
     from lb_apps.records import iter_records
     (run,) = glob.glob(os.path.join(results, "*", "raw", "*"))
     counts = {name: sum(1 for _ in iter_records(os.path.join(run, f"backend-{name}.jsonl"),
                                                 "backend"))
-              for name in WEIGHTS}
+              for name in weights}
     failed = [r for path in glob.glob(os.path.join(run, "loadgen-*.jsonl"))
               for r in iter_records(path) if r["error"] is not None or r["status"] != 200]
     with open(os.path.join(run, "meta.json"), encoding="utf-8") as fp:
@@ -109,6 +113,53 @@ def test_a_spec_across_two_servers_shares_like_one_server(two_servers):
     for name in WEIGHTS:
         assert abs(two[name] - one[name] * n_two / n_one) <= tolerance * (1 + n_two / n_one), \
             (name, one, two, tolerance)
+
+
+L4_SPEC = """\
+name: cluster_l4
+seed: 7
+topology:
+  name: lb_lab
+  params: {clients: 2, backends: 2}
+backends:
+  - {name: b1, service: {dist: fixed, mean_ms: 2}}
+  - {name: b2, service: {dist: fixed, mean_ms: 2}}
+balancers:
+  - {name: l4_rr, layer: l4, mode: l4, algorithm: round_robin}
+workload: {type: http, mode: closed, users: 2, keepalive: false}
+faults:
+  - {at_s: 0.4, action: kill_backend, target: b2}
+  - {at_s: 0.9, action: restore_backend, target: b2}
+warmup_s: 0.3
+duration_s: 1.8
+"""
+
+
+def test_l4_switches_on_the_other_server_reach_the_controller_where_it_sees_this_machine(
+        two_servers):
+    """Every backend and its switch are on server2, in fail-mode secure: a request is answered
+    only if that switch reached the controller, which listens on 127.0.0.3 alone (not
+    127.0.0.1). b2 is SIGKILLed there and restarted there, each fault confirmed."""
+    from lb_apps.records import iter_records
+    tmp = two_servers["tmp"]
+    _run(tmp, tmp / "l4", "--servers", "localhost,server2",
+         "--ssh-config", two_servers["ssh_config"], text=L4_SPEC)
+    counts, _, meta = _served(str(tmp / "l4"), {"b1": 1, "b2": 1})
+    assert meta["status"] == "ok", meta["failure"]
+    assert meta["cluster"]["controller"] == {"listen": SEEN_AS, "port": meta["cluster"][
+        "controller"]["port"], "by_server": {"server2": SEEN_AS}}
+    assert {meta["cluster"]["placement"][b["host"]] for b in meta["backends"]} == {"server2"}
+    assert counts["b1"] > 0 and counts["b2"] > 0
+    kill, restore = meta["faults"]
+    assert (kill["action"], kill["failed"], restore["action"], restore["failed"]) == \
+        ("kill_backend", None, "restore_backend", None)
+    (run,) = glob.glob(str(tmp / "l4" / "*" / "raw" / "*"))
+    before = [r["arrival"] for r in iter_records(os.path.join(run, "backend-b2.jsonl"),
+                                                  "backend")]
+    after = [r["arrival"] for r in iter_records(os.path.join(run, "backend-b2-2.jsonl"),
+                                                 "backend")]
+    assert before and max(before) <= kill["applied"] + kill["took_s"]
+    assert after and min(after) >= restore["applied"]
 
 
 def test_sigkill_then_clean_servers_leaves_nothing_on_either_side(two_servers):

@@ -45,23 +45,31 @@ def sshd_config_text(folder, address, port):
     ])
 
 
-def client_config_text(name, address, port, identity, known_hosts, env=None):
-    """Return an ``ssh -F`` config block for one server (pure)."""
+def client_config_text(name, address, port, identity, known_hosts, env=None, bind_address=None):
+    """Return an ``ssh -F`` config block for one server (pure). ``bind_address``: the local
+    address the client connects from, so the server sees this machine at it
+    (``$SSH_CONNECTION``) — what a real second machine would see instead of 127.0.0.1."""
     lines = [f"Host {name}", f"  HostName {address}", f"  Port {port}", "  User root",
              f"  IdentityFile {identity}", "  IdentitiesOnly yes", "  BatchMode yes",
              "  StrictHostKeyChecking no", f"  UserKnownHostsFile {known_hosts}",
              "  LogLevel ERROR", "  ServerAliveInterval 5", "  ServerAliveCountMax 3"]
+    if bind_address:
+        lines.append(f"  BindAddress {bind_address}")
     if env:
         lines.append("  SetEnv " + " ".join(f"{k}={v}" for k, v in sorted(env.items())))
     return "\n".join(lines) + "\n"
 
 
 class PrivateSshd:
-    """``with PrivateSshd(folder, name="server2", address="127.0.0.2", env={...}) as sshd:``
-    ``sshd.ssh_config`` is the client config to pass with ``ssh -F``."""
+    """``with PrivateSshd(folder, name="server2", address="127.0.0.2", env={...},
+    bind_address="127.0.0.3") as sshd:`` ``sshd.ssh_config`` is the client config to pass with
+    ``ssh -F``; with ``bind_address`` the clients connect from it, so the "server" sees this
+    machine there."""
 
-    def __init__(self, folder, name="server2", address="127.0.0.2", env=None):
+    def __init__(self, folder, name="server2", address="127.0.0.2", env=None,
+                 bind_address=None):
         self.folder = os.path.abspath(folder)
+        self.bind_address = bind_address
         self.name = name
         self.address = address
         self.env = dict(env or {})
@@ -86,7 +94,8 @@ class PrivateSshd:
         with open(self.ssh_config, "w", encoding="utf-8") as fp:
             fp.write(client_config_text(self.name, self.address, self.port,
                                         os.path.join(f, "client_key"),
-                                        os.path.join(f, "known_hosts"), self.env))
+                                        os.path.join(f, "known_hosts"), self.env,
+                                        self.bind_address))
         check = subprocess.run([SSHD, "-t", "-f", os.path.join(f, "sshd_config")],
                                capture_output=True, text=True)
         if check.returncode:

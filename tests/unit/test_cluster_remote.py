@@ -1,0 +1,180 @@
+"""What a remote host needs from this machine (no root, no SSH): signals over the session
+(``agent exec``'s lines, ``RemoteProcess``), the files a JSON input names, the controller's
+address as a server sees this machine, the private sshd's BindAddress, each switch's
+controller entry."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from experiments import runner
+from topologies.cluster import agent as A
+from topologies.cluster import network as N
+from topologies.cluster import nodes, private_sshd, servers
+
+
+# -- signals over the session --------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL, signal.SIGTERM, signal.SIGUSR1])
+def test_a_signal_line_names_the_signal_and_reads_back(sig):
+    line = A.signal_line(sig)
+    assert line.endswith("\n") and not line.startswith("SIG")
+    assert A.parse_signal_line(line) == sig
+
+
+@pytest.mark.parametrize("line", ["", "\n", "NOPE\n", "9\n"])
+def test_a_line_naming_no_signal_is_ignored(line):
+    assert A.parse_signal_line(line) is None
+
+
+def _exec(tmp_path):
+    """agent exec of a child that writes 'hup' to a file on SIGHUP and otherwise sleeps."""
+    mark = tmp_path / "hups"
+    child = ("import signal,sys,time\n"
+             f"signal.signal(signal.SIGHUP, lambda *a: open({str(mark)!r}, 'a').write('hup\\n'))\n"
+             "print('ready', flush=True)\n"
+             "while True: time.sleep(0.05)\n")
+    proc = subprocess.Popen([sys.executable, "-m", "topologies.cluster.agent", "exec", "--",
+                             sys.executable, "-c", child], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    return proc, mark
+
+
+def _wait(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.02)
+
+
+def test_agent_exec_sends_each_signal_line_to_its_process_and_exits_with_its_status(tmp_path):
+    proc, mark = _exec(tmp_path)
+    try:
+        remote = N.RemoteProcess(proc, "server2", repush=lambda: None)
+        for n in (1, 2):       # one at a time: two pending SIGHUPs are one
+            remote.send_signal(signal.SIGHUP)
+            _wait(lambda: mark.exists() and mark.read_text().count("hup") == n)
+        assert proc.poll() is None                   # a HUP does not stop it
+        remote.kill()
+        assert proc.wait(10) == 128 + signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_hup_ships_the_inputs_again_before_it_is_sent(tmp_path):
+    proc, mark = _exec(tmp_path)
+    order = []
+    try:
+        remote = N.RemoteProcess(proc, "server2", repush=lambda: order.append(
+            "pushed" if not mark.exists() else "late"))
+        remote.send_signal(signal.SIGHUP)
+        _wait(mark.exists)
+        assert order == ["pushed"]
+        remote.send_signal(signal.SIGUSR2)           # other signals ship nothing
+        assert order == ["pushed"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_signal_to_an_ended_session_is_a_no_op():
+    proc = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+    proc.wait()
+    called = []
+    N.RemoteProcess(proc, "s", repush=lambda: called.append(1)).send_signal(signal.SIGHUP)
+    assert called == []
+
+
+# -- the files a JSON input names ---------------------------------------------------------
+
+def test_json_inputs_name_their_tls_and_balancer_files_but_not_url_paths():
+    data = {"listen": {"tls": {"cert": "/etc/lab/c.pem", "key": "/etc/lab/k.pem"}},
+            "groups": [{"algorithm": "file:/home/me/lb.py:Mine", "health": "/health"},
+                       {"algorithm": {"file": "/home/me/other.py", "class": "O"}}],
+            "routes": [{"path": "/etc/passwd"}], "note": "file:relative.py:X"}
+    assert sorted(N.json_paths(data)) == ["/etc/lab/c.pem", "/etc/lab/k.pem",
+                                          "/home/me/lb.py", "/home/me/other.py"]
+    moved = N.replace_paths(data, {"/etc/lab/c.pem": "/w/inputs/c.pem",
+                                   "/home/me/lb.py": "/w/inputs/lb.py"})
+    assert moved["listen"]["tls"] == {"cert": "/w/inputs/c.pem", "key": "/etc/lab/k.pem"}
+    assert moved["groups"][0] == {"algorithm": "file:/w/inputs/lb.py:Mine", "health": "/health"}
+    assert moved["routes"] == [{"path": "/etc/passwd"}]
+
+
+# -- the controller's address as a server sees this machine --------------------------------
+
+def test_the_address_a_server_sees_is_ssh_connections_first_field():
+    assert servers.address_from_ssh_connection("127.0.0.3 40022 127.0.0.2 2222", "s") == \
+        "127.0.0.3"
+    assert servers.address_from_ssh_connection("::ffff:10.0.0.7 1 ::ffff:10.0.0.9 22", "s") == \
+        "10.0.0.7"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, "s2: \\$SSH_CONNECTION is None there"),
+    ("", "s2: \\$SSH_CONNECTION is '' there"),
+    ("fe80::1 5 fe80::2 22", "s2 reaches this machine at fe80::1, not an IPv4 address"),
+])
+def test_no_usable_address_is_one_line_naming_the_server(text, expected):
+    with pytest.raises(ValueError, match=expected):
+        servers.address_from_ssh_connection(text, "s2")
+
+
+def test_the_controller_listens_where_every_server_sees_this_machine():
+    assert servers.controller_listen({}) == "127.0.0.1"
+    assert servers.controller_listen({"a": "10.0.0.5", "b": "10.0.0.5"}) == "10.0.0.5"
+    assert servers.controller_listen({"a": "10.0.0.5", "b": "192.168.7.1"}) == "0.0.0.0"
+
+
+def test_a_remote_switch_gets_the_controller_at_its_servers_address():
+    class C:
+        name, protocol, port = "c0", "tcp", 6653
+
+        def IP(self):  # noqa: N802
+            return "127.0.0.3"
+
+    at = nodes.ControllerAt(C(), "10.0.0.5")
+    assert (at.name, at.protocol, at.port, at.IP()) == ("c0", "tcp", 6653, "10.0.0.5")
+
+
+def test_the_private_sshd_client_can_connect_from_another_loopback_address():
+    text = private_sshd.client_config_text("server2", "127.0.0.2", 2222, "/k", "/kh",
+                                           bind_address="127.0.0.3")
+    assert "  BindAddress 127.0.0.3\n" in text
+    assert "BindAddress" not in private_sshd.client_config_text("s", "a", 1, "/k", "/kh")
+
+
+def test_the_controller_harness_waits_where_the_switches_connect(tmp_path):
+    """Listening on 127.0.0.3 alone (as for a server that sees this machine there), the
+    controller counts as up: the harness asks ofp_host, not 127.0.0.1."""
+    import socket
+    from controllers.harness import ControllerProcess
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.3", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        ctl = ControllerProcess({"controller": {"ofp_host": "127.0.0.3", "ofp_port": port}},
+                                str(tmp_path))
+        ctl.proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            ctl.wait_openflow(timeout=5)
+        finally:
+            ctl.proc.kill()
+            ctl.proc.wait()
+
+
+# -- resume --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("flag", [["--servers", "localhost,b"], ["--ssh-config", "/x"]])
+def test_resume_refuses_servers_given_again(flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        runner.main(["--resume", "/nonexistent-results", *flag])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--resume takes the spec and its options from the results folder" in err
+    assert flag[0] in err
