@@ -6,7 +6,13 @@ Starts one HTTP backend (``lblab backend``), lblab's proxy and HAProxy (``nbthre
 interleaved over ``--rounds`` rounds so machine noise hits all three alike. Prints req/s,
 latency and the ratios builtin/HAProxy and each/direct. No root needed; loopback only.
 
+With ``--compare DIR`` a second builtin proxy runs from another checkout of lblab (for
+example ``git archive <commit> | tar -x -C DIR``), as target ``base``, so a change to the proxy
+is measured side by side with the code before it. ``--close`` sends ``Connection: close``
+(a connection per request).
+
 Usage: .venv/bin/python bench/l7_loopback.py [--rounds 3] [--duration 5] [--connections 32]
+           [--close] [--compare DIR] [--json FILE]
 """
 import argparse
 import json
@@ -95,12 +101,14 @@ def cpu_seconds(pid):
     return times.user + times.system
 
 
-def run_wrk(port, duration, connections, pid=None):
+def run_wrk(port, duration, connections, pid=None, close=False):
     """Run wrk once; return (req/s, p50 ms, p99 ms, errors, CPU microseconds per request of
     ``pid`` or NaN). CPU per request is robust to other load on the machine; req/s is not."""
     before = cpu_seconds(pid)
+    extra = ["-H", "Connection: close"] if close else []
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-                          f"http://{HOST}:{port}/"], capture_output=True, text=True, check=True)
+                          *extra, f"http://{HOST}:{port}/"], capture_output=True, text=True,
+                         check=True)
     rps, p50, p99, errors = parse_wrk(out.stdout)
     cpu_us = float("nan")
     if before is not None and rps > 0:
@@ -113,8 +121,15 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--close", action="store_true",
+                        help="a connection per request (wrk -H 'Connection: close')")
+    parser.add_argument("--compare", metavar="DIR",
+                        help="also run the builtin proxy of the lblab checkout in DIR (target base)")
     parser.add_argument("--json", metavar="FILE", help="also write the raw samples as JSON")
     args = parser.parse_args(argv)
+    if args.compare and not (Path(args.compare) / "lb_apps" / "proxy" / "server.py").is_file():
+        raise SystemExit(f"--compare {args.compare}: not an lblab checkout (no "
+                         f"lb_apps/proxy/server.py)")
     for tool in ("wrk", "haproxy"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (make setup installs it)")
@@ -134,6 +149,18 @@ def main(argv=None):
         builtin = subprocess.Popen([PY, "-m", "lb_apps.proxy.server", "--config", cfg_path], cwd=REPO,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(builtin)
+        base = None
+        if args.compare:
+            bcfg = os.path.join(tmp, "l7-base.json")
+            base_port = free_port()
+            with open(bcfg, "w") as fp:
+                json.dump({"listen": {"host": HOST, "port": base_port},
+                           "backends": [{"name": "b1", "address": HOST, "port": bport}]}, fp)
+            base = subprocess.Popen([PY, "-m", "lb_apps.proxy.server", "--config", bcfg],
+                                    cwd=args.compare,
+                                    env={**os.environ, "PYTHONPATH": args.compare},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(base)
         hcfg = os.path.join(tmp, "haproxy.cfg")
         with open(hcfg, "w") as fp:
             fp.write(haproxy_config(hport, bport))
@@ -144,25 +171,33 @@ def main(argv=None):
         wait_port(hport, haproxy, "haproxy")
         targets = {"direct": (bport, backend.pid), "builtin": (pport, builtin.pid),
                    "haproxy": (hport, haproxy.pid)}
+        if base is not None:
+            wait_port(base_port, base, "lblab proxy of --compare")
+            targets["base"] = (base_port, base.pid)
         for port, _ in targets.values():  # warm up connections and pools
-            run_wrk(port, 1, args.connections)
+            run_wrk(port, 1, args.connections, close=args.close)
         samples = {name: [] for name in targets}
         for r in range(args.rounds):
             for name, (port, pid) in targets.items():
-                samples[name].append(run_wrk(port, args.duration, args.connections, pid))
+                samples[name].append(run_wrk(port, args.duration, args.connections, pid,
+                                             args.close))
                 rps, p50, p99, errors, cpu = samples[name][-1]
                 print(f"round {r + 1} {name:8} {rps:10.0f} req/s  p50 {p50:6.2f} ms  "
                       f"p99 {p99:6.2f} ms  errors {errors}  cpu {cpu:5.1f} us/req", flush=True)
 
         def med(name, i):
             return statistics.median(s[i] for s in samples[name])
-        print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s, {args.rounds} interleaved "
+        print(f"\nwrk -t1 -c{args.connections} -d{args.duration}s"
+              f"{' -H Connection:close' if args.close else ''}, {args.rounds} interleaved "
               f"rounds, medians (cpu = the server process's CPU time per request):")
         for name in samples:
             print(f"  {name:8} {med(name, 0):10.0f} req/s  p99 {med(name, 2):6.2f} ms  "
                   f"cpu {med(name, 4):5.1f} us/req")
         print(f"  ratio builtin/haproxy = {med('builtin', 0) / med('haproxy', 0):.2f} (req/s), "
               f"{med('haproxy', 4) / med('builtin', 4):.2f} (inverse CPU per request)")
+        if "base" in samples:
+            print(f"  ratio builtin/base    = {med('builtin', 0) / med('base', 0):.2f} (req/s), "
+                  f"{med('builtin', 4) / med('base', 4):.2f} (CPU per request)")
         print(f"  ratio builtin/direct  = {med('builtin', 0) / med('direct', 0):.2f}")
         print(f"  ratio haproxy/direct  = {med('haproxy', 0) / med('direct', 0):.2f}")
         load = os.getloadavg()[0]
