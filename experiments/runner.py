@@ -78,7 +78,7 @@ def build_parser():
                              "moves to raw-attempts/<run>-a<N>/) in the recorded order, with "
                              "the spec, overrides and order recorded there; then rebuild the "
                              "report. Takes no SPEC and none of the options below but "
-                             "--quiet/--json")
+                             "--quiet/--json/--live (the live view shows the runs it runs)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="parent folder of the results folder (default: results)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -366,7 +366,7 @@ def _found_runs(results_dir):
     return found
 
 
-def resume_experiment(results_dir, say, now=None, machine_check=None):
+def resume_experiment(results_dir, say, now=None, machine_check=None, live=None):
     """Continue an interrupted batch in its results folder (``lblab run --resume``).
 
     Keeps the runs whose ``meta.json`` says ok; moves the folders of failed and interrupted
@@ -419,7 +419,7 @@ def resume_experiment(results_dir, say, now=None, machine_check=None):
         "command": ["lblab", "run", "--resume", results_dir]})
     man["interrupted"] = False
     man["end"] = None
-    return run_batch(spec, [by_name[r] for r in todo.redo], results_dir, man, say)
+    return run_batch(spec, [by_name[r] for r in todo.redo], results_dir, man, say, live=live)
 
 
 def check_machine():
@@ -495,14 +495,15 @@ def main(argv=None):
         given = [flag for flag, value in (
             ("SPEC", args.spec), ("--out", args.out), ("--set", args.overrides),
             ("--repetitions", args.repetitions), ("--order", args.order),
-            ("--order-seed", args.order_seed), ("--live", args.live),
+            ("--order-seed", args.order_seed),
             # a resumed batch runs on the servers it recorded (docs/scale.md)
             ("--servers", args.servers), ("--ssh-config", args.ssh_config))
             if value not in (None, [])]
         if given:
             parser.error(f"--resume takes the spec and its options from the results folder; "
                          f"drop {', '.join(given)}")
-        result = resume_experiment(args.resume, progress_for(args))
+        with live_view.serving(args.live, _stderr) as hub:
+            result = resume_experiment(args.resume, progress_for(args), live=hub)
         return finish(args, result, args.resume)
     if args.spec is None:
         parser.error("give a SPEC (or --resume RESULTS_DIR)")
