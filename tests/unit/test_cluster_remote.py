@@ -178,3 +178,71 @@ def test_resume_refuses_servers_given_again(flag, capsys):
     err = capsys.readouterr().err
     assert "--resume takes the spec and its options from the results folder" in err
     assert flag[0] in err
+
+
+# -- a remote server's run folder (ssh replaced by running the command here) --------------
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """A ClusterNetwork's file side: host h9 on "server2", whose run folder is another folder
+    here; every command for server2 runs here as it would run there."""
+    from topologies.cluster import ssh
+    monkeypatch.setattr(ssh, "remote", lambda server, argv, config=None, tty=False: list(argv))
+    net = N.ClusterNetwork.__new__(N.ClusterNetwork)
+    net.run_dir = str(tmp_path / "results" / "raw" / "c-r1")
+    os.makedirs(net.run_dir)
+    net.works = {"server2": str(tmp_path / "state2" / "work" / "RUNID")}
+    os.makedirs(net.works["server2"])
+    net.placed = {"h9": "server2", "h1": "localhost"}
+    net.ssh_config, net.pushed, net.fetched = None, {}, {}
+    return net
+
+
+def test_an_input_is_copied_with_its_paths_and_the_files_it_names(lab, tmp_path):
+    cert = tmp_path / "elsewhere" / "lab.pem"
+    cert.parent.mkdir()
+    cert.write_text("CERT")
+    cert.chmod(0o600)
+    config = os.path.join(lab.run_dir, "proxy.json")
+    with open(config, "w", encoding="utf-8") as fp:
+        fp.write('{"tls": {"cert": "%s"}, "log": "%s/proxy-access.log"}' % (cert, lab.run_dir))
+    lab._push("server2", config)
+    there = lab.remote_path("server2", config)
+    assert there == os.path.join(lab.works["server2"], "proxy.json")
+    import json
+    with open(there, encoding="utf-8") as fp:
+        copied = json.load(fp)
+    assert copied["log"] == lab.works["server2"] + "/proxy-access.log"
+    shipped = copied["tls"]["cert"]
+    assert shipped.startswith(lab.works["server2"] + "/inputs/") and shipped.endswith("lab.pem")
+    with open(shipped, encoding="utf-8") as fp:
+        assert fp.read() == "CERT"
+    assert os.stat(shipped).st_mode & 0o777 == 0o600
+
+
+def test_a_folder_is_copied_whole_and_files_written_there_come_back(lab):
+    engine = os.path.join(lab.run_dir, "nginx")
+    os.makedirs(os.path.join(engine, "tmp", "proxy"))
+    with open(os.path.join(engine, "nginx.conf"), "w", encoding="utf-8") as fp:
+        fp.write(f"pid {engine}/nginx.pid;\n")
+    lab.push_tree("server2", engine)
+    there = lab.remote_path("server2", engine)
+    assert os.path.isdir(os.path.join(there, "tmp", "proxy"))
+    with open(os.path.join(there, "nginx.conf"), encoding="utf-8") as fp:
+        assert fp.read() == f"pid {there}/nginx.pid;\n"
+    # the engine writes its logs there; an iperf3 log is fetched early and then grows
+    log = os.path.join(engine, "access.log")
+    assert not lab.exists("h9", log)
+    with open(lab.remote_path("server2", log), "w", encoding="utf-8") as fp:
+        fp.write("early\n")
+    assert lab.exists("h9", log)
+    lab.fetch("h9", [log])
+    with open(log, encoding="utf-8") as fp:
+        assert fp.read() == "early\n"
+    with open(lab.remote_path("server2", log), "a", encoding="utf-8") as fp:
+        fp.write("late\n")
+    lab.collect()
+    with open(log, encoding="utf-8") as fp:
+        assert fp.read() == "early\nlate\n"      # a fetched copy is replaced at the end
+    with open(os.path.join(engine, "nginx.conf"), encoding="utf-8") as fp:
+        assert fp.read() == f"pid {engine}/nginx.pid;\n"   # an input is never copied back
