@@ -5,8 +5,8 @@ backend b2 drained 1 s into the measurement, while a client reads the event stre
 Checks what crossed the emulated network shows in ``telemetry.jsonl`` (port counters growing
 on the links that carry the load, flow tables, packet-ins and conntrack for L4, the proxy's
 backends for L7), that the sampler stays within its budget (5 % of one core), that the live
-frames see the drain, that the server is gone after the run, and that the replay of the folder
-gives ``runs.csv``'s numbers.
+frames see the drain and count what the replay counts, that the server is gone after the run,
+and that the replay of the folder gives ``runs.csv``'s numbers.
 """
 import csv
 import glob
@@ -169,3 +169,19 @@ def test_the_replay_gives_runs_csv_numbers(results):
             assert got["requests"] == {"b1": int(row["requests_b1"]),
                                        "b2": int(row["requests_b2"])}
             assert got["latency_ms"]["p99"] == pytest.approx(float(row["latency_p99_ms"]))
+
+
+def test_the_live_frames_count_what_the_replay_counts(results):
+    # A live frame is made once its second's records are written (the load generators flush
+    # about once a second): its counts and rates are the replay's frame's at the same time.
+    source = replay.Replay(results["dir"])
+    events = results["events"]
+    for run in ("l4_rr-r1", "l7_rr-r1"):
+        live = {d["t"]: d for e, d in events if e == "frame" and d["run"]["run"] == run}
+        replayed = {f["t"]: f for f in source.frames(run)}
+        assert live and set(live) == set(replayed), run
+        measured = [t for t in live if live[t]["run"]["phase"] == "measure"]
+        assert measured and any(live[t]["total_rps"] > 0 for t in measured)
+        for t in sorted(live):
+            assert live[t]["backends"] == replayed[t]["backends"], (run, t)
+            assert live[t]["total_rps"] == replayed[t]["total_rps"], (run, t)
