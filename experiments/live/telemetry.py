@@ -10,7 +10,8 @@ proxy's stats ports and nginx's ``stub_status`` (a socket made inside the lb hos
 namespace with ``setns``, no process: 127.0.0.1 there, which no client reaches), HAProxy's
 ``show stat`` on its stats socket (a unix socket file in the engine's run directory). It
 measures its own cost: the thread's CPU time plus that of every process it started
-(``os.wait4``), written in the last line. Needs root and a running lab; nothing here changes the lab.
+(``os.wait4``), written in the last line. Needs root and a running lab; nothing here changes
+the lab.
 """
 import ctypes
 import json
