@@ -96,8 +96,9 @@ def main(argv):
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--servers", metavar="A,B",
                         help="also check these servers over SSH: reachability, Mininet/Open "
-                             "vSwitch/lblab versions, clock offset, which tunnel works "
-                             "(docs/scale.md)")
+                             "vSwitch/lblab versions, clock offset, this machine's address "
+                             "as each server sees it (where its switches reach an L4 "
+                             "controller), which tunnel works (docs/scale.md)")
     parser.add_argument("--ssh-config", metavar="FILE",
                         help="the ssh -F file for --servers (default: $LBLAB_SSH_CONFIG)")
     args = parser.parse_args(argv)
