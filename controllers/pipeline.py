@@ -25,6 +25,7 @@ from collections import namedtuple
 from topologies import forwarding, graphs
 
 T_CLASSIFY, T_CT, T_POST, T_L2 = 0, 1, 2, 3
+T_LEARN = 4                  # learn services: the flows their select group's buckets learn
 
 PRIORITY_CONTROL = 1000      # ARP for VIPs and the probe address, probe replies
 PRIORITY_CONNECTION = 600    # per-connection / per-client NAT flows (reactive modes)
@@ -45,6 +46,7 @@ COOKIE_POST = 0x06           # per-backend flow whose counters are the backend's
                              # group)
 COOKIE_OPENED = 0x07         # l4 in_flight counters/group: a backend's client SYNs (opened)
 COOKIE_CLOSED = 0x08         # ... and its client FINs/RSTs (connections closed)
+COOKIE_LEARNED = 0x09        # learn services: a connection's flow learned in the switch
 COOKIE_CLASS_MASK = 0xFF << 56
 COOKIE_SERVICE_MASK = COOKIE_CLASS_MASK | (0xFFFF << 40)
 COOKIE_BACKEND_MASK = COOKIE_SERVICE_MASK | (0xFFFF << 24)
@@ -63,6 +65,12 @@ COUNTER_FLAGS = ((COOKIE_OPENED, TCP_SYN, TCP_SYN | TCP_ACK),   # a client's SYN
 # Modes with static per-backend flows (installed when a backend joins the pool).
 BACKEND_FLOW_MODES = ("l2", "l4", "group", "proactive")
 PREFIX_BITS = 6              # proactive mode splits the client space into 2**6 slices
+# learn services: a learned flow lives idle_timeout after its last packet, LEARN_FIN_IDLE_SEC
+# after a FIN or RST; at most LEARN_LIMIT per backend and switch (beyond it the bucket still
+# rewrites the packet, and the group's hash keeps a connection on its backend while the
+# buckets stay the same)
+LEARN_FIN_IDLE_SEC = 1
+LEARN_LIMIT = 100000
 
 Flow = namedtuple("Flow", ("switch", "table", "priority", "match", "actions", "goto",
                            "cookie", "idle_timeout", "hard_timeout", "send_flow_rem",
@@ -74,7 +82,11 @@ value or a (value, mask) pair; ``actions`` a tuple of action tuples::
     ("output", port|"controller"|"in_port")  ("set_field", name, value)  ("group", group_id)
     ("ct", {"zone": int, "table": int|None, "commit": bool, "nat_dst": ip|None, "nat": bool,
             "mark": int|None})   (mark: set ct_mark when committing)
-    ("resubmit", table)   (Open vSwitch's resubmit: continue in ``table``; group buckets)
+    ("resubmit", table)   (Open vSwitch's resubmit: run ``table``'s matching flow, go on)
+    ("learn", {"table", "priority", "idle_timeout", "fin_idle_timeout", "cookie", "limit",
+               "match": {field: value}, "copy": (field, ...), "load": ((field, value), ...)})
+        (Open vSwitch's learn: add a flow matching ``match`` and the packet's own values of
+        the ``copy`` fields, whose actions load the values; learn services' buckets)
 
 ``command`` is add, delete (by match/cookie mask, any priority) or delete_strict; ``meter`` a
 meter id the packets pass first (OpenFlow 1.3 meter instruction) or None."""
@@ -143,13 +155,22 @@ def ct_action(svc_id, table, commit=False, nat_dst=None, nat=True, mark=None):
                    "nat_dst": nat_dst, "nat": nat, "mark": mark})
 
 
+def learns(svc):
+    """Whether a service's connections are set up by learn actions in its select group's
+    buckets (``learn: true``, l2 and l4): no packet-in, no conntrack."""
+    return svc.mode in ("l2", "l4") and getattr(svc, "learn", False)
+
+
 def tracks_connections(svc):
     """Return whether a service's VIP traffic goes through the switch's conntrack.
 
     l2 and l4 (the controller commits each connection), proactive (so re-splitting never moves
     an open connection) and group with ``conntrack: true``; a stateless group rewrites every
-    packet by the bucket its hash picks, and l3 uses per-client flows.
+    packet by the bucket its hash picks, l3 uses per-client flows and a learn service flows
+    learned in the switch.
     """
+    if learns(svc):
+        return False
     return svc.mode in ("l2", "l4", "proactive") or (svc.mode == "group" and svc.conntrack)
 
 
@@ -182,6 +203,55 @@ def group_buckets(svc_id, pool, conntrack=True):
                  for ip, mac, weight in pool)
 
 
+def learn_buckets(svc_id, svc, pool):
+    """Return the select-group buckets of a learn service.
+
+    Each bucket learns the connection's flow into T_LEARN (the client's 5-tuple as it came,
+    to the VIP; its actions rewrite the destination MAC, and in l4 the address, to the
+    bucket's backend), then rewrites this first packet the same way. The caller's flow
+    continues in T_L2.
+
+    Args:
+        svc_id (int): service id.
+        svc (controllers.config.Service): the service.
+        pool (list[tuple]): (backend ip, backend mac, weight, backend id) of the live
+            backends, weight > 0.
+    """
+    src, dst = tp_fields(svc.protocol)
+    buckets = []
+    for ip, mac, weight, bid in pool:
+        rewrite = (("eth_dst", mac),) if svc.mode == "l2" else (("eth_dst", mac),
+                                                                 ("ipv4_dst", ip))
+        learn = ("learn", {"table": T_LEARN, "priority": PRIORITY_CONNECTION,
+                           "idle_timeout": svc.idle_timeout,
+                           "fin_idle_timeout": LEARN_FIN_IDLE_SEC,
+                           "cookie": cookie(COOKIE_LEARNED, svc_id, bid), "limit": LEARN_LIMIT,
+                           "match": {"eth_type": ETH_TYPE_IPV4, "ip_proto": svc.ip_proto},
+                           "copy": ("ipv4_src", src, "ipv4_dst", dst), "load": rewrite})
+        buckets.append((weight, (learn,) + tuple(("set_field", f, v) for f, v in rewrite)))
+    return tuple(buckets)
+
+
+def learn_service_flows(switch, svc_id, svc, backends):
+    """Return the static flows of a learn service (``learn: true``, l2 or l4).
+
+    T_CLASSIFY sends VIP packets through T_LEARN (resubmit) and on to T_L2: a learned flow
+    there rewrites an established connection's packets; a new connection misses them all and
+    takes the service's select group, whose bucket learns its flow. l4's replies are rewritten
+    by their source (backend address and service port) alone, as in a stateless group: one
+    learned flow per connection, none for the reverse direction. l2's replies come from the
+    VIP (DSR).
+    """
+    static = cookie(COOKIE_STATIC, svc_id)
+    flows = [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc), (("resubmit", T_LEARN),),
+                  goto=T_L2, cookie=static),
+             Flow(switch, T_LEARN, PRIORITY_DEFAULT + 1, vip_match(svc),
+                  (("group", group_id(svc_id)),), cookie=static)]
+    if svc.mode == "l4":
+        flows += stateless_group_flows(switch, svc_id, svc, backends)[1:]
+    return flows
+
+
 def group_in_flight(svc):
     """Whether a service takes l4's group path: least connections as a conntrack select group
     re-weighted from switch counters (``in_flight: group``), no packet-in per connection."""
@@ -196,7 +266,7 @@ def counts_in_switch(svc):
 
 def uses_group(svc):
     """Whether a service's new connections go through its select group."""
-    return svc.mode == "group" or group_in_flight(svc)
+    return svc.mode == "group" or group_in_flight(svc) or learns(svc)
 
 
 def counter_flows(switch, svc_id, svc, b):
@@ -340,6 +410,8 @@ def service_flows(switch, svc_id, svc, backends, meter_ports=None):
         return to_controller(switch, T_CLASSIFY, vip_match(svc), cookie(COOKIE_STATIC, svc_id),
                              meter_ports)
     src, _ = tp_fields(svc.protocol)
+    if learns(svc):
+        return learn_service_flows(switch, svc_id, svc, backends)
     if not tracks_connections(svc):
         return stateless_group_flows(switch, svc_id, svc, backends)
     if svc.mode == "l2":
