@@ -8,7 +8,10 @@ functions by own time (cProfile; cProfile itself inflates every figure, compare 
 What it leaves out is the kernel (socket reads and writes) and uvloop's event dispatch: the
 loopback and Mininet benches measure those. No root, no network; a few seconds.
 
-Usage: .venv/bin/python bench/l7_hotloop.py [--requests 20000] [--repeat 5] [--profile]
+``--close`` makes a new client connection per request (``Connection: close``) instead.
+
+Usage: .venv/bin/python bench/l7_hotloop.py [--requests 20000] [--repeat 5] [--close]
+           [--profile] [--check]
 """
 import argparse
 import cProfile
@@ -25,6 +28,7 @@ from lb_apps.proxy.runtime import Runtime  # noqa: E402
 from lb_apps.proxy.upstream import UpstreamConnection  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 10.0.0.5:8001\r\n\r\n"  # what wrk sends
+CLOSE_REQUEST = b"GET / HTTP/1.1\r\nHost: 10.0.0.5:8001\r\nConnection: close\r\n\r\n"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nX-Backend: b1\r\nContent-Type: text/plain\r\n"
             b"Content-Length: 100\r\n\r\n" + b"x" * 100)  # what lblab backend answers
 
@@ -103,6 +107,21 @@ def run(n, client, up, ct, ut):
     return time.process_time() - t0
 
 
+def run_close(n, client, up, ct, ut):
+    """Drive ``n`` requests with a new client connection each (``Connection: close``); the
+    upstream connection is pooled, as it is in the proxy. Return CPU seconds used."""
+    server = client.server
+    feed_up, request, response = up.data_received, CLOSE_REQUEST, RESPONSE
+    t0 = time.process_time()
+    for _ in range(n):
+        conn = ClientConnection(server)
+        conn.connection_made(ct)
+        conn.data_received(request)
+        feed_up(response)
+        conn.connection_lost(None)
+    return time.process_time() - t0
+
+
 def check(client, up, ct, ut):
     """One request through the loop, asserting the bytes each way look right."""
     client.data_received(REQUEST)
@@ -122,19 +141,23 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile top 25")
     parser.add_argument("--check", action="store_true", help="print one request each way")
+    parser.add_argument("--close", action="store_true",
+                        help="a new client connection per request (Connection: close)")
     args = parser.parse_args(argv)
     conns = setup()
     check(*conns)
     if args.check:
         print(conns[3].last.decode(), "\n---\n", conns[2].last.decode())
-    run(1000, *conns)  # warm up
-    best = min(run(args.requests, *conns) for _ in range(args.repeat))
-    print(f"keep-alive, in-memory transports: {best / args.requests * 1e6:.2f} us CPU per "
-          f"request (best of {args.repeat} x {args.requests})")
+    drive = run_close if args.close else run
+    drive(1000, *conns)  # warm up
+    best = min(drive(args.requests, *conns) for _ in range(args.repeat))
+    print(f"{'connection per request' if args.close else 'keep-alive'}, in-memory transports: "
+          f"{best / args.requests * 1e6:.2f} us CPU per request "
+          f"(best of {args.repeat} x {args.requests})")
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-        run(args.requests, *conns)
+        drive(args.requests, *conns)
         prof.disable()
         stats = pstats.Stats(prof)
         stats.sort_stats("tottime").print_stats(25)

@@ -35,6 +35,10 @@ HEAD_SLACK_BYTES = 1024  # request line/CRLF overhead allowed beyond max_uri + m
 LINGER_SEC = 2.0
 _perf = time.perf_counter
 _VIA_END = b"Via: 1.1 lblab\r\n\r\n"
+# Forwarding lines by (client IP, Host, HTTP minor, proto), for requests without forwarding
+# headers of their own: computed once per client and Host, not once per connection.
+FWD_LINES_MAX = 4096
+_FWD_LINES = {}
 
 
 class _Stop(Exception):
@@ -81,33 +85,30 @@ class Request:
 
 
 class ClientConnection(asyncio.Protocol):
-    """One client connection: parse requests, route, balance, forward, answer."""
+    """One client connection: parse requests, route, balance, forward, answer.
+
+    Immutable starting values are class-level defaults, so a new connection (one per request
+    when clients close after each) assigns only what is its own.
+    """
+
+    transport = parser = local = active = cur = pending_error = None
+    closed = close_after_flush = lingering = False
+    state = IDLE
+    deadline = 0.0
+    url = b""
+    header_bytes = head_bytes = 0
+    fwd_host = fwd_lines = None  # forwarding lines of the last plain request (see dispatch)
+    fwd_minor = -1
 
     def __init__(self, server):
         self.server = server
         self.loop = server.loop
-        self.transport = None
-        self.parser = None
-        self.local = None
-        self.closed = False
-        self.state = IDLE
-        self.deadline = 0.0
-        self.active = None
-        self.cur = None
         self.queue = []
         self.wbuf = []
-        self.close_after_flush = False
-        self.pending_error = None
-        self.url = b""
         self.headers = []
-        self.header_bytes = 0
-        self.head_bytes = 0
-        self.paused_by_upstream = False
-        self.lingering = False
-        self.fwd_host = self.fwd_lines = None  # forwarding lines of the last plain request
-        self.fwd_minor = -1
-        self.limits = server.rt.limits
-        self.timeouts = server.rt.timeouts
+        rt = server.rt
+        self.limits = rt.limits
+        self.timeouts = rt.timeouts
 
     # -- connection lifecycle ---------------------------------------------------------
 
@@ -218,9 +219,11 @@ class ClientConnection(asyncio.Protocol):
 
     def flush(self):
         """Write what was produced while handling one event, as one write each way."""
-        if self.wbuf and not self.transport.is_closing():
-            self.transport.write(b"".join(self.wbuf) if len(self.wbuf) > 1 else self.wbuf[0])
-        self.wbuf.clear()
+        wbuf = self.wbuf
+        if wbuf:
+            if not self.transport.is_closing():
+                self.transport.write(b"".join(wbuf) if len(wbuf) > 1 else wbuf[0])
+            wbuf.clear()
         req = self.active
         if req is not None and req.up is not None and req.out:
             req.up.send(req)
@@ -495,9 +498,15 @@ class ClientConnection(asyncio.Protocol):
                 # the common case: the same lines as the last request on this connection
                 if head.host == self.fwd_host and req.minor == self.fwd_minor:
                     extra = self.fwd_lines
-                else:
-                    extra = self.fwd_lines = http_rules.forwarding_lines(
-                        head, self.peer[0], self.server.proto, req.minor)
+                else:  # a new connection: the lines are shared by a client's connections
+                    key = (self.peer[0], head.host, req.minor, self.server.proto)
+                    extra = _FWD_LINES.get(key)
+                    if extra is None:
+                        if len(_FWD_LINES) >= FWD_LINES_MAX:
+                            _FWD_LINES.clear()
+                        extra = _FWD_LINES[key] = http_rules.forwarding_lines(
+                            head, self.peer[0], self.server.proto, req.minor)
+                    self.fwd_lines = extra
                     self.fwd_host = head.host
                     self.fwd_minor = req.minor
             else:

@@ -157,6 +157,14 @@ def analyze_request(headers, http_minor, protected=PROTECTED_FIELDS):
     if head.chunked and http_minor == 0:
         raise RequestError(400, "Transfer-Encoding in an HTTP/1.0 request")
     if connection is not None:
+        if len(connection) == 1:  # the common case: one plain option, no other names
+            option = connection[0].lower()
+            if option == b"close":
+                head.conn_close = True
+                return head
+            if option == b"keep-alive":
+                head.conn_keep_alive = True
+                return head
         tokens = _connection_tokens(connection)
         head.conn_close = b"close" in tokens
         head.conn_keep_alive = b"keep-alive" in tokens

@@ -73,7 +73,6 @@ class UpstreamConnection(asyncio.Protocol):
         self.client = client
         self.req = req
         req.up = self
-        self.headers = []
         self.reused = self.uses > 0
         self.uses += 1
         self.got_bytes = self.until_close = self.head_only = self.interim = False
@@ -189,9 +188,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self):
+        headers = self.headers
+        self.headers = []  # (a new list per full-parsed head, none for a lean one)
         if self.client is not None:
-            self.client.upstream_head(self, self.parser.get_status_code(), self.reason,
-                                      self.headers)
+            self.client.upstream_head(self, self.parser.get_status_code(), self.reason, headers)
 
     def on_body(self, data):
         if self.client is not None:
