@@ -15,10 +15,14 @@ Paths (``--modes``): ``l4`` (round robin, conntrack path), ``l4_lc`` (least conn
 default ``in_flight: flows``: a packet-in and a counting flow per connection), ``l4_lc_counters``
 (``in_flight: counters``: a packet-in per connection, no flow, ends from the switch's FIN/RST
 counters), ``l4_lc_group`` (``in_flight: group``: no packet-in, a conntrack select group
-re-weighted from the counters), ``l3``, ``l2``, ``group``, ``group_ct``, ``proactive``.
+re-weighted from the counters), ``l4_learn`` and ``l2_learn`` (round robin with ``learn: true``:
+no packet-in, a select group whose bucket learns each connection's flow), ``l3``, ``l2``,
+``group``, ``group_ct``, ``proactive``.
 
 Then the latency part: ``lblab loadgen`` open loop (Poisson, a connection per request) from h1 at
-each ``--rates`` value against round robin and least connections on each of its three paths, on their own ports whose backends serve each request in an exponential 2 ms
+each ``--rates`` value against round robin (the conntrack path and ``learn: true``) and least
+connections on each of its three paths, on their own ports whose backends serve each request in
+an exponential 2 ms
 (one at a time), alternating; p99 of each, the ratio to round robin's, and each run's largest
 share error (|a backend's share of the requests - 1/4|, from the load generator's records).
 
@@ -45,12 +49,15 @@ from controllers.harness import REPO_ROOT
 # paths beyond l4_lab's one-per-mode services: (mode, algorithm, extra service keys)
 EXTRA = {"l4_lc": ("l4", "least_connections", {}),
          "l4_lc_counters": ("l4", "least_connections", {"in_flight": "counters"}),
-         "l4_lc_group": ("l4", "least_connections", {"in_flight": "group"})}
+         "l4_lc_group": ("l4", "least_connections", {"in_flight": "group"}),
+         "l4_learn": ("l4", "round_robin", {"learn": True}),
+         "l2_learn": ("l2", "round_robin", {"learn": True})}
 # latency services: their own ports (backends with a service time there) and VIPs
 LATENCY = {"lat_rr": ("l4", "round_robin", {}),
            "lat_lc": ("l4", "least_connections", {}),
            "lat_lc_counters": ("l4", "least_connections", {"in_flight": "counters"}),
-           "lat_lc_group": ("l4", "least_connections", {"in_flight": "group"})}
+           "lat_lc_group": ("l4", "least_connections", {"in_flight": "group"}),
+           "lat_rr_learn": ("l4", "round_robin", {"learn": True})}
 LATENCY_PORT = 9100
 SERVICE_MS = 2.0
 
@@ -189,6 +196,8 @@ def main(argv=None):
                         help="paths of the connection-rate part (empty: skip it)")
     parser.add_argument("--rates", default="150,1000",
                         help="open-loop rates of the latency part, req/s (empty: skip it)")
+    parser.add_argument("--latency-paths", default=",".join(LATENCY),
+                        help="services of the latency part (lat_rr always included)")
     parser.add_argument("--latency-seconds", type=int, default=10,
                         help="measured seconds of each open-loop run (after 1 s of warm-up)")
     parser.add_argument("--settle", type=float, default=6.0,
@@ -206,6 +215,11 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"--modes: {','.join(unknown)}: expected some of "
                          f"{','.join(MODES + tuple(EXTRA))}")
+    latency_paths = ["lat_rr"] + [p for p in args.latency_paths.split(",") if p and p != "lat_rr"]
+    unknown = [p for p in latency_paths if p not in LATENCY]
+    if unknown:
+        raise SystemExit(f"--latency-paths: {','.join(unknown)}: expected some of "
+                         f"{','.join(LATENCY)}")
     load_start = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     settings = ({} if args.reweight_interval is None
@@ -218,7 +232,7 @@ def main(argv=None):
             lab.host("h2").cmd(f"curl -s -o /dev/null http://{ip}:{DIRECT_PORT}/")
         lab.host("h1").cmd(f"curl -s -o /dev/null http://{vip_of(0)}:{BASE_PORT}/")
         results, packet_in_rates = measure_rates(args, lab, ctl, modes, svc)
-        latency = measure_latency(args, lab, svc, list(LATENCY)) if args.rates else {}
+        latency = measure_latency(args, lab, svc, latency_paths) if args.rates else {}
     load_end = os.getloadavg()
     loaded = max(load_start[0], load_end[0]) > (os.cpu_count() or 1)
     ratios = {}
