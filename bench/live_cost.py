@@ -10,8 +10,10 @@ During a live batch a client stays connected to ``/events`` (as a page would) an
 server's CPU is read from its thread in the ``lblab`` process (``/proc/PID/task/TID/stat``: the
 newest thread when the server first answers — it starts before any lab or telemetry thread).
 Every run measures ``--duration`` seconds (default 10: the quickstart's 5 s of a closed loop
-are too few on a shared machine); the 1-minute load average before each batch is printed,
-and a batch that started on a busy machine (above ``--busy-load``) is flagged.
+are too few on a shared machine). Before each batch the machine's CPU use over one second is
+read from ``/proc/stat`` (nothing of the bench runs then: it is other people's work), printed
+in cores, and a batch that started on a busy machine (above ``--busy-cores``) is flagged. (The
+load average would not do: its minute still holds the previous batch's own lab.)
 
 Printed per configuration and overall:
 
@@ -215,10 +217,31 @@ def summarize(batches):
     return out, (statistics.geometric_mean(medians) if medians else None)
 
 
-def load_average():
-    """Return the 1-minute load average."""
-    with open("/proc/loadavg", encoding="ascii") as fp:
-        return float(fp.read().split()[0])
+def cpu_times():
+    """Return the machine's ``(busy, total)`` CPU jiffies from ``/proc/stat``'s ``cpu`` line."""
+    with open("/proc/stat", encoding="ascii") as fp:
+        return busy_total(fp.readline())
+
+
+def busy_total(cpu_line):
+    """Return ``(busy, total)`` jiffies of a ``/proc/stat`` ``cpu`` line (pure): idle and
+    iowait are not busy; guest time is already in user and nice."""
+    fields = [int(x) for x in cpu_line.split()[1:]]
+    total = sum(fields[:8])                      # user nice system idle iowait irq softirq steal
+    return total - fields[3] - fields[4], total
+
+
+def busy_cores(before, after, cpus):
+    """Return the cores in use between two :func:`cpu_times` readings (pure)."""
+    d_busy, d_total = after[0] - before[0], after[1] - before[1]
+    return cpus * d_busy / d_total if d_total > 0 else 0.0
+
+
+def others_busy_cores(seconds=1.0):
+    """Return the cores the machine uses over ``seconds`` while the bench waits."""
+    before = cpu_times()
+    time.sleep(seconds)
+    return busy_cores(before, cpu_times(), os.cpu_count() or 1)
 
 
 def _fmt(v, spec=".1f"):
@@ -239,9 +262,9 @@ def main(argv=None):
                         metavar="KEY=VALUE", help="passed to lblab run (e.g. warmup_s=1)")
     parser.add_argument("--repetitions", type=int, default=1,
                         help="repetitions per batch (default 1)")
-    parser.add_argument("--busy-load", type=float, default=1.0,
-                        help="flag a batch that starts with the 1-minute load average above "
-                             "this (default 1.0)")
+    parser.add_argument("--busy-cores", type=float, default=0.25,
+                        help="flag a batch that starts while the machine uses more than this "
+                             "many cores (default 0.25)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         parser.error("needs root (it runs lblab run); run it under the emulation lock")
@@ -258,12 +281,12 @@ def main(argv=None):
     busy = []
     with tempfile.TemporaryDirectory(prefix="lblab-live-cost-") as tmp:
         for i, (rnd, mode) in enumerate(order):
-            load = load_average()
-            flag = "  BUSY" if load > args.busy_load else ""
+            load = others_busy_cores()
+            flag = "  BUSY" if load > args.busy_cores else ""
             if flag:
                 busy.append(i + 1)
-            print(f"batch {i + 1}/{len(order)} (round {rnd + 1}): {mode}, load average "
-                  f"{load:.2f}{flag} ...", flush=True)
+            print(f"batch {i + 1}/{len(order)} (round {rnd + 1}): {mode}; the machine used "
+                  f"{load:.2f} cores before it{flag} ...", flush=True)
             b = run_batch(args.spec, os.path.join(tmp, f"b{i}-{mode}"), overrides,
                           mode == "live")
             b.update(mode=mode, round=rnd)
@@ -302,8 +325,9 @@ def main(argv=None):
         if vals:
             print(f"{name:<34}{statistics.median(vals):>8.2f}{max(vals):>8.2f}")
     if busy:
-        print(f"\nbatches {', '.join(map(str, busy))} started with a load average above "
-              f"{args.busy_load:g}: something else ran; measure again on a quiet machine")
+        print(f"\nbatches {', '.join(map(str, busy))} started while the machine used more than "
+              f"{args.busy_cores:g} cores: something else ran; measure again on a quiet "
+              f"machine")
     ok = (overall is not None and overall >= THROUGHPUT_MIN and bool(server)
           and max(server) <= CPU_MAX_PERCENT
           and all(c <= CPU_MAX_PERCENT for c in tel_off + tel_live))

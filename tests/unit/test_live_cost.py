@@ -45,3 +45,14 @@ def test_overall_is_the_geometric_mean_of_the_configurations_and_gaps_are_left_o
     assert per["c"]["ratio"] is None and per["c"]["live"] is None
     assert overall == pytest.approx(math.sqrt(1.0 * 0.81))
     assert live_cost.summarize([]) == ({}, None)
+
+
+def test_busy_cores_from_proc_stat_lines():
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    before = live_cost.busy_total("cpu  100 0 50 1000 10 0 0 0 7 0")
+    after = live_cost.busy_total("cpu  150 0 75 1140 20 5 0 0 9 0")
+    assert before == (150, 1160) and after == (230, 1390)
+    assert live_cost.busy_cores(before, after, 2) == pytest.approx(2 * 80 / 230)
+    assert live_cost.busy_cores(before, before, 2) == 0.0
+    busy, total = live_cost.cpu_times()                 # this machine's line parses
+    assert 0 <= busy <= total
