@@ -75,7 +75,7 @@ def test_table_says_met_not_met_not_measured_and_loaded(tmp_path):
     assert "| L7 builtin ÷ HAProxy, keep-alive req/s (1 worker or thread each) | 1.10 | >= 1.0 " \
            "| met | l7_mininet (loaded machine) |" in text
     assert "| 256-host tree build + teardown ÷ `mn` | — | <= 0.5 | not measured |" in text
-    assert "| live_cost | skipped | | | skipped by --quick (slow) |" in text
+    assert "| live_cost | skipped | | | | skipped by --quick (slow) |" in text
     assert "x / y" in text                       # a bench's pipe does not break the table
     # every figure of the table has its row
     assert len(table) == 5 + len(bench_all.L4_PATHS) + 2 * len(bench_all.LATENCY_PATHS) + 1
@@ -92,5 +92,48 @@ def test_met_handles_nan_and_both_directions():
 
 def test_every_bench_file_is_run_by_make_bench():
     files = {f[:-3] for f in os.listdir(os.path.join(HERE, "..", "..", "bench"))
-             if f.endswith(".py") and f not in ("all.py", "l4_lab.py")}
+             if f.endswith(".py") and f != "all.py" and f[:-3] not in bench_all.TOOLS}
     assert files == set(bench_all.BENCHES)
+
+
+def proc(pid, ppid, comm="python3", netns="net:[1]", cpu=0.0, new=False):
+    return (pid, float(pid)), {"pid": pid, "ppid": ppid, "comm": comm, "netns": netns,
+                               "cpu": cpu, "new": new}
+
+
+def table(*procs):
+    return dict(procs)
+
+
+def test_own_processes_are_the_tree_lab_hosts_ovs_and_kernel_threads():
+    sample = table(proc(1, 0, "init"), proc(2, 0, "kthreadd"), proc(9, 2, "ksoftirqd/0"),
+                   proc(100, 1, "bash"), proc(200, 100, "python3"),          # the bench
+                   proc(201, 200, "mnexec"), proc(202, 201, "wrk"),
+                   proc(300, 1, "haproxy", netns="net:[7]"),                 # a lab host's daemon
+                   proc(400, 1, "ovs-vswitchd"), proc(500, 100, "pytest"))   # someone else
+    own = bench_all.own_keys(sample, 200, "net:[1]")
+    pids = sorted(k[0] for k in own)
+    assert pids == [2, 9, 200, 201, 202, 300, 400]
+
+
+def test_foreign_cpu_counts_only_other_work_from_the_first_sample_on():
+    first = table(proc(200, 1, cpu=5.0), proc(500, 1, "pytest", cpu=100.0),
+                  proc(600, 1, "sshd", cpu=3.0))
+    second = table(proc(200, 1, cpu=9.0), proc(500, 1, "pytest", cpu=101.5),
+                   proc(600, 1, "sshd", cpu=3.0), proc(201, 200, "wrk", cpu=2.0, new=True),
+                   proc(700, 1, "make", cpu=0.25, new=True))
+    # the bench's child dies; its orphaned grandchild stays the bench's
+    third = table(proc(200, 1, cpu=9.5), proc(500, 1, "pytest", cpu=102.0),
+                  proc(202, 1, "backend", cpu=1.0, new=True))
+    third[(202, 202.0)]["ppid"] = 1
+    second[(202, 202.0)] = {"pid": 202, "ppid": 201, "comm": "backend", "netns": "net:[1]",
+                            "cpu": 0.5, "new": True}
+    total, by_comm = bench_all.foreign_cpu([first, second, third], 200, "net:[1]")
+    assert total == pytest.approx(1.5 + 0.25 + 0.5)
+    assert by_comm == {"pytest": pytest.approx(2.0), "make": pytest.approx(0.25)}
+
+
+def test_the_sampler_reads_this_machine():
+    here = bench_all.proc_table()
+    mine = [p for p in here.values() if p["pid"] == os.getpid()]
+    assert mine and mine[0]["cpu"] > 0 and mine[0]["netns"].startswith("net:[")
