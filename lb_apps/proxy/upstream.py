@@ -138,7 +138,9 @@ class UpstreamConnection(asyncio.Protocol):
         if end < 0:
             return self.full
         low = data[:end].lower()
-        if b"\ncontent-length:" not in low or _NOT_LEAN.search(low) is not None:
+        # (find, not "in": bytes.__contains__ first tries the needle as an integer and formats
+        # and drops a TypeError, which costs more than the search)
+        if low.find(b"\ncontent-length:") < 0 or _NOT_LEAN.search(low) is not None:
             return self.full
         head = data[:end + 2]
         at = low.find(b"\r\nconnection:")
