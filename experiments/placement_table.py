@@ -35,7 +35,7 @@ def _roles(meta):
 
 
 def _ms(value):
-    return None if value is None else round(value * 1000.0, 3)
+    return None if value is None else round(value * 1000.0, 3) + 0.0    # never -0
 
 
 def placement(metas):

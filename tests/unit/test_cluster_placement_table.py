@@ -95,3 +95,8 @@ def test_the_report_page_carries_the_section(tmp_path):
     with open(path, encoding="utf-8") as fp:
         page = fp.read()
     assert 'id="placement"' in page and "h10 (backend b2)" in page
+
+
+def test_an_offset_that_rounds_to_nothing_is_shown_as_0_not_minus_0():
+    (_, there) = T.placement([_meta("x-r1", offset_s=-4e-7)])["measured"]
+    assert str(there["clock_offset_ms"]) == "0.0"
