@@ -9,6 +9,8 @@
   that only catches a hang, writes the manifest with ``interrupted: true`` and a partial
   report, and leaves nothing behind — no lblab bridge, no interface, no registry record and no
   process that was not there before.
+
+Both with ``--no-calibration``: the calibration is not what they check (test_model_twin does).
 """
 import csv
 import glob
@@ -70,7 +72,7 @@ def batch(tmp_path_factory):
     path = base / "batch.yaml"
     path.write_text(BATCH_SPEC)
     out = base / "results"
-    status = runner.main([str(path), "--out", str(out), "--quiet"])
+    status = runner.main([str(path), "--out", str(out), "--quiet", "--no-calibration"])
     (results,) = glob.glob(str(out / "batch-*"))
     spec = spec_mod.loads_spec(BATCH_SPEC, "batch.yaml")
     names = sorted(plan.run_name(r[1], r[5]) for r in runner.plan_runs(spec, "sequential"))
@@ -151,7 +153,8 @@ def test_ctrl_c_stops_promptly_with_a_partial_report_and_leaves_nothing(tmp_path
     out = tmp_path / "results"
     before = leftovers()
     lblab = os.path.join(os.path.dirname(sys.executable), "lblab")
-    proc = subprocess.Popen([lblab, "run", str(path), "--out", str(out), "--quiet"],
+    proc = subprocess.Popen([lblab, "run", str(path), "--out", str(out), "--quiet",
+                             "--no-calibration"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

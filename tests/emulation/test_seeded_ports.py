@@ -5,7 +5,9 @@ same connections to the same backends, run after run; a different seed gives oth
 ``lblab run`` of one tiny spec twice: first with 2 repetitions (seeds 5001 and 5002), then with
 1 (seed 5001 again). Open loop at a constant rate, a new connection per request, so every run
 sends the same number of requests and each request's backend is its connection's; the
-requests after the warm-up are compared.
+requests are compared from the first: no warm-up, so this also checks that the runner starts
+the load only once the controller has every backend up in its group (with a partial group the
+first requests of two runs of one seed went to different backends).
 """
 import collections
 import glob
@@ -31,7 +33,7 @@ balancers:
   - {{name: grp, layer: l4, mode: group, algorithm: five_tuple_hash}}
 workload: {{type: http, mode: open, rate: 60, arrival: constant, users: 8, keepalive: false}}
 repetitions: {reps}
-warmup_s: 1
+warmup_s: 0
 duration_s: 2
 """
 
@@ -41,7 +43,8 @@ def run_spec(base, reps):
     folder.mkdir()
     spec = folder / "seeded.yaml"
     spec.write_text(SPEC.format(reps=reps))
-    assert runner.main([str(spec), "--out", str(folder / "results"), "--quiet"]) == 0
+    assert runner.main([str(spec), "--out", str(folder / "results"), "--quiet",
+                        "--no-calibration"]) == 0
     (results,) = glob.glob(str(folder / "results" / "seeded-*"))
     return results
 
@@ -51,12 +54,17 @@ def served(results, run):
     raw = os.path.join(results, "raw", run)
     meta = json.load(open(os.path.join(raw, "meta.json")))
     assert meta["status"] == "ok", meta["failure"]
-    # the load generators' measured requests: the warm-up lets health checks bring every
-    # backend into the group first (measured without it: the first ~0.4 s of two runs of one
-    # seed differed as backends came up), and the runner's own readiness check, a curl per
-    # client, reaches a backend too, from a kernel-chosen port
-    sent = {r["id"] for path in glob.glob(os.path.join(raw, "loadgen-*.jsonl"))
-            for r in read_records(path, "loadgen") if not r.get("warmup")}
+    # the runner waited for the controller's whole pool before the load (a number of seconds)
+    assert meta["pool_ready_s"] >= 0
+    # every request of the load generators (there is no warm-up: the health probes that ran
+    # while the backends started had taken some of them out of the group, and before the
+    # runner waited for the whole pool the first ~0.4 s of two runs of one seed differed);
+    # the runner's own readiness check, a curl per client, reaches a backend too, from a
+    # kernel-chosen port, and is left out by the ids
+    records = [r for path in glob.glob(os.path.join(raw, "loadgen-*.jsonl"))
+               for r in read_records(path, "loadgen")]
+    assert records and not any(r.get("warmup") for r in records)
+    sent = {r["id"] for r in records}
     out = {}
     for path in glob.glob(os.path.join(raw, "backend-*.jsonl")):
         for r in read_records(path, "backend"):
