@@ -6,7 +6,9 @@ Checks what crossed the emulated network shows in ``telemetry.jsonl`` (port coun
 on the links that carry the load, flow tables, packet-ins and conntrack for L4, the proxy's
 backends for L7), that the sampler stays within its budget (5 % of one core), that the live
 frames see the drain and count what the replay counts, that the server is gone after the run,
-and that the replay of the folder gives ``runs.csv``'s numbers.
+and that the replay of the folder gives ``runs.csv``'s numbers. A second short run (HAProxy and
+nginx, no ``--live``) checks that their own statistics (``show stat``, ``stub_status``) are
+recorded and agree with the load generators' requests.
 """
 import csv
 import glob
@@ -185,3 +187,59 @@ def test_the_live_frames_count_what_the_replay_counts(results):
         for t in sorted(live):
             assert live[t]["backends"] == replayed[t]["backends"], (run, t)
             assert live[t]["total_rps"] == replayed[t]["total_rps"], (run, t)
+
+
+ENGINES_SPEC = """\
+name: live_engines
+question: Does the 1 Hz telemetry read HAProxy's and nginx's own statistics?
+seed: 8
+topology: {name: lb_lab, params: {clients: 2, backends: 2}}
+backends:
+  - {name: b1, service: {dist: fixed, mean_ms: 1}}
+  - {name: b2, service: {dist: fixed, mean_ms: 1}}
+balancers:
+  - {name: hap, layer: l7, engine: haproxy, algorithm: round_robin}
+  - {name: ngx, layer: l7, engine: nginx, algorithm: round_robin}
+workload: {type: http, mode: open, rate: 20, arrival: constant, users: 4, keepalive: false}
+warmup_s: 1
+duration_s: 3
+"""
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    base = tmp_path_factory.mktemp("engines")
+    spec = base / "live_engines.yaml"
+    spec.write_text(ENGINES_SPEC)
+    out = base / "results"
+    status = runner.main([str(spec), "--out", str(out), "--quiet", "--no-calibration"])
+    (run_dir,) = glob.glob(str(out / "live_engines-*"))
+    return {"dir": run_dir, "status": status}
+
+
+@pytest.mark.parametrize("run, engine", [("hap-r1", "haproxy"), ("ngx-r1", "nginx")])
+def test_the_engines_own_statistics_are_recorded(engines, run, engine):
+    assert engines["status"] == 0
+    samples = lines(engines["dir"], run)[:-1]
+    assert len(samples) >= 3
+    assert all(s["problems"] == [] and s["proxy"]["engine"] == engine for s in samples)
+    records = replay.read_records(os.path.join(engines["dir"], "raw", run))
+    first, last = samples[0], samples[-1]
+    grew = last["proxy"]["requests"] - first["proxy"]["requests"]
+    if engine == "nginx":
+        grew -= len(samples) - 1       # stub_status counts the sampler's one request a sample
+        assert first["proxy"]["nginx"]["active"] >= 1 and first["proxy"]["in_flight"] == {}
+        assert first["proxy"]["health"] == {} and first["proxy"]["queued"] is None
+    else:
+        assert all(s["proxy"]["health"] == {"b1": "up", "b2": "up"} for s in samples)
+        assert set(first["proxy"]["in_flight"]) == set(first["proxy"]["queued"]) == {"b1", "b2"}
+        assert first["proxy"]["nginx"] is None
+    # the proxy's own count of requests between the first and the last sample: at most every
+    # request the load generators made, at least those sent and answered well inside
+    inside = [r for r in records if r["start"] is not None and r["start"] >= first["t"] + 1.0
+              and r["end"] <= last["t"]]
+    assert len(inside) > 0 and len(inside) <= grew <= len(records), (len(inside), grew)
+    frames = [f for f in replay.Replay(engines["dir"]).frames(run)
+              if f["run"]["phase"] == "measure"]
+    assert frames and all(f["l7"]["engine"] == engine for f in frames)
+    assert any((f["l7"]["request_rate"] or 0) > 0 for f in frames)
