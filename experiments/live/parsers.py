@@ -93,19 +93,29 @@ def proxy_state(stats):
             worker's (each worker keeps its own counters and health states).
     Returns:
         dict: ``{"engine": "builtin", "in_flight", "queued": None, "health", "cache",
-        "clients", "requests": None, "nginx": None}``; ``in_flight`` and ``clients`` are summed
-        over the workers; ``health`` is ``up`` for a backend every worker sends to
-        (``serving``), ``down`` for one none does, else ``partial``; ``cache`` is
-        ``{"hits", "misses"}`` (summed) or None when the proxy has no cache.
+        "clients", "requests", "nginx": None}``; ``in_flight``, ``clients`` and ``requests``
+        are summed over the workers; ``requests`` counts the requests answered (by a backend,
+        from the cache, or by the proxy itself: ``local_responses``); ``health`` is ``up`` for
+        a backend every worker sends to (``serving``), ``down`` for one none does, else
+        ``partial``; ``cache`` is ``{"hits", "misses"}`` (summed) or None when the proxy has no
+        cache.
     """
     workers = [s for s in (stats if isinstance(stats, list) else [stats]) if s]
     in_flight, serving, hits, misses = {}, {}, None, None
-    clients = None
+    clients = requests = None
     for one in workers:
+        answered = [v for v in (one.get("local_responses") or {}).values()
+                    if isinstance(v, int)]
         for n, b in sorted(((one.get("backends") or {}).items())):
             if isinstance(b.get("in_flight"), int):
                 in_flight[n] = in_flight.get(n, 0) + b["in_flight"]
+            if isinstance(b.get("requests"), int):
+                answered.append(b["requests"])
             serving.setdefault(n, []).append(bool((b.get("health") or {}).get("serving")))
+        if isinstance((one.get("cache") or {}).get("hits"), int):
+            answered.append(one["cache"]["hits"])
+        if answered:
+            requests = (requests or 0) + sum(answered)
         cache = one.get("cache")
         if isinstance(cache, dict):
             hits = (hits or 0) + (cache.get("hits") or 0)
@@ -117,7 +127,7 @@ def proxy_state(stats):
     return {"engine": "builtin", "in_flight": dict(sorted(in_flight.items())), "queued": None,
             "health": health,
             "cache": None if hits is None else {"hits": hits, "misses": misses},
-            "clients": clients, "requests": None, "nginx": None}
+            "clients": clients, "requests": requests, "nginx": None}
 
 
 # HAProxy's `status` of a server (show stat): "UP", "UP 1/3" (going down), "DOWN", "DOWN 1/2"

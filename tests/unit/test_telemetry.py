@@ -87,14 +87,16 @@ def test_controller_packet_ins_sums_services():
 
 def test_proxy_state_from_the_stats_endpoint():
     stats = {"backends": {
-        "b2": {"in_flight": 0, "health": {"serving": False, "active": "down"}},
-        "b1": {"in_flight": 3, "health": {"serving": True}}},
-        "cache": {"hits": 4, "misses": 6, "entries": 2}, "connections": 5}
+        "b2": {"in_flight": 0, "requests": 7, "health": {"serving": False, "active": "down"}},
+        "b1": {"in_flight": 3, "requests": 20, "health": {"serving": True}}},
+        "cache": {"hits": 4, "misses": 6, "entries": 2}, "connections": 5,
+        "local_responses": {"503": 2, "401": 1}}
     assert parsers.proxy_state(stats) == {
         "engine": "builtin", "in_flight": {"b1": 3, "b2": 0}, "queued": None,
         "health": {"b1": "up", "b2": "down"}, "cache": {"hits": 4, "misses": 6},
-        "clients": 5, "requests": None, "nginx": None}
-    assert parsers.proxy_state({"backends": {}, "cache": None})["cache"] is None
+        "clients": 5, "requests": 7 + 20 + 4 + 2 + 1, "nginx": None}
+    empty = parsers.proxy_state({"backends": {}, "cache": None})
+    assert empty["cache"] is None and empty["requests"] is None
 
 
 def test_proxy_state_sums_the_workers():
@@ -106,6 +108,7 @@ def test_proxy_state_sums_the_workers():
           "cache": {"hits": 3, "misses": 0}, "connections": 1}
     state = parsers.proxy_state([w0, None, w1])           # None: a worker that did not answer
     assert state["in_flight"] == {"b1": 3, "b2": 4} and state["clients"] == 3
+    assert state["requests"] == 1 + 3                      # the cache hits: no backend counts
     assert state["health"] == {"b1": "up", "b2": "partial"}
     assert state["cache"] == {"hits": 4, "misses": 2}
 
