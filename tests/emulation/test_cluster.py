@@ -205,3 +205,77 @@ def test_l4_on_the_other_server_then_sigkill_and_clean_servers_leaves_nothing(tw
     agents = subprocess.run(["pgrep", "-f", "topologies.cluster.agent"], capture_output=True,
                             text=True).stdout.split()
     assert agents == []
+
+
+# -- the remote parts not in `make test` (LBLAB_CLUSTER_FULL=1 runs them: ~90 s more) -----------
+
+FULL = {
+    "engines": """\
+name: engines
+seed: 7
+topology: {name: lb_lab, params: {clients: 2, backends: 3}}
+backends: 3
+balancers:
+  - {name: hap, layer: l7, engine: haproxy, algorithm: round_robin}
+  - {name: ngx, layer: l7, engine: nginx, algorithm: round_robin}
+workload: {type: http, mode: closed, users: 4, keepalive: true}
+warmup_s: 0.3
+duration_s: 2
+""",
+    "drain": """\
+name: drain
+seed: 7
+topology: {name: lb_lab, params: {clients: 2, backends: 3}}
+backends: 3
+balancers:
+  - {name: l7, layer: l7, engine: builtin, algorithm: round_robin}
+workload: {type: http, mode: closed, users: 4, keepalive: true}
+faults:
+  - {at_s: 1.0, action: drain_backend, target: b3}
+warmup_s: 0.3
+duration_s: 2.5
+""",
+    "iperf": """\
+name: iperf
+seed: 7
+topology: {name: lb_lab, params: {clients: 2, backends: 2}}
+backends: 2
+balancers:
+  - {name: l3_rr, layer: l4, mode: l3, algorithm: round_robin}
+workload: {type: iperf3, flows: 1}
+warmup_s: 0.5
+duration_s: 2
+""",
+}
+DRAIN_GRACE_SEC = 0.1     # a request the proxy sent just before its reload may still arrive
+
+
+@pytest.mark.skipif(os.environ.get("LBLAB_CLUSTER_FULL") != "1",
+                    reason="the engines, a reload and iperf3 on the other server: "
+                           "LBLAB_CLUSTER_FULL=1 runs them (~90 s)")
+@pytest.mark.parametrize("name", sorted(FULL))
+def test_the_other_servers_lb_host_runs_engines_reloads_and_iperf3(two_servers, name):
+    from lb_apps.records import iter_records
+    tmp = two_servers["tmp"]
+    _run(tmp, tmp / name, "--servers", "localhost,server2",
+         "--ssh-config", two_servers["ssh_config"], text=FULL[name])
+    for run in sorted(glob.glob(str(tmp / name / "*" / "raw" / "*"))):
+        with open(os.path.join(run, "meta.json"), encoding="utf-8") as fp:
+            meta = json.load(fp)
+        assert meta["status"] == "ok", meta["failure"]
+        assert meta["cluster"]["placement"][meta["lb"]] == "server2"
+        failed = [r for path in glob.glob(os.path.join(run, "loadgen-*.jsonl"))
+                  for r in iter_records(path) if r["error"] is not None or r["status"] != 200]
+        assert failed == []
+        if meta["balancer"]["engine"] == "nginx":     # written on server2, brought back
+            assert os.path.getsize(os.path.join(run, "nginx", "access.log")) > 0
+        if name == "drain":
+            (drain,) = meta["faults"]
+            assert drain["failed"] is None
+            done = drain["applied"] + drain["took_s"] + DRAIN_GRACE_SEC
+            late = [r for r in iter_records(os.path.join(run, "backend-b3.jsonl"), "backend")
+                    if r["arrival"] > done]
+            assert late == []
+        if name == "iperf":
+            assert meta["cluster"]["controller"]["listen"] == SEEN_AS
+            assert sorted(f["backend"] for f in meta["iperf3_flows"]) == ["b1", "b2"]
