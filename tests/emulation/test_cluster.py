@@ -6,7 +6,8 @@ runs with its clients here and its balancer and backends on the other "server"; 
 robin's per-backend counts must match the single-server run's within the algorithm's own bound.
 Then an L4 run, whose remote switch must reach the controller at 127.0.0.3 and whose backend on
 the other "server" is killed and restored there, is SIGKILLed, and ``lblab clean --servers``
-must leave nothing on either side.
+must leave nothing on either side. HAProxy, nginx, a reload and iperf3 on the other "server"
+are opt-in (``LBLAB_CLUSTER_FULL=1``, ~90 s more).
 
 By hand: ``flock /tmp/lblab-emulation.lock .venv/bin/python -m pytest tests/emulation/test_cluster.py``.
 """
