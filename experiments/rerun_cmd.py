@@ -5,8 +5,9 @@ file it came from, which may have changed since), with the same ``--set`` overri
 ``--repetitions``, run order and order seed. ``styles.json`` (each balancer's colour and
 hatch in the figures) is copied over, so both reports draw a balancer alike and ``lblab
 compare OLD NEW`` reads naturally. The new manifest names the folder it reran
-(``rerun_of``). A balancer from a file runs from the old folder's copy (``inputs/``, written by
-``lblab run``): one more ``--set`` per use, recorded in the new manifest like the others.
+(``rerun_of``). A batch that skipped the model twin's calibration skips it again. A balancer
+from a file runs from the old folder's copy (``inputs/``, written by ``lblab run``): one more
+``--set`` per use, recorded in the new manifest like the others.
 """
 import argparse
 import os
@@ -24,7 +25,8 @@ def build_parser():
         prog="lblab rerun",
         description="Run a results folder's batch again into a new results folder: its "
                     "spec.yaml as written, with the same overrides, order mode and order "
-                    "seed; balancers from a file run from the folder's copies (inputs/); "
+                    "seed (and no calibration if it had none); balancers from a file run "
+                    "from the folder's copies (inputs/); "
                     "styles.json (balancer colours) is copied over. Then compare the two "
                     "with lblab compare OLD NEW.")
     parser.add_argument("results_dir", metavar="RESULTS_DIR",
@@ -50,7 +52,7 @@ def rerun_argv(man, results_dir, out=None, copies=()):
     Returns:
         list[str]: e.g. ``[DIR/spec.yaml, --set, k=v, --order, shuffled, --out, PARENT]``;
         ``--order-seed`` only when the batch was given one (else the spec's seed is used, as
-        then).
+        then); ``--no-calibration`` when the batch skipped it (``lblab lab run``'s default).
     """
     given = man.get("args") or {}
     order = man.get("order") or {}
@@ -62,6 +64,8 @@ def rerun_argv(man, results_dir, out=None, copies=()):
     argv += ["--order", order.get("mode") or runner.ORDERS[0]]
     if order.get("seed_from") == "--order-seed":
         argv += ["--order-seed", str(order["seed"])]
+    if (man.get("calibration") or {}).get("skipped"):
+        argv.append("--no-calibration")
     parent = os.path.dirname(os.path.abspath(results_dir))
     argv += ["--out", out if out is not None else parent]
     return argv

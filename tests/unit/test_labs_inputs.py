@@ -147,3 +147,17 @@ def test_resume_runs_the_copies_too(tmp_path, batch):
     runner.resume_experiment(results, Say(), machine_check=lambda: None)
     assert "l7_mine-r1" in FakeRun.executed
     assert all(r["status"] == "ok" for r in manifest(results)["runs"][-len(FakeRun.executed):])
+
+
+@pytest.mark.parametrize("calibration, flag", [
+    ({"skipped": True, "reason": "--no-calibration", "paths": {}, "balancers": {}}, True),
+    ({"paths": {"direct": {}}, "balancers": {}}, False),
+    (None, False),                                   # an iperf3 batch: no calibration at all
+])
+def test_rerun_skips_the_calibration_when_the_batch_did(calibration, flag):
+    """lblab lab run skips it by default: a rerun of a lab's folder must not add ~10 s per
+    balancer of calibration the original never had."""
+    man = {"args": {"overrides": []}, "order": {"mode": "shuffled"}, "calibration": calibration}
+    argv = rerun_cmd.rerun_argv(man, "/r/x")
+    assert ("--no-calibration" in argv) == flag
+    assert runner.build_parser().parse_args(argv).no_calibration == flag
