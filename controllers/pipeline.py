@@ -208,8 +208,7 @@ def learn_buckets(svc_id, svc, pool):
 
     Each bucket learns the connection's flow into T_LEARN (the client's 5-tuple as it came,
     to the VIP; its actions rewrite the destination MAC, and in l4 the address, to the
-    bucket's backend), then rewrites this first packet the same way. The caller's flow
-    continues in T_L2.
+    bucket's backend), then rewrites this first packet the same way and forwards it (T_L2).
 
     Args:
         svc_id (int): service id.
@@ -228,7 +227,11 @@ def learn_buckets(svc_id, svc, pool):
                            "cookie": cookie(COOKIE_LEARNED, svc_id, bid), "limit": LEARN_LIMIT,
                            "match": {"eth_type": ETH_TYPE_IPV4, "ip_proto": svc.ip_proto},
                            "copy": ("ipv4_src", src, "ipv4_dst", dst), "load": rewrite})
-        buckets.append((weight, (learn,) + tuple(("set_field", f, v) for f, v in rewrite)))
+        # Open vSwitch runs a bucket on a copy of the packet (its changes end with it), so the
+        # bucket forwards the rewritten packet itself; the unchanged one that goes on from
+        # T_CLASSIFY to T_L2 has the VMAC, which T_L2 drops (no flow, no flooding).
+        buckets.append((weight, (learn,) + tuple(("set_field", f, v) for f, v in rewrite)
+                        + (("resubmit", T_L2),)))
     return tuple(buckets)
 
 
