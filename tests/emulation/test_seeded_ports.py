@@ -5,9 +5,12 @@ same connections to the same backends, run after run; a different seed gives oth
 ``lblab run`` of one tiny spec twice: first with 2 repetitions (seeds 5001 and 5002), then with
 1 (seed 5001 again). Open loop at a constant rate, a new connection per request, so every run
 sends the same number of requests and each request's backend is its connection's; the
-requests are compared from the first: no warm-up, so this also checks that the runner starts
-the load only once the controller has every backend up in its group (with a partial group the
-first requests of two runs of one seed went to different backends).
+requests are compared from the first: there is no warm-up.
+
+So this also checks that the runner starts the load only once the controller has every backend
+up in its group: in each run b4's process is restarted once the service answers, the
+controller's probes find its port closed and take it out of the group, and it is back only
+after ``rise`` probes pass. Had the load started then, the first requests would have missed b4.
 """
 import collections
 import glob
@@ -16,8 +19,9 @@ import os
 
 import pytest
 
-from experiments import runner
+from experiments import run_lab, runner
 from lb_apps.records import read_records
+from tests.conftest import wait_for
 
 SPEC = """\
 name: seeded
@@ -38,13 +42,35 @@ duration_s: 2
 """
 
 
+# b4 must be in the group from the load's first request: with four backends and the seeded
+# 5-tuples it gets some of the requests sent in the first half second (60 req/s: 30 requests).
+FIRST_SEC = 0.5
+
+
+class B4RestartedBeforeTheLoad(run_lab.Run):
+    """The real Run; once the service answers, b4 is stopped until the controller reports it
+    down, then started again (its second records file: ``backend-b4-2.jsonl``)."""
+
+    def _wait_service(self):
+        super()._wait_service()
+        host = self.roles.backends["b4"]
+
+        def b4_state():
+            return self._controller_api("GET", "/services")["web"]["backends"][host]["state"]
+        self.lab.stop_process(self.backends["b4"])
+        wait_for(lambda: b4_state() == "down", "b4 down in the controller's pool")
+        self._start_backend(self.spec.backends[3], 3)
+
+
 def run_spec(base, reps):
     folder = base / f"reps{reps}"
     folder.mkdir()
     spec = folder / "seeded.yaml"
     spec.write_text(SPEC.format(reps=reps))
-    assert runner.main([str(spec), "--out", str(folder / "results"), "--quiet",
-                        "--no-calibration"]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_lab, "Run", B4RestartedBeforeTheLoad)
+        assert runner.main([str(spec), "--out", str(folder / "results"), "--quiet",
+                            "--no-calibration"]) == 0
     (results,) = glob.glob(str(folder / "results" / "seeded-*"))
     return results
 
@@ -54,16 +80,17 @@ def served(results, run):
     raw = os.path.join(results, "raw", run)
     meta = json.load(open(os.path.join(raw, "meta.json")))
     assert meta["status"] == "ok", meta["failure"]
-    # the runner waited for the controller's whole pool before the load (a number of seconds)
-    assert meta["pool_ready_s"] >= 0
-    # every request of the load generators (there is no warm-up: the health probes that ran
-    # while the backends started had taken some of them out of the group, and before the
-    # runner waited for the whole pool the first ~0.4 s of two runs of one seed differed);
-    # the runner's own readiness check, a curl per client, reaches a backend too, from a
-    # kernel-chosen port, and is left out by the ids
+    # the runner waited for b4 to come back into the controller's group
+    assert meta["pool_ready_s"] > 0
+    # every request of the load generators (there is no warm-up); the runner's own readiness
+    # check, a curl per client, reaches a backend too, from a kernel-chosen port, and is left
+    # out by the ids
     records = [r for path in glob.glob(os.path.join(raw, "loadgen-*.jsonl"))
                for r in read_records(path, "loadgen")]
     assert records and not any(r.get("warmup") for r in records)
+    start = min(r["scheduled"] for r in records)
+    first = {r["backend"] for r in records if r["scheduled"] < start + FIRST_SEC}
+    assert "b4" in first, f"b4 missed the first {FIRST_SEC:g} s: {first}"
     sent = {r["id"] for r in records}
     out = {}
     for path in glob.glob(os.path.join(raw, "backend-*.jsonl")):
