@@ -96,9 +96,11 @@ def test_json_inputs_name_their_tls_and_balancer_files_but_not_url_paths():
     data = {"listen": {"tls": {"cert": "/etc/lab/c.pem", "key": "/etc/lab/k.pem"}},
             "groups": [{"algorithm": "file:/home/me/lb.py:Mine", "health": "/health"},
                        {"algorithm": {"file": "/home/me/other.py", "class": "O"}}],
-            "routes": [{"path": "/etc/passwd"}], "note": "file:relative.py:X"}
+            "routes": [{"path": "/etc/passwd"}], "note": "file:relative.py:X",
+            "hash_key": "src_ip"}
     assert sorted(N.json_paths(data)) == ["/etc/lab/c.pem", "/etc/lab/k.pem",
-                                          "/home/me/lb.py", "/home/me/other.py"]
+                                          "/home/me/lb.py", "/home/me/other.py",
+                                          "relative.py"]
     moved = N.replace_paths(data, {"/etc/lab/c.pem": "/w/inputs/c.pem",
                                    "/home/me/lb.py": "/w/inputs/lb.py"})
     assert moved["listen"]["tls"] == {"cert": "/w/inputs/c.pem", "key": "/etc/lab/k.pem"}
@@ -218,6 +220,23 @@ def test_an_input_is_copied_with_its_paths_and_the_files_it_names(lab, tmp_path)
     with open(shipped, encoding="utf-8") as fp:
         assert fp.read() == "CERT"
     assert os.stat(shipped).st_mode & 0o777 == 0o600
+
+
+def test_a_relative_tls_path_is_shipped_from_the_runners_folder(lab, tmp_path, monkeypatch):
+    (tmp_path / "cwd" / ".lab").mkdir(parents=True)
+    (tmp_path / "cwd" / ".lab" / "lab.crt").write_text("CRT")
+    monkeypatch.chdir(tmp_path / "cwd")
+    config = os.path.join(lab.run_dir, "proxy.json")
+    with open(config, "w", encoding="utf-8") as fp:
+        fp.write('{"tls": {"cert": ".lab/lab.crt", "key": ".lab/missing.key"}}')
+    lab._push("server2", config)
+    import json
+    with open(lab.remote_path("server2", config), encoding="utf-8") as fp:
+        tls = json.load(fp)["tls"]
+    assert tls["key"] == ".lab/missing.key"          # no such file here: left as it is
+    with open(tls["cert"], encoding="utf-8") as fp:
+        assert fp.read() == "CRT"
+    assert tls["cert"].startswith(lab.works["server2"] + "/inputs/")
 
 
 def test_a_folder_is_copied_whole_and_files_written_there_come_back(lab):

@@ -16,7 +16,8 @@ Same contract as ``topologies.network.LabNetwork`` (a context manager that leave
   travel as lines on its session's stdin to ``agent exec``, which sends them there; a SIGHUP
   first copies its input files over again (a reload reads them again);
 * input files are copied with what they name: the files a JSON input names outside the run
-  folder (a TLS ``cert`` and ``key``, a balancer's ``file``) are copied
+  folder (a TLS ``cert`` and ``key``, a balancer's ``file``; relative ones from this machine's
+  working folder) are copied
   to ``<run folder>/inputs/`` there and the copy names them there;
 * with an OpenFlow controller, a remote server's switches connect to this machine's address as
   that server sees it (``controller_at``), not to 127.0.0.1;
@@ -81,17 +82,19 @@ FILE_KEYS = ("cert", "key", "file")     # the keys of lblab's JSON inputs that n
 
 
 def _named_file(key, value):
-    """The file a JSON string names (a ``cert``/``key``/``file`` path, or the path of a
-    ``file:PATH:CLASS`` balancer), or None."""
-    if not isinstance(value, str):
+    """The file a JSON string may name (a ``cert``/``key``/``file`` path, or the path of a
+    ``file:PATH:CLASS`` balancer), or None; a relative one is relative to the runner's folder,
+    as for a process started here."""
+    if not isinstance(value, str) or not value:
         return None
-    if value.startswith("file:/") and value.count(":") >= 2:
-        return value[len("file:"):value.rindex(":")]
-    return value if key in FILE_KEYS and value.startswith("/") else None
+    if value.startswith("file:") and value.count(":") >= 2:
+        return value[len("file:"):value.rindex(":")] or None
+    return value if key in FILE_KEYS else None
 
 
 def json_paths(data, key=None):
-    """Every absolute file path that decoded JSON ``data`` names (pure)."""
+    """Every file path that decoded JSON ``data`` may name (pure; which exist is the caller's
+    question)."""
     if isinstance(data, dict):
         return [p for k, v in data.items() for p in json_paths(v, k)]
     if isinstance(data, list):
@@ -420,15 +423,16 @@ class ClusterNetwork(LabNetwork):
             return text
         mapping = {}
         for named in sorted(set(json_paths(data))):
-            if (self.run_dir and named.startswith(self.run_dir + os.sep)) or \
-                    not os.path.isfile(named):
+            local = os.path.abspath(named)
+            if (self.run_dir and local.startswith(self.run_dir + os.sep)) or \
+                    not os.path.isfile(local):
                 continue
             shipped = os.path.join(self.run_dir, "inputs",
                                    f"{len(self.pushed.get(server, ()))}-{len(mapping)}-"
                                    f"{os.path.basename(named)}")
-            with open(named, "rb") as fp:
+            with open(local, "rb") as fp:
                 self._send(server, self._remote_path(server, shipped), fp.read(),
-                           os.stat(named).st_mode & 0o777)
+                           os.stat(local).st_mode & 0o777)
             self.pushed.setdefault(server, set()).add(os.path.relpath(shipped, self.run_dir))
             mapping[named] = shipped
         return json.dumps(replace_paths(data, mapping), indent=1) if mapping else text
