@@ -3,9 +3,10 @@ selenium through Debian's chromedriver (``/usr/bin/chromedriver``: nothing is do
 time), against the real server of ``lblab run SPEC --live`` and ``lblab view RESULTS_DIR``.
 
 * Live, during a short emulation run (L7 builtin proxy, three backends, ``drain_backend`` b1
-  2 s into a 5 s measurement): the topology is drawn with every host of the spec's graph; every backend's rate on
-  the page becomes non-zero; after the drain the page shows the fault and b1's rate at zero while
-  the others still serve.
+  2 s into a 5 s measurement): the topology is drawn with every host of the spec's graph; every
+  backend's rate on the page becomes non-zero, and the L7 panel shows the proxy's own request
+  rate, its client connections and every backend; after the drain the page shows the fault and
+  b1's rate at zero while the others still serve.
 * Replay of the committed fixture ``tests/unit/fixtures/run_tiny``: for every run the page's
   measurement window shows runs.csv's numbers (requests per backend, throughput, p50, p99) and
   the configuration's means as summary.csv has them (shares, throughput, p50, p99) — both the
@@ -207,6 +208,17 @@ def test_live_page_during_a_run_with_a_drain(browser, tmp_path):
                      else None)(page_state(browser)),
             "every backend's rate non-zero on the page", timeout_sec=20)
         assert not any(f["action"] == "drain_backend" for f in before["faults"]), before
+        # The L7 panel: the proxy's own counters (its stats ports), per backend and in all.
+        l7 = wait_for(lambda: browser.execute_script("""
+            const v = (id) => document.getElementById(id).dataset.value;
+            const rate = Number(v('l7-request-rate') || 'NaN');
+            const rows = Array.from(document.querySelectorAll('#l7-backends tbody tr'))
+                .map((tr) => tr.dataset.key);
+            return rate > 0 ? {engine: document.getElementById('l7-engine').textContent,
+                               rows: rows, clients: Number(v('l7-clients'))} : null;"""),
+            "the proxy's own request rate non-zero on the page", timeout_sec=20)
+        assert l7["engine"] == "(builtin)" and l7["rows"] == BACKENDS, l7
+        assert l7["clients"] >= 1, l7
         # The drain: the fault is listed, then b1's rate is 0 while the others still serve.
         fault = wait_for(
             lambda: next((f for f in page_state(browser)["faults"]
