@@ -33,8 +33,8 @@ class PoolChanges:
                     if b.live and weights.get(b.name, b.weight) > 0]
             return pipeline.group_buckets(ss.sid, pool, conntrack=True)
         if pipeline.learns(ss.svc):  # round robin: equal buckets (it ignores weights)
-            return pipeline.learn_buckets(ss.sid, ss.svc, [
-                (b.ip, b.mac, 1 if ss.algorithm == "round_robin" else b.weight, b.bid)
+            return pipeline.learn_buckets(ss.sid, [
+                (b.bid, 1 if ss.algorithm == "round_robin" else b.weight)
                 for b in ss.backends.values() if b.live])
         pool = [(b.ip, b.mac, b.weight) for b in ss.backends.values() if b.live]
         return pipeline.group_buckets(ss.sid, pool, conntrack=ss.svc.conntrack)

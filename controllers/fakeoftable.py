@@ -158,6 +158,8 @@ class FakeSwitch:
                 outputs.append((action[1], dict(pkt)))
             elif kind == "set_field":
                 pkt[action[1]] = action[2]
+            elif kind == "learn":
+                self._learn(action[1], pkt)
             elif kind == "resubmit":  # Open vSwitch: the table's matching flow, then go on
                 sub = self.lookup(action[1], pkt)
                 if sub is not None and depth < MAX_STEPS:
@@ -174,6 +176,11 @@ class FakeSwitch:
                     if point < weight:
                         break
                     point -= weight
+                if not any(a[0] == "ct" for a in bucket_actions):
+                    # as Open vSwitch: the bucket runs on a copy of the packet, its resubmits
+                    # inline; the packet itself goes on unchanged
+                    self._actions(bucket_actions, dict(pkt), outputs, None, depth + 1)
+                    continue
                 for bucket_action in bucket_actions:
                     if bucket_action[0] == "ct":
                         self._ct(bucket_action[1], pkt)

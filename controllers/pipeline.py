@@ -25,7 +25,8 @@ from collections import namedtuple
 from topologies import forwarding, graphs
 
 T_CLASSIFY, T_CT, T_POST, T_L2 = 0, 1, 2, 3
-T_LEARN = 4                  # learn services: the flows their select group's buckets learn
+T_LEARN = 4                  # learn services: the connection flows learned in the switch
+T_PICK = 5                   # learn services: per backend, learn its connection's flow
 
 PRIORITY_CONTROL = 1000      # ARP for VIPs and the probe address, probe replies
 PRIORITY_CONNECTION = 600    # per-connection / per-client NAT flows (reactive modes)
@@ -203,36 +204,37 @@ def group_buckets(svc_id, pool, conntrack=True):
                  for ip, mac, weight in pool)
 
 
-def learn_buckets(svc_id, svc, pool):
-    """Return the select-group buckets of a learn service.
+def learn_buckets(svc_id, pool):
+    """Return the select-group buckets of a learn service: each names its backend in ``reg0``
+    and goes on in T_PICK, whose flow for that backend learns the connection's flow.
 
-    Each bucket learns the connection's flow into T_LEARN (the client's 5-tuple as it came,
-    to the VIP; its actions rewrite the destination MAC, and in l4 the address, to the
-    bucket's backend), then rewrites this first packet the same way and forwards it (T_L2).
+    (Open vSwitch runs a bucket on a copy of the packet and, as measured on OVS 3.1, leaves out
+    a learn action written in the bucket itself; in a flow it runs.)
 
     Args:
         svc_id (int): service id.
-        svc (controllers.config.Service): the service.
-        pool (list[tuple]): (backend ip, backend mac, weight, backend id) of the live
-            backends, weight > 0.
+        pool (list[tuple]): (backend id, weight) of the live backends, weight > 0.
     """
+    return tuple((weight, (("set_field", "reg0", bid), ("resubmit", T_PICK)))
+                 for bid, weight in pool)
+
+
+def pick_flow(switch, svc_id, svc, b):
+    """Return a learn service's T_PICK flow of backend ``b``: learn the connection's flow into
+    T_LEARN (the client's 5-tuple as it came, to the VIP; its actions rewrite the destination
+    MAC, and in l4 the address, to ``b``), rewrite this first packet the same way and forward
+    it (T_L2)."""
     src, dst = tp_fields(svc.protocol)
-    buckets = []
-    for ip, mac, weight, bid in pool:
-        rewrite = (("eth_dst", mac),) if svc.mode == "l2" else (("eth_dst", mac),
-                                                                 ("ipv4_dst", ip))
-        learn = ("learn", {"table": T_LEARN, "priority": PRIORITY_CONNECTION,
-                           "idle_timeout": svc.idle_timeout,
-                           "fin_idle_timeout": LEARN_FIN_IDLE_SEC,
-                           "cookie": cookie(COOKIE_LEARNED, svc_id, bid), "limit": LEARN_LIMIT,
-                           "match": {"eth_type": ETH_TYPE_IPV4, "ip_proto": svc.ip_proto},
-                           "copy": ("ipv4_src", src, "ipv4_dst", dst), "load": rewrite})
-        # Open vSwitch runs a bucket on a copy of the packet (its changes end with it), so the
-        # bucket forwards the rewritten packet itself; the unchanged one that goes on from
-        # T_CLASSIFY to T_L2 has the VMAC, which T_L2 drops (no flow, no flooding).
-        buckets.append((weight, (learn,) + tuple(("set_field", f, v) for f, v in rewrite)
-                        + (("resubmit", T_L2),)))
-    return tuple(buckets)
+    rewrite = (("eth_dst", b.mac),) if svc.mode == "l2" else (("eth_dst", b.mac),
+                                                               ("ipv4_dst", b.ip))
+    learn = ("learn", {"table": T_LEARN, "priority": PRIORITY_CONNECTION,
+                       "idle_timeout": svc.idle_timeout, "fin_idle_timeout": LEARN_FIN_IDLE_SEC,
+                       "cookie": cookie(COOKIE_LEARNED, svc_id, b.bid), "limit": LEARN_LIMIT,
+                       "match": {"eth_type": ETH_TYPE_IPV4, "ip_proto": svc.ip_proto},
+                       "copy": ("ipv4_src", src, "ipv4_dst", dst), "load": rewrite})
+    return Flow(switch, T_PICK, PRIORITY_VIP, vip_match(svc, reg0=b.bid),
+                (learn,) + tuple(("set_field", f, v) for f, v in rewrite)
+                + (("resubmit", T_L2),), cookie=cookie(COOKIE_STATIC, svc_id))
 
 
 def learn_service_flows(switch, svc_id, svc, backends):
@@ -250,6 +252,7 @@ def learn_service_flows(switch, svc_id, svc, backends):
                   goto=T_L2, cookie=static),
              Flow(switch, T_LEARN, PRIORITY_DEFAULT + 1, vip_match(svc),
                   (("group", group_id(svc_id)),), cookie=static)]
+    flows += [pick_flow(switch, svc_id, svc, b) for b in backends]
     if svc.mode == "l4":
         flows += stateless_group_flows(switch, svc_id, svc, backends)[1:]
     return flows

@@ -264,7 +264,11 @@ class LabNetwork:
                                autoSetMacs=False, waitConnected=False)
         if self.controller is not None:
             ip, port = self.controller
-            self.net.addController("c0", controller=node.RemoteController, ip=ip, port=port)
+            c0 = self.net.addController("c0", controller=node.RemoteController, ip=ip, port=port)
+            # c0 has a shell of its own (bash -is mininet:c0) that no stop of Mininet's ends
+            # (RemoteController.stop does nothing): recorded, so a crashed run's clean ends it
+            self.record.add_host(c0.name, c0.pid)
+            self.record.save()
         if fast:
             self._build_batched(link, node)
         else:
@@ -378,6 +382,7 @@ class LabNetwork:
         net = self.net
         for controller in net.controllers:
             controller.stop()
+            controller.terminate()  # its shell: RemoteController.stop leaves it running
         for host in net.hosts:
             if host.shell is not None and host.shell.poll() is None:
                 try:

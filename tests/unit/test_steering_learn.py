@@ -44,17 +44,22 @@ def test_learn_elsewhere_is_one_line_naming_mode_and_algorithm(mode, algorithm):
 def test_the_vip_goes_through_the_learned_flows_and_the_group_with_no_controller_or_conntrack():
     core, net, _cfg = make("l4", "round_robin", learn=True)
     flows = net.switches["s1"].flows
-    vip = [f for f in flows if f.match.get("ipv4_dst") == VIP]
+    vip = [f for f in flows if f.match.get("ipv4_dst") == VIP and f.table != pipeline.T_PICK]
     assert {(f.table, f.actions, f.goto) for f in vip} == {
         (pipeline.T_CLASSIFY, (("resubmit", pipeline.T_LEARN),), pipeline.T_L2),
         (pipeline.T_LEARN, (("group", pipeline.group_id(1)),), None)}
     assert not [f for f in flows if ("output", "controller") in f.actions
                 and f.match.get("ipv4_dst") == VIP]
     assert not [f for f in flows if any(a[0] == "ct" for a in f.actions)]
-    [(weight, actions)] = [b for b in net.switches["s1"].groups[pipeline.group_id(1)]
-                           if b[1][1][2] == "00:00:00:00:00:06"]
-    learn = actions[0][1]
-    assert weight == 1 and learn["table"] == pipeline.T_LEARN
+    buckets = net.switches["s1"].groups[pipeline.group_id(1)]
+    assert buckets == tuple((1, (("set_field", "reg0", bid), ("resubmit", pipeline.T_PICK)))
+                            for bid in (1, 2, 3, 4))
+    [pick] = [f for f in flows if f.table == pipeline.T_PICK and f.match.get("reg0") == 1]
+    learn = pick.actions[0][1]
+    assert pick.actions[1:] == (("set_field", "eth_dst", "00:00:00:00:00:06"),
+                                ("set_field", "ipv4_dst", "10.0.0.6"),
+                                ("resubmit", pipeline.T_L2))
+    assert learn["table"] == pipeline.T_LEARN
     assert learn["copy"] == ("ipv4_src", "tcp_src", "ipv4_dst", "tcp_dst")
     assert learn["load"] == (("eth_dst", "00:00:00:00:00:06"), ("ipv4_dst", "10.0.0.6"))
     assert (learn["idle_timeout"], learn["fin_idle_timeout"], learn["limit"]) == (
@@ -133,9 +138,8 @@ def test_round_robin_has_equal_buckets_and_weighted_round_robin_the_weights():
 def test_the_learn_limit_stops_new_flows_but_not_the_packet():
     lab_ = lab("l4", "round_robin", weights=(1, 0, 0, 0), learn=True)
     switch = lab_.net.switches["s1"]
-    switch.groups[pipeline.group_id(1)] = tuple(
-        (w, tuple(("learn", dict(a[1], limit=2)) if a[0] == "learn" else a for a in actions))
-        for w, actions in switch.groups[pipeline.group_id(1)])
+    switch.flows = [f._replace(actions=tuple(("learn", dict(a[1], limit=2)) if a[0] == "learn"
+                                             else a for a in f.actions)) for f in switch.flows]
     for port in range(3):
         assert served_by(lab_.send("h1", lab_.tcp("h1", VIP, 7000 + port))) == "h6"
     assert len(learned(lab_.net)) == 2
@@ -145,24 +149,31 @@ def test_the_learn_limit_stops_new_flows_but_not_the_packet():
 
 @pytest.mark.skipif(shutil.which("ovs-ofctl") is None, reason="needs ovs-ofctl")
 @pytest.mark.parametrize("mode", ["l2", "l4"])
-def test_open_vswitch_reads_the_learn_buckets_as_meant(mode):
+def test_open_vswitch_reads_the_learn_flows_and_buckets_as_meant(mode):
     core, _net, _cfg = make(mode, "round_robin", learn=True)
-    [group] = [m for m in core.switch_up("s1")
-               if isinstance(m, pipeline.GroupMod) and m.command == "add"]
-    msg = ofmsgs.group_mod(group)
-    msg.datapath = FakeDatapath()
-    msg.set_xid(1)
-    msg.serialize()
-    text = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "ofp-print", msg.buf.hex()],
-                          capture_output=True, text=True, check=True).stdout
-    learns = [part for part in text.split("bucket=")[1:]]
-    assert len(learns) == len(BACKENDS)
+    msgs = core.switch_up("s1")
+    [group] = [m for m in msgs if isinstance(m, pipeline.GroupMod) and m.command == "add"]
+    [pick] = [m for m in msgs if isinstance(m, pipeline.Flow) and m.table == pipeline.T_PICK
+              and m.match["reg0"] == 1]
+
+    def printed(msg):
+        msg.datapath = FakeDatapath()
+        msg.set_xid(1)
+        msg.serialize()
+        return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "ofp-print", msg.buf.hex()],
+                              capture_output=True, text=True, check=True).stdout
+
+    buckets = printed(ofmsgs.group_mod(group)).split("bucket=")[1:]
+    assert len(buckets) == len(BACKENDS)
+    assert f"actions=set_field:0x1->reg0,resubmit(,{pipeline.T_PICK})" in buckets[0]
+    text = printed(ofmsgs.flow_mod(pick))
     cookie = pipeline.cookie(pipeline.COOKIE_LEARNED, 1, 1)
+    assert "reg0=0x1" in text and f"table:{pipeline.T_PICK}" in text.replace("table_id", "table")
     assert (f"learn(table={pipeline.T_LEARN},idle_timeout=5,"
             f"fin_idle_timeout={pipeline.LEARN_FIN_IDLE_SEC},priority=600,cookie={cookie:#x},"
             f"limit={pipeline.LEARN_LIMIT},eth_type=0x800,nw_proto=6,NXM_OF_IP_SRC[],"
             f"NXM_OF_TCP_SRC[],NXM_OF_IP_DST[],NXM_OF_TCP_DST[],load:0x6->NXM_OF_ETH_DST[]"
-            in learns[0]), text
-    rewrite_ip = "load:0xa000006->NXM_OF_IP_DST[]" in learns[0]
-    assert rewrite_ip == (mode == "l4")
-    assert "set_field:00:00:00:00:00:06->eth_dst" in learns[0]
+            in text), text
+    assert ("load:0xa000006->NXM_OF_IP_DST[]" in text) == (mode == "l4")
+    assert "set_field:00:00:00:00:00:06->eth_dst" in text
+    assert f"resubmit(,{pipeline.T_L2})" in text
