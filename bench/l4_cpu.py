@@ -4,7 +4,7 @@ Where a connection's cost goes: for each path, wrk (``Connection: close``) runs 
 and the user and system CPU of the controller process and of ovs-vswitchd
 (``/proc/<pid>/stat``) are divided by the connections made. ``direct`` is h2 -> h6 on a port no
 service matches; the others are h1 -> the service's VIP (the paths of ``bench/l4_connrate.py``:
-the modes and its extra paths, such as ``l4_lc_counters`` and ``l4_learn``). The controller's
+the modes and its extra paths, such as ``l4_lc_counters``). The controller's
 figure on the l4 path is its cost per packet-in (one per connection).
 
     .venv/bin/python bench/l4_cpu.py [--paths direct,l4,group] [--seconds 5] [--rounds 2]

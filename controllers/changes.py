@@ -7,8 +7,8 @@ uses. No change moves an established connection, except in a stateless group (it
 all it has; docs/controller.md).
 """
 from controllers import pipeline
-from controllers.config import (LEARN_ALGORITHMS, MODE_ALGORITHMS, SWITCH_IN_FLIGHT_ALGORITHMS,
-                                ConfigError, parse_weight)
+from controllers.config import (MODE_ALGORITHMS, SWITCH_IN_FLIGHT_ALGORITHMS, ConfigError,
+                                parse_weight)
 from controllers.health import HealthState
 from controllers.pipeline import GroupMod
 from controllers.state import BackendState
@@ -32,10 +32,6 @@ class PoolChanges:
             pool = [(b.ip, b.mac, weights.get(b.name, b.weight)) for b in ss.backends.values()
                     if b.live and weights.get(b.name, b.weight) > 0]
             return pipeline.group_buckets(ss.sid, pool, conntrack=True)
-        if pipeline.learns(ss.svc):  # round robin: equal buckets (it ignores weights)
-            return pipeline.learn_buckets(ss.sid, [
-                (b.bid, 1 if ss.algorithm == "round_robin" else b.weight)
-                for b in ss.backends.values() if b.live])
         pool = [(b.ip, b.mac, b.weight) for b in ss.backends.values() if b.live]
         return pipeline.group_buckets(ss.sid, pool, conntrack=ss.svc.conntrack)
 
@@ -44,7 +40,7 @@ class PoolChanges:
         msgs = []
         if pipeline.group_in_flight(ss.svc):
             return self.reweight(ss, poll=False)
-        if ss.svc.mode == "group" or pipeline.learns(ss.svc):
+        if ss.svc.mode == "group":
             buckets = self._buckets(ss)
             for switch in sorted(self.connected):
                 msgs.append(GroupMod(switch, pipeline.group_id(ss.sid), "modify", buckets))
@@ -139,8 +135,6 @@ class PoolChanges:
         allowed = MODE_ALGORITHMS[ss.svc.mode]
         if ss.steering is not None:  # its pipeline counts in the switch: least connections only
             allowed = SWITCH_IN_FLIGHT_ALGORITHMS
-        if pipeline.learns(ss.svc):  # a select group that learns: its hash, by weights or not
-            allowed = LEARN_ALGORITHMS
         if algorithm not in allowed:
             raise ChangeError("algorithm", f"unknown {algorithm!r} for mode {ss.svc.mode}; "
                                            f"expected one of {', '.join(allowed)}")
@@ -150,6 +144,4 @@ class PoolChanges:
             for conn in ss.conns.values():
                 if not ss.backends[conn.backend].removed:
                     ss.balancer.on_open(conn.backend)
-        if pipeline.learns(ss.svc):
-            return self._pool_changed(ss)  # round robin's buckets are equal, the others weighted
         return []

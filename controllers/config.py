@@ -48,9 +48,6 @@ REACTIVE_MODES = ("l2", "l3", "l4")
 # select group re-weighted from the switch's counters every reweight_interval
 IN_FLIGHT_SOURCES = ("flows", "counters", "group")
 SWITCH_IN_FLIGHT_ALGORITHMS = ("least_connections", "weighted_least_connections")
-# learn: true (l2, l4): the algorithms a select group whose buckets learn each connection's flow
-# can stand for: its hash over the 5-tuple, bucket weights = backend weights
-LEARN_ALGORITHMS = ("round_robin", "weighted_round_robin", "random", "five_tuple_hash")
 CONNTRACK_MODES = ("group", "proactive")
 REACTIVE_ALGORITHMS = ("round_robin", "weighted_round_robin", "least_connections",
                        "weighted_least_connections", "random", "power_of_two", "ip_hash",
@@ -135,7 +132,6 @@ class ServiceSpec(C.Model):
     health: Health = Health()
     conntrack: bool = False
     in_flight: Annotated[str, C.one_of(IN_FLIGHT_SOURCES)] = "flows"
-    learn: bool = False
 
     @field_validator("algorithm")
     @classmethod
@@ -178,20 +174,6 @@ class ServiceSpec(C.Model):
                 "{algorithms} (got mode {mode}, protocol {protocol}, algorithm {algorithm})",
                 {"algorithms": " or ".join(SWITCH_IN_FLIGHT_ALGORITHMS), "mode": mode,
                  "protocol": protocol, "algorithm": algorithm})
-        return value
-
-
-    @field_validator("learn")
-    @classmethod
-    def _learn_of_hashing(cls, value, info):
-        mode = info.data.get("mode")
-        algorithm = info.data.get("algorithm") or DEFAULT_ALGORITHM.get(mode)
-        if value and mode is not None and (mode not in ("l2", "l4")
-                                           or algorithm not in LEARN_ALGORITHMS):
-            raise PydanticCustomError(
-                "learn_modes", "expected mode l2 or l4 and algorithm {algorithms} (got mode "
-                "{mode}, algorithm {algorithm})", {"algorithms": ", ".join(LEARN_ALGORITHMS),
-                                                   "mode": mode, "algorithm": algorithm})
         return value
 
 
@@ -254,7 +236,6 @@ class Service:
     health: Health = Health()
     conntrack: bool = False  # group mode: connections pinned in conntrack (else stateless)
     in_flight: str = "flows"  # l4 least connections: flows | counters | group
-    learn: bool = False  # l2/l4: connections set up by learn actions in a select group
 
     @property
     def ip_proto(self):
@@ -395,7 +376,7 @@ def _resolve(file, graph, lines, base=None):
             name=name, vip=spec.vip, vmac=vmac, protocol=spec.protocol, port=spec.port,
             mode=spec.mode, algorithm=algorithm,
             backends=tuple(backends), idle_timeout=spec.idle_timeout, health=health,
-            conntrack=spec.conntrack, in_flight=spec.in_flight, learn=spec.learn))
+            conntrack=spec.conntrack, in_flight=spec.in_flight))
     return tuple(services), problems
 
 

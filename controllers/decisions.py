@@ -541,11 +541,8 @@ class Core(PoolChanges, SwitchSteering):
         msgs = []
         if not ss.reactive:
             return msgs
-        kinds = (pipeline.COOKIE_CONNECTION, pipeline.COOKIE_REVERSE)
-        if pipeline.learns(ss.svc):  # its flows learned in the switch: rehashed to a live one
-            kinds = (pipeline.COOKIE_LEARNED,)
         for switch in sorted(self.connected):
-            for kind in kinds:
+            for kind in (pipeline.COOKIE_CONNECTION, pipeline.COOKIE_REVERSE):
                 msgs.append(Flow(switch, pipeline.T_CLASSIFY, 0, {}, (),
                                  cookie=pipeline.cookie(kind, ss.sid, b.bid), command="delete",
                                  cookie_mask=pipeline.COOKIE_BACKEND_MASK))

@@ -139,75 +139,42 @@ class FakeSwitch:
             flow = self.lookup(table, pkt)
             if flow is None:
                 return outputs
-            self._count(flow)
-            next_table = self._actions(flow.actions, pkt, outputs, flow.goto)
-            if next_table is None or next_table is False:
+            self.packet_counts[self._key(flow)] = self.packet_counts.get(self._key(flow), 0) + 1
+            next_table = flow.goto
+            for action in flow.actions:
+                kind = action[0]
+                if kind == "output":
+                    outputs.append((action[1], dict(pkt)))
+                elif kind == "set_field":
+                    pkt[action[1]] = action[2]
+                elif kind == "group":
+                    buckets = self.groups.get(action[1], ())
+                    if not buckets:
+                        return outputs
+                    total = sum(w for w, _ in buckets)
+                    point = zlib.crc32(repr(self._tuple(pkt)).encode()) % total
+                    for weight, bucket_actions in buckets:
+                        if point < weight:
+                            break
+                        point -= weight
+                    for bucket_action in bucket_actions:
+                        if bucket_action[0] == "ct":
+                            self._ct(bucket_action[1], pkt)
+                            next_table = bucket_action[1]["table"]
+                        elif bucket_action[0] == "set_field":
+                            pkt[bucket_action[1]] = bucket_action[2]
+                        elif bucket_action[0] == "resubmit":
+                            next_table = bucket_action[1]
+                        else:
+                            raise AssertionError(f"{self.name}: bucket action {bucket_action}")
+                elif kind == "ct":
+                    self._ct(action[1], pkt)
+                    next_table = action[1]["table"]
+            if next_table is None:
                 return outputs
             table = next_table
         raise AssertionError(f"{self.name}: pipeline loop for {pkt}")
 
-    def _count(self, flow):
-        self.packet_counts[self._key(flow)] = self.packet_counts.get(self._key(flow), 0) + 1
-
-    def _actions(self, actions, pkt, outputs, next_table, depth=0):
-        """Apply a flow's actions to ``pkt``; return the table to go on in (None: none; False:
-        the packet is dropped, an empty group)."""
-        for action in actions:
-            kind = action[0]
-            if kind == "output":
-                outputs.append((action[1], dict(pkt)))
-            elif kind == "set_field":
-                pkt[action[1]] = action[2]
-            elif kind == "learn":
-                self._learn(action[1], pkt)
-            elif kind == "resubmit":  # Open vSwitch: the table's matching flow, then go on
-                sub = self.lookup(action[1], pkt)
-                if sub is not None and depth < MAX_STEPS:
-                    self._count(sub)
-                    if self._actions(sub.actions, pkt, outputs, None, depth + 1) is False:
-                        return False
-            elif kind == "group":
-                buckets = self.groups.get(action[1], ())
-                if not buckets:
-                    return False
-                total = sum(w for w, _ in buckets)
-                point = zlib.crc32(repr(self._tuple(pkt)).encode()) % total
-                for weight, bucket_actions in buckets:
-                    if point < weight:
-                        break
-                    point -= weight
-                if not any(a[0] == "ct" for a in bucket_actions):
-                    # as Open vSwitch: the bucket runs on a copy of the packet, its resubmits
-                    # inline; the packet itself goes on unchanged
-                    self._actions(bucket_actions, dict(pkt), outputs, None, depth + 1)
-                    continue
-                for bucket_action in bucket_actions:
-                    if bucket_action[0] == "ct":
-                        self._ct(bucket_action[1], pkt)
-                        next_table = bucket_action[1]["table"]
-                    elif bucket_action[0] == "set_field":
-                        pkt[bucket_action[1]] = bucket_action[2]
-                    elif bucket_action[0] == "resubmit":
-                        next_table = bucket_action[1]
-                    elif bucket_action[0] == "learn":
-                        self._learn(bucket_action[1], pkt)
-                    else:
-                        raise AssertionError(f"{self.name}: bucket action {bucket_action}")
-            elif kind == "ct":
-                self._ct(action[1], pkt)
-                next_table = action[1]["table"]
-        return next_table
-
-    def _learn(self, spec, pkt):
-        """Open vSwitch's learn: add the flow ``spec`` describes, with the packet's values of its
-        ``copy`` fields (at most ``limit`` with its cookie; timeouts are not run here)."""
-        match = dict(spec["match"], **{f: pkt.get(f) for f in spec["copy"]})
-        same = [f for f in self.flows if f.cookie == spec["cookie"] and f.table == spec["table"]]
-        if spec.get("limit") and len(same) >= spec["limit"]:
-            return
-        self.apply(Flow(self.name, spec["table"], spec["priority"], match,
-                        tuple(("set_field", f, v) for f, v in spec["load"]),
-                        cookie=spec["cookie"], idle_timeout=spec.get("idle_timeout", 0)))
 
     def packet_out(self, in_port, pkt, actions):
         """Apply a packet-out's actions (set_field, output, ct with recirculation).

@@ -15,65 +15,6 @@ from controllers.pipeline import CtFlush, Flow, GroupMod, MeterMod, PacketOut, S
 NX_NAT_F_DST = 1 << 1
 NX_CT_RECIRC_NONE = 255
 GROUP_COMMANDS = {"add": ofp.OFPGC_ADD, "modify": ofp.OFPGC_MODIFY, "delete": ofp.OFPGC_DELETE}
-NXAST_LEARN2 = 45            # learn with a limit (Open vSwitch >= 2.8; os-ken has only learn)
-# widths of the fields a learn action matches or loads
-LEARN_BITS = {"eth_type": 16, "ip_proto": 8, "ipv4_src": 32, "ipv4_dst": 32, "tcp_src": 16,
-              "tcp_dst": 16, "udp_src": 16, "udp_dst": 16, "eth_dst": 48, "eth_src": 48}
-
-
-class NXActionLearn2(parser.NXActionLearn):
-    """Open vSwitch's ``learn(..., limit=N)`` (NXAST_LEARN2): os-ken's learn and a limit.
-
-    Beyond ``limit`` flows with the learned flow's cookie in its table, the action adds none.
-    """
-    _subtype = NXAST_LEARN2
-    _limit_fmt = "!IH2x"     # limit, result_dst_ofs, pad (no result_dst: flag not set)
-
-    def __init__(self, table_id, specs, limit=0, **kwargs):
-        super().__init__(table_id, specs, **kwargs)
-        self.limit = limit
-
-    @classmethod
-    def parser(cls, buf):
-        size = struct.calcsize(cls._fmt_str)
-        (limit, _ofs) = struct.unpack_from(cls._limit_fmt, buf, size)
-        base = parser.NXActionLearn.parser(
-            bytes(buf[:size]) + bytes(buf[size + struct.calcsize(cls._limit_fmt):]))
-        return cls(base.table_id, base.specs, limit=limit, idle_timeout=base.idle_timeout,
-                   hard_timeout=base.hard_timeout, priority=base.priority, cookie=base.cookie,
-                   flags=base.flags, fin_idle_timeout=base.fin_idle_timeout,
-                   fin_hard_timeout=base.fin_hard_timeout)
-
-    def serialize_body(self):
-        data = super().serialize_body()
-        size = struct.calcsize(self._fmt_str)
-        return data[:size] + struct.pack(self._limit_fmt, self.limit, 0) + data[size:]
-
-
-parser.NXAction.register(NXActionLearn2)
-
-
-def _immediate(field, value):
-    """Return a learn spec's immediate value of ``field`` as an int (MACs, addresses)."""
-    if isinstance(value, int):
-        return value
-    if field.startswith("eth_"):
-        return int(value.replace(":", ""), 16)
-    return struct.unpack("!I", socket.inet_aton(value))[0]
-
-
-def learn_action(spec):
-    """Return the learn action of a :mod:`controllers.pipeline` ``("learn", spec)`` tuple."""
-    specs = [parser.NXFlowSpecMatch(src=_immediate(f, v), dst=(f, 0), n_bits=LEARN_BITS[f])
-             for f, v in spec["match"].items()]
-    specs += [parser.NXFlowSpecMatch(src=(f, 0), dst=(f, 0), n_bits=LEARN_BITS[f])
-              for f in spec["copy"]]
-    specs += [parser.NXFlowSpecLoad(src=_immediate(f, v), dst=(f, 0), n_bits=LEARN_BITS[f])
-              for f, v in spec["load"]]
-    return NXActionLearn2(table_id=spec["table"], specs=specs, limit=spec.get("limit", 0),
-                          idle_timeout=spec.get("idle_timeout", 0), priority=spec["priority"],
-                          cookie=spec.get("cookie", 0),
-                          fin_idle_timeout=spec.get("fin_idle_timeout", 0))
 
 
 def output_port(port):
@@ -107,8 +48,6 @@ def action(spec):
         return parser.OFPActionGroup(spec[1])
     if kind == "resubmit":
         return parser.NXActionResubmitTable(table_id=spec[1])  # in_port: os-ken's "this port"
-    if kind == "learn":
-        return learn_action(spec[1])
     if kind == "ct":
         ct = spec[1]
         inner = []
@@ -125,7 +64,7 @@ def action(spec):
             zone_src="", zone_ofs_nbits=ct["zone"],
             recirc_table=NX_CT_RECIRC_NONE if table is None else table, alg=0, actions=inner)
     raise ValueError(f"action: unknown kind {kind!r}; expected output, set_field, group, "
-                     "resubmit, learn or ct")
+                     "resubmit or ct")
 
 
 def flow_mod(flow):

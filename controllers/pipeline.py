@@ -25,8 +25,6 @@ from collections import namedtuple
 from topologies import forwarding, graphs
 
 T_CLASSIFY, T_CT, T_POST, T_L2 = 0, 1, 2, 3
-T_LEARN = 4                  # learn services: the connection flows learned in the switch
-T_PICK = 5                   # learn services: per backend, learn its connection's flow
 
 PRIORITY_CONTROL = 1000      # ARP for VIPs and the probe address, probe replies
 PRIORITY_CONNECTION = 600    # per-connection / per-client NAT flows (reactive modes)
@@ -47,7 +45,6 @@ COOKIE_POST = 0x06           # per-backend flow whose counters are the backend's
                              # group)
 COOKIE_OPENED = 0x07         # l4 in_flight counters/group: a backend's client SYNs (opened)
 COOKIE_CLOSED = 0x08         # ... and its client FINs/RSTs (connections closed)
-COOKIE_LEARNED = 0x09        # learn services: a connection's flow learned in the switch
 COOKIE_CLASS_MASK = 0xFF << 56
 COOKIE_SERVICE_MASK = COOKIE_CLASS_MASK | (0xFFFF << 40)
 COOKIE_BACKEND_MASK = COOKIE_SERVICE_MASK | (0xFFFF << 24)
@@ -66,12 +63,6 @@ COUNTER_FLAGS = ((COOKIE_OPENED, TCP_SYN, TCP_SYN | TCP_ACK),   # a client's SYN
 # Modes with static per-backend flows (installed when a backend joins the pool).
 BACKEND_FLOW_MODES = ("l2", "l4", "group", "proactive")
 PREFIX_BITS = 6              # proactive mode splits the client space into 2**6 slices
-# learn services: a learned flow lives idle_timeout after its last packet, LEARN_FIN_IDLE_SEC
-# after a FIN or RST; at most LEARN_LIMIT per backend and switch (beyond it the bucket still
-# rewrites the packet, and the group's hash keeps a connection on its backend while the
-# buckets stay the same)
-LEARN_FIN_IDLE_SEC = 1
-LEARN_LIMIT = 100000
 
 Flow = namedtuple("Flow", ("switch", "table", "priority", "match", "actions", "goto",
                            "cookie", "idle_timeout", "hard_timeout", "send_flow_rem",
@@ -83,11 +74,7 @@ value or a (value, mask) pair; ``actions`` a tuple of action tuples::
     ("output", port|"controller"|"in_port")  ("set_field", name, value)  ("group", group_id)
     ("ct", {"zone": int, "table": int|None, "commit": bool, "nat_dst": ip|None, "nat": bool,
             "mark": int|None})   (mark: set ct_mark when committing)
-    ("resubmit", table)   (Open vSwitch's resubmit: run ``table``'s matching flow, go on)
-    ("learn", {"table", "priority", "idle_timeout", "fin_idle_timeout", "cookie", "limit",
-               "match": {field: value}, "copy": (field, ...), "load": ((field, value), ...)})
-        (Open vSwitch's learn: add a flow matching ``match`` and the packet's own values of
-        the ``copy`` fields, whose actions load the values; learn services' buckets)
+    ("resubmit", table)   (Open vSwitch's resubmit: continue in ``table``; group buckets)
 
 ``command`` is add, delete (by match/cookie mask, any priority) or delete_strict; ``meter`` a
 meter id the packets pass first (OpenFlow 1.3 meter instruction) or None."""
@@ -156,22 +143,13 @@ def ct_action(svc_id, table, commit=False, nat_dst=None, nat=True, mark=None):
                    "nat_dst": nat_dst, "nat": nat, "mark": mark})
 
 
-def learns(svc):
-    """Whether a service's connections are set up by learn actions in its select group's
-    buckets (``learn: true``, l2 and l4): no packet-in, no conntrack."""
-    return svc.mode in ("l2", "l4") and getattr(svc, "learn", False)
-
-
 def tracks_connections(svc):
     """Return whether a service's VIP traffic goes through the switch's conntrack.
 
     l2 and l4 (the controller commits each connection), proactive (so re-splitting never moves
     an open connection) and group with ``conntrack: true``; a stateless group rewrites every
-    packet by the bucket its hash picks, l3 uses per-client flows and a learn service flows
-    learned in the switch.
+    packet by the bucket its hash picks, and l3 uses per-client flows.
     """
-    if learns(svc):
-        return False
     return svc.mode in ("l2", "l4", "proactive") or (svc.mode == "group" and svc.conntrack)
 
 
@@ -204,60 +182,6 @@ def group_buckets(svc_id, pool, conntrack=True):
                  for ip, mac, weight in pool)
 
 
-def learn_buckets(svc_id, pool):
-    """Return the select-group buckets of a learn service: each names its backend in ``reg0``
-    and goes on in T_PICK, whose flow for that backend learns the connection's flow.
-
-    (Open vSwitch runs a bucket on a copy of the packet and, as measured on OVS 3.1, leaves out
-    a learn action written in the bucket itself; in a flow it runs.)
-
-    Args:
-        svc_id (int): service id.
-        pool (list[tuple]): (backend id, weight) of the live backends, weight > 0.
-    """
-    return tuple((weight, (("set_field", "reg0", bid), ("resubmit", T_PICK)))
-                 for bid, weight in pool)
-
-
-def pick_flow(switch, svc_id, svc, b):
-    """Return a learn service's T_PICK flow of backend ``b``: learn the connection's flow into
-    T_LEARN (the client's 5-tuple as it came, to the VIP; its actions rewrite the destination
-    MAC, and in l4 the address, to ``b``), rewrite this first packet the same way and forward
-    it (T_L2)."""
-    src, dst = tp_fields(svc.protocol)
-    rewrite = (("eth_dst", b.mac),) if svc.mode == "l2" else (("eth_dst", b.mac),
-                                                               ("ipv4_dst", b.ip))
-    learn = ("learn", {"table": T_LEARN, "priority": PRIORITY_CONNECTION,
-                       "idle_timeout": svc.idle_timeout, "fin_idle_timeout": LEARN_FIN_IDLE_SEC,
-                       "cookie": cookie(COOKIE_LEARNED, svc_id, b.bid), "limit": LEARN_LIMIT,
-                       "match": {"eth_type": ETH_TYPE_IPV4, "ip_proto": svc.ip_proto},
-                       "copy": ("ipv4_src", src, "ipv4_dst", dst), "load": rewrite})
-    return Flow(switch, T_PICK, PRIORITY_VIP, vip_match(svc, reg0=b.bid),
-                (learn,) + tuple(("set_field", f, v) for f, v in rewrite)
-                + (("resubmit", T_L2),), cookie=cookie(COOKIE_STATIC, svc_id))
-
-
-def learn_service_flows(switch, svc_id, svc, backends):
-    """Return the static flows of a learn service (``learn: true``, l2 or l4).
-
-    T_CLASSIFY sends VIP packets through T_LEARN (resubmit) and on to T_L2: a learned flow
-    there rewrites an established connection's packets; a new connection misses them all and
-    takes the service's select group, whose bucket learns its flow. l4's replies are rewritten
-    by their source (backend address and service port) alone, as in a stateless group: one
-    learned flow per connection, none for the reverse direction. l2's replies come from the
-    VIP (DSR).
-    """
-    static = cookie(COOKIE_STATIC, svc_id)
-    flows = [Flow(switch, T_CLASSIFY, PRIORITY_VIP, vip_match(svc), (("resubmit", T_LEARN),),
-                  goto=T_L2, cookie=static),
-             Flow(switch, T_LEARN, PRIORITY_DEFAULT + 1, vip_match(svc),
-                  (("group", group_id(svc_id)),), cookie=static)]
-    flows += [pick_flow(switch, svc_id, svc, b) for b in backends]
-    if svc.mode == "l4":
-        flows += stateless_group_flows(switch, svc_id, svc, backends)[1:]
-    return flows
-
-
 def group_in_flight(svc):
     """Whether a service takes l4's group path: least connections as a conntrack select group
     re-weighted from switch counters (``in_flight: group``), no packet-in per connection."""
@@ -272,7 +196,7 @@ def counts_in_switch(svc):
 
 def uses_group(svc):
     """Whether a service's new connections go through its select group."""
-    return svc.mode == "group" or group_in_flight(svc) or learns(svc)
+    return svc.mode == "group" or group_in_flight(svc)
 
 
 def counter_flows(switch, svc_id, svc, b):
@@ -416,8 +340,6 @@ def service_flows(switch, svc_id, svc, backends, meter_ports=None):
         return to_controller(switch, T_CLASSIFY, vip_match(svc), cookie(COOKIE_STATIC, svc_id),
                              meter_ports)
     src, _ = tp_fields(svc.protocol)
-    if learns(svc):
-        return learn_service_flows(switch, svc_id, svc, backends)
     if not tracks_connections(svc):
         return stateless_group_flows(switch, svc_id, svc, backends)
     if svc.mode == "l2":

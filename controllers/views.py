@@ -10,8 +10,6 @@ CONNTRACK_PATH_ALGORITHMS = ("round_robin", "weighted_round_robin", "random", "i
 
 def data_path(ss):
     """Return how new connections of a service are set up (see docs/controller.md)."""
-    if pipeline.learns(ss.svc):
-        return "select-group+learned-flows"
     if ss.svc.mode == "group" and not ss.svc.conntrack:
         return "select-group"
     if ss.svc.mode in ("group", "proactive"):

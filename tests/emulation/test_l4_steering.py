@@ -20,7 +20,6 @@ pytestmark = pytest.mark.skipif(emulation_missing() is not None,
                                 reason=emulation_missing() or "")
 
 VIP, PORT = "10.0.0.100", 80
-LEARN_VIP, LEARN_PORT = "10.0.0.101", 81   # round robin with learn: true, beside it
 BACKENDS = ("h6", "h7", "h8", "h9")
 IPS = {"10.0.0.6": "h6", "10.0.0.7": "h7", "10.0.0.8": "h8", "10.0.0.9": "h9"}
 HOLD = ("import socket, sys, time\n"
@@ -38,22 +37,16 @@ def steered(tmp_path_factory):
            "services": {"web": {"vip": VIP, "port": PORT, "mode": "l4",
                                 "algorithm": "least_connections", "in_flight": "group",
                                 "backends": {b: 1 for b in BACKENDS},
-                                "health": {"kind": "none"}},
-                        "learn": {"vip": LEARN_VIP, "port": LEARN_PORT, "mode": "l4",
-                                  "algorithm": "round_robin", "learn": True,
-                                  "backends": {b: 1 for b in BACKENDS},
-                                  "health": {"kind": "none"}}}}
+                                "health": {"kind": "none"}}}}
     with ControllerProcess(cfg, str(tmp_path_factory.mktemp("steer"))) as ctl:
         with LabNetwork(graph, controller=("127.0.0.1", ctl.ofp_port)) as lab:
             assert ctl.wait_switches(graphs.switches(graph)), ctl.log_tail()
             for host in BACKENDS:
-                for port in (PORT, LEARN_PORT):
-                    lab.popen(host, [".venv/bin/lblab", "backend", "--name", host, "--port",
-                                     str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                lab.popen(host, [".venv/bin/lblab", "backend", "--name", host, "--port",
+                                 str(PORT)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
             for host in BACKENDS:
                 wait_listening(lab, host, PORT)
-                wait_listening(lab, host, LEARN_PORT)
             yield lab, ctl
 
 
@@ -131,34 +124,3 @@ def test_short_connections_spread_over_every_backend(steered):
     assert set(served) == set(BACKENDS), served
     wait_for(lambda: sum(in_flight(ctl).values()) == 0, "every short connection closed")
 
-
-def learned_flows():
-    """Return the learned connection flows of s1 (table 4) as dump-flows lines."""
-    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "s1", "table=4"],
-                         capture_output=True, text=True, check=True).stdout
-    return [line for line in out.splitlines() if "priority=600" in line]
-
-
-def test_learn_sets_up_connections_in_the_switch_and_its_flows_go_when_they_close(steered):
-    lab, ctl = steered
-    assert ctl.api("GET", "/services")[1]["learn"]["data_path"] == "select-group+learned-flows"
-    served = collections.Counter(curl_backend(lab, c, LEARN_VIP, LEARN_PORT)
-                                 for c in ("h2", "h3", "h4") for _ in range(8))
-    assert None not in served and len(served) > 1, served
-    hold = lab.popen("h1", ["python3", "-c", HOLD, "3", LEARN_VIP, str(LEARN_PORT)],
-                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert hold.stdout.readline().strip() == "open"
-        # each held connection has its flow, learned in the switch: 5-tuple in, backend out
-        held = wait_for(lambda: [f for f in learned_flows() if "nw_src=10.0.0.1," in f],
-                        "the held connections' learned flows")
-        assert len(held) == 3, held
-        assert all("fin_timeout(idle_timeout=1)" in f and "idle_timeout=5" in f for f in held)
-    finally:
-        hold.stdin.close()
-        hold.wait(timeout=10)
-    # closed connections' flows go (FIN: 1 s idle), so the table does not grow
-    wait_for(lambda: not learned_flows(), "every learned flow gone", 15)
-    stats = ctl.api("GET", "/stats")[1]
-    assert stats["services"]["learn"]["packet_ins"] == 0
-    assert stats["switches"]["s1"]["errors"] == 0
