@@ -354,13 +354,13 @@ class LabNetwork:
 
     def _stop(self):
         try:
-            for proc in reversed(self._procs):
-                terminate(proc)
+            self._stop_processes()
             if self.net is not None:
                 try:
                     self._stop_mininet()
-                except Exception:  # noqa: BLE001 - the registry sweep below finishes the job
+                except Exception:  # noqa: BLE001 - the registry sweeps below finish the job
                     pass
+            self._stop_elsewhere()
             if self.record is not None:
                 registry.clean_record(self.record)
                 self.record.remove()
@@ -369,6 +369,14 @@ class LabNetwork:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+
+    def _stop_processes(self):
+        """Stop the processes started in the lab, newest first (before the network goes)."""
+        for proc in reversed(self._procs):
+            terminate(proc)
+
+    def _stop_elsewhere(self):
+        """Clean what the lab holds outside this machine (nothing here; see ClusterNetwork)."""
 
     def _stop_mininet(self):
         """Stop the network faster than ``Mininet.stop`` and just as completely.

@@ -124,5 +124,11 @@ def test_lock_is_reentrant_within_a_process():
 
 
 def test_command_line_of_a_process():
-    assert "pytest" in registry.command_line(os.getpid())
+    marker = "lblab-test-marker-argument"
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", marker],
+                             stdin=subprocess.PIPE)
+    try:
+        assert marker in registry.command_line(child.pid)
+    finally:
+        child.communicate()
     assert registry.command_line(2 ** 22 + 12345) is None

@@ -36,7 +36,6 @@ import time
 from topologies import graphs, registry
 from topologies.cluster import agent as cluster_agent
 from topologies.cluster import nodes as cluster_nodes
-from topologies.cluster import placement as P
 from topologies.cluster import ssh as S
 from topologies.network import (LabNetwork, NetworkError, link_options, root_interfaces,
                                 terminate, wait_for, INTERFACE_GONE_SEC, STOP_GRACE_SEC,
@@ -326,30 +325,20 @@ class ClusterNetwork(LabNetwork):
                 raise NetworkError(f"ovs-ofctl add-flows {switch} on {self.placed[switch]} "
                                    f"failed: {proc.stderr.strip()}")
 
-    def _stop(self):
-        try:
-            for proc in reversed(self._procs):
-                self._terminate(proc)
-            self.collect()
-            if self.net is not None:
-                try:
-                    self._stop_mininet()
-                except Exception:  # noqa: BLE001 - the registry sweeps below finish the job
-                    pass
-            for agent in self.agents.values():
-                try:
-                    agent.call("clean")
-                except Exception:  # noqa: BLE001 - closing the session cleans as well
-                    pass
-                agent.close()
-            if self.record is not None:
-                registry.clean_record(self.record)
-                self.record.remove()
-        finally:
-            registry.set_current(None)
-            if self._lock is not None:
-                self._lock.release()
-                self._lock = None
+    def _stop_processes(self):
+        """Stop every process, local or remote (newest first), then fetch the remote outputs."""
+        for proc in reversed(self._procs):
+            self._terminate(proc)
+        self.collect()
+
+    def _stop_elsewhere(self):
+        """Each server's agent cleans that server's record, then its session ends."""
+        for agent in self.agents.values():
+            try:
+                agent.call("clean")
+            except Exception:  # noqa: BLE001 - closing the session cleans as well
+                pass
+            agent.close()
 
     def _stop_mininet(self):
         for lk in self.net.links:
