@@ -70,15 +70,20 @@ def http_get_in_netns(pid, port):
         sock.settimeout(PROXY_TIMEOUT_S)
         sock.connect(("127.0.0.1", port))
         sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
+        answer = read_to_end(sock)
     finally:
         sock.close()
-    return parsers.http_json_body(b"".join(chunks))
+    return parsers.http_json_body(answer)
+
+
+def read_to_end(sock):
+    """Read a stream socket until the peer closes it; return the bytes."""
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
 
 
 def proxy_stats(pid, port):
@@ -94,13 +99,7 @@ def unix_command(path, command):
         sock.settimeout(PROXY_TIMEOUT_S)
         sock.connect(path)
         sock.sendall(command)
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode("utf-8", "replace")
+        return read_to_end(sock).decode("utf-8", "replace")
 
 
 def builtin_source(pid, ports):
