@@ -125,9 +125,11 @@ def test_lock_is_reentrant_within_a_process():
 
 def test_command_line_of_a_process():
     marker = "lblab-test-marker-argument"
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", marker],
-                             stdin=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, "-c", "import sys; print('up', flush=True); "
+                              "sys.stdin.read()", marker],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout.readline() == "up\n"      # running its own program (exec done)
         assert marker in registry.command_line(child.pid)
     finally:
         child.communicate()
