@@ -44,6 +44,18 @@ def _exec(tmp_path):
     return proc, mark
 
 
+def _end(proc):
+    """End an agent exec as the runner does: its stdin closes and it stops its child, then exits
+    (killing the agent itself would leave the child running: it ignores nothing but lives on)."""
+    try:
+        proc.stdin.close()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _wait(predicate, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -62,8 +74,7 @@ def test_agent_exec_sends_each_signal_line_to_its_process_and_exits_with_its_sta
         remote.kill()
         assert proc.wait(10) == 128 + signal.SIGKILL
     finally:
-        proc.kill()
-        proc.wait()
+        _end(proc)
 
 
 def test_a_hup_ships_the_inputs_again_before_it_is_sent(tmp_path):
@@ -78,8 +89,7 @@ def test_a_hup_ships_the_inputs_again_before_it_is_sent(tmp_path):
         remote.send_signal(signal.SIGUSR2)           # other signals ship nothing
         assert order == ["pushed"]
     finally:
-        proc.kill()
-        proc.wait()
+        _end(proc)
 
 
 def test_a_signal_to_an_ended_session_is_a_no_op():
