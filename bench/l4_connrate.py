@@ -24,8 +24,10 @@ an exponential 2 ms
 (one at a time), alternating; p99 of each, the ratio to round robin's, and each run's largest
 share error (|a backend's share of the requests - 1/4|, from the load generator's records).
 
-Runs alternate baselines and VIPs so drift on the machine hits all alike; a run whose load
-average exceeded the CPU count says so. Goals (issue 16): every path >= 0.9x of direct; least
+Runs alternate baselines and VIPs so drift on the machine hits all alike. A path's ratio to
+direct ("vs direct", the JSON's ``ratio_to_direct``) is the median over rounds of each VIP run's
+rate over the ``direct`` run measured just before it; the ratio of the medians is printed beside
+it. A run whose load average exceeded the CPU count says so. Goals (issue 16): every path >= 0.9x of direct; least
 connections p99 <= 1.2x round robin's at 150 and 1,000 req/s.
 
     .venv/bin/python bench/l4_connrate.py [--seconds 5] [--connections 32] [--rounds 2]
@@ -122,10 +124,14 @@ def share_error(backends):
 
 
 def measure_rates(args, lab, ctl, modes, svc):
-    """Connection-rate part: return ({path: [conn/s]}, [packet-ins/s of l4])."""
+    """Connection-rate part: return ({path: [conn/s]}, {path: [paired ratio]}, [packet-ins/s
+    of l4]). A paired ratio is a VIP run's rate over the ``direct`` run measured just before it:
+    the machine drifts between rounds (a quiet run saw ``direct`` move from 10,552 to 14,101
+    conn/s), and a ratio within a pair of runs seconds apart carries less of that drift."""
     load = dict(seconds=args.seconds, connections=args.connections, threads=args.threads)
     spread = [f"{ip}:{DIRECT_PORT}" for ip in BACKEND_IPS]
     results = {"direct": [], "direct-4": []}
+    paired = {}
     packet_in_rates = []
     for r in range(args.rounds):
         for mode in modes:
@@ -133,6 +139,7 @@ def measure_rates(args, lab, ctl, modes, svc):
             # NATed one still in conntrack would collide with its reply tuple
             rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{DIRECT_PORT}/", **load)
             results["direct"].append(rps)
+            direct = rps
             print(f"round {r + 1} direct   h2->h6      {rps:9.0f} conn/s  errors {errors}",
                   flush=True)
             rps, errors = wrk(lab, "h2", f"http://10.0.0.6:{DIRECT_PORT}/", spread=spread,
@@ -149,12 +156,26 @@ def measure_rates(args, lab, ctl, modes, svc):
             pins = (after["switches"]["s1"]["packet_ins"]
                     - before["switches"]["s1"]["packet_ins"])
             results.setdefault(mode, []).append(rps)
+            paired.setdefault(mode, []).append(rps / direct if direct else None)
             if mode == "l4":
                 packet_in_rates.append(pins / elapsed)
             print(f"round {r + 1} VIP {mode:<12} {rps:9.0f} conn/s  errors {errors}  "
                   f"packet-ins {pins} ({pins / elapsed:.0f}/s)", flush=True)
             time.sleep(args.settle)  # let per-connection flows idle out between runs
-    return results, packet_in_rates
+    return results, paired, packet_in_rates
+
+
+def rate_ratios(results, paired):
+    """Return ({path: ratio to direct}, {path: median rate / median direct}): the first is the
+    median of the path's paired ratios (each run over the direct run just before it), or the
+    ratio of medians for a path with no pairs (the baselines themselves)."""
+    direct = statistics.median(results["direct"])
+    of_medians = {p: statistics.median(v) / direct for p, v in results.items() if v}
+    ratios = {}
+    for p, value in of_medians.items():
+        pairs = [x for x in paired.get(p, []) if x is not None]
+        ratios[p] = statistics.median(pairs) if pairs else value
+    return ratios, of_medians
 
 
 def measure_latency(args, lab, svc, names):
@@ -226,23 +247,25 @@ def main(argv=None):
         for ip in BACKEND_IPS:  # ARP warm-up
             lab.host("h2").cmd(f"curl -s -o /dev/null http://{ip}:{DIRECT_PORT}/")
         lab.host("h1").cmd(f"curl -s -o /dev/null http://{vip_of(0)}:{BASE_PORT}/")
-        results, packet_in_rates = measure_rates(args, lab, ctl, modes, svc)
+        results, paired, packet_in_rates = measure_rates(args, lab, ctl, modes, svc)
         latency = measure_latency(args, lab, svc, latency_paths) if args.rates else {}
     load_end = os.getloadavg()
     loaded = max(load_start[0], load_end[0]) > (os.cpu_count() or 1)
-    ratios = {}
+    ratios, of_medians = {}, {}
     if modes:
-        direct = statistics.median(results["direct"])
         spread_rate = statistics.median(results["direct-4"])
         print(f"\n{started}: short connections/s, wrk -t{args.threads} -c{args.connections} "
               f"-d{args.seconds}s 'Connection: close', medians of {args.rounds} rounds; load "
               f"average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end "
               f"({os.cpu_count()} CPUs)")
-        print(f"{'path':<14}{'conn/s':>10}{'vs direct':>11}{'vs direct-4':>13}")
+        print("vs direct: the median over rounds of each run's rate over the direct run just "
+              "before it (paired); of medians: median rate over median direct")
+        print(f"{'path':<14}{'conn/s':>10}{'vs direct':>11}{'of medians':>12}"
+              f"{'vs direct-4':>13}")
+        ratios, of_medians = rate_ratios(results, paired)
         for mode in ["direct", "direct-4"] + modes:
             value = statistics.median(results[mode])
-            ratios[mode] = value / direct
-            print(f"{mode:<14}{value:>10.0f}{value / direct:>11.2f}"
+            print(f"{mode:<14}{value:>10.0f}{ratios[mode]:>11.2f}{of_medians[mode]:>12.2f}"
                   f"{value / spread_rate:>13.2f}")
         if packet_in_rates:
             print(f"controller packet-ins handled at saturation (l4): "
@@ -267,6 +290,7 @@ def main(argv=None):
             json.dump({"format_version": "1.0", "args": vars(args), "started": started,
                        "load_start": load_start, "load_end": load_end, "loaded": loaded,
                        "connrate": results, "ratio_to_direct": ratios,
+                       "paired_ratios": paired, "ratio_of_medians": of_medians,
                        "packet_ins_per_s": packet_in_rates,
                        "latency": {str(k): v for k, v in latency.items()},
                        "p99_ms": {str(k): v for k, v in p99.items()},
