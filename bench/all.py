@@ -28,14 +28,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 LOCK = "/tmp/lblab-emulation.lock"
-FOREIGN_LIMIT = 0.10       # other work's CPU, in cores on average, above which a bench is loaded
-OWN_COMMANDS = frozenset({"ovs-vswitchd", "ovsdb-server"})
+sys.path.insert(0, HERE)
+from foreign_cpu import (FOREIGN_LIMIT, ForeignSampler, foreign_cpu,  # noqa: E402,F401 - after
+                         own_keys, proc_table)                           # the path; re-exported
 
 # name -> (builds a lab: runs under the emulation lock, full args, quick args or None =
 #          skipped in --quick, whether it takes --json FILE)
@@ -56,7 +56,7 @@ BENCHES = {
 
 # bench/ files that are tools rather than benches: a helper module, and profilers that explain a
 # figure (their output is a profile, not a ratio of the table)
-TOOLS = ("l4_lab", "l7_profile", "l7_hotloop", "l7_cython")
+TOOLS = ("l4_lab", "foreign_cpu", "l7_profile", "l7_hotloop", "l7_cython")
 
 L4_PATHS = (("l4", "`l4` round robin (conntrack path, one packet-in per connection)"),
             ("l4_lc", "`l4` least connections (a flow per connection; `in_flight: flows`)"),
@@ -188,114 +188,6 @@ def format_table(table, benches):
         lines.append(f"| {name} | {b['status']} | {b['seconds']:.0f} | {load} | {other} "
                      f"| {last} |")
     return "\n".join(lines)
-
-
-def own_keys(table, root, my_netns):
-    """Return the keys of the processes that belong to the bench (pure).
-
-    Args:
-        table (dict): (pid, start) -> {"pid", "ppid", "comm", "netns"} for one /proc sample.
-        root (int): the bench's pid.
-        my_netns (str): this process's network namespace (readlink of /proc/self/ns/net).
-    A process is the bench's when it descends from ``root``, runs in another network namespace
-    (a lab host), is an Open vSwitch daemon, or is a kernel thread (kthreadd's children, which do
-    the packets' soft-interrupt work).
-    """
-    by_pid = {p["pid"]: key for key, p in table.items()}
-    own = set()
-    for key, p in table.items():
-        if (p["netns"] not in (None, my_netns) or p["comm"] in OWN_COMMANDS
-                or p["pid"] == 2 or p["ppid"] == 2):
-            own.add(key)
-            continue
-        seen, cur = set(), p
-        while cur is not None and cur["pid"] not in seen:
-            if cur["pid"] == root:
-                own.add(key)
-                break
-            seen.add(cur["pid"])
-            parent = by_pid.get(cur["ppid"])
-            cur = table.get(parent) if parent else None
-    return own
-
-
-def foreign_cpu(samples, root, my_netns):
-    """Return (foreign CPU seconds, {command: seconds}) over a series of /proc samples (pure).
-
-    Args:
-        samples (list): tables as for :func:`own_keys` whose entries also have "cpu" (seconds
-            of user + system time so far) and "new" (True when the process started after the
-            first sample).
-    A process once seen as the bench's stays the bench's (an orphan keeps its history).
-    Processes that live less than the sampling period are missed.
-    """
-    own, prev, total, by_comm = set(), {}, 0.0, {}
-    for table in samples:
-        own |= own_keys(table, root, my_netns)
-        for key, p in table.items():
-            base = prev.get(key, 0.0 if p.get("new") and prev else None)
-            if base is None:
-                base = p["cpu"]            # running before the bench: count from here
-            delta = max(0.0, p["cpu"] - base)
-            prev[key] = p["cpu"]
-            if key not in own and delta:
-                total += delta
-                by_comm[p["comm"]] = by_comm.get(p["comm"], 0.0) + delta
-    return total, by_comm
-
-
-def proc_table(first_boot_s=None):
-    """Read one /proc sample (the shell of :func:`foreign_cpu`)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", encoding="utf-8", errors="replace") as fp:
-                raw = fp.read()
-            netns = os.readlink(f"/proc/{name}/ns/net")
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2:].split()
-        start = int(fields[19]) / tick
-        table[(int(name), start)] = {
-            "pid": int(name), "ppid": int(fields[1]), "comm": comm, "netns": netns,
-            "cpu": (int(fields[11]) + int(fields[12])) / tick,
-            "new": first_boot_s is not None and start > first_boot_s}
-    return table
-
-
-class ForeignSampler:
-    """Samples /proc once a second in a thread while one bench runs."""
-
-    def __init__(self, interval=1.0):
-        self.interval, self.samples, self.root = interval, [], None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        with open("/proc/uptime", encoding="utf-8") as fp:
-            self.since = float(fp.read().split()[0])
-
-    def start(self, root):
-        self.root = root
-        self._thread.start()
-
-    def _loop(self):
-        while True:
-            self.samples.append(proc_table(self.since))
-            if self._stop.wait(self.interval):
-                self.samples.append(proc_table(self.since))
-                return
-
-    def stop(self, seconds):
-        """Return the facts: foreign CPU in cores on average, and its top commands."""
-        self._stop.set()
-        self._thread.join()
-        total, by_comm = foreign_cpu(self.samples, self.root, os.readlink("/proc/self/ns/net"))
-        top = sorted(by_comm.items(), key=lambda kv: -kv[1])[:3]
-        return {"foreign_cores": total / max(seconds, 1e-9),
-                "foreign_top": ", ".join(f"{c} {s:.0f} s" for c, s in top)}
 
 
 # -- the shell: run the benches ----------------------------------------------------------------

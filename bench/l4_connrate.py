@@ -27,7 +27,9 @@ share error (|a backend's share of the requests - 1/4|, from the load generator'
 Runs alternate baselines and VIPs so drift on the machine hits all alike. A path's ratio to
 direct ("vs direct", the JSON's ``ratio_to_direct``) is the median over rounds of each VIP run's
 rate over the ``direct`` run measured just before it; the ratio of the medians is printed beside
-it. A run whose load average exceeded the CPU count says so. Goals (issue 16): every path >= 0.9x of direct; least
+it. Between runs the bench waits until the last one left no per-connection flow and no
+packet-in behind, empties the services' conntrack zones and settles (``quiesce``). A run during
+which other work took more than 10 % of a core says so (``foreign_cpu.py``). Goals (issue 16): every path >= 0.9x of direct; least
 connections p99 <= 1.2x round robin's at 150 and 1,000 req/s.
 
     .venv/bin/python bench/l4_connrate.py [--seconds 5] [--connections 32] [--rounds 2]
@@ -41,6 +43,7 @@ import subprocess
 import tempfile
 import time
 
+import foreign_cpu
 from l4_lab import (BACKEND_IPS, BACKENDS, BASE_PORT, DIRECT_PORT, MODES, balancer_lab,
                     services, start_backends, vip_of, wrk)
 
@@ -117,6 +120,49 @@ def open_loop(lab, url, rate, seconds, seed):
     return summary
 
 
+CONNECTION_COOKIE = "0x0300000000000000/0xff00000000000000"   # pipeline.COOKIE_CONNECTION
+
+
+def connection_flows(switch="s1"):
+    """Return how many per-connection flows (the ``flows`` path's counting flows) ``switch`` has."""
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-aggregate", switch,
+                          f"cookie={CONNECTION_COOKIE}"], capture_output=True, text=True,
+                         check=False).stdout
+    for word in out.split():
+        if word.startswith("flow_count="):
+            return int(word.split("=", 1)[1])
+    return 0
+
+
+def quiesce(ctl, settle, limit=30.0):
+    """Wait until the last run has left nothing behind, then ``settle`` seconds; return the
+    seconds waited before the settle.
+
+    A run of the ``flows`` path leaves thousands of counting flows (idle timeout 5 s) and can
+    leave the controller a backlog of packet-ins; whatever ran next paid for them (the latency
+    part's rotation put ``counters`` right after ``flows`` in two rounds of three: p99 144 and
+    202 ms there, 65 ms in the third, 26 ms alone). So: wait until the switch has no
+    per-connection flow and the controller's packet-in count has stood still for 0.5 s (at most
+    ``limit`` seconds), empty the services' conntrack zones (every path starts from the same
+    table; nothing outside the bench's zones is touched), settle.
+    """
+    start = time.monotonic()
+    last = None
+    while time.monotonic() - start < limit:
+        pins = ctl.api("GET", "/stats")[1]["switches"]["s1"]["packet_ins"]
+        if pins == last and connection_flows() == 0:
+            break
+        last = pins
+        time.sleep(0.5)
+    waited = time.monotonic() - start
+    for service in ctl.api("GET", "/services")[1].values():
+        if service.get("conntrack_zone") is not None:
+            subprocess.run(["ovs-appctl", "dpctl/flush-conntrack",
+                            f"zone={service['conntrack_zone']}"], capture_output=True, check=False)
+    time.sleep(settle)
+    return waited
+
+
 def share_error(backends):
     """Return the largest |share - 1/4| of the four backends (equal weights)."""
     n = sum(backends.values())
@@ -161,7 +207,7 @@ def measure_rates(args, lab, ctl, modes, svc):
                 packet_in_rates.append(pins / elapsed)
             print(f"round {r + 1} VIP {mode:<12} {rps:9.0f} conn/s  errors {errors}  "
                   f"packet-ins {pins} ({pins / elapsed:.0f}/s)", flush=True)
-            time.sleep(args.settle)  # let per-connection flows idle out between runs
+            quiesce(ctl, args.settle)
     return results, paired, packet_in_rates
 
 
@@ -178,7 +224,7 @@ def rate_ratios(results, paired):
     return ratios, of_medians
 
 
-def measure_latency(args, lab, svc, names):
+def measure_latency(args, lab, ctl, svc, names):
     """Latency part: return {rate: {name: [p99 ms]}} and the summaries."""
     out = {}
     for rate in args.rates:
@@ -196,7 +242,7 @@ def measure_latency(args, lab, svc, names):
                       f"{s['latency_ms']['p50']} ms  p99 {s['latency_ms']['p99']} ms  ok "
                       f"{s['ok']}/{s['sent']}  per backend {s['backends']}  largest share "
                       f"error {err if err is None else round(err, 3)}", flush=True)
-                time.sleep(args.settle)
+                quiesce(ctl, args.settle)
     return out
 
 
@@ -216,8 +262,9 @@ def main(argv=None):
                         help="services of the latency part (lat_rr always included)")
     parser.add_argument("--latency-seconds", type=int, default=10,
                         help="measured seconds of each open-loop run (after 1 s of warm-up)")
-    parser.add_argument("--settle", type=float, default=6.0,
-                        help="seconds between runs (per-connection flows idle out)")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds between runs, after the switch has no per-connection "
+                             "flow left and the controller no packet-in (at most 30 s)")
     parser.add_argument("--reweight-interval", type=float, default=None,
                         help="the controller's reweight_interval, s (default: its default)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -237,6 +284,7 @@ def main(argv=None):
         raise SystemExit(f"--latency-paths: {','.join(unknown)}: expected some of "
                          f"{','.join(LATENCY)}")
     load_start = os.getloadavg()
+    sampler, t0 = foreign_cpu.watch(), time.monotonic()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     settings = ({} if args.reweight_interval is None
                 else {"reweight_interval": args.reweight_interval})
@@ -248,9 +296,10 @@ def main(argv=None):
             lab.host("h2").cmd(f"curl -s -o /dev/null http://{ip}:{DIRECT_PORT}/")
         lab.host("h1").cmd(f"curl -s -o /dev/null http://{vip_of(0)}:{BASE_PORT}/")
         results, paired, packet_in_rates = measure_rates(args, lab, ctl, modes, svc)
-        latency = measure_latency(args, lab, svc, latency_paths) if args.rates else {}
+        latency = measure_latency(args, lab, ctl, svc, latency_paths) if args.rates else {}
     load_end = os.getloadavg()
-    loaded = max(load_start[0], load_end[0]) > (os.cpu_count() or 1)
+    foreign = sampler.stop(time.monotonic() - t0)
+    loaded = foreign_cpu.warning(foreign) is not None
     ratios, of_medians = {}, {}
     if modes:
         spread_rate = statistics.median(results["direct-4"])
@@ -282,13 +331,14 @@ def main(argv=None):
               + ", ".join(f"{n} {v / med['lat_rr']:.2f}" for n, v in med.items()
                           if n != "lat_rr") + " (goal <= 1.2); largest share error "
               + ", ".join(f"{n} {v:.3f}" for n, v in shares[rate].items()))
+    print(f"other work's CPU while this ran: {100 * foreign['foreign_cores']:.0f} % of a core")
     if loaded:
-        print(f"WARNING: load average above {os.cpu_count()} CPUs: other work shared the "
-              f"machine; the figures are noisy (ratios within a run are steadier).")
+        print(foreign_cpu.warning(foreign))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fp:
             json.dump({"format_version": "1.0", "args": vars(args), "started": started,
                        "load_start": load_start, "load_end": load_end, "loaded": loaded,
+                       "foreign_cores": foreign["foreign_cores"],
                        "connrate": results, "ratio_to_direct": ratios,
                        "paired_ratios": paired, "ratio_of_medians": of_medians,
                        "packet_ins_per_s": packet_in_rates,

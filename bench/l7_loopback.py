@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import foreign_cpu  # bench/ is this script's directory
 from lblab_core.netutil import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,6 +178,7 @@ def main(argv=None):
         for port, _ in targets.values():  # warm up connections and pools
             run_wrk(port, 1, args.connections, close=args.close)
         samples = {name: [] for name in targets}
+        sampler, t0 = foreign_cpu.watch(), time.monotonic()
         for r in range(args.rounds):
             for name, (port, pid) in targets.items():
                 samples[name].append(run_wrk(port, args.duration, args.connections, pid,
@@ -200,11 +202,10 @@ def main(argv=None):
                   f"{med('builtin', 4) / med('base', 4):.2f} (CPU per request)")
         print(f"  ratio builtin/direct  = {med('builtin', 0) / med('direct', 0):.2f}")
         print(f"  ratio haproxy/direct  = {med('haproxy', 0) / med('direct', 0):.2f}")
-        load = os.getloadavg()[0]
-        if load > (os.cpu_count() or 1):
-            print(f"WARNING: load average {load:.1f} > {os.cpu_count()} CPUs: other work shares "
-                  f"the machine, so req/s are noisy; the CPU-per-request ratio is the steadier "
-                  f"figure. Rerun on an idle machine for req/s ratios.")
+        warning = foreign_cpu.warning(sampler.stop(time.monotonic() - t0))
+        if warning:
+            print(warning + " Rerun on an idle machine for req/s ratios; the CPU-per-request "
+                  "ratio is the steadier figure.")
         if args.json:
             with open(args.json, "x") as fp:
                 json.dump({"format_version": "1.0", "args": vars(args), "samples": samples},

@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import foreign_cpu  # noqa: E402 - bench/ is this script's directory
 from topologies import graphs, registry  # noqa: E402
 from topologies.capabilities import detect_datapath  # noqa: E402
 from topologies.network import LabNetwork  # noqa: E402
@@ -62,6 +63,7 @@ def main(argv=None):
           f"{args.rounds} alternating rounds, lblab build "
           f"{os.environ.get('LBLAB_MININET_BUILD') or 'default'}")
     mn, lab = [], []
+    sampler, t0 = foreign_cpu.watch(), time.monotonic()
     for i in range(args.rounds):
         mn.append(time_mn(args.depth, args.fanout, datapath))
         lab.append(time_lblab(args.depth, args.fanout))
@@ -69,10 +71,9 @@ def main(argv=None):
     m_mn, m_lab = statistics.median(mn), statistics.median(lab)
     print(f"median build+teardown: mn {m_mn:.2f} s, lblab {m_lab:.2f} s, "
           f"ratio lblab/mn {m_lab / m_mn:.2f} (goal <= 0.50)")
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1):
-        print(f"WARNING: load average {load:.1f} > {os.cpu_count()} CPUs: other work shares the "
-              f"machine, so the times are noisy")
+    warning = foreign_cpu.warning(sampler.stop(time.monotonic() - t0))
+    if warning:
+        print(warning)
     return 0
 
 

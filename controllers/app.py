@@ -15,7 +15,7 @@ from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controllers import api, datapath, ofmsgs, pipeline
+from controllers import api, datapath, ofmsgs, pipeline, steering
 from controllers.decisions import Core
 from controllers.pipeline import PacketOut
 from lb_apps.balancing import make_balancer
@@ -245,9 +245,10 @@ class LoadBalancerApp(app_manager.OSKenApp):
     # -- background loops ---------------------------------------------------------------
 
     def _tick_loop(self):
+        period = steering.tick_period(TICK_SEC, self.config.controller.reweight_interval)
         while True:
             self._guard("tick", self.core.tick, time.monotonic())
-            hub.sleep(TICK_SEC)
+            hub.sleep(period)
 
     def _stats_loop(self):
         interval = self.config.controller.stats_interval

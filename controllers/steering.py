@@ -20,6 +20,13 @@ from controllers import pipeline
 BUCKET_SCALE = 1000  # bucket weights are shares of this (OpenFlow: 16 bits; OVS: 64 hash slots)
 
 
+def tick_period(tick_sec, reweight_interval):
+    """Return how often the controller's tick must run: the counter polls are due every
+    ``reweight_interval`` and only a tick sends them, so a tick slower than the interval would
+    stretch it (a 0.02 s interval polled every 0.05 s)."""
+    return min(tick_sec, reweight_interval)
+
+
 def in_flight(opened, closed):
     """Return {backend: connections in flight} from the counters (never below 0).
 

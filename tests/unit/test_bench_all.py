@@ -137,3 +137,15 @@ def test_the_sampler_reads_this_machine():
     here = bench_all.proc_table()
     mine = [p for p in here.values() if p["pid"] == os.getpid()]
     assert mine and mine[0]["cpu"] > 0 and mine[0]["netns"].startswith("net:[")
+
+
+def test_a_bench_run_alone_warns_only_when_other_work_took_cpu():
+    """bench/foreign_cpu.py's warning, which each lab bench prints when run alone (its own
+    load, which the load average counted, no longer makes it warn)."""
+    foreign_cpu = bench_all.foreign_cpu.__globals__  # the module all.py re-exports from
+    warning = foreign_cpu["warning"]
+    assert warning({"foreign_cores": 0.01, "foreign_top": "python 1 s"}) is None
+    assert warning({"foreign_cores": foreign_cpu["FOREIGN_LIMIT"],
+                    "foreign_top": "x 1 s"}) is None
+    line = warning({"foreign_cores": 0.35, "foreign_top": "pytest 70 s, make 2 s"})
+    assert line.startswith("WARNING: other work took 35 % of a core") and "pytest 70 s" in line

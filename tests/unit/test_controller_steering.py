@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from controllers import config, ofmsgs, packets, pipeline
+from controllers import config, ofmsgs, packets, pipeline, steering
 from controllers.steering import BUCKET_SCALE, in_flight, largest_share_error, water_fill
 from lb_apps.balancing import make_balancer
 from tests.unit.test_controller_decisions import BACKENDS, VIP, Lab, lab, make
@@ -220,3 +220,11 @@ def test_counters_path_decides_per_packet_in_without_a_flow_and_ends_from_fins()
     counts = {b: v["in_flight"] for b, v in lab_.core.services_view()["web"]["backends"].items()}
     assert counts == {b: 0 if b == served[0] else 1 for b in BACKENDS}  # never below 0
     assert lab_.send("h1", lab_.tcp("h1", VIP, 40010))[0][0] == served[0]
+
+
+def test_the_tick_runs_at_least_as_often_as_the_counter_polls_are_due():
+    # polls are sent by the tick: a 0.02 s reweight_interval under a 0.05 s tick would poll
+    # every 0.05 s at best
+    assert steering.tick_period(0.05, 0.02) == 0.02
+    assert steering.tick_period(0.05, 0.1) == 0.05
+    assert steering.tick_period(0.05, 0.05) == 0.05
