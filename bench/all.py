@@ -34,8 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 LOCK = "/tmp/lblab-emulation.lock"
 sys.path.insert(0, HERE)
-from foreign_cpu import (FOREIGN_LIMIT, ForeignSampler, foreign_cpu,  # noqa: E402,F401 - after
-                         own_keys, proc_table)                           # the path; re-exported
+from foreign_cpu import FOREIGN_LIMIT, ForeignSampler  # noqa: E402 - after the path fix
 
 # name -> (builds a lab: runs under the emulation lock, full args, quick args or None =
 #          skipped in --quick, whether it takes --json FILE)

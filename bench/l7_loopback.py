@@ -117,6 +117,19 @@ def run_wrk(port, duration, connections, pid=None, close=False):
     return rps, p50, p99, errors, cpu_us
 
 
+def stop_all(procs):
+    """SIGTERM the processes in reverse order of start, then wait for each (SIGKILL after 10 s)."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in reversed(procs):
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="bench/l7_loopback.py", description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -211,15 +224,7 @@ def main(argv=None):
                 json.dump({"format_version": "1.0", "args": vars(args), "samples": samples},
                           fp, sort_keys=True)
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -19,7 +19,6 @@ import collections
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from l7_loopback import HOST, PY, REPO, cpu_seconds, wait_port  # noqa: E402 - bench/ on path
+from l7_loopback import (HOST, PY, REPO, cpu_seconds, stop_all,  # noqa: E402 - bench/ on path
+                         wait_port)
 
 sys.path.insert(0, str(REPO))
 from lblab_core.netutil import free_port  # noqa: E402
@@ -149,15 +149,7 @@ def main(argv=None):
             else:
                 print(f"\nperf record failed (exit {rec.returncode})")
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in reversed(procs):
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

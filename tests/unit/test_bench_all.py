@@ -10,6 +10,7 @@ SPEC = importlib.util.spec_from_file_location(
     "bench_all", os.path.join(HERE, "..", "..", "bench", "all.py"))
 bench_all = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bench_all)
+import foreign_cpu  # noqa: E402 - bench/ is on sys.path once all.py is loaded
 
 
 def l7_output(builtin_rps, haproxy_rps, nginx_close):
@@ -111,7 +112,7 @@ def test_own_processes_are_the_tree_lab_hosts_ovs_and_kernel_threads():
                    proc(201, 200, "mnexec"), proc(202, 201, "wrk"),
                    proc(300, 1, "haproxy", netns="net:[7]"),                 # a lab host's daemon
                    proc(400, 1, "ovs-vswitchd"), proc(500, 100, "pytest"))   # someone else
-    own = bench_all.own_keys(sample, 200, "net:[1]")
+    own = foreign_cpu.own_keys(sample, 200, "net:[1]")
     pids = sorted(k[0] for k in own)
     assert pids == [2, 9, 200, 201, 202, 300, 400]
 
@@ -128,13 +129,13 @@ def test_foreign_cpu_counts_only_other_work_from_the_first_sample_on():
     third[(202, 202.0)]["ppid"] = 1
     second[(202, 202.0)] = {"pid": 202, "ppid": 201, "comm": "backend", "netns": "net:[1]",
                             "cpu": 0.5, "new": True}
-    total, by_comm = bench_all.foreign_cpu([first, second, third], 200, "net:[1]")
+    total, by_comm = foreign_cpu.foreign_cpu([first, second, third], 200, "net:[1]")
     assert total == pytest.approx(1.5 + 0.25 + 0.5)
     assert by_comm == {"pytest": pytest.approx(2.0), "make": pytest.approx(0.25)}
 
 
 def test_the_sampler_reads_this_machine():
-    here = bench_all.proc_table()
+    here = foreign_cpu.proc_table()
     mine = [p for p in here.values() if p["pid"] == os.getpid()]
     assert mine and mine[0]["cpu"] > 0 and mine[0]["netns"].startswith("net:[")
 
@@ -142,10 +143,8 @@ def test_the_sampler_reads_this_machine():
 def test_a_bench_run_alone_warns_only_when_other_work_took_cpu():
     """bench/foreign_cpu.py's warning, which each lab bench prints when run alone (its own
     load, which the load average counted, no longer makes it warn)."""
-    foreign_cpu = bench_all.foreign_cpu.__globals__  # the module all.py re-exports from
-    warning = foreign_cpu["warning"]
+    warning = foreign_cpu.warning
     assert warning({"foreign_cores": 0.01, "foreign_top": "python 1 s"}) is None
-    assert warning({"foreign_cores": foreign_cpu["FOREIGN_LIMIT"],
-                    "foreign_top": "x 1 s"}) is None
+    assert warning({"foreign_cores": foreign_cpu.FOREIGN_LIMIT, "foreign_top": "x 1 s"}) is None
     line = warning({"foreign_cores": 0.35, "foreign_top": "pytest 70 s, make 2 s"})
     assert line.startswith("WARNING: other work took 35 % of a core") and "pytest 70 s" in line

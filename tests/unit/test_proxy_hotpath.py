@@ -4,69 +4,23 @@ would read it, and the lean response parser is chosen only for plain Content-Len
 whatever the case of the field names."""
 import pytest
 
-from lb_apps.l7config import parse_l7_config
 from lb_apps.proxy import conn as conn_mod
 from lb_apps.proxy.conn import ClientConnection
 from lb_apps.proxy.http_rules import analyze_request
-from lb_apps.proxy.runtime import Runtime
 from lb_apps.proxy.upstream import UpstreamConnection
+from tests.unit.proxy_fakes import FakeServer, FakeTransport
 
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-class _Transport:
-    def __init__(self, peer):
-        self.peer = peer
-        self.writes = []
-        self.closed = False
-
-    def get_extra_info(self, name, default=None):
-        return self.peer if name in ("peername", "sockname") else default
-
-    def write(self, data):
-        self.writes.append(data)
-
-    def is_closing(self):
-        return self.closed
-
-    def close(self):
-        self.closed = True
-
-    def can_write_eof(self):
-        return True
-
-    def write_eof(self):
-        pass
-
-    def pause_reading(self):
-        pass
-
-    def resume_reading(self):
-        pass
-
-
-class _Server:
-    def __init__(self):
-        config = parse_l7_config({"listen": {"host": "127.0.0.1", "port": 8001},
-                                  "backends": [{"name": "b1", "address": "10.0.0.6",
-                                                "port": 80}]}, "test")
-        self.rt = Runtime(config)
-        self.conns = set()
-        self.draining = False
-        self.tls = False
-        self.proto = b"http"
-        self.loop = None
-        self.now = 0.0
 
 
 @pytest.fixture
 def lab():
     """A server with one pooled upstream connection; returns (server, upstream, its transport)."""
     conn_mod._FWD_LINES.clear()
-    server = _Server()
+    server = FakeServer()
     backend = server.rt.backends["b1"]
     up = UpstreamConnection(backend, server)
-    up_transport = _Transport(("10.0.0.6", 80))
+    up_transport = FakeTransport(("10.0.0.6", 80))
     up.connection_made(up_transport)
     backend.idle.append(up)
     return server, up, up_transport
@@ -74,7 +28,7 @@ def lab():
 
 def _client(server, ip):
     client = ClientConnection(server)
-    transport = _Transport((ip, 40000))
+    transport = FakeTransport((ip, 40000))
     client.connection_made(transport)
     return client, transport
 
