@@ -27,10 +27,11 @@ share error (|a backend's share of the requests - 1/4|, from the load generator'
 Runs alternate baselines and VIPs so drift on the machine hits all alike. A path's ratio to
 direct ("vs direct", the JSON's ``ratio_to_direct``) is the median over rounds of each VIP run's
 rate over the ``direct`` run measured just before it; the ratio of the medians is printed beside
-it. Between runs the bench waits until the last one left no per-connection flow and no
-packet-in behind, empties the services' conntrack zones and settles (``quiesce``). A run during
-which other work took more than 10 % of a core says so (``foreign_cpu.py``). Goals (issue 16): every path >= 0.9x of direct; least
-connections p99 <= 1.2x round robin's at 150 and 1,000 req/s.
+it. Between runs the bench waits until the last one left no per-connection flow behind and the
+controller and ovs-vswitchd are idle, empties the services' conntrack zones and settles
+(``quiesce``). A run during which other work took more than 10 % of a core says so
+(``foreign_cpu.py``). Goals (issue 16): every path >= 0.9x of direct; least connections p99
+<= 1.2x round robin's at 150 and 1,000 req/s.
 
     .venv/bin/python bench/l4_connrate.py [--seconds 5] [--connections 32] [--rounds 2]
         [--rates 150,1000] [--latency-seconds 10] [--json FILE]
@@ -134,26 +135,51 @@ def connection_flows(switch="s1"):
     return 0
 
 
-def quiesce(ctl, settle, limit=30.0):
+def cpu_seconds(pid):
+    """Return a process's user + system CPU seconds so far (0.0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fp:
+            fields = fp.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ovs_pid():
+    """Return ovs-vswitchd's pid (0 if its pid file cannot be read)."""
+    try:
+        with open("/var/run/openvswitch/ovs-vswitchd.pid", encoding="utf-8") as fp:
+            return int(fp.read().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+IDLE_CORES = {"controller": 0.05, "ovs-vswitchd": 0.10}   # below these the last run is over
+
+
+def quiesce(ctl, settle, limit=60.0):
     """Wait until the last run has left nothing behind, then ``settle`` seconds; return the
     seconds waited before the settle.
 
-    A run of the ``flows`` path leaves thousands of counting flows (idle timeout 5 s) and can
-    leave the controller a backlog of packet-ins; whatever ran next paid for them (the latency
-    part's rotation put ``counters`` right after ``flows`` in two rounds of three: p99 144 and
-    202 ms there, 65 ms in the third, 26 ms alone). So: wait until the switch has no
-    per-connection flow and the controller's packet-in count has stood still for 0.5 s (at most
-    ``limit`` seconds), empty the services' conntrack zones (every path starts from the same
-    table; nothing outside the bench's zones is touched), settle.
+    A run of the ``flows`` path leaves thousands of counting flows (idle timeout 5 s), and the
+    controller and Open vSwitch go on working through their removal and through the run's
+    backlog long after its last packet; whatever ran next paid for it (the latency part's
+    rotation put ``counters`` right after ``flows`` in two rounds of three: p99 144 and 202 ms
+    there, 65 ms in the third, 26 ms alone). So: wait until the switch has no per-connection
+    flow and, over half a second, the controller and ovs-vswitchd are idle (``IDLE_CORES``; at
+    most ``limit`` seconds), empty the services' conntrack zones (every path starts from the
+    same table; nothing outside the bench's zones is touched), settle.
     """
+    pids = {"controller": ctl.proc.pid, "ovs-vswitchd": ovs_pid()}
     start = time.monotonic()
-    last = None
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     while time.monotonic() - start < limit:
-        pins = ctl.api("GET", "/stats")[1]["switches"]["s1"]["packet_ins"]
-        if pins == last and connection_flows() == 0:
-            break
-        last = pins
         time.sleep(0.5)
+        now = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        busy = [name for name in pids if (now[name] - before[name]) / 0.5 > IDLE_CORES[name]]
+        before = now
+        if not busy and connection_flows() == 0:
+            break
     waited = time.monotonic() - start
     for service in ctl.api("GET", "/services")[1].values():
         if service.get("conntrack_zone") is not None:
@@ -207,7 +233,7 @@ def measure_rates(args, lab, ctl, modes, svc):
                 packet_in_rates.append(pins / elapsed)
             print(f"round {r + 1} VIP {mode:<12} {rps:9.0f} conn/s  errors {errors}  "
                   f"packet-ins {pins} ({pins / elapsed:.0f}/s)", flush=True)
-            quiesce(ctl, args.settle)
+            print(f"   quiet after {quiesce(ctl, args.settle):.1f} s", flush=True)
     return results, paired, packet_in_rates
 
 
@@ -242,7 +268,7 @@ def measure_latency(args, lab, ctl, svc, names):
                       f"{s['latency_ms']['p50']} ms  p99 {s['latency_ms']['p99']} ms  ok "
                       f"{s['ok']}/{s['sent']}  per backend {s['backends']}  largest share "
                       f"error {err if err is None else round(err, 3)}", flush=True)
-                quiesce(ctl, args.settle)
+                print(f"   quiet after {quiesce(ctl, args.settle):.1f} s", flush=True)
     return out
 
 
@@ -264,7 +290,8 @@ def main(argv=None):
                         help="measured seconds of each open-loop run (after 1 s of warm-up)")
     parser.add_argument("--settle", type=float, default=2.0,
                         help="seconds between runs, after the switch has no per-connection "
-                             "flow left and the controller no packet-in (at most 30 s)")
+                             "flow left and the controller and ovs-vswitchd are idle (at most "
+                             "60 s)")
     parser.add_argument("--reweight-interval", type=float, default=None,
                         help="the controller's reweight_interval, s (default: its default)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
