@@ -55,7 +55,7 @@ BENCHES = {
 
 # bench/ files that are tools rather than benches: a helper module, and profilers that explain a
 # figure (their output is a profile, not a ratio of the table)
-TOOLS = ("l4_lab", "foreign_cpu", "l7_profile", "l7_hotloop", "l7_cython")
+TOOLS = ("l4_lab", "foreign_cpu", "l4_sequence", "l7_profile", "l7_hotloop", "l7_cython")
 
 L4_PATHS = (("l4", "`l4` round robin (conntrack path, one packet-in per connection)"),
             ("l4_lc", "`l4` least connections (a flow per connection; `in_flight: flows`)"),
