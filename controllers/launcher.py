@@ -24,6 +24,7 @@ from lblab_core import entry  # noqa: E402
 
 APP_MODULE = "controllers.app"
 STOP_STATUS = {signal.SIGTERM: 0, signal.SIGINT: 130}   # exit status per stop signal
+SIGNAL_POLL_SEC = 0.2   # the main thread looks for a received stop signal this often
 LOG = logging.getLogger("lblab.controller")
 
 
@@ -139,7 +140,12 @@ def run(config):
     manager = AppManager.get_instance()
     manager.load_apps([APP_MODULE])
     manager.instantiate_apps(**manager.create_contexts())
-    stop.wait()
+    # Wait in short slices: the kernel may deliver the signal to any of the app's threads, and
+    # then only the C-level flag is set; the Python handler runs once the main thread executes
+    # bytecode again, which a main thread blocked in one long lock wait never does (a SIGTERM
+    # in CI went unanswered for 30 s, until a second signal happened to reach this thread).
+    while not stop.wait(SIGNAL_POLL_SEC):
+        pass
     signum = received[0]
     LOG.info("lblab controller: stopping on %s", signal.Signals(signum).name)
     for instance in list(manager.applications.values()):
