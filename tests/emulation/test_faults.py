@@ -78,7 +78,7 @@ faults:
   - {at_s: 1, action: set_weight, target: b2, value: 3}
   - {at_s: 2.5, action: drain_backend, target: b1}
   - {at_s: 3.5, action: link_down, target: s1-h1}
-  - {at_s: 4.5, action: link_up, target: s1-h1}
+  - {at_s: 4.9, action: link_up, target: s1-h1}
   - {at_s: 5, action: backend_fault, target: b3, mode: close}
   - {at_s: 6, action: stop_controller}
   - {at_s: 6.5, action: set_weight, target: b2, value: 1, optional: true}
@@ -276,6 +276,10 @@ def test_l4_drain_lets_in_flight_finish(l4):
 
 
 def test_l4_link_down_cuts_the_client_off_and_up_brings_it_back(l4):
+    """The link is down for 1.4 s: a connection h1 starts as it goes down loses its SYN and
+    the retransmission 1 s later, and its next try (3 s later) comes after the loader's 2-s
+    connect timeout, so it fails whatever the timing. (With 1.0 s down, the retransmission
+    raced the link's return: once it won, and no request of h1 failed.)"""
     meta, _, records = l4
     down, up = fault(meta, "link_down", "s1-h1"), fault(meta, "link_up", "s1-h1")
     h1 = [r for r in records if r["client"] == "h1"]
