@@ -47,6 +47,7 @@ import time
 import foreign_cpu
 from l4_lab import (BACKEND_IPS, BACKENDS, BASE_PORT, DIRECT_PORT, MODES, balancer_lab,
                     services, start_backends, vip_of, wrk)
+from l7_loopback import cpu_seconds
 
 from controllers.harness import REPO_ROOT
 
@@ -135,16 +136,6 @@ def connection_flows(switch="s1"):
     return 0
 
 
-def cpu_seconds(pid):
-    """Return a process's user + system CPU seconds so far (0.0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fp:
-            fields = fp.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def ovs_pid():
     """Return ovs-vswitchd's pid (0 if its pid file cannot be read)."""
     try:
@@ -171,6 +162,7 @@ def quiesce(ctl, settle, limit=60.0):
     same table; nothing outside the bench's zones is touched), settle.
     """
     pids = {"controller": ctl.proc.pid, "ovs-vswitchd": ovs_pid()}
+    pids = {name: pid for name, pid in pids.items() if pid}
     start = time.monotonic()
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     while time.monotonic() - start < limit:

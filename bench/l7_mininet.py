@@ -318,8 +318,9 @@ def main(argv=None):
         verdict = "met" if (value >= target if op == ">=" else value <= target) else "NOT met"
         print(f"issue 16 goal, {text} {op} {target}: {value:.2f} ({verdict})")
     print(f"other work's CPU while this ran: {100 * foreign['foreign_cores']:.0f} % of a core")
-    if foreign_cpu.warning(foreign):
-        print(foreign_cpu.warning(foreign))
+    warning = foreign_cpu.warning(foreign)
+    if warning:
+        print(warning)
     if args.json:
         with open(args.json, "x", encoding="utf-8") as fp:
             json.dump({"format_version": "1.0", "args": vars(args), "started": started,
